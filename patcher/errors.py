@@ -1,0 +1,37 @@
+"""Exit codes and the one error type the commands raise.
+
+Every failure carries one message that names the file, the release and what to do, and a
+distinct exit code (documented in the README). Nothing is written before a failure is known.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1  # a bug in rtdetr-patch: please report it
+    USAGE = 2  # bad command-line arguments (click's own code)
+    NOT_FOUND = 3  # no Ultralytics at the place given, or the --python interpreter does not run
+    UNSUPPORTED = 4  # a release older than 8.0.136, or a layout without RT-DETR
+    TRANSFORM = 5  # a transform's target is missing or the file does not parse: nothing written
+    VERIFY = 6  # the smoke verification failed
+    CHANGED = 7  # files changed since apply (hand edits, or Ultralytics upgraded/reinstalled)
+    NOT_PATCHED = 8  # check: the patch is missing or incomplete
+    CONFLICT = 9  # a file rtdetr-patch would add already exists and is not ours
+    STORE = 10  # the manifest or the backup store is unreadable or cannot be written
+    WRITE = 11  # a file of the install cannot be written (read-only, permissions)
+
+
+class PatchError(Exception):
+    """A failure with its exit code; ``str()`` is the whole message shown to the user."""
+
+    def __init__(self, code: Exit, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"

@@ -1,0 +1,136 @@
+"""Find the Ultralytics to patch and read its release, without importing it (that loads torch)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Exit, PatchError
+
+MIN_RELEASE = "8.0.136"  # the seed's layout: ultralytics/nn/tasks.py and ultralytics/utils/torch_utils.py
+# Releases whose real files the test suite patches; check warns outside [first, last].
+TESTED_RELEASES = ("8.0.136", "8.0.227", "8.1.0", "8.2.0", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.190")
+REQUIRED_FILES = ("__init__.py", "nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py")
+
+_FIND = (
+    "import importlib.util, json, sys\n"
+    "s = importlib.util.find_spec('ultralytics')\n"
+    "loc = list(s.submodule_search_locations or []) if s else []\n"
+    "print(json.dumps({'package': loc[0] if loc else None, 'executable': sys.executable}))\n"
+)
+
+
+@dataclass(frozen=True)
+class Install:
+    package: Path  # the ``ultralytics`` package folder
+    release: str
+    python: str  # the interpreter that verifies it
+    how: str  # how it was chosen, for the report
+
+    @property
+    def root(self) -> Path:
+        """The folder that holds ``ultralytics/`` (site-packages, a checkout, a --target tree)."""
+        return self.package.parent
+
+    @property
+    def tested(self) -> bool:
+        lo, hi = release_key(TESTED_RELEASES[0]), release_key(TESTED_RELEASES[-1])
+        return lo <= release_key(self.release) <= hi
+
+
+def release_key(release: str) -> tuple[int, ...]:
+    parts = []
+    for piece in release.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def read_release(package: Path) -> str:
+    """``__version__`` from ``ultralytics/__init__.py``, read as source."""
+    init = package / "__init__.py"
+    try:
+        tree = ast.parse(init.read_bytes(), filename=str(init))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PatchError(Exit.NOT_FOUND, f"Cannot read the release from {init}: {exc}",
+                         "Reinstall Ultralytics (pip install --force-reinstall ultralytics) and try again.")
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    raise PatchError(Exit.NOT_FOUND, f"{init} has no __version__: this does not look like an Ultralytics release.",
+                     "Point --target at the `ultralytics` package folder of a real install.")
+
+
+def _from_python(python: str) -> tuple[Path | None, str]:
+    try:
+        done = subprocess.run([python, "-c", _FIND], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} does not run: {exc}",
+                         "Pass --python the path of a working Python (e.g. .venv/bin/python or "
+                         "C:\\envs\\yolo\\python.exe).")
+    if done.returncode != 0:
+        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} failed (exit {done.returncode}): "
+                         f"{done.stderr.strip()[-400:]}", "Pass --python the path of a working Python.")
+    try:
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} printed no answer: {done.stdout[-200:]!r}",
+                         "Pass --python the path of a working Python.")
+    return (Path(found["package"]) if found["package"] else None), found["executable"]
+
+
+def locate(python: str | None = None, target: str | None = None) -> Install:
+    """The install chosen by --target, by --python, or the one this interpreter would import."""
+    if target is not None:
+        given = Path(target).expanduser()
+        if not given.exists():
+            raise PatchError(Exit.NOT_FOUND, f"--target {given} does not exist.",
+                             "Give the `ultralytics` package folder, the site-packages folder that holds it, "
+                             "or a source checkout.")
+        given = given.resolve()
+        candidates = [given, given / "ultralytics"]
+        package = next((c for c in candidates if (c / "__init__.py").is_file() and (c / "nn").is_dir()), None)
+        if package is None:
+            raise PatchError(Exit.NOT_FOUND, f"--target {given} holds no Ultralytics package "
+                             "(looked for ultralytics/__init__.py and ultralytics/nn/).",
+                             "Give the `ultralytics` package folder, the site-packages folder that holds it, "
+                             "or a source checkout.")
+        how = f"--target {target}"
+        executable = python or sys.executable
+        if python is not None:
+            _from_python(python)  # fail early and clearly when the verifying interpreter does not run
+    elif python is not None:
+        found, executable = _from_python(python)
+        if found is None:
+            raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} has no `ultralytics` to import.",
+                             f"Install it first: {python} -m pip install ultralytics")
+        package, how = found.resolve(), f"--python {python}"
+    else:
+        spec = importlib.util.find_spec("ultralytics")
+        if spec is None or not spec.submodule_search_locations:
+            raise PatchError(Exit.NOT_FOUND, f"This Python ({sys.executable}) has no `ultralytics` to import.",
+                             "Install it (pip install ultralytics), or use --python / --target to point at one.")
+        package = Path(list(spec.submodule_search_locations)[0]).resolve()
+        executable, how = sys.executable, "the Python running rtdetr-patch"
+    release = read_release(package)
+    install = Install(package=package, release=release, python=executable, how=how)
+    check_supported(install)
+    return install
+
+
+def check_supported(install: Install) -> None:
+    missing = [f for f in REQUIRED_FILES if not (install.package / f).is_file()]
+    if release_key(install.release) < release_key(MIN_RELEASE) or missing:
+        why = f"it lacks {', '.join(missing)}" if missing else f"it is older than {MIN_RELEASE}"
+        raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} is not supported: "
+                         f"{why} (the seed's layout exists from {MIN_RELEASE} on).",
+                         f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")
+    if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
+        raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} has no RT-DETR "
+                         "(cfg/models/rt-detr is missing).", f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")

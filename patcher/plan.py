@@ -1,0 +1,124 @@
+"""Plan every change in memory: the transforms over each file, and the files to add.
+
+Nothing here writes. A plan either holds every change or raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import patches
+from patches import Outcome, TargetMissing, Transform
+
+from .errors import Exit, PatchError
+from .locate import Install
+from .source import parse, render
+
+ADDED_PACKAGE = "nn/Addmodules"
+YAML_DIR = "cfg/models/rt-detr"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Step:
+    transform: type[Transform]
+    outcome: Outcome
+
+
+@dataclass
+class FileChange:
+    rel: str
+    path: Path
+    before: bytes
+    after: bytes
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass
+class Addition:
+    rel: str
+    path: Path
+    data: bytes
+
+    @property
+    def present(self) -> bool:
+        return self.path.is_file() and self.path.read_bytes() == self.data
+
+
+@dataclass
+class Plan:
+    install: Install
+    files: list[FileChange]
+    additions: list[Addition]
+
+    @property
+    def steps(self) -> list[Step]:
+        return [s for f in self.files for s in f.steps]
+
+    @property
+    def changes(self) -> list[FileChange]:
+        return [f for f in self.files if f.changed]
+
+    @property
+    def complete(self) -> bool:
+        """Already fully patched: no transform would change a file and every added file is in place."""
+        return not self.changes and all(a.present for a in self.additions)
+
+
+def template_files() -> list[tuple[str, bytes]]:
+    """(path inside the ultralytics package, bytes) of every file copied in (seed 4.1, 4.2, 5.1)."""
+    root = resources.files("templates")
+    out = []
+    for item in sorted(root.joinpath("Addmodules").iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".py"):
+            out.append((f"{ADDED_PACKAGE}/{item.name}", item.read_bytes()))
+    for item in sorted(root.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".yaml"):
+            out.append((f"{YAML_DIR}/{item.name}", item.read_bytes()))
+    return out
+
+
+def plan_file(install: Install, rel: str, transforms: list[type[Transform]], data: bytes | None = None) -> FileChange:
+    path = install.package / rel
+    where = f"{path} (Ultralytics {install.release})"
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PatchError(Exit.TRANSFORM, f"Cannot read {where}: {exc}",
+                             "Reinstall Ultralytics (pip install --force-reinstall ultralytics).")
+    module, bom = parse(data, where)
+    steps = []
+    for transform in transforms:
+        try:
+            module, outcome = transform().run(module)
+        except TargetMissing as exc:
+            raise PatchError(Exit.TRANSFORM,
+                             f"Transform '{transform.NAME}' (seed {transform.SEED_STEP}) failed on {where}: "
+                             f"looked for {exc.looked_for}, and it is not there.",
+                             "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
+                             "(pip install --force-reinstall ultralytics==" + install.release + ") and run apply "
+                             "again; otherwise please report the release.")
+        steps.append(Step(transform, outcome))
+    after = render(module, bom) if any(s.outcome is Outcome.PATCHED for s in steps) else data
+    return FileChange(rel=rel, path=path, before=data, after=after, steps=steps)
+
+
+def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None) -> Plan:
+    transforms = transforms if transforms is not None else patches.selected()
+    by_file: dict[str, list[type[Transform]]] = {}
+    for transform in transforms:
+        by_file.setdefault(transform.FILE, []).append(transform)
+    files = [plan_file(install, rel, group) for rel, group in by_file.items()]
+    additions = [Addition(rel, install.package / rel, data) for rel, data in template_files()]
+    return Plan(install=install, files=files, additions=additions)

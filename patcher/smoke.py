@@ -1,0 +1,168 @@
+"""The smoke verification, run as a script in a fresh process of the target interpreter.
+
+It imports nothing from rtdetr-patch (the target interpreter may not have it installed) and
+prints one JSON object per line: ``{"stage": name}`` when a stage starts, then
+``{"result": {...}}`` or ``{"error": {...}}`` at the end.
+
+Stages: import torch and the patched Ultralytics (from ``--root``, first on ``sys.path``); build
+``RTDETR(<yaml>)``; an eval forward at ``--imgsz`` with shape checks, also of each backbone
+output; a train-mode loss on a small synthetic batch and a backward pass with finite gradients;
+parameters and GFLOPs (the release's own ``get_flops``, the one ``model.info()`` prints); and
+stock ``rtdetr-l.yaml`` still builds with its usual parameter count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+RTDETR_L_PARAMS = 32_970_476  # stock rtdetr-l.yaml at nc=80, every release from 8.0.136 to 8.4.190
+STAGE = {"name": "start"}
+PREFIX = "@rtdetr-patch "  # marks our lines: Ultralytics logs to stdout too
+
+
+def emit(**payload) -> None:
+    sys.stdout.write(PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def stage(name: str) -> None:
+    STAGE["name"] = name
+    emit(stage=name)
+
+
+def run(args) -> dict:
+    t0 = time.perf_counter()
+    timings = {}
+
+    def lap(name):
+        timings[name] = round(time.perf_counter() - lap.t, 2)
+        lap.t = time.perf_counter()
+
+    lap.t = t0
+    stage("import torch")
+    import torch
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    torch.manual_seed(0)
+    lap("import torch")
+
+    stage("import ultralytics")
+    import ultralytics
+    from ultralytics import RTDETR
+    from ultralytics.utils.torch_utils import get_flops
+
+    where = os.path.dirname(os.path.abspath(ultralytics.__file__))
+    expected = os.path.join(os.path.abspath(args.root), "ultralytics")
+    if os.path.normcase(os.path.realpath(where)) != os.path.normcase(os.path.realpath(expected)):
+        raise RuntimeError(f"imported ultralytics from {where}, expected the patched one at {expected}")
+    lap("import ultralytics")
+
+    stage(f"build {args.yaml}")
+    model = RTDETR(args.yaml).model
+    backbones = [m for m in model.model if getattr(m, "backbone", False)]
+    if not backbones:
+        raise RuntimeError(f"{args.yaml} built no list-returning backbone: parse_model is not patched")
+    backbone = backbones[0]
+    lap("build")
+
+    stage(f"eval forward at {args.imgsz}")
+    model.eval()
+    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
+    with torch.no_grad():
+        feats = backbone(x)
+        out = model(x)
+    widths = list(backbone.width_list)
+    shapes = [list(f.shape) for f in feats]
+    for f, w in zip(feats, widths):
+        if f.shape[1] != w:
+            raise RuntimeError(f"backbone output has {f.shape[1]} channels, width_list says {w}")
+    y = out[0] if isinstance(out, (list, tuple)) else out
+    nq = model.model[-1].num_queries
+    if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
+        raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
+    lap("eval forward")
+
+    stage("train-mode loss and backward")
+    model.train()
+    model.nc = model.yaml.get("nc", 80)  # the trainer sets this from the dataset
+    size = args.train_imgsz
+    batch = {
+        "img": torch.rand(2, 3, size, size),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+        "cls": torch.tensor([[1.0], [5.0], [2.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.25, 0.3, 0.2, 0.2], [0.6, 0.4, 0.5, 0.3]]),
+    }
+    loss = model.loss(batch)
+    total = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
+    if not torch.isfinite(total):
+        raise RuntimeError(f"train-mode loss is not finite: {total}")
+    total.backward()
+    grads = [p.grad for p in backbone.parameters() if p.grad is not None]
+    if not grads:
+        raise RuntimeError("no gradient reached the backbone")
+    bad = sum(1 for p in model.parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
+    if bad:
+        raise RuntimeError(f"{bad} parameter tensors have non-finite gradients")
+    lap("train loss + backward")
+
+    stage("parameters and GFLOPs")
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    gflops = get_flops(model, args.imgsz)
+    if not gflops:
+        raise RuntimeError("get_flops returned 0: GFLOPs are not reported for this model")
+    lap("GFLOPs")
+
+    stage("stock rtdetr-l.yaml")
+    stock = RTDETR("rtdetr-l.yaml").model
+    stock_params = sum(p.numel() for p in stock.parameters())
+    if stock_params != RTDETR_L_PARAMS:
+        raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
+    lap("rtdetr-l build")
+
+    return {
+        "release": ultralytics.__version__,
+        "torch": torch.__version__,
+        "package": where,
+        "yaml": args.yaml,
+        "imgsz": args.imgsz,
+        "backbone": type(backbone).__name__,
+        "backbone_widths": widths,
+        "backbone_shapes": shapes,
+        "output_shape": list(y.shape),
+        "loss": round(float(total), 4),
+        "backbone_grad_tensors": len(grads),
+        "params": params,
+        "gflops": round(float(gflops), 2),
+        "rtdetr_l_params": stock_params,
+        "timings": timings,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True, help="folder holding the patched ultralytics/")
+    parser.add_argument("--yaml", default="rtdetr-MobileNetV3.yaml")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--train-imgsz", type=int, default=320)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.abspath(args.root))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    try:
+        emit(result=run(args))
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+        emit(error={"stage": STAGE["name"], "type": type(exc).__name__, "message": str(exc)[:2000],
+                    "traceback": traceback.format_exc()[-4000:]})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The record of an apply: a manifest with hashes, and the original files in a git repository.
+
+Location: ``$RTDETR_PATCH_HOME`` if set, else ``%LOCALAPPDATA%\\rtdetr-patch`` on Windows and
+``${XDG_STATE_HOME:-~/.local/state}/rtdetr-patch`` elsewhere; one folder per install under
+``installs/<hash of the package path>``. It lives outside the Ultralytics package, so a
+``pip install --force-reinstall`` cannot wipe the backups. Each apply and revert is a commit,
+made with gitpython, so the history of an install can be read with plain ``git log``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path, PurePosixPath
+
+from .errors import Exit, PatchError
+from .locate import Install
+
+FORMAT = 1
+ENV = "RTDETR_PATCH_HOME"
+
+
+def state_home() -> Path:
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "rtdetr-patch"
+
+
+def install_key(package: Path) -> str:
+    text = str(package.resolve())
+    if sys.platform == "win32":
+        text = text.lower()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _git():
+    try:
+        import git  # gitpython: imported late, it needs a git executable
+    except ImportError as exc:  # also raised when no git executable is found
+        raise PatchError(Exit.STORE, f"The backup store needs git, which is not usable here: {exc}",
+                         "Install git (https://git-scm.com) and make sure `git --version` runs.")
+    return git
+
+
+class Store:
+    """The record of one install."""
+
+    def __init__(self, install: Install):
+        self.install = install
+        self.dir = state_home() / "installs" / install_key(install.package)
+        self.manifest_path = self.dir / "manifest.json"
+        self.originals = self.dir / "originals"
+
+    # -- reading -------------------------------------------------------------------------------
+    def manifest(self) -> dict | None:
+        if not self.manifest_path.exists():
+            return None
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT or not isinstance(data.get("files"), list):
+                raise ValueError("unknown format")
+            return data
+        except (OSError, ValueError) as exc:
+            raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} is unreadable: {exc}",
+                             f"Restore it from the store's history (git -C {self.dir} checkout -- manifest.json) "
+                             "or reinstall Ultralytics and delete that folder.")
+
+    def original(self, rel: str, expected_sha: str) -> bytes:
+        """An original file's bytes, checked against the manifest; from git history if the copy is damaged."""
+        path = self.originals / PurePosixPath(rel)
+        try:
+            data = path.read_bytes()
+            if sha256(data) == expected_sha:
+                return data
+        except OSError:
+            pass
+        try:
+            repo = _git().Repo(self.dir)
+            for commit in repo.iter_commits(paths=f"originals/{rel}"):
+                blob = commit.tree / f"originals/{rel}"
+                data = blob.data_stream.read()
+                if sha256(data) == expected_sha:
+                    return data
+        except PatchError:
+            raise
+        except Exception:  # noqa: BLE001 - any git failure means the store cannot help
+            pass
+        raise PatchError(Exit.STORE, f"The backup of {rel} in {self.dir} is missing or damaged "
+                         f"(no copy with sha256 {expected_sha[:12]}...).",
+                         f"Reinstall Ultralytics instead: pip install --force-reinstall "
+                         f"ultralytics=={self.install.release}")
+
+    # -- writing -------------------------------------------------------------------------------
+    def _repo(self):
+        git = _git()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if (self.dir / ".git").is_dir():
+                return git.Repo(self.dir)
+            repo = git.Repo.init(self.dir)
+            with repo.config_writer() as cfg:
+                cfg.set_value("core", "autocrlf", "false")  # originals stay byte for byte, CRLF included
+                cfg.set_value("user", "name", "rtdetr-patch")
+                cfg.set_value("user", "email", "rtdetr-patch@localhost")
+            return repo
+        except (OSError, git.GitError) as exc:
+            raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
+                             f"Make it writable, or move it with {ENV}=<folder>.")
+
+    def _commit(self, repo, message: str) -> None:
+        try:
+            repo.git.add("--all")
+            repo.git.commit("--allow-empty", "-q", "-m", message)
+        except Exception as exc:  # noqa: BLE001
+            raise PatchError(Exit.STORE, f"Cannot commit to the backup store {self.dir}: {exc}",
+                             f"Check that git works there, or move the store with {ENV}=<folder>.")
+
+    def record(self, manifest: dict, originals: dict[str, bytes]) -> None:
+        """Save the originals and the manifest, then commit; called before any install file is written."""
+        repo = self._repo()
+        try:
+            for rel, data in originals.items():
+                path = self.originals / PurePosixPath(rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            manifest = {"format": FORMAT, **manifest}
+            self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
+                             f"Make it writable, or move it with {ENV}=<folder>.")
+        self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
+
+    def forget(self, message: str) -> None:
+        """After a revert: the manifest goes (history keeps it)."""
+        repo = self._repo()
+        try:
+            self.manifest_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise PatchError(Exit.STORE, f"Cannot update the backup store {self.dir}: {exc}",
+                             f"Make it writable, or move it with {ENV}=<folder>.")
+        self._commit(repo, message)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

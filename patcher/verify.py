@@ -1,0 +1,60 @@
+"""Run the smoke verification (``smoke.py``) in a fresh process of the target interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import deque
+from pathlib import Path
+
+from .errors import Exit, PatchError
+from .locate import Install
+
+SMOKE = Path(__file__).with_name("smoke.py")
+PREFIX = "@rtdetr-patch "
+TIMEOUT_S = 1800
+
+
+def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-MobileNetV3.yaml") -> dict:
+    """The smoke figures, or a VERIFY error naming the stage that failed and what to do."""
+    cmd = [install.python, "-u", str(SMOKE), "--root", str(install.root), "--yaml", yaml]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    log: deque[str] = deque(maxlen=40)
+    result = error = None
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                encoding="utf-8", errors="replace", env=env, cwd=str(install.root))
+    except OSError as exc:
+        raise PatchError(Exit.NOT_FOUND, f"Cannot start {install.python} for the verification: {exc}",
+                         "Pass --python the interpreter that has torch and this Ultralytics, or use --no-verify.")
+    try:
+        for line in proc.stdout:
+            if not line.startswith(PREFIX):
+                log.append(line.rstrip())
+                continue
+            event = json.loads(line[len(PREFIX):])
+            if "stage" in event:
+                on_stage(event["stage"])
+            result = event.get("result", result)
+            error = event.get("error", error)
+        proc.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise PatchError(Exit.VERIFY, f"The verification of Ultralytics {install.release} did not finish in "
+                         f"{TIMEOUT_S} s.", "Run `rtdetr-patch check` again; use --static to skip the smoke run.")
+    if result is not None and proc.returncode == 0:
+        return result
+    where = f"Ultralytics {install.release} at {install.package}"
+    if error is None:
+        tail = "\n".join(list(log)[-15:])
+        raise PatchError(Exit.VERIFY, f"The verification of {where} crashed (exit {proc.returncode}):\n{tail}",
+                         "Check that this interpreter has torch installed; run `rtdetr-patch check` for details.")
+    if error["type"] in ("ModuleNotFoundError", "ImportError") and error["stage"].startswith("import"):
+        raise PatchError(Exit.VERIFY, f"The verification of {where} could not {error['stage']}: {error['message']}",
+                         f"Install what is missing into {install.python} (torch comes with `pip install "
+                         "ultralytics`), or pass --no-verify / --static to skip the smoke run.")
+    raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': "
+                     f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
+                     "The patch is in place; `rtdetr-patch revert` undoes it. Please report this with the "
+                     "release and the traceback.")

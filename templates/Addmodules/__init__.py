@@ -1,0 +1,46 @@
+"""Modules added to Ultralytics by rtdetr-patch (seed steps 4.1 and 4.2).
+
+``ultralytics/nn/tasks.py`` imports everything listed in ``__all__`` (seed 4.3), because
+``parse_model`` resolves the module names of a model yaml through the globals of ``tasks.py``.
+
+* ``RTDETR_PATCH_BACKBONES`` is the registry of list-returning backbones: ``parse_model`` builds
+  a class found here once, reads its ``width_list`` and gives each of its outputs a layer index.
+  Adding a backbone means adding its class here; ``tasks.py`` needs no new edit.
+* ``rtdetr_patch_channels`` and ``rtdetr_patch_outputs`` hold the index rule shared by
+  ``parse_model`` and the layer loops: four outputs are padded to five with a leading
+  placeholder, so that a backbone in yaml row 0 puts its outputs at indices 1-4 and shifts every
+  later layer by four, as the seed's yaml expects.
+
+This file is written by rtdetr-patch; ``rtdetr-patch revert`` removes the whole folder.
+"""
+
+from .MobileNetV3 import MobileNetV3
+
+RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
+PADDED_OUTPUTS = 5  # the seed's layout: index of the backbone row + four feature maps
+
+
+def _padded(items: list, placeholder):
+    """A leading placeholder unless there already are five entries (seed 4.6 and 4.7)."""
+    return list(items) if len(items) == PADDED_OUTPUTS else [placeholder, *items]
+
+
+def rtdetr_patch_channels(module) -> list:
+    """The channel entries ``parse_model`` adds to ``ch`` for a backbone, from its ``width_list``."""
+    widths = getattr(module, "width_list", None)
+    if not isinstance(widths, (list, tuple)) or not widths or not all(isinstance(w, int) for w in widths):
+        raise TypeError(f"{type(module).__name__}.width_list must be a non-empty list of ints, got {widths!r}")
+    return _padded(widths, 0)
+
+
+def rtdetr_patch_outputs(outputs, y: list, save) -> object:
+    """Append a backbone's outputs to ``y`` (one entry per layer index) and return the last one."""
+    if not isinstance(outputs, (list, tuple)):
+        raise TypeError(f"a backbone must return a list of feature maps, got {type(outputs).__name__}")
+    outputs = _padded(outputs, None)
+    for out in outputs:
+        y.append(out if len(y) in save else None)
+    return outputs[-1]
+
+
+__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "rtdetr_patch_channels", "rtdetr_patch_outputs"]

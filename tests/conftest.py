@@ -1,0 +1,96 @@
+"""Shared fixtures: real Ultralytics release trees from a wheel cache, and an isolated state folder.
+
+Wheels are downloaded once (``pip download --no-deps``) into ``$RTDETR_PATCH_WHEEL_CACHE``
+(default ``~/.cache/rtdetr-patch/wheels``) and their ``ultralytics/`` folder extracted once per
+test session. Tests copy a tree before changing it; no test touches the interpreter's own install
+or the user's real backup store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from patcher.cli import main as cli_main
+
+RELEASES = ("8.0.136", "8.0.227", "8.1.0", "8.2.0", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.190")
+LATEST = RELEASES[-1]
+OLD = "8.0.227"
+
+
+def wheel_cache() -> Path:
+    cache = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def wheel(release: str) -> Path:
+    cache = wheel_cache()
+    found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "-d", str(cache), f"ultralytics=={release}"], check=True)
+        found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
+    assert found, f"no wheel for ultralytics {release} in {cache}"
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def release_trees(tmp_path_factory):
+    """release -> a pristine extracted folder that holds ``ultralytics/`` (read-only by convention)."""
+    base = tmp_path_factory.mktemp("releases")
+    trees: dict[str, Path] = {}
+
+    def get(release: str) -> Path:
+        if release not in trees:
+            root = base / release
+            with zipfile.ZipFile(wheel(release)) as zf:
+                zf.extractall(root, [n for n in zf.namelist() if n.startswith("ultralytics/")])
+            trees[release] = root
+        return trees[release]
+
+    return get
+
+
+@pytest.fixture
+def tree(release_trees, tmp_path):
+    """A fresh writable copy of a release tree: ``tree(release) -> root`` (holding ``ultralytics/``)."""
+
+    def make(release: str) -> Path:
+        root = tmp_path / f"site-{release}"
+        shutil.copytree(release_trees(release), root)
+        return root
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch):
+    home = tmp_path / "state"
+    monkeypatch.setenv("RTDETR_PATCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def cli():
+    """Run the CLI in-process: ``cli("apply", "--target", dir) -> click Result`` (exit_code, output)."""
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(cli_main, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under root (Python's __pycache__ left out)."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}

@@ -1,0 +1,88 @@
+"""Real installs with torch: apply (with the smoke verification), check, revert.
+
+Runs on the latest release and on an 8.0.x release, each a fresh copy of the real wheel's
+``ultralytics/`` verified by the interpreter running the tests (which has torch).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import LATEST, OLD, snapshot
+from patcher.errors import Exit
+
+MOBILENETV3_PARAMS = 9_847_760  # RT-DETR with MobileNetV3-Small (the seed's yaml), nc=80
+
+
+def flops_of(root: Path, yaml: str) -> float:
+    """GFLOPs the release's own get_flops reports for a model (what model.info() prints)."""
+    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from ultralytics import RTDETR\n"
+            "from ultralytics.utils.torch_utils import get_flops\n"
+            f"print('GFLOPS', get_flops(RTDETR({yaml!r}).model, 640))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = [l for l in done.stdout.splitlines() if l.startswith("GFLOPS")][-1]
+    return float(line.split()[1])
+
+
+@pytest.mark.parametrize("release", [LATEST, OLD])
+def test_apply_check_revert_with_smoke(release, tree, cli):
+    root = tree(release)
+    before = snapshot(root)
+
+    applied = cli("apply", "--target", root)
+    assert applied.exit_code == 0, applied.output
+    assert "Patched and verified" in applied.output
+    assert "9.85 M" in applied.output
+
+    checked = cli("check", "--target", root, "--json")
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.output)
+    assert report["ok"] is True and report["release"] == release
+    fig = report["verification"]
+    assert fig["params"] == MOBILENETV3_PARAMS
+    assert fig["backbone_widths"] == [16, 24, 48, 576]
+    assert [s[2] for s in fig["backbone_shapes"]] == [160, 80, 40, 20]  # strides 4, 8, 16, 32 at 640
+    assert fig["output_shape"][:2] == [1, 300]
+    assert 20 < fig["gflops"] < 35  # 26 GFLOPs at 640 (BRIEF item 7)
+    assert fig["rtdetr_l_params"] == 32_970_476
+
+    reverted = cli("revert", "--target", root)
+    assert reverted.exit_code == 0, reverted.output
+    assert snapshot(root) == before
+
+
+def test_old_release_prints_gflops_only_after_the_patch(tree, cli):
+    """8.0.x: stock rtdetr-l reports 0 GFLOPs (the 32x32 probe fails); the patch makes it real."""
+    root = tree(OLD)
+    assert flops_of(root, "rtdetr-l.yaml") == 0
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    assert 100 < flops_of(root, "rtdetr-l.yaml") < 120  # 109.5 GFLOPs at 640 (BRIEF item 7)
+
+
+def test_seed_yaml_does_not_build_on_a_pristine_install(tree):
+    """What the patch is for: without it the seed's yaml cannot even name its backbone."""
+    root = tree(LATEST)
+    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from ultralytics import RTDETR\nRTDETR('rtdetr-MobileNetV3.yaml')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=600)
+    assert done.returncode != 0
+
+
+def test_verification_without_torch_fails_clearly(tree, cli, tmp_path):
+    """An interpreter without torch: apply writes the patch, then verification fails with its own exit code."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = bare / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    root = tree(LATEST)
+    result = cli("apply", "--target", root, "--python", python)
+    assert result.exit_code == Exit.VERIFY, result.output
+    assert "import torch" in result.output and "--no-verify" in result.output
+    assert cli("check", "--target", root, "--static").exit_code == 0
+    assert cli("check", "--target", root, "--python", python).exit_code == Exit.VERIFY
