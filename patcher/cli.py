@@ -17,6 +17,10 @@ from .errors import Exit, PatchError
 from .locate import Install, locate
 from .verify import verify
 
+DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
+YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
+                           help="The model yaml the verification builds, e.g. rtdetr-MobileNetV3-large.yaml.")
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -47,10 +51,10 @@ def chosen(install: Install, console: Console = out) -> None:
                   soft_wrap=True)
 
 
-def run_verify(install: Install, console: Console = out) -> dict:
+def run_verify(install: Install, console: Console = out, yaml: str = DEFAULT_YAML) -> dict:
     started = time.perf_counter()
     with console.status("verifying in a fresh process: starting Python") as status:
-        figures = verify(install, on_stage=lambda name: status.update(
+        figures = verify(install, yaml=yaml, on_stage=lambda name: status.update(
             f"verifying in a fresh process: {name} [dim]({time.perf_counter() - started:.0f} s)[/]"))
     return figures
 
@@ -64,14 +68,16 @@ def print_diff(diff: str) -> None:
 
 
 def figures_table(fig: dict) -> Table:
-    table = Table(title=f"Smoke verification ({fig['seconds']} s, torch {fig['torch']})", title_justify="left")
+    table = Table(title=f"Smoke verification of {fig['yaml']} ({fig['seconds']} s, torch {fig['torch']})",
+                  title_justify="left")
     table.add_column("check")
     table.add_column("result", justify="right")
-    table.add_row(f"build {fig['yaml']}", f"{fig['backbone']} outputs {fig['backbone_widths']}")
+    table.add_row("build", f"{fig['backbone']} outputs {fig['backbone_widths']}")
     table.add_row("backbone maps at 640", ", ".join("x".join(map(str, s[1:])) for s in fig["backbone_shapes"]))
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
     table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
                   f"{fig['backbone_grad_tensors']} backbone tensors")
+    table.add_row("loss after one SGD step", f"{fig['loss_after_step']}")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", f"{fig['gflops']:.1f}")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
@@ -89,7 +95,8 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Show the changes as a coloured diff and write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
 @click.option("--val-rect-fix", is_flag=True, help="Also apply seed step 4.10: rect=False for validation batches.")
-def apply(python, target, dry_run, no_verify, val_rect_fix) -> None:
+@YAML_OPTION
+def apply(python, target, dry_run, no_verify, val_rect_fix, yaml) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     try:
         install = locate(python, target)
@@ -130,7 +137,7 @@ def apply(python, target, dry_run, no_verify, val_rect_fix) -> None:
         out.print("[dim]Verification skipped (--no-verify); run `rtdetr-patch check` before training.[/]")
         return
     try:
-        out.print(figures_table(run_verify(install)))
+        out.print(figures_table(run_verify(install, yaml=yaml)))
     except PatchError as exc:
         fail(exc)
     out.print("[green]Patched and verified.[/] Train with RTDETR('rtdetr-MobileNetV3.yaml').")
@@ -167,7 +174,8 @@ def revert(python, target, force) -> None:
 @click.option("--static", is_flag=True, help="Check the files only; skip the smoke verification.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI) instead of tables.")
 @click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release.")
-def check(python, target, static, as_json, error_on_warn) -> None:
+@YAML_OPTION
+def check(python, target, static, as_json, error_on_warn, yaml) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
     console = err if as_json else out
     try:
@@ -186,7 +194,7 @@ def check(python, target, static, as_json, error_on_warn) -> None:
         report["problems"].append("warnings are errors (--error-on-warn)")
     if report["exit_code"] == Exit.OK and not static:
         try:
-            report["verification"] = run_verify(install, console)
+            report["verification"] = run_verify(install, console, yaml=yaml)
         except PatchError as exc:
             report["exit_code"] = int(exc.code)
             report["problems"].append(str(exc))

@@ -5,6 +5,7 @@ Nothing here writes. A plan either holds every change or raises before anything 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -75,16 +76,37 @@ class Plan:
         return not self.changes and all(a.present for a in self.additions)
 
 
-def template_files() -> list[tuple[str, bytes]]:
-    """(path inside the ultralytics package, bytes) of every file copied in (seed 4.1, 4.2, 5.1)."""
+def has_native_torchvision(install: Install) -> bool:
+    """Whether ``parse_model`` knows Ultralytics' own ``TorchVision`` and ``Index`` rows (8.3.59 and later)."""
+    try:
+        tree = ast.parse((install.package / "nn" / "tasks.py").read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "parse_model":
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            return {"TorchVision", "Index"} <= names
+    return False
+
+
+def template_files(install: Install | None = None) -> list[tuple[str, bytes]]:
+    """(path inside the ultralytics package, bytes) of every file copied in (seed 4.1, 4.2, 5.1).
+
+    The native ``TorchVision``/``Index`` yaml (``templates/native``) is added only where the
+    release can build it, so that both ways can be compared on the same install.
+    """
     root = resources.files("templates")
     out = []
     for item in sorted(root.joinpath("Addmodules").iterdir(), key=lambda p: p.name):
         if item.name.endswith(".py"):
             out.append((f"{ADDED_PACKAGE}/{item.name}", item.read_bytes()))
-    for item in sorted(root.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".yaml"):
-            out.append((f"{YAML_DIR}/{item.name}", item.read_bytes()))
+    folders = [root]
+    if install is not None and has_native_torchvision(install):
+        folders.append(root.joinpath("native"))
+    for folder in folders:
+        for item in sorted(folder.iterdir(), key=lambda p: p.name):
+            if item.name.endswith(".yaml"):
+                out.append((f"{YAML_DIR}/{item.name}", item.read_bytes()))
     return out
 
 
@@ -120,5 +142,5 @@ def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None =
     for transform in transforms:
         by_file.setdefault(transform.FILE, []).append(transform)
     files = [plan_file(install, rel, group) for rel, group in by_file.items()]
-    additions = [Addition(rel, install.package / rel, data) for rel, data in template_files()]
+    additions = [Addition(rel, install.package / rel, data) for rel, data in template_files(install)]
     return Plan(install=install, files=files, additions=additions)

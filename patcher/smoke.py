@@ -65,9 +65,9 @@ def run(args) -> dict:
     stage(f"build {args.yaml}")
     model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
-    if not backbones:
+    if not backbones and not args.native:
         raise RuntimeError(f"{args.yaml} built no list-returning backbone: parse_model is not patched")
-    backbone = backbones[0]
+    backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
     lap("build")
 
     stage(f"eval forward at {args.imgsz}")
@@ -76,7 +76,9 @@ def run(args) -> dict:
     with torch.no_grad():
         feats = backbone(x)
         out = model(x)
-    widths = list(backbone.width_list)
+    if not backbones:  # TorchVision with split=True: the input, then every child's output
+        feats = feats[1:]
+    widths = list(getattr(backbone, "width_list", [f.shape[1] for f in feats]))
     shapes = [list(f.shape) for f in feats]
     for f, w in zip(feats, widths):
         if f.shape[1] != w:
@@ -87,7 +89,7 @@ def run(args) -> dict:
         raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
     lap("eval forward")
 
-    stage("train-mode loss and backward")
+    stage("train-mode loss, backward and one optimizer step")
     model.train()
     model.nc = model.yaml.get("nc", 80)  # the trainer sets this from the dataset
     size = args.train_imgsz
@@ -108,6 +110,13 @@ def run(args) -> dict:
     bad = sum(1 for p in model.parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
     if bad:
         raise RuntimeError(f"{bad} parameter tensors have non-finite gradients")
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    optimizer.step()  # one training step, then the loss must still be finite
+    optimizer.zero_grad()
+    loss = model.loss(batch)
+    stepped = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
+    if not torch.isfinite(stepped):
+        raise RuntimeError(f"the loss after one optimizer step is not finite: {stepped}")
     lap("train loss + backward")
 
     stage("parameters and GFLOPs")
@@ -136,6 +145,7 @@ def run(args) -> dict:
         "backbone_shapes": shapes,
         "output_shape": list(y.shape),
         "loss": round(float(total), 4),
+        "loss_after_step": round(float(stepped), 4),
         "backbone_grad_tensors": len(grads),
         "params": params,
         "gflops": round(float(gflops), 2),
@@ -152,6 +162,7 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--train-imgsz", type=int, default=320)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--native", action="store_true", help="the yaml uses Ultralytics' TorchVision rows")
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.root))
     os.environ.setdefault("YOLO_OFFLINE", "1")

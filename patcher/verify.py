@@ -19,6 +19,8 @@ TIMEOUT_S = 1800
 def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-MobileNetV3.yaml") -> dict:
     """The smoke figures, or a VERIFY error naming the stage that failed and what to do."""
     cmd = [install.python, "-u", str(SMOKE), "--root", str(install.root), "--yaml", yaml]
+    if yaml.endswith("-tv.yaml"):
+        cmd.append("--native")
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     log: deque[str] = deque(maxlen=40)
     result = error = None
