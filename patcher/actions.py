@@ -5,6 +5,7 @@ The CLI (``cli.py``) only parses options and prints; everything that decides or 
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from patches import Outcome
 from .errors import Exit, PatchError
 from .locate import TESTED_RELEASES, Install
 from .plan import ADDED_PACKAGE, Plan, make_plan, plan_file, sha256
+from .safety import InstallLock, checkpoint
 from .store import Store, now
 
 
@@ -28,6 +30,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
         if path.exists():
             shutil.copymode(path, tmp)
+        checkpoint()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +60,7 @@ class ApplyResult:
     written: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     already: bool = False
+    recovered: str | None = None
 
 
 def _conflicts(plan: Plan, manifest: dict | None) -> None:
@@ -82,6 +86,14 @@ def _conflicts(plan: Plan, manifest: dict | None) -> None:
 def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything."""
     store = Store(install)
+    with InstallLock(store.dir, f"Ultralytics {install.release} at {install.package}"):
+        recovered = recover(install, store)
+        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix)
+        result.recovered = recovered
+        return result
+
+
+def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool) -> ApplyResult:
     manifest = store.manifest()
     plan = make_plan(install, transforms_for(manifest if manifest and manifest.get("release") == install.release
                                              else None, val_rect_fix))
@@ -110,9 +122,9 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
             originals[change.rel] = change.before
         elif change.rel in old and old[change.rel]["patched_sha256"] == sha256(change.before):
             files.append(old[change.rel])
-    created = sorted({str(PurePosixPath(a.rel).parent) for a in plan.additions
-                      if not a.path.parent.exists()} | set((manifest or {}).get("dirs", [])
-                                                          if old else []))
+    # Folders this tool made: new ones, and those an earlier record (of any release) says are ours.
+    created = sorted({str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
+                     | set((manifest or {}).get("dirs", [])))
     record = {
         "tool": __import__("patcher").__version__,
         "release": install.release,
@@ -124,14 +136,17 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
         "files": files,
         "added": [{"path": a.rel, "sha256": sha256(a.data)} for a in plan.additions],
         "dirs": created,
+        "state": "applying",  # the journal: recover() rolls back a run killed before "applied"
     }
     store.record(record, originals)
+    checkpoint()
 
     result = ApplyResult(plan=plan)
     done: list[tuple[Path, bytes | None]] = []  # (path, bytes before) for a rollback
     try:
         for change in plan.changes:
             atomic_write(change.path, change.after)
+            checkpoint()
             done.append((change.path, change.before))
             result.written.append(change.rel)
         for add in plan.additions:
@@ -139,6 +154,7 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
                 continue
             add.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(add.path, add.data)
+            checkpoint()
             done.append((add.path, None))
             result.added.append(add.rel)
     except OSError as exc:
@@ -153,6 +169,8 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
         raise PatchError(Exit.WRITE, f"Writing Ultralytics {install.release} at {install.package} failed: {exc}",
                          "Every file was put back as it was. Fix the cause (disk space, permissions) and run "
                          "apply again.")
+    store.set_state("applied")
+    checkpoint()
     return result
 
 
@@ -164,18 +182,88 @@ def _remove_dir(path: Path) -> None:
         path.rmdir()
 
 
-# -- revert --------------------------------------------------------------------------------------
+# -- revert and recovery --------------------------------------------------------------------------
 @dataclass
 class RevertResult:
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # edited copies saved with --force
+    left: list[str] = field(default_factory=list)  # files neither ours nor original, not touched
     nothing: bool = False
     stale_release: str | None = None
+    recovered: str | None = None
+
+
+def _clean_temporaries(paths: list[Path]) -> None:
+    """Temporary files an atomic write killed half way left beside its target."""
+    for path in paths:
+        if path.parent.is_dir():
+            for tmp in path.parent.glob(f".{path.name}.*.rtdetr-patch"):
+                tmp.unlink(missing_ok=True)
+
+
+def _undo(install: Install, store: Store, manifest: dict, result: RevertResult,
+          forced: frozenset[str] = frozenset()) -> None:
+    """Put back every recorded original and remove every added file that is still ours."""
+    same_release = manifest["release"] == install.release
+    targets = []
+    for entry in manifest["files"] if same_release else []:  # never write old files over another release
+        path = install.package / PurePosixPath(entry["path"])
+        targets.append(path)
+        digest = sha256(path.read_bytes()) if path.is_file() else None
+        if digest == entry["original_sha256"]:
+            continue
+        if digest not in (entry["patched_sha256"], None) and entry["path"] not in forced:
+            result.left.append(entry["path"])
+            continue
+        atomic_write(path, store.original(entry["path"], entry["original_sha256"]))
+        checkpoint()
+        result.restored.append(entry["path"])
+    for entry in manifest["added"]:
+        path = install.package / PurePosixPath(entry["path"])
+        targets.append(path)
+        if not path.is_file() or path.is_symlink():
+            continue
+        if sha256(path.read_bytes()) != entry["sha256"] and entry["path"] not in forced:
+            result.left.append(entry["path"])
+            continue
+        path.unlink()
+        checkpoint()
+        result.removed.append(entry["path"])
+    _clean_temporaries(targets)
+    for rel in sorted(manifest.get("dirs", []), reverse=True):
+        _remove_dir(install.package / PurePosixPath(rel))
+
+
+def recover(install: Install, store: Store) -> str | None:
+    """Finish what a killed run left: roll an interrupted apply back, complete an interrupted revert."""
+    manifest = store.manifest()
+    state = (manifest or {}).get("state", "applied")
+    if manifest is None or state == "applied":
+        return None
+    result = RevertResult()
+    _undo(install, store, manifest, result)
+    if state == "applying":
+        store.forget("recovered: an interrupted apply was rolled back")
+        message = "An interrupted apply was found and rolled back: the install is pristine again."
+    else:
+        store.forget("recovered: an interrupted revert was completed")
+        message = "An interrupted revert was found and completed: the install is pristine again."
+    if result.left:
+        message += f" Left untouched (changed by someone else): {', '.join(result.left)}."
+    return message
 
 
 def revert(install: Install, *, force: bool = False) -> RevertResult:
     store = Store(install)
+    with InstallLock(store.dir, f"Ultralytics {install.release} at {install.package}"):
+        recovered = recover(install, store)
+        if recovered:
+            return RevertResult(recovered=recovered)
+        return _revert(install, store, force=force)
+
+
+def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
     manifest = store.manifest()
     if manifest is None:
         plan = make_plan(install)
@@ -186,56 +274,45 @@ def revert(install: Install, *, force: bool = False) -> RevertResult:
         return RevertResult(nothing=True)
 
     result = RevertResult()
-    stale = manifest["release"] != install.release
-    if stale:
+    if manifest["release"] != install.release:
         result.stale_release = manifest["release"]
-    restore: list[tuple[Path, bytes, str]] = []
     edited: list[tuple[str, bytes]] = []
-    if not stale:  # never write old files over another release
-        for entry in manifest["files"]:
-            path = install.package / PurePosixPath(entry["path"])
-            current = path.read_bytes() if path.is_file() else b""
-            digest = sha256(current)
-            if digest == entry["original_sha256"]:
-                continue  # already pristine (e.g. reinstalled)
-            if digest != entry["patched_sha256"]:
-                if not force:
-                    raise PatchError(Exit.CHANGED, f"{path} changed since apply (Ultralytics {install.release}); "
-                                     "revert would lose those edits.",
-                                     "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
-                                     "in the store), or reinstall Ultralytics.")
-                edited.append((entry["path"], current))
-            restore.append((path, store.original(entry["path"], entry["original_sha256"]), entry["path"]))
-    removals: list[tuple[Path, str]] = []
-    for entry in manifest["added"]:
-        path = install.package / PurePosixPath(entry["path"])
+    checked: list[Path] = []
+    entries = [(e["path"], e["patched_sha256"], e["original_sha256"]) for e in manifest["files"]
+               if not result.stale_release] + [(e["path"], e["sha256"], None) for e in manifest["added"]]
+    for rel, ours, original in entries:
+        path = install.package / PurePosixPath(rel)
         if not path.is_file():
             continue
         current = path.read_bytes()
-        if sha256(current) != entry["sha256"]:
-            if not force:
-                raise PatchError(Exit.CHANGED, f"{path} changed since apply (Ultralytics {install.release}); "
-                                 "revert would delete those edits.",
-                                 "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
-                                 "in the store).")
-            edited.append((entry["path"], current))
-        removals.append((path, entry["path"]))
-    _writable([p for p, _, _ in restore] + [p for p, _ in removals], install)
-
+        if sha256(current) in (ours, original):
+            checked.append(path)
+            continue
+        if not force:
+            diff = ""
+            if original is not None:
+                diff = "".join(difflib.unified_diff(
+                    store.original(rel, original).decode("utf-8", "replace").splitlines(keepends=True),
+                    current.decode("utf-8", "replace").splitlines(keepends=True),
+                    fromfile=f"original/{rel}", tofile=f"now/{rel}", n=1))[:4000]
+            raise PatchError(Exit.CHANGED, f"{path} changed since apply (Ultralytics {install.release}); "
+                             "revert would lose those edits." + (f"\n{diff}" if diff else ""),
+                             "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
+                             "in the store), or reinstall Ultralytics.")
+        edited.append((rel, current))
+        checked.append(path)
+    _writable(checked, install)
+    stamp = now().replace(":", "-")
     for rel, data in edited:
-        keep = store.dir / "edited" / now().replace(":", "-") / PurePosixPath(rel)
+        keep = store.dir / "edited" / stamp / PurePosixPath(rel)
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_bytes(data)
         result.kept.append(str(keep))
-    for path, data, rel in restore:
-        atomic_write(path, data)
-        result.restored.append(rel)
-    for path, rel in removals:
-        path.unlink()
-        result.removed.append(rel)
-    for rel in sorted(manifest.get("dirs", []), reverse=True):
-        _remove_dir(install.package / PurePosixPath(rel))
+    store.set_state("reverting")
+    checkpoint()
+    _undo(install, store, manifest, result, frozenset(rel for rel, _ in edited))
     store.forget(f"revert: Ultralytics {install.release} at {install.package}")
+    checkpoint()
     return result
 
 
@@ -243,6 +320,15 @@ def revert(install: Install, *, force: bool = False) -> RevertResult:
 def inspect(install: Install) -> dict:
     """The static state of an install: per transform, per file, per added file; and the warnings."""
     store = Store(install)
+    with InstallLock(store.dir, f"Ultralytics {install.release} at {install.package}"):
+        recovered = recover(install, store)
+        report = _inspect(install, store)
+    if recovered:
+        report["warnings"].insert(0, recovered)
+    return report
+
+
+def _inspect(install: Install, store: Store) -> dict:
     manifest = store.manifest()
     report: dict = {
         "release": install.release, "package": str(install.package), "python": install.python,

@@ -9,6 +9,7 @@ import time
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
@@ -39,15 +40,16 @@ def where_options(func):
 
 
 def fail(exc: PatchError, console: Console = err) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if exc.hint:
-        console.print(f"[yellow]what to do:[/] {exc.hint}", soft_wrap=True)
+        console.print(f"[yellow]what to do:[/] {escape(exc.hint)}", soft_wrap=True)
     sys.exit(int(exc.code))
 
 
 def chosen(install: Install, console: Console = out) -> None:
     tested = "" if install.tested else "  [yellow](outside the tested range)[/]"
-    console.print(f"Ultralytics [bold]{install.release}[/]{tested} at {install.package}  [dim]({install.how})[/]",
+    console.print(f"Ultralytics [bold]{escape(install.release)}[/]{tested} at {escape(str(install.package))}  "
+                  f"[dim]({escape(install.how)})[/]",
                   soft_wrap=True)
 
 
@@ -105,6 +107,8 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, yaml) -> None:
     except PatchError as exc:
         fail(exc)
     plan = result.plan
+    if result.recovered:
+        out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
     if result.already:
         out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing "
                   "changed.")
@@ -132,7 +136,7 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, yaml) -> None:
         return
     out.print(table)
     out.print(f"Wrote {len(result.written)} file(s), added {len(result.added)} file(s); originals recorded in "
-              f"{actions.Store(install).dir}", soft_wrap=True)
+              f"{escape(str(actions.Store(install).dir))}", soft_wrap=True)
     if no_verify:
         out.print("[dim]Verification skipped (--no-verify); run `rtdetr-patch check` before training.[/]")
         return
@@ -154,6 +158,9 @@ def revert(python, target, force) -> None:
         result = actions.revert(install, force=force)
     except PatchError as exc:
         fail(exc)
+    if result.recovered:
+        out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
+        return
     if result.nothing:
         out.print("Nothing to revert: this install is not patched.")
         return
@@ -165,7 +172,9 @@ def revert(python, target, force) -> None:
     for rel in result.removed:
         out.print(f"removed  ultralytics/{rel}")
     for path in result.kept:
-        out.print(f"[yellow]kept your edited copy at[/] {path}", soft_wrap=True)
+        out.print(f"[yellow]kept your edited copy at[/] {escape(path)}", soft_wrap=True)
+    for rel in result.left:
+        out.print(f"[yellow]left untouched (changed by someone else):[/] ultralytics/{rel}", soft_wrap=True)
     out.print("[green]Reverted.[/]")
 
 
@@ -215,9 +224,9 @@ def check(python, target, static, as_json, error_on_warn, yaml) -> None:
                       f"{a['state']}[/]")
     out.print(table)
     for warning in report["warnings"]:
-        out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for problem in report["problems"]:
-        out.print(f"[red]problem:[/] {problem}", soft_wrap=True)
+        out.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
     if report["verification"]:
         out.print(figures_table(report["verification"]))
     if report["ok"]:

@@ -22,6 +22,7 @@ class Exit(enum.IntEnum):
     CONFLICT = 9  # a file rtdetr-patch would add already exists and is not ours
     STORE = 10  # the manifest or the backup store is unreadable or cannot be written
     WRITE = 11  # a file of the install cannot be written (read-only, permissions)
+    LOCKED = 12  # another rtdetr-patch run holds this install
 
 
 class PatchError(Exception):

@@ -44,9 +44,14 @@ class Install:
 
 
 def release_key(release: str) -> tuple[int, ...]:
+    """(8, 0, 136) from "8.0.136"; a pre-release suffix ("8.1.0rc1") sorts with its base release."""
     parts = []
     for piece in release.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
 

@@ -119,6 +119,8 @@ class Store:
                              f"Make it writable, or move it with {ENV}=<folder>.")
 
     def _commit(self, repo, message: str) -> None:
+        stale = self.dir / ".git" / "index.lock"  # left by a git killed mid-commit; we hold the install lock
+        stale.unlink(missing_ok=True)
         try:
             repo.git.add("--all")
             repo.git.commit("--allow-empty", "-q", "-m", message)
@@ -135,11 +137,29 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
             manifest = {"format": FORMAT, **manifest}
-            self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            tmp = self.manifest_path.with_name("manifest.json.tmp")
+            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, self.manifest_path)
         except OSError as exc:
             raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
                              f"Make it writable, or move it with {ENV}=<folder>.")
         self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
+
+    def set_state(self, state: str) -> None:
+        """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically, then committed."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} vanished during the run.",
+                             "Run the command again; `rtdetr-patch check` shows the state.")
+        manifest["state"] = state
+        tmp = self.manifest_path.with_name("manifest.json.tmp")
+        try:
+            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, self.manifest_path)
+        except OSError as exc:
+            raise PatchError(Exit.STORE, f"Cannot update the manifest {self.manifest_path}: {exc}",
+                             f"Make it writable, or move the store with {ENV}=<folder>.")
+        self._commit(self._repo(), f"{state}: Ultralytics {self.install.release} at {self.install.package}")
 
     def forget(self, message: str) -> None:
         """After a revert: the manifest goes (history keeps it)."""

@@ -1,0 +1,303 @@
+"""Every transform and the whole CLI cycle against the real files of each supported release.
+
+In memory: each transform over its real file (outcomes, the result compiles, a second run changes
+nothing, only the targeted lines change, the marker comments and patched layer loops counted).
+On a copy: apply -> apply again -> check -> revert -> revert again, and apply --dry-run. The smoke
+verification (torch) is left out: ``apply`` always runs with ``--no-verify``, ``check`` with ``--static``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+import pytest
+
+import patches
+from patches import MARK, Outcome
+from patches.layer_loops import REQUIRED, LayerLoops
+
+from conftest import RELEASES, snapshot
+from patcher import actions as actions_module
+from patcher import plan as plan_module
+from patcher.errors import Exit
+from patcher.locate import release_key
+
+FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "models/yolo/detect/train.py")
+ADDED = ("nn/Addmodules/__init__.py", "nn/Addmodules/MobileNetV3.py", "cfg/models/rt-detr/rtdetr-MobileNetV3.yaml")
+
+# `for m in self.model` loops with `y.append(x if m.i in self.save else None)`, per release:
+# BaseModel._predict_once and RTDETRDetectionModel.predict everywhere, WorldModel.predict from 8.2,
+# YOLOEModel.predict from 8.3.100.
+LOOPS = {"8.0.136": 2, "8.0.227": 2, "8.1.0": 2, "8.2.0": 3, "8.3.0": 3,
+         "8.3.100": 4, "8.3.253": 4, "8.4.0": 4, "8.4.190": 4}
+LOOP_METHODS = {2: set(REQUIRED),
+                3: set(REQUIRED) | {("WorldModel", "predict")},
+                4: set(REQUIRED) | {("WorldModel", "predict"), ("YOLOEModel", "predict")}}
+
+
+def expected_outcome(name: str, release: str) -> Outcome:
+    key = release_key(release)
+    if name == "get-flops":
+        return Outcome.PATCHED if key < release_key("8.1.0") else Outcome.NOT_NEEDED
+    if name == "repc3-expansion":
+        return Outcome.PATCHED if key < release_key("8.3.100") else Outcome.NOT_NEEDED
+    return Outcome.PATCHED
+
+
+def expected_marks(rel: str, release: str) -> int:
+    """Lines holding the `rtdetr-patch` marker comment in the patched file."""
+    if rel == "nn/tasks.py":
+        # the import, parse_model's four (shift init, branch, guard, ch update), one per layer loop
+        return 1 + 4 + LOOPS[release]
+    if rel == "utils/torch_utils.py":
+        return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
+    if rel == "nn/modules/block.py":
+        return 2 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
+    return 0  # val-rect changes one argument and adds no comment
+
+
+# Lines a transform may remove for good (not just re-indent), with how many times per file.
+def removable(rel: str, release: str) -> dict[str, int]:
+    if rel == "nn/tasks.py":
+        return {r"s = 256  # 2x min stride": 1,
+                r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
+                r"save\.extend\(x % i for x in .*": 1}
+    if rel == "nn/modules/block.py":
+        n = 1 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
+        return {r"self\.cv1 = Conv\(c1, c2, 1, 1\)": n, r"self\.cv2 = Conv\(c1, c2, 1, 1\)": n}
+    if rel == "utils/torch_utils.py":
+        return {r"return 0": 0}  # re-indented into the fallback, never dropped
+    return {r"return build_yolo_dataset\(.*rect=mode == (\"val\"|'val').*": 1}
+
+
+@dataclass
+class FileRun:
+    rel: str
+    before: str
+    after: str = ""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    again: dict[str, Outcome] = field(default_factory=dict)
+    again_same: dict[str, bool] = field(default_factory=dict)  # second run of each transform kept the code
+    loops_patched: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def runs(release_trees):
+    """release -> {file: FileRun}: every transform of ``patches.ALL`` run twice, memoised."""
+    cache: dict[str, dict[str, FileRun]] = {}
+
+    def get(release: str) -> dict[str, FileRun]:
+        if release in cache:
+            return cache[release]
+        package = release_trees(release) / "ultralytics"
+        out = {}
+        for rel in FILES:
+            run = FileRun(rel, (package / rel).read_text(encoding="utf-8"))
+            module = cst.parse_module(run.before)
+            for transform in (t for t in patches.ALL if t.FILE == rel):
+                instance = transform()
+                module, run.outcomes[transform.NAME] = instance.run(module)
+                if isinstance(instance, LayerLoops):
+                    run.loops_patched = list(instance.patched)
+            run.after = module.code
+            module = cst.parse_module(run.after)  # the second run starts from the written text, as apply does
+            for transform in (t for t in patches.ALL if t.FILE == rel):
+                module, run.again[transform.NAME] = transform().run(module)
+                run.again_same[transform.NAME] = module.code == run.after
+            out[rel] = run
+        cache[release] = out
+        return out
+
+    return get
+
+
+def test_every_transform_has_a_file_here():
+    assert sorted({t.FILE for t in patches.ALL}) == sorted(FILES)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_outcomes(runs, release):
+    got = {name: outcome for run in runs(release).values() for name, outcome in run.outcomes.items()}
+    assert got == {t.NAME: expected_outcome(t.NAME, release) for t in patches.ALL}
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_patched_files_compile(runs, release):
+    for rel, run in runs(release).items():
+        compile(run.after, f"{release}/{rel}", "exec")
+        changed = any(o is Outcome.PATCHED for o in run.outcomes.values())
+        assert (run.after != run.before) == changed, rel
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_second_run_changes_nothing(runs, release):
+    for rel, run in runs(release).items():
+        for name, first in run.outcomes.items():
+            want = Outcome.NOT_NEEDED if first is Outcome.NOT_NEEDED else Outcome.APPLIED
+            assert run.again[name] is want, (rel, name)
+            assert run.again_same[name], (rel, name)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_only_targeted_lines_change(runs, release):
+    for rel, run in runs(release).items():
+        diff = list(difflib.unified_diff(run.before.splitlines(), run.after.splitlines(), lineterm="", n=0))
+        removed = [line[1:].strip() for line in diff if line.startswith("-") and not line.startswith("---")]
+        added = {line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++")}
+        allowed = removable(rel, release)
+        hits = {pattern: 0 for pattern in allowed}
+        for line in removed:
+            if line in added:
+                continue  # kept, only re-indented under a new `if`/`try`
+            pattern = next((p for p in allowed if re.fullmatch(p, line)), None)
+            assert pattern is not None, f"{release} {rel}: unexpected line removed: {line!r}"
+            hits[pattern] += 1
+        assert hits == allowed, (release, rel)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_replacements_are_the_intended_ones(runs, release):
+    files = runs(release)
+    tasks = files["nn/tasks.py"].after
+    assert re.search(r"^ +s = 640  # 2x min stride$", tasks, re.M)
+    assert "m_.i, m_.f, m_.type = i + backbone_shift, f, t" in tasks
+    assert "save.extend(x % (i + backbone_shift) for x in" in tasks
+    assert tasks.count("from ultralytics.nn.Addmodules import *") == 1
+    train = files["models/yolo/detect/train.py"].after
+    assert "rect=False" in train and "rect=mode ==" not in train
+    repc3 = re.search(r"^class RepC3\b.*?(?=^class )", files["nn/modules/block.py"].after, re.M | re.S).group(0)
+    assert "self.cv1 = Conv(c1, c_, 1, 1)" in repc3 and "self.cv2 = Conv(c1, c_, 1, 1)" in repc3
+    assert "Conv(c1, c2, 1, 1)" not in repc3
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_marker_comments(runs, release):
+    for rel, run in runs(release).items():
+        assert MARK not in run.before, rel
+        marked = [line for line in run.after.splitlines() if MARK in line]
+        assert len(marked) == expected_marks(rel, release), (rel, marked)
+        assert all("#" in line and line.index("#") < line.index(MARK) for line in marked), "always in a comment"
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_layer_loops(runs, release):
+    run = runs(release)["nn/tasks.py"]
+    n = LOOPS[release]
+    assert run.before.count("y.append(x if m.i in self.save else None)") == n
+    assert run.after.count('if getattr(m, "backbone", False):') == n
+    assert run.after.count("x = rtdetr_patch_outputs(x, y, self.save)") == n
+    assert len(run.loops_patched) == n
+    assert set(run.loops_patched) == LOOP_METHODS[n]
+
+
+# -- through the CLI, on a copy --------------------------------------------------------------
+_PLANNED: dict[tuple, tuple[bytes, list]] = {}
+
+
+@pytest.fixture
+def memo_plans(monkeypatch):
+    """Memoise ``patcher.plan.plan_file`` by (release, file, transforms, bytes), for the whole session.
+
+    A file's plan is a pure function of those (the path only enters error messages, and errors are
+    never memoised), so this changes no outcome; it only spares the libcst passes a command would
+    repeat on bytes an earlier command already planned (check after apply again, the second revert
+    after the first apply, the many tests that start from the same pristine tree). Every distinct
+    input is still planned for real once by the product. ``test_cli`` and ``test_transforms`` use
+    it too, so the whole suite stays fast on two cores.
+    """
+    real = plan_module.plan_file
+
+    def cached(install, rel, transforms, data=None, **more):
+        if more:  # a signature this memo does not know: plan for real
+            return real(install, rel, transforms, data, **more)
+        if data is None:
+            try:
+                data = (install.package / rel).read_bytes()
+            except OSError:
+                return real(install, rel, transforms)
+        key = (install.release, rel, tuple(transforms), data)
+        if key not in _PLANNED:
+            change = real(install, rel, transforms, data)
+            _PLANNED[key] = (change.after, change.steps)
+        after, steps = _PLANNED[key]
+        return plan_module.FileChange(rel=rel, path=install.package / rel, before=data, after=after, steps=list(steps))
+
+    monkeypatch.setattr(plan_module, "plan_file", cached)
+    monkeypatch.setattr(actions_module, "plan_file", cached)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
+    root = tree(release)
+    package = root / "ultralytics"
+    pristine = snapshot(root)
+
+    first = cli("apply", "--target", root, "--no-verify")
+    assert first.exit_code == Exit.OK, first.output
+    assert release in first.output
+    patched = snapshot(root)
+    for rel in ADDED:
+        assert (package / rel).is_file(), rel
+        assert f"ultralytics/{rel}" in patched
+    changed = {p for p in pristine if patched[p] != pristine[p]}
+    want = {"ultralytics/nn/tasks.py"}
+    if expected_outcome("get-flops", release) is Outcome.PATCHED:
+        want.add("ultralytics/utils/torch_utils.py")
+    if expected_outcome("repc3-expansion", release) is Outcome.PATCHED:
+        want.add("ultralytics/nn/modules/block.py")
+    assert changed == want  # val-rect is opt-in: train.py untouched
+    new = set(patched) - set(pristine)
+    assert new >= {f"ultralytics/{rel}" for rel in ADDED}
+    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-MobileNetV3[\w-]*\.yaml)", p)
+               for p in new), new
+
+    again = cli("apply", "--target", root, "--no-verify")
+    assert again.exit_code == Exit.OK, again.output
+    assert "Already patched" in again.output
+    assert snapshot(root) == patched
+
+    check = cli("check", "--target", root, "--static")
+    assert check.exit_code == Exit.OK, check.output
+    assert "OK" in check.output
+
+    as_json = cli("check", "--target", root, "--static", "--json")
+    assert as_json.exit_code == Exit.OK, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is True and report["exit_code"] == 0
+    assert report["release"] == release and report["recorded"] is True
+    states = {t["name"]: t["state"] for t in report["transforms"]}
+    assert states == {t.NAME: ("not-needed" if expected_outcome(t.NAME, release) is Outcome.NOT_NEEDED else "applied")
+                      for t in patches.selected()}
+    assert {a["state"] for a in report["added"]} == {"present"}
+    assert snapshot(root) == patched
+
+    back = cli("revert", "--target", root)
+    assert back.exit_code == Exit.OK, back.output
+    assert "Reverted" in back.output
+    assert snapshot(root) == pristine
+    assert not (package / "nn" / "Addmodules").exists()
+    assert not list(state_home.rglob("manifest.json"))
+
+    twice = cli("revert", "--target", root)
+    assert twice.exit_code == Exit.OK, twice.output
+    assert "Nothing to revert" in twice.output
+    assert snapshot(root) == pristine
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_cli_dry_run_writes_nothing(tree, cli, state_home, memo_plans, release):
+    root = tree(release)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--dry-run", "--no-verify")
+    assert result.exit_code == Exit.OK, result.output
+    assert "+++ b/ultralytics/nn/tasks.py" in result.output
+    assert "--- a/ultralytics/nn/tasks.py" in result.output
+    assert "+from ultralytics.nn.Addmodules import *" in result.output
+    assert "Dry run" in result.output
+    assert snapshot(root) == before
+    assert not (root / "ultralytics" / "nn" / "Addmodules").exists()
+    assert not list(state_home.rglob("manifest.json"))

@@ -1,0 +1,648 @@
+"""Before/after unit tests of each transform on small sources shaped like the real code, the
+errors when a target is missing, and the same failures seen through the CLI (nothing written).
+Also CRLF line endings and a UTF-8 BOM: patched files keep them, and revert gives back the bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import libcst as cst
+import pytest
+
+import patches
+from patches import MARK, Outcome, TargetMissing
+from patches.get_flops import GetFlopsRealSize
+from patches.layer_loops import LayerLoops
+from patches.parse_model import ParseModelBackbones
+from patches.repc3 import RepC3Expansion
+from patches.stride_probe import StrideProbe
+from patches.tasks_import import TasksImport
+from patches.val_rect import ValRect
+
+from conftest import LATEST, OLD, snapshot
+from test_releases import memo_plans  # noqa: F401  (fixture: plan each distinct file once per session)
+from patcher.errors import Exit
+
+
+def src(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def transform(cls, code: str) -> tuple[str, Outcome]:
+    module, outcome = cls().run(cst.parse_module(code))
+    return module.code, outcome
+
+
+def assert_before_after(cls, before: str, after: str) -> None:
+    """Pristine -> PATCHED with exactly ``after``; ``after`` -> APPLIED and unchanged."""
+    code, outcome = transform(cls, before)
+    assert outcome is Outcome.PATCHED
+    assert code == after
+    compile(code, cls.NAME, "exec")
+    again, outcome = transform(cls, after)
+    assert outcome is Outcome.APPLIED
+    assert again == after
+
+
+def assert_missing(cls, code: str, *words: str) -> str:
+    with pytest.raises(TargetMissing) as info:
+        transform(cls, code)
+    message = info.value.looked_for
+    assert str(info.value) == message
+    for word in words:
+        assert word in message, (word, message)
+    return message
+
+
+# -- stride-probe (seed 4.8) ------------------------------------------------------------------
+STRIDE_BEFORE = src('''
+    class DetectionModel(BaseModel):
+        def __init__(self, cfg="yolov8n.yaml", ch=3, nc=None, verbose=True):
+            super().__init__()
+            m = self.model[-1]  # Detect()
+            if isinstance(m, Detect):
+                s = 256  # 2x min stride
+                m.inplace = self.inplace
+                m.stride = torch.tensor([s / x.shape[-2] for x in self.forward(torch.zeros(1, ch, s, s))])
+
+
+    class SegmentationModel(DetectionModel):
+        def __init__(self):
+            s = 256
+''')
+STRIDE_AFTER = STRIDE_BEFORE.replace("s = 256  # 2x min stride", "s = 640  # 2x min stride")
+
+
+def test_stride_probe():
+    assert STRIDE_AFTER.count("s = 256") == 1  # the other class keeps its own
+    assert_before_after(StrideProbe, STRIDE_BEFORE, STRIDE_AFTER)
+
+
+def test_stride_probe_missing():
+    code = src('''
+        class SegmentationModel(DetectionModel):
+            def __init__(self):
+                s = 256
+    ''')
+    message = assert_missing(StrideProbe, code, "s = 256", "DetectionModel.__init__")
+    assert message == StrideProbe.LOOKED_FOR
+
+
+def test_stride_probe_unknown_size_is_refused():
+    assert_missing(StrideProbe, STRIDE_BEFORE.replace("s = 256", "s = 320"), "DetectionModel.__init__")
+
+
+# -- val-rect (seed 4.10, opt-in) ----------------------------------------------------------------
+VAL_BEFORE = src('''
+    class DetectionTrainer(BaseTrainer):
+        def build_dataset(self, img_path, mode="train", batch=None):
+            gs = max(int(de_parallel(self.model).stride.max() if self.model else 0), 32)
+            return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=mode == "val", stride=gs)
+
+        def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+            return build_dataloader(dataset, batch_size, workers, shuffle, rank, rect=mode == "val")
+''')
+VAL_AFTER = src('''
+    class DetectionTrainer(BaseTrainer):
+        def build_dataset(self, img_path, mode="train", batch=None):
+            gs = max(int(de_parallel(self.model).stride.max() if self.model else 0), 32)
+            return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=False, stride=gs)
+
+        def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+            return build_dataloader(dataset, batch_size, workers, shuffle, rank, rect=mode == "val")
+''')
+
+
+def test_val_rect():
+    assert ValRect.OPT_IN and ValRect not in patches.selected() and ValRect in patches.selected(val_rect_fix=True)
+    assert_before_after(ValRect, VAL_BEFORE, VAL_AFTER)
+
+
+def test_val_rect_single_quotes():
+    before = VAL_BEFORE.replace('rect=mode == "val", stride', "rect=mode == 'val', stride")
+    code, outcome = transform(ValRect, before)
+    assert outcome is Outcome.PATCHED and code == VAL_AFTER
+
+
+def test_val_rect_missing():
+    code = VAL_BEFORE.replace("class DetectionTrainer", "class SegmentationTrainer")
+    assert_missing(ValRect, code, "rect=mode == 'val'", "DetectionTrainer.build_dataset")
+
+
+# -- repc3-expansion (BRIEF 4) --------------------------------------------------------------------
+REPC3_BEFORE = src('''
+    class C3(nn.Module):
+        def __init__(self, c1, c2, n=1, shortcut=True, g=1, e=0.5):
+            super().__init__()
+            c_ = int(c2 * e)  # hidden channels
+            self.cv1 = Conv(c1, c2, 1, 1)
+            self.cv2 = Conv(c1, c2, 1, 1)
+
+
+    class RepC3(nn.Module):
+        """Rep C3."""
+
+        def __init__(self, c1, c2, n=3, e=1.0):
+            super().__init__()
+            c_ = int(c2 * e)  # hidden channels
+            self.cv1 = Conv(c1, c2, 1, 1)
+            self.cv2 = Conv(c1, c2, 1, 1)
+            self.m = nn.Sequential(*[RepConv(c_, c_) for _ in range(n)])
+            self.cv3 = Conv(c_, c2, 1, 1) if c_ != c2 else nn.Identity()
+''')
+REPC3_AFTER = src('''
+    class C3(nn.Module):
+        def __init__(self, c1, c2, n=1, shortcut=True, g=1, e=0.5):
+            super().__init__()
+            c_ = int(c2 * e)  # hidden channels
+            self.cv1 = Conv(c1, c2, 1, 1)
+            self.cv2 = Conv(c1, c2, 1, 1)
+
+
+    class RepC3(nn.Module):
+        """Rep C3."""
+
+        def __init__(self, c1, c2, n=3, e=1.0):
+            super().__init__()
+            c_ = int(c2 * e)  # hidden channels
+            self.cv1 = Conv(c1, c_, 1, 1)  # rtdetr-patch: hidden width c_ (expansion honoured)
+            self.cv2 = Conv(c1, c_, 1, 1)  # rtdetr-patch: hidden width c_ (expansion honoured)
+            self.m = nn.Sequential(*[RepConv(c_, c_) for _ in range(n)])
+            self.cv3 = Conv(c_, c2, 1, 1) if c_ != c2 else nn.Identity()
+''')
+
+
+def test_repc3():
+    assert_before_after(RepC3Expansion, REPC3_BEFORE, REPC3_AFTER)
+
+
+def test_repc3_not_needed_when_upstream_fixed():
+    fixed = REPC3_BEFORE.replace("self.cv1 = Conv(c1, c2, 1, 1)\n        self.cv2 = Conv(c1, c2, 1, 1)\n        self.m",
+                                 "self.cv1 = Conv(c1, c_, 1, 1)\n        self.cv2 = Conv(c1, c_, 1, 1)\n        self.m")
+    assert fixed != REPC3_BEFORE
+    code, outcome = transform(RepC3Expansion, fixed)
+    assert outcome is Outcome.NOT_NEEDED and code == fixed
+
+
+def test_repc3_missing():
+    only_c3 = REPC3_BEFORE.split("\n\n\nclass RepC3")[0] + "\n"
+    assert_missing(RepC3Expansion, only_c3, "self.cv1 = Conv(c1, ...)", "RepC3.__init__")
+    no_cv2 = REPC3_BEFORE.replace("        self.cv2 = Conv(c1, c2, 1, 1)\n        self.m", "        self.m")
+    assert no_cv2.count("self.cv2") == REPC3_BEFORE.count("self.cv2") - 1
+    assert_missing(RepC3Expansion, no_cv2, "self.cv2 = Conv(c1, ...)", "RepC3.__init__")
+
+
+def test_repc3_half_fixed_is_refused():
+    half = REPC3_AFTER.replace("self.cv2 = Conv(c1, c_, 1, 1)  # rtdetr-patch: hidden width c_ (expansion honoured)",
+                               "self.cv2 = Conv(c1, c2, 1, 1)")
+    assert_missing(RepC3Expansion, half, "RepC3.__init__", "hand-edited")
+
+
+# -- get-flops (seed 4.9) -------------------------------------------------------------------------
+FLOPS_BEFORE = src('''
+    def get_flops(model, imgsz=640):
+        """Return a YOLO model's FLOPs."""
+        try:
+            model = de_parallel(model)
+            p = next(model.parameters())
+            stride = max(int(model.stride.max()), 32) if hasattr(model, 'stride') else 32  # max stride
+            im = torch.empty((1, p.shape[1], stride, stride), device=p.device)  # input image in BCHW format
+            flops = thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1E9 * 2 if thop else 0  # stride GFLOPs
+            imgsz = imgsz if isinstance(imgsz, list) else [imgsz, imgsz]  # expand if int/float
+            return flops * imgsz[0] / stride * imgsz[1] / stride  # 640x640 GFLOPs
+        except Exception:
+            return 0
+
+
+    def get_flops_with_torch_profiler(model, imgsz=640):
+        try:
+            pass
+        except Exception:
+            return 0
+''')
+FLOPS_AFTER = FLOPS_BEFORE.replace('''    except Exception:
+        return 0
+
+
+def get_flops_with''', '''    except Exception:
+        try:  # rtdetr-patch: the stride-sized probe fails for RT-DETR, profile at the real image size (seed 4.9)
+            imgsz = imgsz if isinstance(imgsz, list) else [imgsz, imgsz]  # expand if int/float
+            im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
+            return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
+        except Exception:
+            return 0
+
+
+def get_flops_with''')
+FLOPS_81 = src('''
+    def get_flops(model, imgsz=640):
+        """Return a YOLO model's FLOPs."""
+        if not thop:
+            return 0.0  # if not installed return 0.0 GFLOPs
+
+        try:
+            model = de_parallel(model)
+            p = next(model.parameters())
+            try:
+                stride = max(int(model.stride.max()), 32) if hasattr(model, "stride") else 32
+                im = torch.empty((1, p.shape[1], stride, stride), device=p.device)
+                flops = thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2
+                return flops * imgsz[0] / stride * imgsz[1] / stride
+            except Exception:
+                im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
+                return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
+        except Exception:
+            return 0
+''')
+
+
+def test_get_flops():
+    assert FLOPS_AFTER != FLOPS_BEFORE
+    assert_before_after(GetFlopsRealSize, FLOPS_BEFORE, FLOPS_AFTER)
+
+
+def test_get_flops_not_needed_from_81():
+    code, outcome = transform(GetFlopsRealSize, FLOPS_81)
+    assert outcome is Outcome.NOT_NEEDED and code == FLOPS_81
+
+
+def test_get_flops_missing():
+    no_func = FLOPS_BEFORE.replace("def get_flops(model", "def get_gflops(model")
+    assert_missing(GetFlopsRealSize, no_func, "get_flops", "try:")
+    no_try = src('''
+        def get_flops(model, imgsz=640):
+            return 0
+    ''')
+    assert_missing(GetFlopsRealSize, no_try, "get_flops")
+    method = "class Profiler:\n" + textwrap.indent(FLOPS_BEFORE, "    ")
+    assert_missing(GetFlopsRealSize, method, "module function get_flops")
+
+
+# -- tasks-import (seed 4.3) ----------------------------------------------------------------------
+IMPORT_BEFORE = src('''
+    # Ultralytics YOLO, AGPL-3.0 license
+
+    import contextlib
+    from copy import deepcopy
+
+    import torch
+    import torch.nn as nn
+
+    from ultralytics.nn.modules import (C1, C2, Conv, Detect)
+
+    try:
+        import thop
+    except ImportError:
+        thop = None
+
+
+    class BaseModel(nn.Module):
+        pass
+
+
+    import late
+''')
+IMPORT_AFTER = IMPORT_BEFORE.replace(
+    "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n",
+    "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n"
+    "from ultralytics.nn.Addmodules import *  # noqa: F403  rtdetr-patch: added backbones (seed 4.3)\n")
+
+
+def test_tasks_import():
+    assert IMPORT_AFTER != IMPORT_BEFORE
+    assert_before_after(TasksImport, IMPORT_BEFORE, IMPORT_AFTER)
+
+
+def test_tasks_import_missing():
+    code = src('''
+        """No imports before the first class."""
+
+
+        class BaseModel:
+            pass
+
+
+        import torch
+    ''')
+    assert_missing(TasksImport, code, "import statements before the first class or function")
+
+
+# -- layer-loops (seed 4.7) -----------------------------------------------------------------------
+LOOPS_BEFORE = src('''
+    class BaseModel(nn.Module):
+        def _predict_once(self, x, profile=False, visualize=False):
+            y, dt = [], []  # outputs
+            for m in self.model:
+                if m.f != -1:  # if not from previous layer
+                    x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]  # from earlier layers
+                if profile:
+                    self._profile_one_layer(m, x, dt)
+                x = m(x)  # run
+                y.append(x if m.i in self.save else None)  # save output
+                if visualize:
+                    feature_visualization(x, m.type, m.i, save_dir=visualize)
+            return x
+
+        def fuse(self):
+            for m in self.model.modules():
+                y.append(x if m.i in self.save else None)
+
+
+    class RTDETRDetectionModel(DetectionModel):
+        def predict(self, x, profile=False, visualize=False, batch=None, augment=False):
+            y, dt = [], []  # outputs
+            for m in self.model[:-1]:  # except the head part
+                if m.f != -1:  # if not from previous layer
+                    x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]  # from earlier layers
+                x = m(x)  # run
+
+                y.append(x if m.i in self.save else None)  # save output
+            head = self.model[-1]
+            x = head([y[j] for j in head.f], batch)  # head inference
+            return x
+''')
+LOOPS_AFTER = src('''
+    class BaseModel(nn.Module):
+        def _predict_once(self, x, profile=False, visualize=False):
+            y, dt = [], []  # outputs
+            for m in self.model:
+                if m.f != -1:  # if not from previous layer
+                    x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]  # from earlier layers
+                if profile:
+                    self._profile_one_layer(m, x, dt)
+                x = m(x)  # run
+                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (seed 4.7)
+                    x = rtdetr_patch_outputs(x, y, self.save)
+                else:
+                    y.append(x if m.i in self.save else None)  # save output
+                if visualize:
+                    feature_visualization(x, m.type, m.i, save_dir=visualize)
+            return x
+
+        def fuse(self):
+            for m in self.model.modules():
+                y.append(x if m.i in self.save else None)
+
+
+    class RTDETRDetectionModel(DetectionModel):
+        def predict(self, x, profile=False, visualize=False, batch=None, augment=False):
+            y, dt = [], []  # outputs
+            for m in self.model[:-1]:  # except the head part
+                if m.f != -1:  # if not from previous layer
+                    x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]  # from earlier layers
+                x = m(x)  # run
+
+                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (seed 4.7)
+                    x = rtdetr_patch_outputs(x, y, self.save)
+                else:
+                    y.append(x if m.i in self.save else None)  # save output
+            head = self.model[-1]
+            x = head([y[j] for j in head.f], batch)  # head inference
+            return x
+''')
+
+
+def test_layer_loops():
+    assert_before_after(LayerLoops, LOOPS_BEFORE, LOOPS_AFTER)
+
+
+def test_layer_loops_missing_rtdetr_predict():
+    base_only = LOOPS_BEFORE.split("\n\n\nclass RTDETRDetectionModel")[0] + "\n"
+    message = assert_missing(LayerLoops, base_only, "RTDETRDetectionModel.predict", "y.append(x if m.i in self.save")
+    assert "not found in RTDETRDetectionModel.predict" in message
+    assert "BaseModel._predict_once)" not in message
+
+
+def test_layer_loops_half_patched_is_refused():
+    base_patched = LOOPS_AFTER.split("\n\n\nclass RTDETRDetectionModel")[0]
+    rtdetr_pristine = "\n\n\nclass RTDETRDetectionModel" + LOOPS_BEFORE.split("\n\n\nclass RTDETRDetectionModel")[1]
+    assert_missing(LayerLoops, base_patched + rtdetr_pristine, "some loops are patched", "BaseModel._predict_once",
+                   "hand-edited")
+
+
+# -- parse-model (seed 4.4-4.6) ---------------------------------------------------------------------
+PARSE_BEFORE = src('''
+    def parse_model(d, ch, verbose=True):
+        """Parse a YOLO model.yaml dictionary into a PyTorch model."""
+        nc, act, scales = (d.get(x) for x in ("nc", "activation", "scales"))
+        ch = [ch]
+        layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
+        for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
+            m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
+            n = n_ = max(round(n * depth), 1) if n > 1 else n  # depth gain
+            if m in {Conv, C2f, RepC3}:
+                c1, c2 = ch[f], args[0]
+                args = [c1, c2, *args[1:]]
+            elif m is Concat:
+                c2 = sum(ch[x] for x in f)
+            else:
+                c2 = ch[f]
+
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+            m_.np = sum(x.numel() for x in m_.parameters())  # number params
+            m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type
+            save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist
+            layers.append(m_)
+            if i == 0:
+                ch = []
+            ch.append(c2)
+        return nn.Sequential(*layers), sorted(save)
+''')
+PARSE_AFTER = src('''
+    def parse_model(d, ch, verbose=True):
+        """Parse a YOLO model.yaml dictionary into a PyTorch model."""
+        nc, act, scales = (d.get(x) for x in ("nc", "activation", "scales"))
+        ch = [ch]
+        layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
+        backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (seed 4.4)
+        for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
+            m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
+            n = n_ = max(round(n * depth), 1) if n > 1 else n  # depth gain
+            if m in {Conv, C2f, RepC3}:
+                c1, c2 = ch[f], args[0]
+                args = [c1, c2, *args[1:]]
+            elif m is Concat:
+                c2 = sum(ch[x] for x in f)
+            elif m in RTDETR_PATCH_BACKBONES:  # rtdetr-patch: a backbone that returns a list of feature maps (seed 4.5)
+                m_ = m(*args)
+                m_.backbone = True
+                c2 = rtdetr_patch_channels(m_)  # one channel entry per output, padded to five (seed 4.6)
+                backbone_shift += len(c2) - 1
+            else:
+                c2 = ch[f]
+
+            if not isinstance(c2, list):  # rtdetr-patch: a backbone was built above (seed 4.6)
+                m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+            m_.np = sum(x.numel() for x in m_.parameters())  # number params
+            m_.i, m_.f, m_.type = i + backbone_shift, f, t  # attach index, 'from' index, type
+            save.extend(x % (i + backbone_shift) for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist
+            layers.append(m_)
+            if i == 0:
+                ch = []
+            if isinstance(c2, list):  # rtdetr-patch: each backbone output takes one index (seed 4.6)
+                ch.extend(c2)
+                c2 = c2[-1]
+            else:
+                ch.append(c2)
+        return nn.Sequential(*layers), sorted(save)
+''')
+
+
+def test_parse_model():
+    assert_before_after(ParseModelBackbones, PARSE_BEFORE, PARSE_AFTER)
+
+
+def test_parse_model_plain_if_else_chain():
+    before = PARSE_BEFORE.replace('''        elif m is Concat:
+            c2 = sum(ch[x] for x in f)
+''', "")
+    code, outcome = transform(ParseModelBackbones, before)
+    assert outcome is Outcome.PATCHED
+    assert re.search(r"args = \[c1, c2, \*args\[1:\]\]\n        elif m in RTDETR_PATCH_BACKBONES:  # rtdetr-patch", code)
+    assert transform(ParseModelBackbones, code) == (code, Outcome.APPLIED)
+
+
+@pytest.mark.parametrize("drop, words", [
+    ("        save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist\n",
+     ("`save.extend(...)`", "parse_model")),
+    ("        m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type\n", ("`m_.i, m_.f, m_.type = ...`",)),
+    ("        ch.append(c2)\n", ("`ch.append(c2)`",)),
+    ("        else:\n            c2 = ch[f]\n", ("the module-type if/elif chain ending in `else: c2 = ch[f]`",)),
+])
+def test_parse_model_missing_piece(drop, words):
+    assert drop in PARSE_BEFORE
+    assert_missing(ParseModelBackbones, PARSE_BEFORE.replace(drop, ""), *words)
+
+
+def test_parse_model_missing_function():
+    message = assert_missing(ParseModelBackbones, PARSE_BEFORE.replace("def parse_model(", "def parse_yaml("),
+                             "def parse_model(...)")
+    assert message == ParseModelBackbones.LOOKED_FOR
+
+
+def test_parse_model_save_without_modulo():
+    code = PARSE_BEFORE.replace("save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)",
+                                "save.extend(x for x in ([f] if isinstance(f, int) else f) if x != -1)")
+    assert_missing(ParseModelBackbones, code, "`x % i`", "save.extend")
+
+
+@pytest.mark.parametrize("undo, words", [
+    (("        if isinstance(c2, list):  # rtdetr-patch: each backbone output takes one index (seed 4.6)\n"
+      "            ch.extend(c2)\n            c2 = c2[-1]\n        else:\n            ch.append(c2)\n",
+      "        ch.append(c2)\n"), "shift, branch, guard, attach, save already present"),
+    (("    backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (seed 4.4)\n", ""),
+     "branch, guard, attach, save, ch already present"),
+])
+def test_parse_model_partly_patched_is_refused(undo, words):
+    old, new = undo
+    assert old in PARSE_AFTER
+    assert_missing(ParseModelBackbones, PARSE_AFTER.replace(old, new), "partly patched", words, "hand-edited")
+
+
+def test_every_transform_reports_what_it_looked_for():
+    for cls in patches.ALL:
+        assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.SEED_STEP
+        message = assert_missing(cls, "x = 1\n")
+        assert message.startswith(cls.LOOKED_FOR)
+
+
+# -- the same failures through the CLI --------------------------------------------------------------
+def test_cli_missing_target_names_transform_file_release(tree, cli, state_home, memo_plans):
+    root = tree(LATEST)
+    tasks = root / "ultralytics" / "nn" / "tasks.py"
+    data = tasks.read_bytes()
+    assert data.count(b"\ndef parse_model(") == 1
+    tasks.write_bytes(data.replace(b"\ndef parse_model(", b"\ndef parse_model_renamed("))
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify")
+    assert result.exit_code == Exit.TRANSFORM, result.output
+    flat = " ".join(result.output.split())
+    assert "'parse-model'" in flat
+    assert str(tasks) in flat
+    assert f"Ultralytics {LATEST}" in flat
+    assert "def parse_model(...)" in flat
+    assert "Nothing was written" in flat
+    assert snapshot(root) == before
+    assert not (root / "ultralytics" / "nn" / "Addmodules").exists()
+    assert not list(state_home.rglob("manifest.json"))
+
+
+def test_cli_partly_hand_patched_parse_model_is_refused(tree, cli, state_home, memo_plans):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
+    tasks = root / "ultralytics" / "nn" / "tasks.py"
+    text = tasks.read_text(encoding="utf-8")
+    ch_update = re.search(r"^( +)if isinstance\(c2, list\):  # rtdetr-patch: each backbone output.*\n"
+                          r"\1    ch\.extend\(c2\)\n\1    c2 = c2\[-1\]\n\1else:\n\1    ch\.append\(c2\)\n", text, re.M)
+    assert ch_update is not None
+    tasks.write_text(text.replace(ch_update.group(0), f"{ch_update.group(1)}ch.append(c2)\n"), encoding="utf-8")
+    before = snapshot(root)
+    manifest = next(state_home.rglob("manifest.json")).read_bytes()
+
+    result = cli("apply", "--target", root, "--no-verify")
+    assert result.exit_code == Exit.TRANSFORM, result.output
+    flat = " ".join(result.output.split())
+    assert "partly patched" in flat and "'parse-model'" in flat and str(tasks) in flat
+    assert snapshot(root) == before
+    assert next(state_home.rglob("manifest.json")).read_bytes() == manifest
+
+
+# -- CRLF and BOM ---------------------------------------------------------------------------------
+CRLF_FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py")
+
+
+def bare_lf(data: bytes) -> int:
+    return len(re.findall(rb"(?<!\r)\n", data))
+
+
+def test_crlf_files_stay_crlf_and_revert_byte_for_byte(tree, cli, memo_plans):
+    root = tree(OLD)  # an 8.0.x release: tasks-import, parse-model, get-flops and repc3 all patch here
+    package = root / "ultralytics"
+    for rel in CRLF_FILES:
+        data = (package / rel).read_bytes()
+        assert b"\r" not in data
+        (package / rel).write_bytes(data.replace(b"\n", b"\r\n"))
+    before = snapshot(root)
+
+    result = cli("apply", "--target", root, "--no-verify")
+    assert result.exit_code == Exit.OK, result.output
+    after = snapshot(root)
+    changed = [rel for rel in CRLF_FILES if after[f"ultralytics/{rel}"] != before[f"ultralytics/{rel}"]]
+    assert changed == list(CRLF_FILES)
+    for rel in CRLF_FILES:
+        data = (package / rel).read_bytes()
+        assert bare_lf(data) == 0, rel
+        assert b"\r\r" not in data, rel
+    assert b"rtdetr-patch" in (package / "nn" / "tasks.py").read_bytes()
+    assert cli("check", "--target", root, "--static").exit_code == Exit.OK
+
+    back = cli("revert", "--target", root)
+    assert back.exit_code == Exit.OK, back.output
+    assert snapshot(root) == before
+
+
+def test_bom_is_kept_and_reverted(tree, cli, memo_plans):
+    root = tree(OLD)
+    tasks = root / "ultralytics" / "nn" / "tasks.py"
+    pristine = tasks.read_bytes()
+    assert not pristine.startswith(b"\xef\xbb\xbf")
+    tasks.write_bytes(b"\xef\xbb\xbf" + pristine)
+    before = snapshot(root)
+
+    result = cli("apply", "--target", root, "--no-verify")
+    assert result.exit_code == Exit.OK, result.output
+    data = tasks.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and not data.startswith(b"\xef\xbb\xbf" * 2)
+    assert data.count(b"\xef\xbb\xbf") == 1
+    compile(data, str(tasks), "exec")
+    assert MARK.encode() in data
+    assert cli("check", "--target", root, "--static").exit_code == Exit.OK
+
+    back = cli("revert", "--target", root)
+    assert back.exit_code == Exit.OK, back.output
+    assert snapshot(root) == before
+    assert tasks.read_bytes() == b"\xef\xbb\xbf" + pristine
