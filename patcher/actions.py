@@ -17,7 +17,9 @@ from patches import Outcome
 
 from .errors import Exit, PatchError
 from .locate import TESTED_RELEASES, Install
-from .plan import ADDED_PACKAGE, Plan, make_plan, plan_file, sha256
+from .checkout import refuse_uncommitted
+from .handmade import blog_edits
+from .plan import ADDED_PACKAGE, Plan, make_plan, plan_file, sha256, template_files
 from .safety import InstallLock, checkpoint
 from .store import Store, now
 
@@ -83,17 +85,37 @@ def _conflicts(plan: Plan, manifest: dict | None) -> None:
                          "Remove the link, then run apply again. Nothing was written.")
 
 
-def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False) -> ApplyResult:
+def hand_edits(install: Install, manifest: dict | None) -> list[str]:
+    """The blog's hand edits found in the install (files of ours, by record or by content, excluded)."""
+    ours = {a["path"] for a in (manifest or {}).get("added", [])}
+    ours |= {rel for rel, data in template_files(install)
+             if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data}
+    return blog_edits(install, ours)
+
+
+def refuse_hand_patched(install: Install, manifest: dict | None) -> None:
+    found = hand_edits(install, manifest)
+    if found:
+        raise PatchError(Exit.HAND_PATCHED, f"Ultralytics {install.release} at {install.package} was already "
+                         f"edited by hand (following the blog): {'; '.join(found)}.",
+                         "It is not patched a second time. Keep a copy of your own module files if you need "
+                         f"them, reinstall the pristine package (pip install --force-reinstall "
+                         f"ultralytics=={install.release}), remove the leftover nn/Addmodules folder, then run "
+                         "apply. Nothing was written.")
+
+
+def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False, force: bool = False) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything."""
     store = Store(install)
     with InstallLock(store.dir, f"Ultralytics {install.release} at {install.package}"):
         recovered = recover(install, store)
-        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix)
+        refuse_hand_patched(install, store.manifest())
+        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force)
         result.recovered = recovered
         return result
 
 
-def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool) -> ApplyResult:
+def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool, force: bool) -> ApplyResult:
     manifest = store.manifest()
     plan = make_plan(install, transforms_for(manifest if manifest and manifest.get("release") == install.release
                                              else None, val_rect_fix))
@@ -109,6 +131,8 @@ def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool)
                          f"(pip install --force-reinstall ultralytics=={install.release}) and apply again.")
     to_write = [f.path for f in plan.changes] + [a.path for a in plan.additions if not a.present]
     _writable(to_write, install)
+    if not force:
+        refuse_uncommitted(install, [f.path for f in plan.changes])
 
     # The record: originals of the files this run changes, plus those an earlier run of the same
     # release already changed (a run that stopped half way); the new files and folders.
@@ -266,6 +290,7 @@ def revert(install: Install, *, force: bool = False) -> RevertResult:
 def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
     manifest = store.manifest()
     if manifest is None:
+        refuse_hand_patched(install, None)
         plan = make_plan(install)
         if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
             raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} looks patched, but "
@@ -330,13 +355,17 @@ def inspect(install: Install) -> dict:
 
 def _inspect(install: Install, store: Store) -> dict:
     manifest = store.manifest()
+    hand = hand_edits(install, manifest)
     report: dict = {
         "release": install.release, "package": str(install.package), "python": install.python,
         "tested_range": [TESTED_RELEASES[0], TESTED_RELEASES[-1]], "release_tested": install.tested,
         "store": str(store.dir), "recorded": manifest is not None,
         "recorded_release": manifest["release"] if manifest else None,
-        "transforms": [], "files": [], "added": [], "warnings": [], "problems": [],
+        "transforms": [], "files": [], "added": [], "hand_patched": [], "warnings": [], "problems": [],
     }
+    if hand:
+        report["hand_patched"] = hand
+        report["problems"].append("edited by hand (following the blog): " + "; ".join(hand))
     if not install.tested:
         report["warnings"].append(f"release {install.release} lies outside the tested range "
                                   f"{TESTED_RELEASES[0]}-{TESTED_RELEASES[-1]}")
@@ -390,7 +419,9 @@ def _inspect(install: Install, store: Store) -> dict:
             report["problems"].append(f"{add.rel} is {state}")
     if manifest is None and not missing and not report["problems"]:
         report["warnings"].append(f"patched, but no record in {store.dir}: revert is not possible")
-    if stale or (manifest and any(f["state"] != "patched" for f in report["files"])):
+    if hand:
+        code = Exit.HAND_PATCHED
+    elif stale or (manifest and any(f["state"] != "patched" for f in report["files"])):
         code = Exit.CHANGED
     elif report["problems"]:
         code = Exit.NOT_PATCHED

@@ -97,13 +97,14 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Show the changes as a coloured diff and write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
 @click.option("--val-rect-fix", is_flag=True, help="Also apply seed step 4.10: rect=False for validation batches.")
+@click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
 @YAML_OPTION
-def apply(python, target, dry_run, no_verify, val_rect_fix, yaml) -> None:
+def apply(python, target, dry_run, no_verify, val_rect_fix, force, yaml) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     try:
         install = locate(python, target)
         chosen(install)
-        result = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix)
+        result = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force)
     except PatchError as exc:
         fail(exc)
     plan = result.plan

@@ -23,6 +23,8 @@ class Exit(enum.IntEnum):
     STORE = 10  # the manifest or the backup store is unreadable or cannot be written
     WRITE = 11  # a file of the install cannot be written (read-only, permissions)
     LOCKED = 12  # another rtdetr-patch run holds this install
+    HAND_PATCHED = 13  # the install was already edited by hand (the blog's steps): not patched twice
+    DIRTY_CHECKOUT = 14  # a git checkout with uncommitted changes in the files to patch (see --force)
 
 
 class PatchError(Exception):
