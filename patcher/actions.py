@@ -15,10 +15,11 @@ from pathlib import Path, PurePosixPath
 import patches
 from patches import Outcome
 
-from .errors import Exit, PatchError
-from .locate import TESTED_RELEASES, Install
 from .checkout import refuse_uncommitted
+from .custom import UserModule, check_modules, parse_spec
+from .errors import Exit, PatchError
 from .handmade import blog_edits
+from .locate import TESTED_RELEASES, Install
 from .plan import ADDED_PACKAGE, Plan, make_plan, plan_file, sha256, template_files
 from .safety import InstallLock, checkpoint
 from .store import Store, now
@@ -88,6 +89,7 @@ def _conflicts(plan: Plan, manifest: dict | None) -> None:
 def hand_edits(install: Install, manifest: dict | None) -> list[str]:
     """The blog's hand edits found in the install (files of ours, by record or by content, excluded)."""
     ours = {a["path"] for a in (manifest or {}).get("added", [])}
+    ours |= {f"nn/Addmodules/{m['name']}.py" for m in (manifest or {}).get("options", {}).get("modules", [])}
     ours |= {rel for rel, data in template_files(install)
              if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data}
     return blog_edits(install, ours)
@@ -104,21 +106,37 @@ def refuse_hand_patched(install: Install, manifest: dict | None) -> None:
                          "apply. Nothing was written.")
 
 
-def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False, force: bool = False) -> ApplyResult:
+def recorded_modules(store: Store, manifest: dict | None) -> list[UserModule]:
+    """The users' backbones an earlier apply added (their files come from the store)."""
+    return [UserModule(name=m["name"], data=store.module(m["name"]), classes=tuple(m["classes"]))
+            for m in (manifest or {}).get("options", {}).get("modules", [])]
+
+
+def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False, force: bool = False,
+          module_specs: tuple[str, ...] = ()) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything."""
     store = Store(install)
+    new = [parse_spec(spec, install) for spec in module_specs]
     with InstallLock(store.dir, f"Ultralytics {install.release} at {install.package}"):
         recovered = recover(install, store)
-        refuse_hand_patched(install, store.manifest())
-        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force)
+        manifest = store.manifest()
+        refuse_hand_patched(install, manifest)
+        same = manifest if manifest and manifest.get("release") == install.release else None
+        modules = {m.name: m for m in recorded_modules(store, same)}
+        modules.update((m.name, m) for m in new)
+        if new and not dry_run:
+            check_modules(install, new)
+        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
+                        modules=tuple(modules.values()))
         result.recovered = recovered
         return result
 
 
-def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool, force: bool) -> ApplyResult:
+def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool, force: bool,
+           modules: tuple[UserModule, ...]) -> ApplyResult:
     manifest = store.manifest()
     plan = make_plan(install, transforms_for(manifest if manifest and manifest.get("release") == install.release
-                                             else None, val_rect_fix))
+                                             else None, val_rect_fix), modules)
     if plan.complete and manifest and manifest.get("release") == install.release:
         return ApplyResult(plan=plan, already=True)
     _conflicts(plan, manifest)
@@ -154,7 +172,8 @@ def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool,
         "release": install.release,
         "package": str(install.package),
         "applied_at": now(),
-        "options": {"val_rect_fix": any(s.transform.NAME == "val-rect" for s in plan.steps)},
+        "options": {"val_rect_fix": any(s.transform.NAME == "val-rect" for s in plan.steps),
+                    "modules": [{"name": m.name, "classes": list(m.classes)} for m in modules]},
         "transforms": [{"name": s.transform.NAME, "file": s.transform.FILE, "seed_step": s.transform.SEED_STEP,
                         "outcome": s.outcome.value} for s in plan.steps],
         "files": files,
@@ -162,7 +181,7 @@ def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool,
         "dirs": created,
         "state": "applying",  # the journal: recover() rolls back a run killed before "applied"
     }
-    store.record(record, originals)
+    store.record(record, originals, {f"{m.name}.py": m.data for m in modules})
     checkpoint()
 
     result = ApplyResult(plan=plan)
@@ -405,7 +424,9 @@ def _inspect(install: Install, store: Store) -> dict:
             report["files"].append({"path": entry["path"], "state": state})
             if state != "patched":
                 report["problems"].append(f"{entry['path']} is {state}")
-    plan_additions = make_plan(install, ()).additions
+    modules = [] if stale else recorded_modules(store, manifest)
+    report["modules"] = [{"file": m.rel, "classes": list(m.classes)} for m in modules]
+    plan_additions = make_plan(install, (), tuple(modules)).additions
     recorded_added = {a["path"]: a["sha256"] for a in (manifest or {}).get("added", [])}
     for add in plan_additions:
         if add.present:

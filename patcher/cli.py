@@ -98,13 +98,16 @@ def main() -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
 @click.option("--val-rect-fix", is_flag=True, help="Also apply seed step 4.10: rect=False for validation batches.")
 @click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
+@click.option("--module", "modules", multiple=True, metavar="FILE.py[:Class]",
+              help="Add your own list-returning backbone (repeatable); its classes join the registry.")
 @YAML_OPTION
-def apply(python, target, dry_run, no_verify, val_rect_fix, force, yaml) -> None:
+def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     try:
         install = locate(python, target)
         chosen(install)
-        result = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force)
+        result = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
+                               module_specs=tuple(modules))
     except PatchError as exc:
         fail(exc)
     plan = result.plan
@@ -223,6 +226,8 @@ def check(python, target, static, as_json, error_on_warn, yaml) -> None:
     for a in report["added"]:
         table.add_row("(added)", "4.1-5.1", a["path"], f"[{'green' if a['state'] == 'present' else 'red'}]"
                       f"{a['state']}[/]")
+    for mod in report.get("modules", []):
+        table.add_row("(--module)", "", mod["file"], ", ".join(mod["classes"]))
     out.print(table)
     for warning in report["warnings"]:
         out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)

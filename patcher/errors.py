@@ -25,6 +25,7 @@ class Exit(enum.IntEnum):
     LOCKED = 12  # another rtdetr-patch run holds this install
     HAND_PATCHED = 13  # the install was already edited by hand (the blog's steps): not patched twice
     DIRTY_CHECKOUT = 14  # a git checkout with uncommitted changes in the files to patch (see --force)
+    MODULE = 15  # a --module file does not import, build or keep the backbone contract
 
 
 class PatchError(Exception):

@@ -14,6 +14,7 @@ from pathlib import Path
 import patches
 from patches import Outcome, TargetMissing, Transform
 
+from .custom import registry_block
 from .errors import Exit, PatchError
 from .locate import Install
 from .source import parse, render
@@ -89,17 +90,23 @@ def has_native_torchvision(install: Install) -> bool:
     return False
 
 
-def template_files(install: Install | None = None) -> list[tuple[str, bytes]]:
+def template_files(install: Install | None = None, modules: tuple = ()) -> list[tuple[str, bytes]]:
     """(path inside the ultralytics package, bytes) of every file copied in (seed 4.1, 4.2, 5.1).
 
     The native ``TorchVision``/``Index`` yaml (``templates/native``) is added only where the
-    release can build it, so that both ways can be compared on the same install.
+    release can build it, so that both ways can be compared on the same install. Users' own
+    backbones (``modules``, see ``custom.py``) are copied beside MobileNetV3 and registered at the
+    end of the package's ``__init__.py``.
     """
     root = resources.files("templates")
     out = []
     for item in sorted(root.joinpath("Addmodules").iterdir(), key=lambda p: p.name):
         if item.name.endswith(".py"):
-            out.append((f"{ADDED_PACKAGE}/{item.name}", item.read_bytes()))
+            data = item.read_bytes()
+            if item.name == "__init__.py":
+                data += registry_block(list(modules))
+            out.append((f"{ADDED_PACKAGE}/{item.name}", data))
+    out.extend((m.rel, m.data) for m in modules)
     folders = [root]
     if install is not None and has_native_torchvision(install):
         folders.append(root.joinpath("native"))
@@ -136,11 +143,11 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
     return FileChange(rel=rel, path=path, before=data, after=after, steps=steps)
 
 
-def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None) -> Plan:
+def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None, modules: tuple = ()) -> Plan:
     transforms = transforms if transforms is not None else patches.selected()
     by_file: dict[str, list[type[Transform]]] = {}
     for transform in transforms:
         by_file.setdefault(transform.FILE, []).append(transform)
     files = [plan_file(install, rel, group) for rel, group in by_file.items()]
-    additions = [Addition(rel, install.package / rel, data) for rel, data in template_files(install)]
+    additions = [Addition(rel, install.package / rel, data) for rel, data in template_files(install, modules)]
     return Plan(install=install, files=files, additions=additions)

@@ -101,6 +101,14 @@ class Store:
                          f"Reinstall Ultralytics instead: pip install --force-reinstall "
                          f"ultralytics=={self.install.release}")
 
+    def module(self, name: str) -> bytes:
+        """A user's backbone file as recorded by ``apply --module``."""
+        try:
+            return (self.dir / "modules" / f"{name}.py").read_bytes()
+        except OSError as exc:
+            raise PatchError(Exit.STORE, f"The recorded copy of the --module file {name}.py is missing in "
+                             f"{self.dir}: {exc}", "Run apply again with the same --module options.")
+
     # -- writing -------------------------------------------------------------------------------
     def _repo(self):
         git = _git()
@@ -128,14 +136,16 @@ class Store:
             raise PatchError(Exit.STORE, f"Cannot commit to the backup store {self.dir}: {exc}",
                              f"Check that git works there, or move the store with {ENV}=<folder>.")
 
-    def record(self, manifest: dict, originals: dict[str, bytes]) -> None:
-        """Save the originals and the manifest, then commit; called before any install file is written."""
+    def record(self, manifest: dict, originals: dict[str, bytes], modules: dict[str, bytes] | None = None) -> None:
+        """Save the originals (and users' module files) and the manifest, then commit; called before any
+        install file is written."""
         repo = self._repo()
         try:
-            for rel, data in originals.items():
-                path = self.originals / PurePosixPath(rel)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+            for folder, files in ((self.originals, originals), (self.dir / "modules", modules or {})):
+                for rel, data in files.items():
+                    path = folder / PurePosixPath(rel)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
             manifest = {"format": FORMAT, **manifest}
             tmp = self.manifest_path.with_name("manifest.json.tmp")
             tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
