@@ -318,7 +318,7 @@ def test_val_rect_fix(tree, cli, state_home):
     data = train.read_bytes()
     assert b"rect=False" in data and b'rect=mode == "val"' not in data
     (manifest,) = manifests(state_home)
-    assert json.loads(manifest.read_text())["options"] == {"val_rect_fix": True}
+    assert json.loads(manifest.read_text())["options"] == {"val_rect_fix": True, "modules": []}
     report = json.loads(cli("check", "--target", root, "--static", "--json").stdout)
     assert report["ok"] is True
     assert {"name": "val-rect", "file": "models/yolo/detect/train.py", "seed_step": "4.10",
