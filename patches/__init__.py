@@ -11,6 +11,7 @@ from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
 from .parse_model import ParseModelBackbones
 from .repc3 import RepC3Expansion
+from .safe_load import SafeLoadAllow
 from .stride_probe import StrideProbe
 from .tasks_import import TasksImport
 from .val_rect import ValRect
@@ -20,6 +21,7 @@ ALL: tuple[type[Transform], ...] = (
     ParseModelBackbones,
     LayerLoops,
     StrideProbe,
+    SafeLoadAllow,
     GetFlopsRealSize,
     RepC3Expansion,
     ValRect,

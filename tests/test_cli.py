@@ -178,7 +178,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert report["ok"] is False and report["recorded"] is False
     assert {t["name"]: t["state"] for t in report["transforms"]} == {
         "tasks-import": "missing", "parse-model": "missing", "layer-loops": "missing", "stride-probe": "missing",
-        "get-flops": "not-needed", "repc3-expansion": "not-needed"}
+        "safe-load": "missing", "get-flops": "not-needed", "repc3-expansion": "not-needed"}
     assert snapshot(root) == before and not manifests(state_home)
 
 

@@ -45,14 +45,17 @@ def expected_outcome(name: str, release: str) -> Outcome:
         return Outcome.PATCHED if key < release_key("8.1.0") else Outcome.NOT_NEEDED
     if name == "repc3-expansion":
         return Outcome.PATCHED if key < release_key("8.3.100") else Outcome.NOT_NEEDED
+    if name == "safe-load":  # restricted loading (_SafeLoad) appears after 8.4.0
+        return Outcome.PATCHED if key > release_key("8.4.0") else Outcome.NOT_NEEDED
     return Outcome.PATCHED
 
 
 def expected_marks(rel: str, release: str) -> int:
     """Lines holding the `rtdetr-patch` marker comment in the patched file."""
     if rel == "nn/tasks.py":
-        # the import, parse_model's four (shift init, branch, guard, ch update), one per layer loop
-        return 1 + 4 + LOOPS[release]
+        # the import, parse_model's four (shift init, branch, guard, ch update), one per layer loop,
+        # and the _SafeLoad allow-list line where the release has restricted loading
+        return 1 + 4 + LOOPS[release] + (expected_outcome("safe-load", release) is Outcome.PATCHED)
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":

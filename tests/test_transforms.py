@@ -12,6 +12,7 @@ import libcst as cst
 import pytest
 
 import patches
+from patches.safe_load import SafeLoadAllow
 from patches import MARK, Outcome, TargetMissing
 from patches.get_flops import GetFlopsRealSize
 from patches.layer_loops import LayerLoops
@@ -546,8 +547,38 @@ def test_parse_model_partly_patched_is_refused(undo, words):
 def test_every_transform_reports_what_it_looked_for():
     for cls in patches.ALL:
         assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.SEED_STEP
-        message = assert_missing(cls, "x = 1\n")
+        # safe-load is "not needed" without _SafeLoad; with the class but not its shape, the target is missing
+        message = assert_missing(cls, "class _SafeLoad:\n    pass\n" if cls is SafeLoadAllow else "x = 1\n")
         assert message.startswith(cls.LOOKED_FOR)
+
+
+SAFE_BEFORE = """\
+class _SafeLoad:
+    @classmethod
+    def _build(cls):
+        allow = []
+        allow += [int]
+        return {e: e for e in allow}
+"""
+SAFE_AFTER = """\
+class _SafeLoad:
+    @classmethod
+    def _build(cls):
+        allow = []
+        allow += [int]
+        allow += list(RTDETR_PATCH_SAFE_GLOBALS)  # rtdetr-patch: the added backbones and the torchvision blocks they use
+        return {e: e for e in allow}
+"""
+
+
+def test_safe_load_before_after_and_not_needed():
+    new, outcome = SafeLoadAllow().run(cst.parse_module(SAFE_BEFORE))
+    assert outcome is Outcome.PATCHED and new.code == SAFE_AFTER
+    again, outcome = SafeLoadAllow().run(cst.parse_module(SAFE_AFTER))
+    assert outcome is Outcome.APPLIED and again.code == SAFE_AFTER
+    plain = "class DetectionModel:\n    pass\n"
+    same, outcome = SafeLoadAllow().run(cst.parse_module(plain))
+    assert outcome is Outcome.NOT_NEEDED and same.code == plain
 
 
 # -- the same failures through the CLI --------------------------------------------------------------

@@ -14,10 +14,31 @@
 This file is written by rtdetr-patch; ``rtdetr-patch revert`` removes the whole folder.
 """
 
+import torch.nn as _nn
+
+from . import MobileNetV3 as _mobilenetv3
 from .MobileNetV3 import MobileNetV3
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
 PADDED_OUTPUTS = 5  # the seed's layout: index of the backbone row + four feature maps
+
+
+def rtdetr_patch_module_classes(*modules) -> tuple:
+    """The ``nn.Module`` classes each given module defines (what a checkpoint of a backbone pickles)."""
+    return tuple(v for mod in modules for v in vars(mod).values()
+                 if isinstance(v, type) and issubclass(v, _nn.Module) and v.__module__ == mod.__name__)
+
+
+def _torchvision_blocks() -> tuple:
+    """torchvision's layers that MobileNetV3 is built from (Conv2dNormActivation, InvertedResidual, ...)."""
+    import torchvision.models.mobilenetv3 as tv_mobilenetv3
+    import torchvision.ops.misc as tv_misc
+
+    return rtdetr_patch_module_classes(tv_misc, tv_mobilenetv3)
+
+
+# Classes that 8.4.x restricted loading (ULTRALYTICS_SAFE_LOAD=1) must accept in a trained checkpoint.
+RTDETR_PATCH_SAFE_GLOBALS = rtdetr_patch_module_classes(_mobilenetv3) + _torchvision_blocks()
 
 
 def _padded(items: list, placeholder):
@@ -43,4 +64,5 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
     return outputs[-1]
 
 
-__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "rtdetr_patch_channels", "rtdetr_patch_outputs"]
+__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_GLOBALS", "rtdetr_patch_channels",
+           "rtdetr_patch_outputs"]

@@ -1,0 +1,66 @@
+"""Restricted loading (8.4.x ``ULTRALYTICS_SAFE_LOAD=1``) accepts checkpoints with the added backbones."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
+
+SAFE_GLOBALS = "RTDETR_PATCH_SAFE_GLOBALS"
+ALLOW = f"allow += list({SAFE_GLOBALS})  # {MARK}: the added backbones and the torchvision blocks they use\n"
+
+_OURS = m.AugAssign(target=m.Name("allow"), value=m.Call(args=[m.Arg(m.Name(SAFE_GLOBALS))]))
+_ALLOW_LIST = m.Assign(targets=[m.AssignTarget(target=m.Name("allow"))])
+
+
+class SafeLoadAllow(Transform):
+    """Add the added package's classes to ``_SafeLoad``'s allow-list (the seed's step 5.2: training works).
+
+    From 8.4.x, ``ULTRALYTICS_SAFE_LOAD=1`` loads checkpoints with ``weights_only=True`` and accepts
+    only classes from Ultralytics' and torch's own module trees, so a trained ``best.pt`` with a
+    MobileNetV3 backbone (``ultralytics.nn.Addmodules...`` and torchvision's blocks) is refused,
+    and training under the flag fails at its final validation. ``_SafeLoad._build`` collects its
+    extra globals in a list ``allow`` and returns a mapping built from it: the transform extends
+    ``allow`` with ``RTDETR_PATCH_SAFE_GLOBALS`` right before that ``return``. Releases without
+    ``_SafeLoad`` (up to 8.4.0 at least) do not need it.
+    """
+
+    NAME = "safe-load"
+    FILE = "nn/tasks.py"
+    SEED_STEP = "5.2"
+    DESCRIPTION = "restricted checkpoint loading accepts the added backbone classes"
+    LOOKED_FOR = "the `allow` list and its final `return` in _SafeLoad._build"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.has_safe_load = False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        if node.name.value == "_SafeLoad":
+            self.has_safe_load = True
+        return super().visit_ClassDef(node)
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.BaseStatement:
+        inside = self.in_method("_SafeLoad", "_build")
+        super().leave_FunctionDef(original, updated)
+        if not inside:
+            return updated
+        body = list(updated.body.body)
+        if any(is_simple(s, _OURS) for s in body):
+            self.settle(Outcome.APPLIED)
+            return updated
+        returns = [i for i, s in enumerate(body) if is_simple(s, m.Return())]
+        if not returns or not any(is_simple(s, _ALLOW_LIST) for s in body[:returns[-1]]):
+            return updated
+        self.settle(Outcome.PATCHED)
+        body.insert(returns[-1], statement(ALLOW))
+        return updated.with_changes(body=updated.body.with_changes(body=body))
+
+    def run(self, module: cst.Module):
+        new = module.visit(self)
+        if not self.has_safe_load:
+            return module, Outcome.NOT_NEEDED
+        if self.outcome is None:
+            raise TargetMissing(self.LOOKED_FOR)
+        return new, self.outcome
