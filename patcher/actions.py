@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import patches
 from patches import Outcome
 
+from . import __version__
 from .checkout import refuse_uncommitted
 from .custom import UserModule, check_modules, parse_spec
 from .errors import Exit, PatchError
@@ -168,7 +169,7 @@ def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool,
     created = sorted({str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
                      | set((manifest or {}).get("dirs", [])))
     record = {
-        "tool": __import__("patcher").__version__,
+        "tool": __version__,
         "release": install.release,
         "package": str(install.package),
         "applied_at": now(),
