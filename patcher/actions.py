@@ -250,7 +250,7 @@ def _undo(install: Install, store: Store, manifest: dict, result: RevertResult,
           forced: frozenset[str] = frozenset()) -> None:
     """Put back every recorded original and remove every added file that is still ours."""
     same_release = manifest["release"] == install.release
-    targets = []
+    targets, restore = [], []
     for entry in manifest["files"] if same_release else []:  # never write old files over another release
         path = install.package / PurePosixPath(entry["path"])
         targets.append(path)
@@ -260,9 +260,12 @@ def _undo(install: Install, store: Store, manifest: dict, result: RevertResult,
         if digest not in (entry["patched_sha256"], None) and entry["path"] not in forced:
             result.left.append(entry["path"])
             continue
-        atomic_write(path, store.original(entry["path"], entry["original_sha256"]))
+        # every original is read (and checked) before the first file is written: a damaged store stops here
+        restore.append((path, entry["path"], store.original(entry["path"], entry["original_sha256"])))
+    for path, rel, data in restore:
+        atomic_write(path, data)
         checkpoint()
-        result.restored.append(entry["path"])
+        result.restored.append(rel)
     for entry in manifest["added"]:
         path = install.package / PurePosixPath(entry["path"])
         targets.append(path)
@@ -353,6 +356,10 @@ def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_bytes(data)
         result.kept.append(str(keep))
+    for entry in manifest["files"] if not result.stale_release else []:  # a damaged store stops before any write
+        current = install.package / PurePosixPath(entry["path"])
+        if not current.is_file() or sha256(current.read_bytes()) != entry["original_sha256"]:
+            store.original(entry["path"], entry["original_sha256"])
     store.set_state("reverting")
     checkpoint()
     _undo(install, store, manifest, result, frozenset(rel for rel, _ in edited))

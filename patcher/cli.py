@@ -200,7 +200,13 @@ def check(python, target, static, as_json, error_on_warn, yaml) -> None:
         fail(exc)
     if not as_json:
         chosen(install)
-    report = actions.inspect(install)
+    try:
+        report = actions.inspect(install)
+    except PatchError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "exit_code": int(exc.code), "error": str(exc)}))
+            sys.exit(int(exc.code))
+        fail(exc)
     report["verification"] = None
     if report["exit_code"] == Exit.OK and error_on_warn and report["warnings"]:
         report["exit_code"] = int(Exit.NOT_PATCHED)

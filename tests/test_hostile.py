@@ -170,3 +170,49 @@ def test_writes_nowhere_else(release_trees, tmp_path):
     assert codes == [0, 0, 0, 0, 0, 0, 0, Exit.NOT_PATCHED] and bad.returncode == Exit.NOT_FOUND
     assert outside() == before
     assert not any((world / "tmp").iterdir()) and not any((world / "xdg").iterdir())
+
+
+def test_damaged_backup_store(tree, cli, state_home):
+    """A damaged copy of an original is recovered from the store's git history; with the history gone
+    too, revert stops with exit 10 and changes nothing."""
+    root = tree(OLD)
+    before = snapshot(root)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    copy = next(state_home.rglob("originals/nn/tasks.py"))
+    copy.write_bytes(b"garbage")
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == before
+
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    patched = snapshot(root)
+    store = copy.parents[2]
+    copy.write_bytes(b"garbage")
+    shutil.rmtree(store / ".git")
+    result = cli("revert", "--target", root)
+    assert result.exit_code == Exit.STORE, result.output
+    assert "missing or damaged" in result.output and "force-reinstall" in result.output
+    assert snapshot(root) == patched
+
+
+def test_yaml_name_that_collides_with_a_users_file(tree, cli):
+    root = tree(LATEST)
+    mine = root / "ultralytics/cfg/models/rt-detr/rtdetr-MobileNetV3.yaml"
+    mine.write_text("# my own experiment\nnc: 3\n", encoding="utf-8")
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify")
+    assert result.exit_code == Exit.CONFLICT, result.output
+    assert "rtdetr-MobileNetV3.yaml" in result.output and "not overwritten" in result.output
+    assert snapshot(root) == before
+
+
+def test_damaged_original_of_a_later_file_stops_revert_before_any_write(tree, cli, state_home):
+    """8.0.x changes three files: a damaged backup of the last one must stop revert before the first write."""
+    root = tree(OLD)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    patched = snapshot(root)
+    store = next(state_home.rglob("manifest.json")).parent
+    (store / "originals/nn/modules/block.py").write_bytes(b"garbage")
+    shutil.rmtree(store / ".git")
+    assert cli("revert", "--target", root).exit_code == Exit.STORE
+    assert snapshot(root) == patched
+    assert cli("check", "--target", root, "--static").exit_code == 0  # still a whole, recorded patch
