@@ -127,18 +127,17 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
         modules.update((m.name, m) for m in new)
         if new and not dry_run:
             check_modules(install, new)
-        result = _apply(install, store, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
+        result = _apply(install, store, manifest, same, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
                         modules=tuple(modules.values()))
         result.recovered = recovered
         return result
 
 
-def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool, force: bool,
-           modules: tuple[UserModule, ...]) -> ApplyResult:
-    manifest = store.manifest()
-    plan = make_plan(install, transforms_for(manifest if manifest and manifest.get("release") == install.release
-                                             else None, val_rect_fix), modules)
-    if plan.complete and manifest and manifest.get("release") == install.release:
+def _apply(install: Install, store: Store, manifest: dict | None, same: dict | None, *, dry_run: bool,
+           val_rect_fix: bool, force: bool, modules: tuple[UserModule, ...]) -> ApplyResult:
+    """``manifest`` is the record as found; ``same`` is that record when it is of this very release."""
+    plan = make_plan(install, transforms_for(same, val_rect_fix), modules)
+    if plan.complete and same:
         return ApplyResult(plan=plan, already=True)
     _conflicts(plan, manifest)
     if dry_run:
@@ -155,8 +154,7 @@ def _apply(install: Install, store: Store, *, dry_run: bool, val_rect_fix: bool,
 
     # The record: originals of the files this run changes, plus those an earlier run of the same
     # release already changed (a run that stopped half way); the new files and folders.
-    old = {f["path"]: f for f in (manifest or {}).get("files", [])} if (manifest or {}).get("release") == \
-        install.release else {}
+    old = {f["path"]: f for f in same["files"]} if same else {}
     files, originals = [], {}
     for change in plan.files:
         if change.changed:
@@ -247,8 +245,12 @@ def _clean_temporaries(paths: list[Path]) -> None:
 
 
 def _undo(install: Install, store: Store, manifest: dict, result: RevertResult,
-          forced: frozenset[str] = frozenset()) -> None:
-    """Put back every recorded original and remove every added file that is still ours."""
+          forced: frozenset[str] = frozenset(), journal: str | None = None) -> None:
+    """Put back every recorded original and remove every added file that is still ours.
+
+    Every original is read and checked before the first write, so a damaged store stops the run
+    with the install untouched; ``journal`` (a manifest state) is recorded right before that write.
+    """
     same_release = manifest["release"] == install.release
     targets, restore = [], []
     for entry in manifest["files"] if same_release else []:  # never write old files over another release
@@ -260,8 +262,10 @@ def _undo(install: Install, store: Store, manifest: dict, result: RevertResult,
         if digest not in (entry["patched_sha256"], None) and entry["path"] not in forced:
             result.left.append(entry["path"])
             continue
-        # every original is read (and checked) before the first file is written: a damaged store stops here
         restore.append((path, entry["path"], store.original(entry["path"], entry["original_sha256"])))
+    if journal is not None:
+        store.set_state(journal)
+        checkpoint()
     for path, rel, data in restore:
         atomic_write(path, data)
         checkpoint()
@@ -356,13 +360,7 @@ def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_bytes(data)
         result.kept.append(str(keep))
-    for entry in manifest["files"] if not result.stale_release else []:  # a damaged store stops before any write
-        current = install.package / PurePosixPath(entry["path"])
-        if not current.is_file() or sha256(current.read_bytes()) != entry["original_sha256"]:
-            store.original(entry["path"], entry["original_sha256"])
-    store.set_state("reverting")
-    checkpoint()
-    _undo(install, store, manifest, result, frozenset(rel for rel, _ in edited))
+    _undo(install, store, manifest, result, frozenset(rel for rel, _ in edited), journal="reverting")
     store.forget(f"revert: Ultralytics {install.release} at {install.package}")
     checkpoint()
     return result
