@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (see README.md):
 #   make demo   the main job: a project-local venv with a pinned Ultralytics, apply, check (figures table)
 #   make test   the test suite (downloads the release wheels it needs into ~/.cache/rtdetr-patch/wheels)
+#   make test-fast  the inner loop: everything but the tests marked slow (real model builds, training, kills)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ULTRALYTICS ?= 8.4.190
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench bench-stock clean
 
 $(VENV)/.ready-$(ULTRALYTICS): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +21,14 @@ demo: $(VENV)/.ready-$(ULTRALYTICS)
 test: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python -m pytest
 
+test-fast: $(VENV)/.ready-$(ULTRALYTICS)
+	$(BIN)/python -m pytest -m "not slow"
+
 bench: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python benchmarks/bench_cli.py
+
+bench-stock: $(VENV)/.ready-$(ULTRALYTICS)
+	$(BIN)/python benchmarks/bench_stock.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

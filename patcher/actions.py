@@ -65,6 +65,7 @@ class ApplyResult:
     added: list[str] = field(default_factory=list)
     already: bool = False
     recovered: str | None = None
+    upgraded_from: str | None = None  # the rtdetr-patch release whose older patch this run replaced
 
 
 def _conflicts(plan: Plan, manifest: dict | None) -> None:
@@ -127,16 +128,40 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
         modules.update((m.name, m) for m in new)
         if new and not dry_run:
             check_modules(install, new)
+        val_rect_fix = val_rect_fix or bool(same and same.get("options", {}).get("val_rect_fix"))
+        upgraded, sources = None, None
+        if same and same.get("tool") != __version__ and _outdated(install, same, val_rect_fix, tuple(modules.values())):
+            # An earlier rtdetr-patch wrote another patch: take it back (a journaled revert that refuses
+            # to lose edits), then apply this release's patch to the pristine files.
+            upgraded = same.get("tool", "an earlier release")
+            if dry_run:
+                sources = {e["path"]: store.original(e["path"], e["original_sha256"]) for e in same["files"]}
+            else:
+                _revert(install, store, force=False)
+                manifest = same = None
         result = _apply(install, store, manifest, same, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
-                        modules=tuple(modules.values()))
+                        modules=tuple(modules.values()), sources=sources)
         result.recovered = recovered
+        result.upgraded_from = upgraded
         return result
 
 
+def _outdated(install: Install, same: dict, val_rect_fix: bool, modules: tuple[UserModule, ...]) -> bool:
+    """Whether the patch an earlier rtdetr-patch recorded differs from the one this release would write."""
+    try:
+        return not make_plan(install, transforms_for(same, val_rect_fix), modules).complete
+    except PatchError as exc:
+        if exc.code is Exit.TRANSFORM:  # the older patch's shapes are not this release's
+            return True
+        raise
+
+
 def _apply(install: Install, store: Store, manifest: dict | None, same: dict | None, *, dry_run: bool,
-           val_rect_fix: bool, force: bool, modules: tuple[UserModule, ...]) -> ApplyResult:
-    """``manifest`` is the record as found; ``same`` is that record when it is of this very release."""
-    plan = make_plan(install, transforms_for(same, val_rect_fix), modules)
+           val_rect_fix: bool, force: bool, modules: tuple[UserModule, ...],
+           sources: dict[str, bytes] | None = None) -> ApplyResult:
+    """``manifest`` is the record as found; ``same`` is that record when it is of this very release;
+    ``sources`` (a dry run only) are the bytes to plan from instead of the files' current ones."""
+    plan = make_plan(install, transforms_for(same, val_rect_fix), modules, sources=sources)
     if plan.complete and same:
         return ApplyResult(plan=plan, already=True)
     _conflicts(plan, manifest)
@@ -421,6 +446,10 @@ def _inspect(install: Install, store: Store) -> dict:
     missing = [t["name"] for t in report["transforms"] if t["state"] == "missing"]
     if missing and not stale:
         report["problems"].append(f"not applied: {', '.join(missing)}")
+    older = manifest.get("tool") if manifest and not stale else None
+    if older != __version__ and older and any(t["state"] in ("missing", "unrecognised") for t in report["transforms"]):
+        report["problems"].append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
+                                  f"replace it with this release's ({__version__})")
     if manifest and not stale:
         for entry in manifest["files"]:
             current = (install.package / PurePosixPath(entry["path"]))

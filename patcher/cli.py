@@ -113,6 +113,10 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
     plan = result.plan
     if result.recovered:
         out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
+    if result.upgraded_from:
+        verb = "would be replaced" if dry_run else "was reverted and is replaced"
+        out.print(f"[yellow]The patch written by rtdetr-patch {escape(str(result.upgraded_from))} {verb} by this "
+                  f"release's ({__version__}).[/]", soft_wrap=True)
     if result.already:
         out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing "
                   "changed.")

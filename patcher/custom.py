@@ -21,8 +21,9 @@ from pathlib import Path
 from .errors import Exit, PatchError
 from .locate import Install
 
-RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_GLOBALS", "rtdetr_patch_channels",
-            "rtdetr_patch_outputs", "rtdetr_patch_module_classes"}
+RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "rtdetr_patch_channels",
+            "rtdetr_patch_outputs", "rtdetr_patch_module_classes", "rtdetr_patch_probe_size",
+            "rtdetr_patch_safe_globals"}
 PREFLIGHT = r"""
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
@@ -151,6 +152,6 @@ def registry_block(modules: list[UserModule]) -> bytes:
     every = sorted(c for m in modules for c in m.classes)
     lines.append(f"RTDETR_PATCH_BACKBONES = RTDETR_PATCH_BACKBONES | {{{', '.join(every)}}}")
     lines.append("from . import " + ", ".join(m.name for m in modules))
-    lines.append("RTDETR_PATCH_SAFE_GLOBALS += rtdetr_patch_module_classes(" + ", ".join(m.name for m in modules) + ")")
+    lines.append("RTDETR_PATCH_SAFE_MODULES += [" + ", ".join(m.name for m in modules) + "]")
     lines.append(f"__all__ += {every!r}")
     return ("\n".join(lines) + "\n").encode("utf-8")

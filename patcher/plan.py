@@ -143,11 +143,12 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
     return FileChange(rel=rel, path=path, before=data, after=after, steps=steps)
 
 
-def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None, modules: tuple = ()) -> Plan:
+def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None, modules: tuple = (),
+              sources: dict[str, bytes] | None = None) -> Plan:
     transforms = transforms if transforms is not None else patches.selected()
     by_file: dict[str, list[type[Transform]]] = {}
     for transform in transforms:
         by_file.setdefault(transform.FILE, []).append(transform)
-    files = [plan_file(install, rel, group) for rel, group in by_file.items()]
+    files = [plan_file(install, rel, group, (sources or {}).get(rel)) for rel, group in by_file.items()]
     additions = [Addition(rel, install.package / rel, data) for rel, data in template_files(install, modules)]
     return Plan(install=install, files=files, additions=additions)

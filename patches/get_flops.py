@@ -15,7 +15,7 @@ _REAL_SIZE_PROBE = m.Call(
 )
 
 FALLBACK = f"""\
-try:  # {MARK}: the stride-sized probe fails for RT-DETR, profile at the real image size (seed 4.9)
+try:  # {MARK}: the stride-sized probe fails for RT-DETR, profile at the real image size (blog step 4.9)
     imgsz = imgsz if isinstance(imgsz, list) else [imgsz, imgsz]  # expand if int/float
     im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
     return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs

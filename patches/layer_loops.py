@@ -16,7 +16,7 @@ _SAVE_OUTPUT = m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("ap
 _OUR_TEST = m.Call(func=m.Name("getattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString()), m.ZeroOrMore()])
 
 KEEP_OUTPUTS = f"""\
-if getattr(m, "backbone", False):  # {MARK}: keep each output of a list-returning backbone (seed 4.7)
+if getattr(m, "backbone", False):  # {MARK}: keep each output of a list-returning backbone (blog step 4.7)
     x = rtdetr_patch_outputs(x, y, self.save)
 else:
     pass

@@ -1,4 +1,4 @@
-"""Seed steps 4.4-4.6: ``parse_model`` builds list-returning backbones."""
+"""Blog steps 4.4-4.6: ``parse_model`` builds list-returning backbones."""
 
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression,
 
 REGISTRY = "RTDETR_PATCH_BACKBONES"
 SHIFT = "backbone_shift"
+FLAG = "backbone_built"
 
-SHIFT_INIT = f"{SHIFT} = 0  # {MARK}: index shift added by list-returning backbones (seed 4.4)\n"
+SHIFT_INIT = f"{SHIFT} = 0  # {MARK}: index shift added by list-returning backbones (blog step 4.4)\n"
+FLAG_SET = f"{FLAG} = m in {REGISTRY}  # {MARK}: this row builds a registered backbone (blog step 4.4)\n"
 BRANCH = f"""\
-if m in {REGISTRY}:  # {MARK}: a backbone that returns a list of feature maps (seed 4.5)
+if {FLAG}:  # {MARK}: a backbone that returns a list of feature maps (blog step 4.5)
     m_ = m(*args)
     m_.backbone = True
-    c2 = rtdetr_patch_channels(m_)  # one channel entry per output, padded to five (seed 4.6)
+    c2 = rtdetr_patch_channels(m_)  # one channel entry per output, padded to five (blog step 4.6)
     {SHIFT} += len(c2) - 1
 """
-GUARD = f"if not isinstance(c2, list):  # {MARK}: a backbone was built above (seed 4.6)\n    pass\n"
+GUARD = f"if not {FLAG}:  # {MARK}: the backbone was built above (blog step 4.6)\n    pass\n"
 CH_UPDATE = f"""\
-if isinstance(c2, list):  # {MARK}: each backbone output takes one index (seed 4.6)
+if {FLAG}:  # {MARK}: each backbone output takes one index (blog step 4.6)
     ch.extend(c2)
     c2 = c2[-1]
 else:
@@ -37,10 +39,12 @@ _ATTACH = m.Assign(targets=[m.AssignTarget(target=m.Tuple(
 _SAVE = m.Expr(m.Call(func=m.Attribute(value=m.Name("save"), attr=m.Name("extend"))))
 _CH_APPEND = m.Expr(m.Call(func=m.Attribute(value=m.Name("ch"), attr=m.Name("append")), args=[m.Arg(m.Name("c2"))]))
 _SHIFT_INIT = m.Assign(targets=[m.AssignTarget(target=m.Name(SHIFT))])
-_OUR_TEST = m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.In(),
-                                                                           comparator=m.Name(REGISTRY))])
-_GUARD_TEST = m.UnaryOperation(operator=m.Not(), expression=m.Call(func=m.Name("isinstance")))
-_CH_TEST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
+_FLAG_SET = m.Assign(targets=[m.AssignTarget(target=m.Name(FLAG))],
+                     value=m.Comparison(left=m.Name("m"), comparisons=[
+                         m.ComparisonTarget(operator=m.In(), comparator=m.Name(REGISTRY))]))
+_OUR_TEST = m.Name(FLAG)
+_GUARD_TEST = m.UnaryOperation(operator=m.Not(), expression=m.Name(FLAG))
+_CH_TEST = m.Name(FLAG)
 _SHIFTED_I = m.BinaryOperation(left=m.Name("i"), operator=m.Add(), right=m.Name(SHIFT))
 _SAVE_MOD = m.BinaryOperation(left=m.Name("x"), operator=m.Modulo(), right=m.Name("i"))
 
@@ -92,16 +96,19 @@ class _Rewrite(cst.CSTTransformer):
 
 
 class ParseModelBackbones(Transform):
-    """Teach ``parse_model`` to build list-returning backbones (seed 4.4, 4.5 and 4.6).
+    """Teach ``parse_model`` to build list-returning backbones (blog steps 4.4, 4.5 and 4.6).
 
-    A backbone class listed in ``RTDETR_PATCH_BACKBONES`` (the registry of the added package, so a
-    new backbone needs no new edit here) is built once in its own ``elif`` branch, marked
-    ``backbone = True``, and its ``width_list`` becomes the channel entries of the following
-    indices: one leading placeholder pads four outputs to five, so the seed's yaml finds the
-    outputs at indices 1-4. Every later layer's index (``m_.i``) and the save list are shifted
-    by the same amount (``i + 4`` in the seed), and ``ch`` is extended by the backbone's
-    channels. The edits are six small ones at statement level, so the rest of ``parse_model``
-    (its module sets, the TorchVision/Index branches, 8.4's legacy SPPF block) stays untouched.
+    Each row first records whether its module is a registered backbone, in a variable of its own:
+    ``backbone_built = m in RTDETR_PATCH_BACKBONES`` (the registry of the added package, so a new
+    backbone needs no new edit here). Every later edit keys on that flag and never on the type of
+    ``c2``: stock modules whose ``c2`` is a list (``CBLinear`` in YOLOv9) build exactly as before.
+    A backbone is built once in its own ``elif`` branch, marked ``backbone = True``, and its
+    ``width_list`` (or ``channel``) becomes the channel entries of the following indices: one
+    leading placeholder pads four outputs to five, so the blog's yaml finds the outputs at indices
+    1-4. Every later layer's index (``m_.i``) and the save list are shifted by the same amount
+    (``i + 4`` in the blog), and ``ch`` is extended by the backbone's channels. The edits are
+    small ones at statement level, so the rest of ``parse_model`` (its module sets, the
+    TorchVision/Index branches, 8.4's legacy SPPF block) stays untouched.
     """
 
     NAME = "parse-model"
@@ -185,10 +192,10 @@ class ParseModelBackbones(Transform):
             ("save", save_done, shift_save),
             ("ch", lambda: ch_if is not None and ch_append is None, ch_update),
         ]
-        done = [name for name, is_done, _ in loop_edits if is_done()]
-        if any(is_simple(s, _SHIFT_INIT) for s in body[:at]):
-            done.insert(0, "shift")
-        if len(done) == len(loop_edits) + 1:
+        done = (["shift"] if any(is_simple(s, _SHIFT_INIT) for s in body[:at]) else []) \
+            + (["flag"] if any(is_simple(s, _FLAG_SET) for s in loop_body) else []) \
+            + [name for name, is_done, _ in loop_edits if is_done()]
+        if len(done) == len(loop_edits) + 2:
             self.settle(Outcome.APPLIED)
             return updated
         if done:
@@ -196,6 +203,9 @@ class ParseModelBackbones(Transform):
                                 f"already present, the rest missing; the file looks hand-edited)")
         for _, _, apply in loop_edits:  # each edit replaces one statement in place: indices stay valid
             apply()
+        flag = statement(FLAG_SET)  # then one insertion, right before the module-type chain
+        loop_body.insert(chain, flag.with_changes(leading_lines=loop_body[chain].leading_lines))
+        loop_body[chain + 1] = loop_body[chain + 1].with_changes(leading_lines=[])
         body[at] = body[at].with_changes(body=body[at].body.with_changes(body=loop_body))
         body.insert(at, statement(SHIFT_INIT))
         self.settle(Outcome.PATCHED)

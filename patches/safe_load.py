@@ -7,22 +7,24 @@ import libcst.matchers as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
 
-SAFE_GLOBALS = "RTDETR_PATCH_SAFE_GLOBALS"
-ALLOW = f"allow += list({SAFE_GLOBALS})  # {MARK}: the added backbones and the torchvision blocks they use\n"
+SAFE_GLOBALS = "rtdetr_patch_safe_globals"
+ALLOW = f"allow += {SAFE_GLOBALS}()  # {MARK}: the classes a checkpoint of an added backbone holds\n"
 
-_OURS = m.AugAssign(target=m.Name("allow"), value=m.Call(args=[m.Arg(m.Name(SAFE_GLOBALS))]))
+_OURS = m.AugAssign(target=m.Name("allow"), value=m.Call(func=m.Name(SAFE_GLOBALS)))
 _ALLOW_LIST = m.Assign(targets=[m.AssignTarget(target=m.Name("allow"))])
 
 
 class SafeLoadAllow(Transform):
-    """Add the added package's classes to ``_SafeLoad``'s allow-list (the seed's step 5.2: training works).
+    """Add the added package's classes to ``_SafeLoad``'s allow-list (blog step 5.2: training works).
 
     From 8.4.x, ``ULTRALYTICS_SAFE_LOAD=1`` loads checkpoints with ``weights_only=True`` and accepts
     only classes from Ultralytics' and torch's own module trees, so a trained ``best.pt`` with a
     MobileNetV3 backbone (``ultralytics.nn.Addmodules...`` and torchvision's blocks) is refused,
     and training under the flag fails at its final validation. ``_SafeLoad._build`` collects its
     extra globals in a list ``allow`` and returns a mapping built from it: the transform extends
-    ``allow`` with ``RTDETR_PATCH_SAFE_GLOBALS`` right before that ``return``. Releases without
+    ``allow`` with ``rtdetr_patch_safe_globals()`` right before that ``return``: a function, so the
+    list (which imports torchvision for MobileNetV3's blocks) is computed only when a checkpoint is
+    loaded under the flag, never when ``tasks.py`` is imported. Releases without
     ``_SafeLoad`` (up to 8.4.0 at least) do not need it.
     """
 

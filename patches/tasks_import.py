@@ -8,7 +8,7 @@ import libcst.matchers as m
 from .base import MARK, Outcome, Transform, statement
 
 PACKAGE = "ultralytics.nn.Addmodules"
-IMPORT_LINE = f"from {PACKAGE} import *  # noqa: F403  {MARK}: added backbones (seed 4.3)\n"
+IMPORT_LINE = f"from {PACKAGE} import *  # noqa: F403  {MARK}: added backbones (blog step 4.3)\n"
 
 _IMPORT = m.SimpleStatementLine(body=[m.OneOf(m.Import(), m.ImportFrom())])
 _OURS = m.SimpleStatementLine(

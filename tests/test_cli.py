@@ -152,11 +152,18 @@ def test_python_finds_its_own_ultralytics_and_changes_nothing(cli, state_home):
     spec = importlib.util.find_spec("ultralytics")
     package = Path(list(spec.submodule_search_locations)[0]).resolve()
     before = snapshot(package)
+    # `make demo` patches the project's own venv, and the tests must pass before and after it: which of
+    # the two this install is, is read from its files, and check (with an empty store here) must agree.
+    patched = (package / "nn" / "Addmodules" / "__init__.py").is_file()
     result = cli("check", "--python", sys.executable, "--static")
     out = flat(result.output)
     assert f"Ultralytics {LATEST} at {package}" in out
     assert f"--python {sys.executable}" in out
-    assert result.exit_code == Exit.NOT_PATCHED, result.output  # the venv's own install is never patched
+    if patched:
+        assert result.exit_code == Exit.OK, result.output
+        assert "patched, but no record" in out
+    else:
+        assert result.exit_code == Exit.NOT_PATCHED, result.output
     assert snapshot(package) == before
     assert not manifests(state_home)
 

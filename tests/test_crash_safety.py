@@ -15,6 +15,8 @@ from conftest import LATEST, OLD, snapshot
 from patcher.errors import Exit
 from patcher.safety import KILL_ENV
 
+pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
+
 MAX_POINTS = 60
 
 

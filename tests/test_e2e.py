@@ -31,6 +31,8 @@ from click.testing import CliRunner
 from conftest import LATEST, OLD
 from patcher.cli import main as cli_main
 
+pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
+
 WORKER = Path(__file__).with_name("e2e_worker.py")
 IMGSZ = 128
 EPOCHS = 2

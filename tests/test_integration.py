@@ -16,6 +16,8 @@ import pytest
 from conftest import LATEST, OLD, snapshot
 from patcher.errors import Exit
 
+pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
+
 MOBILENETV3_PARAMS = 9_847_760  # RT-DETR with MobileNetV3-Small (the seed's yaml), nc=80
 
 

@@ -53,9 +53,10 @@ def expected_outcome(name: str, release: str) -> Outcome:
 def expected_marks(rel: str, release: str) -> int:
     """Lines holding the `rtdetr-patch` marker comment in the patched file."""
     if rel == "nn/tasks.py":
-        # the import, parse_model's four (shift init, branch, guard, ch update), one per layer loop,
-        # and the _SafeLoad allow-list line where the release has restricted loading
-        return 1 + 4 + LOOPS[release] + (expected_outcome("safe-load", release) is Outcome.PATCHED)
+        # the import, parse_model's five (shift init, flag, branch, guard, ch update), one per layer
+        # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
+        # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
+        return 1 + 5 + LOOPS[release] + (expected_outcome("safe-load", release) is Outcome.PATCHED)
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
@@ -166,7 +167,9 @@ def test_only_targeted_lines_change(runs, release):
 def test_replacements_are_the_intended_ones(runs, release):
     files = runs(release)
     tasks = files["nn/tasks.py"].after
-    assert re.search(r"^ +s = 640  # 2x min stride$", tasks, re.M)
+    assert re.search(r"^ +s = rtdetr_patch_probe_size\(self\.model, 256\)  # 2x min stride$", tasks, re.M)
+    assert re.search(r"^ +backbone_built = m in RTDETR_PATCH_BACKBONES  # rtdetr-patch", tasks, re.M)
+    assert "isinstance(c2, list)" not in tasks  # every edit keys on the flag, never on the type of c2
     assert "m_.i, m_.f, m_.type = i + backbone_shift, f, t" in tasks
     assert "save.extend(x % (i + backbone_shift) for x in" in tasks
     assert tasks.count("from ultralytics.nn.Addmodules import *") == 1

@@ -73,7 +73,7 @@ STRIDE_BEFORE = src('''
         def __init__(self):
             s = 256
 ''')
-STRIDE_AFTER = STRIDE_BEFORE.replace("s = 256  # 2x min stride", "s = 640  # 2x min stride")
+STRIDE_AFTER = STRIDE_BEFORE.replace("s = 256  # 2x min stride", "s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride")
 
 
 def test_stride_probe():
@@ -228,7 +228,7 @@ FLOPS_AFTER = FLOPS_BEFORE.replace('''    except Exception:
 
 
 def get_flops_with''', '''    except Exception:
-        try:  # rtdetr-patch: the stride-sized probe fails for RT-DETR, profile at the real image size (seed 4.9)
+        try:  # rtdetr-patch: the stride-sized probe fails for RT-DETR, profile at the real image size (blog step 4.9)
             imgsz = imgsz if isinstance(imgsz, list) else [imgsz, imgsz]  # expand if int/float
             im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
             return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
@@ -308,7 +308,7 @@ IMPORT_BEFORE = src('''
 IMPORT_AFTER = IMPORT_BEFORE.replace(
     "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n",
     "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n"
-    "from ultralytics.nn.Addmodules import *  # noqa: F403  rtdetr-patch: added backbones (seed 4.3)\n")
+    "from ultralytics.nn.Addmodules import *  # noqa: F403  rtdetr-patch: added backbones (blog step 4.3)\n")
 
 
 def test_tasks_import():
@@ -374,7 +374,7 @@ LOOPS_AFTER = src('''
                 if profile:
                     self._profile_one_layer(m, x, dt)
                 x = m(x)  # run
-                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (seed 4.7)
+                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (blog step 4.7)
                     x = rtdetr_patch_outputs(x, y, self.save)
                 else:
                     y.append(x if m.i in self.save else None)  # save output
@@ -395,7 +395,7 @@ LOOPS_AFTER = src('''
                     x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]  # from earlier layers
                 x = m(x)  # run
 
-                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (seed 4.7)
+                if getattr(m, "backbone", False):  # rtdetr-patch: keep each output of a list-returning backbone (blog step 4.7)
                     x = rtdetr_patch_outputs(x, y, self.save)
                 else:
                     y.append(x if m.i in self.save else None)  # save output
@@ -458,24 +458,25 @@ PARSE_AFTER = src('''
         nc, act, scales = (d.get(x) for x in ("nc", "activation", "scales"))
         ch = [ch]
         layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
-        backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (seed 4.4)
+        backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (blog step 4.4)
         for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
             m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
             n = n_ = max(round(n * depth), 1) if n > 1 else n  # depth gain
+            backbone_built = m in RTDETR_PATCH_BACKBONES  # rtdetr-patch: this row builds a registered backbone (blog step 4.4)
             if m in {Conv, C2f, RepC3}:
                 c1, c2 = ch[f], args[0]
                 args = [c1, c2, *args[1:]]
             elif m is Concat:
                 c2 = sum(ch[x] for x in f)
-            elif m in RTDETR_PATCH_BACKBONES:  # rtdetr-patch: a backbone that returns a list of feature maps (seed 4.5)
+            elif backbone_built:  # rtdetr-patch: a backbone that returns a list of feature maps (blog step 4.5)
                 m_ = m(*args)
                 m_.backbone = True
-                c2 = rtdetr_patch_channels(m_)  # one channel entry per output, padded to five (seed 4.6)
+                c2 = rtdetr_patch_channels(m_)  # one channel entry per output, padded to five (blog step 4.6)
                 backbone_shift += len(c2) - 1
             else:
                 c2 = ch[f]
 
-            if not isinstance(c2, list):  # rtdetr-patch: a backbone was built above (seed 4.6)
+            if not backbone_built:  # rtdetr-patch: the backbone was built above (blog step 4.6)
                 m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
             t = str(m)[8:-2].replace("__main__.", "")  # module type
             m_.np = sum(x.numel() for x in m_.parameters())  # number params
@@ -484,7 +485,7 @@ PARSE_AFTER = src('''
             layers.append(m_)
             if i == 0:
                 ch = []
-            if isinstance(c2, list):  # rtdetr-patch: each backbone output takes one index (seed 4.6)
+            if backbone_built:  # rtdetr-patch: each backbone output takes one index (blog step 4.6)
                 ch.extend(c2)
                 c2 = c2[-1]
             else:
@@ -503,7 +504,7 @@ def test_parse_model_plain_if_else_chain():
 ''', "")
     code, outcome = transform(ParseModelBackbones, before)
     assert outcome is Outcome.PATCHED
-    assert re.search(r"args = \[c1, c2, \*args\[1:\]\]\n        elif m in RTDETR_PATCH_BACKBONES:  # rtdetr-patch", code)
+    assert re.search(r"args = \[c1, c2, \*args\[1:\]\]\n        elif backbone_built:  # rtdetr-patch", code)
     assert transform(ParseModelBackbones, code) == (code, Outcome.APPLIED)
 
 
@@ -532,11 +533,11 @@ def test_parse_model_save_without_modulo():
 
 
 @pytest.mark.parametrize("undo, words", [
-    (("        if isinstance(c2, list):  # rtdetr-patch: each backbone output takes one index (seed 4.6)\n"
+    (("        if backbone_built:  # rtdetr-patch: each backbone output takes one index (blog step 4.6)\n"
       "            ch.extend(c2)\n            c2 = c2[-1]\n        else:\n            ch.append(c2)\n",
-      "        ch.append(c2)\n"), "shift, branch, guard, attach, save already present"),
-    (("    backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (seed 4.4)\n", ""),
-     "branch, guard, attach, save, ch already present"),
+      "        ch.append(c2)\n"), "shift, flag, branch, guard, attach, save already present"),
+    (("    backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (blog step 4.4)\n", ""),
+     "flag, branch, guard, attach, save, ch already present"),
 ])
 def test_parse_model_partly_patched_is_refused(undo, words):
     old, new = undo
@@ -566,7 +567,7 @@ class _SafeLoad:
     def _build(cls):
         allow = []
         allow += [int]
-        allow += list(RTDETR_PATCH_SAFE_GLOBALS)  # rtdetr-patch: the added backbones and the torchvision blocks they use
+        allow += rtdetr_patch_safe_globals()  # rtdetr-patch: the classes a checkpoint of an added backbone holds
         return {e: e for e in allow}
 """
 
@@ -607,7 +608,7 @@ def test_cli_partly_hand_patched_parse_model_is_refused(tree, cli, state_home, m
     assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
     tasks = root / "ultralytics" / "nn" / "tasks.py"
     text = tasks.read_text(encoding="utf-8")
-    ch_update = re.search(r"^( +)if isinstance\(c2, list\):  # rtdetr-patch: each backbone output.*\n"
+    ch_update = re.search(r"^( +)if backbone_built:  # rtdetr-patch: each backbone output.*\n"
                           r"\1    ch\.extend\(c2\)\n\1    c2 = c2\[-1\]\n\1else:\n\1    ch\.append\(c2\)\n", text, re.M)
     assert ch_update is not None
     tasks.write_text(text.replace(ch_update.group(0), f"{ch_update.group(1)}ch.append(c2)\n"), encoding="utf-8")

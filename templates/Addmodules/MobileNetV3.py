@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torchvision
 
 __all__ = ["MobileNetV3"]
 
-_BUILDERS = {"small": torchvision.models.mobilenet_v3_small, "large": torchvision.models.mobilenet_v3_large}
+# torchvision is imported when a MobileNetV3 is built, never when Ultralytics imports this file.
+_BUILDERS = {"small": "mobilenet_v3_small", "large": "mobilenet_v3_large"}
 _WEIGHT_ENUMS = {"small": "MobileNet_V3_Small_Weights", "large": "MobileNet_V3_Large_Weights"}
 _LAST_CONV = {"small": 576, "large": 960}  # final 1x1 conv channels at width 1.0
 _NUM_BLOCKS = {13: "small", 17: "large"}  # len(features) -> variant
@@ -61,7 +61,10 @@ class MobileNetV3(nn.Module):
         if not (width > 0 and math.isfinite(width)):
             raise ValueError(f"MobileNetV3: width must be > 0 and finite, got {width!r}.")
         self.variant, self.width = variant.lower(), float(width)
-        self.features = _BUILDERS[self.variant](weights=None, width_mult=self.width).features
+        import torchvision.models
+
+        builder = getattr(torchvision.models, _BUILDERS[self.variant])
+        self.features = builder(weights=None, width_mult=self.width).features
 
         # Stride and channels of every block, read from the layer configuration (no forward pass).
         stride, strides, channels = 1, [], []
@@ -118,6 +121,8 @@ class MobileNetV3(nn.Module):
             )
 
     def _download(self, name: str) -> dict[str, torch.Tensor]:
+        import torchvision.models
+
         enum_name = _WEIGHT_ENUMS[self.variant]
         if "." in name and name.split(".")[0].lower() != enum_name.lower():
             raise ValueError(

@@ -1,6 +1,6 @@
-"""Modules added to Ultralytics by rtdetr-patch (seed steps 4.1 and 4.2).
+"""Modules added to Ultralytics by rtdetr-patch (blog steps 4.1 and 4.2).
 
-``ultralytics/nn/tasks.py`` imports everything listed in ``__all__`` (seed 4.3), because
+``ultralytics/nn/tasks.py`` imports everything listed in ``__all__`` (blog step 4.3), because
 ``parse_model`` resolves the module names of a model yaml through the globals of ``tasks.py``.
 
 * ``RTDETR_PATCH_BACKBONES`` is the registry of list-returning backbones: ``parse_model`` builds
@@ -9,7 +9,14 @@
 * ``rtdetr_patch_channels`` and ``rtdetr_patch_outputs`` hold the index rule shared by
   ``parse_model`` and the layer loops: four outputs are padded to five with a leading
   placeholder, so that a backbone in yaml row 0 puts its outputs at indices 1-4 and shifts every
-  later layer by four, as the seed's yaml expects.
+  later layer by four, as the blog's yaml expects.
+* ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
+  640 only for a model that holds a registered backbone (blog step 4.8).
+* ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
+  when it builds its allow-list, not at import.
+
+Importing this package imports nothing heavier than ``torch`` (which ``tasks.py`` imports
+anyway): torchvision is imported when a MobileNetV3 is built or the allow-list is computed.
 
 This file is written by rtdetr-patch; ``rtdetr-patch revert`` removes the whole folder.
 """
@@ -20,7 +27,9 @@ from . import MobileNetV3 as _mobilenetv3
 from .MobileNetV3 import MobileNetV3
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
-PADDED_OUTPUTS = 5  # the seed's layout: index of the backbone row + four feature maps
+RTDETR_PATCH_SAFE_MODULES = [_mobilenetv3]  # files whose classes a trained checkpoint may hold
+PADDED_OUTPUTS = 5  # the blog's layout: index of the backbone row + four feature maps
+PROBE_SIZE = 640  # blog step 4.8: the stride probe size for models with a registered backbone
 
 
 def rtdetr_patch_module_classes(*modules) -> tuple:
@@ -29,20 +38,25 @@ def rtdetr_patch_module_classes(*modules) -> tuple:
                  if isinstance(v, type) and issubclass(v, _nn.Module) and v.__module__ == mod.__name__)
 
 
-def _torchvision_blocks() -> tuple:
-    """torchvision's layers that MobileNetV3 is built from (Conv2dNormActivation, InvertedResidual, ...)."""
+def rtdetr_patch_safe_globals() -> list:
+    """Classes that restricted loading must accept in a trained checkpoint with an added backbone.
+
+    The classes of every registered backbone file, and torchvision's layers that MobileNetV3 is
+    built from (Conv2dNormActivation, InvertedResidual, SqueezeExcitation, ...).
+    """
     import torchvision.models.mobilenetv3 as tv_mobilenetv3
     import torchvision.ops.misc as tv_misc
 
-    return rtdetr_patch_module_classes(tv_misc, tv_mobilenetv3)
+    return list(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES, tv_misc, tv_mobilenetv3))
 
 
-# Classes that 8.4.x restricted loading (ULTRALYTICS_SAFE_LOAD=1) must accept in a trained checkpoint.
-RTDETR_PATCH_SAFE_GLOBALS = rtdetr_patch_module_classes(_mobilenetv3) + _torchvision_blocks()
+def rtdetr_patch_probe_size(layers, size: int) -> int:
+    """The stride probe size: 640 if a layer is a registered backbone (blog step 4.8), else ``size``."""
+    return PROBE_SIZE if any(getattr(layer, "backbone", False) for layer in layers) else size
 
 
 def _padded(items: list, placeholder):
-    """A leading placeholder unless there already are five entries (seed 4.6 and 4.7)."""
+    """A leading placeholder unless there already are five entries (blog steps 4.6 and 4.7)."""
     return list(items) if len(items) == PADDED_OUTPUTS else [placeholder, *items]
 
 
@@ -64,5 +78,5 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
     return outputs[-1]
 
 
-__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_GLOBALS", "rtdetr_patch_channels",
-           "rtdetr_patch_outputs"]
+__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "rtdetr_patch_channels", "rtdetr_patch_outputs",
+           "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"]
