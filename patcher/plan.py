@@ -91,7 +91,7 @@ def has_native_torchvision(install: Install) -> bool:
 
 
 def template_files(install: Install | None = None, modules: tuple = ()) -> list[tuple[str, bytes]]:
-    """(path inside the ultralytics package, bytes) of every file copied in (seed 4.1, 4.2, 5.1).
+    """(path inside the ultralytics package, bytes) of every file copied in (blog steps 4.1, 4.2, 5.1).
 
     The native ``TorchVision``/``Index`` yaml (``templates/native``) is added only where the
     release can build it, so that both ways can be compared on the same install. Users' own
@@ -107,13 +107,17 @@ def template_files(install: Install | None = None, modules: tuple = ()) -> list[
                 data += registry_block(list(modules))
             out.append((f"{ADDED_PACKAGE}/{item.name}", data))
     out.extend((m.rel, m.data) for m in modules)
-    folders = [root]
+    folders = [(root, YAML_DIR)]
     if install is not None and has_native_torchvision(install):
-        folders.append(root.joinpath("native"))
-    for folder in folders:
+        folders.append((root.joinpath("native"), YAML_DIR))
+    # YOLO families: each yaml goes beside the family's own, on releases that ship that family's folder.
+    for family in sorted(root.joinpath("yolo").iterdir(), key=lambda p: p.name):
+        if family.is_dir() and install is not None and (install.package / "cfg" / "models" / family.name).is_dir():
+            folders.append((family, f"cfg/models/{family.name}"))
+    for folder, where in folders:
         for item in sorted(folder.iterdir(), key=lambda p: p.name):
             if item.name.endswith(".yaml"):
-                out.append((f"{YAML_DIR}/{item.name}", item.read_bytes()))
+                out.append((f"{where}/{item.name}", item.read_bytes()))
     return out
 
 
