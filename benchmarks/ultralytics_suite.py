@@ -3,7 +3,8 @@
 Takes the release's source distribution (it ships ``tests/``) from pip, extracts its ``ultralytics/``
 twice, patches one copy with ``python -m patcher apply --target <copy> --no-verify --force``, runs the
 release's tests against each copy in turn (offline unless --online, each with its own HOME, config and
-working folder) and compares the per-test outcomes. The tests that differ are run once more, alone, on both copies.
+working folder) and compares the per-test outcomes, and the messages of the tests that fail on both. The
+tests that differ are run once more, alone, on both copies.
 Exit 0 when no test that passes on the pristine copy fails, errors or goes missing on the patched one;
 1 when one does; 2 when the set-up fails. Takes minutes, not a CI test.
 
@@ -231,6 +232,11 @@ def main() -> int:
             print(f"rerunning the {len(differing)} differing test(s) alone on each copy")
             alone = {side: run_tests(roots[side], envs[side], f"{side}-alone", args, differing)["tests"]
                      for side in SIDES}
+        def said(side: str, n: str) -> str:  # the failure message, without the copy's own path
+            return runs[side]["tests"][n]["message"].replace(str(roots[side]), "<root>")
+
+        reworded = sorted(n for n in a.keys() & b.keys() if a[n]["outcome"] in ("failed", "error")
+                          and a[n]["outcome"] == b[n]["outcome"] and said("pristine", n) != said("patched", n))
         regressions = [n for n in differing if (a.get(n) or {}).get("outcome") == "passed"
                        and (b.get(n) or {}).get("outcome") in (None, "failed", "error")]
         print(f"\n{'':<10}" + "".join(f"{k:>9}" for k in RANK))
@@ -243,6 +249,9 @@ def main() -> int:
             if alone:
                 print(f"  alone:    pristine {short(alone['pristine'].get(n))} | patched "
                       f"{short(alone['patched'].get(n))}")
+        print(f"{len(reworded)} test(s) fail on both sides with different messages")
+        for n in reworded:
+            print(f"{n}\n  pristine: {short(a[n])}\n  patched:  {short(b[n])}")
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"ultralytics_suite-{args.release}{'-subset' if args.k else ''}.json"
         out.write_text(json.dumps({
@@ -253,7 +262,7 @@ def main() -> int:
             "differing": [{"test": n, **{s: (r.get(n) or {"outcome": "missing"}) for s, r in zip(SIDES, (a, b))},
                            "alone": {s: (alone[s].get(n) or {"outcome": "missing"}) for s in alone}}
                           for n in differing],
-            "regressions": regressions}, indent=1), encoding="utf-8")
+            "regressions": regressions, "reworded": reworded}, indent=1), encoding="utf-8")
         print(f"\nwall time {time.perf_counter() - started:.0f} s; results in {out}")
         return 1 if regressions else 0
     finally:

@@ -66,6 +66,7 @@ class ApplyResult:
     already: bool = False
     recovered: str | None = None
     upgraded_from: str | None = None  # the rtdetr-patch release whose older patch this run replaced
+    module_reports: list[dict] = field(default_factory=list)  # --module preflight, one row per candidate
 
 
 def _conflicts(plan: Plan, manifest: dict | None) -> None:
@@ -110,7 +111,8 @@ def refuse_hand_patched(install: Install, manifest: dict | None) -> None:
 
 def recorded_modules(store: Store, manifest: dict | None) -> list[UserModule]:
     """The users' backbones an earlier apply added (their files come from the store)."""
-    return [UserModule(name=m["name"], data=store.module(m["name"]), classes=tuple(m["classes"]))
+    return [UserModule(name=m["name"], data=store.module(m["name"]), classes=tuple(m["classes"]),
+                       safe_names=tuple(m.get("safe_names", ())))
             for m in (manifest or {}).get("options", {}).get("modules", [])]
 
 
@@ -124,10 +126,10 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
         manifest = store.manifest()
         refuse_hand_patched(install, manifest)
         same = manifest if manifest and manifest.get("release") == install.release else None
+        if new and not dry_run:
+            new = check_modules(install, new)
         modules = {m.name: m for m in recorded_modules(store, same)}
         modules.update((m.name, m) for m in new)
-        if new and not dry_run:
-            check_modules(install, new)
         val_rect_fix = val_rect_fix or bool(same and same.get("options", {}).get("val_rect_fix"))
         upgraded, sources = None, None
         if same and same.get("tool") != __version__ and _outdated(install, same, val_rect_fix, tuple(modules.values())):
@@ -143,6 +145,7 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
                         modules=tuple(modules.values()), sources=sources)
         result.recovered = recovered
         result.upgraded_from = upgraded
+        result.module_reports = [row for m in new for row in m.report]
         return result
 
 
@@ -197,8 +200,9 @@ def _apply(install: Install, store: Store, manifest: dict | None, same: dict | N
         "package": str(install.package),
         "applied_at": now(),
         "options": {"val_rect_fix": any(s.transform.NAME == "val-rect" for s in plan.steps),
-                    "modules": [{"name": m.name, "classes": list(m.classes)} for m in modules]},
-        "transforms": [{"name": s.transform.NAME, "file": s.transform.FILE, "seed_step": s.transform.SEED_STEP,
+                    "modules": [{"name": m.name, "classes": list(m.classes), "safe_names": list(m.safe_names)}
+                                for m in modules]},
+        "transforms": [{"name": s.transform.NAME, "file": s.transform.FILE, "blog_step": s.transform.SEED_STEP,
                         "outcome": s.outcome.value} for s in plan.steps],
         "files": files,
         "added": [{"path": a.rel, "sha256": sha256(a.data)} for a in plan.additions],
@@ -411,7 +415,7 @@ def _inspect(install: Install, store: Store) -> dict:
         "tested_range": [TESTED_RELEASES[0], TESTED_RELEASES[-1]], "release_tested": install.tested,
         "store": str(store.dir), "recorded": manifest is not None,
         "recorded_release": manifest["release"] if manifest else None,
-        "transforms": [], "files": [], "added": [], "hand_patched": [], "warnings": [], "problems": [],
+        "transforms": [], "files": [], "added": [], "hand_patched": [], "warnings": [], "notes": [], "problems": [],
     }
     if hand:
         report["hand_patched"] = hand
@@ -431,7 +435,7 @@ def _inspect(install: Install, store: Store) -> dict:
             change = plan_file(install, rel, group)
         except PatchError as exc:
             for transform in group:
-                report["transforms"].append({"name": transform.NAME, "file": rel, "seed_step": transform.SEED_STEP,
+                report["transforms"].append({"name": transform.NAME, "file": rel, "blog_step": transform.SEED_STEP,
                                              "state": "unrecognised"})
             report["problems"].append(exc.message)
             continue
@@ -439,10 +443,10 @@ def _inspect(install: Install, store: Store) -> dict:
             state = {Outcome.APPLIED: "applied", Outcome.PATCHED: "missing",
                      Outcome.NOT_NEEDED: "not-needed"}[step.outcome]
             report["transforms"].append({"name": step.transform.NAME, "file": rel,
-                                         "seed_step": step.transform.SEED_STEP, "state": state})
-            if state == "not-needed":
-                report["warnings"].append(f"{step.transform.NAME} is not needed on {install.release}: "
-                                          "the release already does it")
+                                         "blog_step": step.transform.SEED_STEP, "state": state})
+            if state == "not-needed":  # a fact about the release, nothing to act on: a note, not a warning
+                report["notes"].append(f"{step.transform.NAME} is not needed on {install.release}: "
+                                       "the release already does it")
     missing = [t["name"] for t in report["transforms"] if t["state"] == "missing"]
     if missing and not stale:
         report["problems"].append(f"not applied: {', '.join(missing)}")
@@ -481,6 +485,8 @@ def _inspect(install: Install, store: Store) -> dict:
         code = Exit.CHANGED
     elif report["problems"]:
         code = Exit.NOT_PATCHED
+        if missing and len(missing) == len(report["transforms"]) - len(report["notes"]) and not manifest:
+            report["problems"].append("this install is not patched: run `rtdetr-patch apply`")
     else:
         code = Exit.OK
     report["exit_code"] = int(code)

@@ -27,9 +27,10 @@ err = Console(stderr=True, highlight=False)
 
 WHERE = [
     click.option("--python", "python", metavar="PATH",
-                 help="Patch the ultralytics of another interpreter (a venv, a conda env)."),
+                 help="Use the ultralytics of another interpreter (a venv, a conda env); it also runs the "
+                      "verification."),
     click.option("--target", "target", metavar="DIR",
-                 help="Patch the ultralytics package in DIR: the package folder, site-packages, or a checkout."),
+                 help="Use the ultralytics package in DIR: the package folder, site-packages, or a checkout."),
 ]
 
 
@@ -69,6 +70,26 @@ def print_diff(diff: str) -> None:
         out.print(Text(line, style=style), soft_wrap=True)
 
 
+def print_modules(rows: list[dict]) -> None:
+    """The --module preflight, one line per candidate (built and run at 640x640 on the CPU), never cut."""
+    out.print("Your backbones, built and run at 640x640 on the CPU:")
+    colours = {"ok": "green", "ok, unusual strides": "yellow", "needs arguments": "yellow", "refused": "red"}
+    for r in rows:
+        facts = []
+        if r.get("channels"):
+            facts.append(f"{len(r['channels'])} maps, channels {', '.join(map(str, r['channels']))}")
+            facts.append("strides " + "/".join(f"{s:g}" for s in r["strides"]))
+        if r.get("params"):
+            facts.append(f"{r['params']:,} parameters")
+        if r.get("build_s") is not None:
+            facts.append(f"built in {r['build_s']:.2f} s")
+        line = f"  {escape(r['name'])} ({r['kind']}): " + (", ".join(facts) + ": " if facts else "")
+        line += f"[{colours.get(r['status'], 'red')}]{escape(r['status'])}[/]"
+        if r.get("note"):
+            line += f": {escape(r['note'])}"
+        out.print(line, soft_wrap=True)
+
+
 def figures_table(fig: dict) -> Table:
     table = Table(title=f"Smoke verification of {fig['yaml']} ({fig['seconds']} s, torch {fig['torch']})",
                   title_justify="left")
@@ -83,6 +104,8 @@ def figures_table(fig: dict) -> Table:
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", f"{fig['gflops']:.1f}")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
+    for name, state in (fig.get("users_backbones") or {}).items():
+        table.add_row(f"your {escape(name)}", escape(state))
     return table
 
 
@@ -96,10 +119,11 @@ def main() -> None:
 @where_options
 @click.option("--dry-run", is_flag=True, help="Show the changes as a coloured diff and write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
-@click.option("--val-rect-fix", is_flag=True, help="Also apply seed step 4.10: rect=False for validation batches.")
+@click.option("--val-rect-fix", is_flag=True, help="Also apply blog step 4.10: rect=False for validation batches.")
 @click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
-@click.option("--module", "modules", multiple=True, metavar="FILE.py[:Class]",
-              help="Add your own list-returning backbone (repeatable); its classes join the registry.")
+@click.option("--module", "modules", multiple=True, metavar="FILE.py[:NAME]",
+              help="Add your own list-returning backbone (repeatable): NAME is the class or factory function "
+                   "your yaml row uses; without it, every candidate in the file that builds.")
 @YAML_OPTION
 def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
@@ -117,13 +141,15 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
         verb = "would be replaced" if dry_run else "was reverted and is replaced"
         out.print(f"[yellow]The patch written by rtdetr-patch {escape(str(result.upgraded_from))} {verb} by this "
                   f"release's ({__version__}).[/]", soft_wrap=True)
+    if result.module_reports:
+        print_modules(result.module_reports)
     if result.already:
         out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing "
                   "changed.")
         return
     table = Table(title_justify="left")
-    for column in ("transform", "seed step", "file", "result"):
-        table.add_column(column)
+    for column in ("transform", "blog step", "file", "result"):
+        table.add_column(column, overflow="fold")
     colours = {"patched": "green", "applied": "green", "not-needed": "dim"}
     for step in plan.steps:
         word = step.outcome.value if not dry_run or step.outcome.value != "patched" else "would patch"
@@ -152,7 +178,8 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
         out.print(figures_table(run_verify(install, yaml=yaml)))
     except PatchError as exc:
         fail(exc)
-    out.print("[green]Patched and verified.[/] Train with RTDETR('rtdetr-MobileNetV3.yaml').")
+    wrapper = "YOLO" if yaml.lower().startswith("yolo") else "RTDETR"
+    out.print(f"[green]Patched and verified.[/] Train with {wrapper}({yaml!r}).")
 
 
 @main.command()
@@ -190,7 +217,8 @@ def revert(python, target, force) -> None:
 @where_options
 @click.option("--static", is_flag=True, help="Check the files only; skip the smoke verification.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI) instead of tables.")
-@click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release.")
+@click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release "
+              "(notes such as 'not needed on this release' never fail).")
 @YAML_OPTION
 def check(python, target, static, as_json, error_on_warn, yaml) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
@@ -226,11 +254,11 @@ def check(python, target, static, as_json, error_on_warn, yaml) -> None:
         print(json.dumps(report, indent=2))
         sys.exit(report["exit_code"])
     table = Table(title_justify="left")
-    for column in ("transform", "seed step", "file", "state"):
-        table.add_column(column)
+    for column in ("transform", "blog step", "file", "state"):
+        table.add_column(column, overflow="fold")  # a narrow terminal folds long paths, never cuts them
     colours = {"applied": "green", "not-needed": "dim", "missing": "red", "unrecognised": "red"}
     for t in report["transforms"]:
-        table.add_row(t["name"], t["seed_step"], t["file"], f"[{colours[t['state']]}]{t['state']}[/]")
+        table.add_row(t["name"], t["blog_step"], t["file"], f"[{colours[t['state']]}]{t['state']}[/]")
     for f in report["files"]:
         table.add_row("", "", f["path"], f"[{'green' if f['state'] == 'patched' else 'red'}]{f['state']}[/]")
     for a in report["added"]:
@@ -239,6 +267,8 @@ def check(python, target, static, as_json, error_on_warn, yaml) -> None:
     for mod in report.get("modules", []):
         table.add_row("(--module)", "", mod["file"], ", ".join(mod["classes"]))
     out.print(table)
+    for note in report.get("notes", []):
+        out.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
     for warning in report["warnings"]:
         out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for problem in report["problems"]:

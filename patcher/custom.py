@@ -1,12 +1,19 @@
-"""Users' own backbones: ``apply --module FILE.py[:ClassName]`` (repeatable).
+"""Users' own backbones: ``apply --module FILE.py[:NAME]`` (repeatable).
 
-The blog series publishes many backbones with MobileNetV3's contract: ``forward`` returns a list of
-feature maps and the instance has ``width_list``. Such a file is copied into the added package as
-``nn/Addmodules/<file>.py``, its classes are added to the registry ``RTDETR_PATCH_BACKBONES`` (so
-``parse_model`` builds them with no new edit) and exported to ``tasks.py``. Before anything is
-written, each class is checked in a fresh process of the target interpreter: the file imports,
-the class builds with default arguments and returns as many maps as ``width_list`` declares, with
-those channels.
+The blog series and its readers publish many backbones with MobileNetV3's contract: ``forward``
+returns a list of feature maps, and the instance lists their channels in ``width_list`` (or, in a
+large sibling series, ``channel``). A yaml row names either the class or a module-level factory
+function that returns such a module (``[-1, 1, repvit_m0_9, []]``). The file is copied into the
+added package as ``nn/Addmodules/<file>.py``; the names join the registry
+``RTDETR_PATCH_BACKBONES`` (so ``parse_model`` builds them with no new edit) and are exported to
+``tasks.py``.
+
+Before anything is written, every candidate is checked in a fresh process of the target
+interpreter (``PREFLIGHT``): the file imports, the candidate builds with default arguments, runs
+one forward at 640x640 on the CPU (the size these files are written for) and returns four or five
+maps whose channels match its ``width_list``/``channel``. The report gives per candidate the
+outputs, channels, strides, parameters and build seconds, and the classes outside the file that
+an instance holds (timm's layers, say), which restricted loading must then accept.
 """
 
 from __future__ import annotations
@@ -15,37 +22,75 @@ import ast
 import json
 import keyword
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import Exit, PatchError
 from .locate import Install
 
-RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "rtdetr_patch_channels",
-            "rtdetr_patch_outputs", "rtdetr_patch_module_classes", "rtdetr_patch_probe_size",
-            "rtdetr_patch_safe_globals"}
+RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
+            "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_classes",
+            "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"}
+OURS = {"MobileNetV3"}  # rtdetr-patch's own backbone: a user's class may not take its name
+CONTRACT = ("width_list", "channel")  # the attribute that lists a backbone's output channels
+PROBE = 640
+STRIDES = ((4, 8, 16, 32), (2, 4, 8, 16, 32))  # the layouts the blog's yamls expect
+# import name -> what to pip install, where they differ or are common in backbone files
+PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
+             "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
+             "torchsummary": "torchsummary", "thop": "thop"}
+USER_MODULE = "rtdetr_patch_user_module"
+
 PREFLIGHT = r"""
-import importlib.util, json, sys
+import importlib.util, json, sys, time
 sys.path.insert(0, sys.argv[1])
-out = {}
+NAME, SIZE = "rtdetr_patch_user_module", int(sys.argv[3])
 try:
     import torch
-    spec = importlib.util.spec_from_file_location("rtdetr_patch_user_module", sys.argv[2])
+    spec = importlib.util.spec_from_file_location(NAME, sys.argv[2])
     module = importlib.util.module_from_spec(spec)
+    sys.modules[NAME] = module  # as an imported module is: registries such as timm's look it up
     spec.loader.exec_module(module)
+except ModuleNotFoundError as exc:
+    print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name})); sys.exit(0)
 except BaseException as exc:
     print(json.dumps({"import": f"{type(exc).__name__}: {exc}"})); sys.exit(0)
-for name in sys.argv[3:]:
+out = {}
+for name in sys.argv[4:]:
+    obj = getattr(module, name, None)
+    entry = out[name] = {"kind": "class" if isinstance(obj, type) else "function"}
     try:
-        net = getattr(module, name)().eval()
-        widths = list(net.width_list)
+        t0 = time.perf_counter()
+        try:
+            net = obj()
+        except TypeError as exc:
+            if "required" in str(exc) and "argument" in str(exc):
+                entry["needs_args"] = str(exc)
+                continue
+            raise
+        entry["build_s"] = round(time.perf_counter() - t0, 2)
+        if not isinstance(net, torch.nn.Module):
+            entry["error"] = f"returns {type(net).__name__}, not a torch.nn.Module"
+            continue
+        attr = next((a for a in ("width_list", "channel") if getattr(net, a, None) is not None), None)
+        entry["attr"] = attr
+        entry["widths"] = [int(w) for w in getattr(net, attr)] if attr else None
+        entry["params"] = sum(p.numel() for p in net.parameters())
+        net.eval()
         with torch.no_grad():
-            maps = net(torch.zeros(1, 3, 256, 256))
-        got = [int(m.shape[1]) for m in maps]
-        out[name] = None if got == widths else f"width_list says {widths}, forward returned maps with {got} channels"
+            maps = net(torch.zeros(1, 3, SIZE, SIZE))
+        if not isinstance(maps, (list, tuple)) or not all(isinstance(m, torch.Tensor) and m.ndim == 4 for m in maps):
+            entry["error"] = f"forward returns {type(maps).__name__}, not a list of feature maps"
+            continue
+        entry["channels"] = [int(m.shape[1]) for m in maps]
+        entry["strides"] = [round(SIZE / m.shape[-1], 2) for m in maps]
+        classes = {(type(m).__module__, type(m).__qualname__) for m in net.modules()}
+        entry["external"] = sorted(f"{mod}.{qual}" for mod, qual in classes
+                                   if mod != NAME and not mod.startswith("torch.nn.modules")
+                                   and "<locals>" not in qual)
     except BaseException as exc:
-        out[name] = f"{type(exc).__name__}: {exc}"
-print(json.dumps({"classes": out}))
+        entry["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+print(json.dumps({"candidates": out}))
 """
 
 
@@ -53,8 +98,11 @@ print(json.dumps({"classes": out}))
 class UserModule:
     name: str  # the file's stem: nn/Addmodules/<name>.py
     data: bytes
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]  # the names a yaml row may use: classes or factory functions
     source: Path | None = field(default=None, compare=False)  # the user's file, when given on this run
+    safe_names: tuple[str, ...] = ()  # classes from other packages that an instance holds (restricted loading)
+    explicit: bool = field(default=False, compare=False)  # NAME given as FILE.py:NAME
+    report: tuple = field(default=(), compare=False)  # per candidate, from the preflight (for the output)
 
     @property
     def rel(self) -> str:
@@ -71,6 +119,8 @@ def taken_names(install: Install) -> set[str]:
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith("Addmodules"):
+                continue  # our own star import (on a patched install)
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             names.add(node.name)
@@ -79,13 +129,37 @@ def taken_names(install: Install) -> set[str]:
     return names
 
 
+def _sets_contract(node: ast.ClassDef) -> bool:
+    """The class assigns ``self.width_list`` or ``self.channel``."""
+    for sub in ast.walk(node):
+        targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target] if isinstance(sub, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Attribute) and t.attr in CONTRACT for t in targets):
+            return True
+    return False
+
+
+def candidates(tree: ast.Module) -> tuple[list[str], list[str]]:
+    """(classes that set width_list/channel, public functions that return one of them), in file order."""
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and _sets_contract(n)]
+    functions = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+            continue
+        returns = any(isinstance(s, ast.Return) and s.value is not None for s in ast.walk(node))
+        uses = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        if returns and uses & set(classes):
+            functions.append(node.name)
+    return classes, functions
+
+
 def parse_spec(spec: str, install: Install) -> UserModule:
-    """``FILE.py`` or ``FILE.py:ClassName``: the module, its classes, checked statically."""
+    """``FILE.py`` or ``FILE.py:NAME``: the module and the names it registers, checked statically."""
     head, sep, tail = spec.rpartition(":")
-    path_text, class_name = (head, tail) if sep and head.endswith(".py") else (spec, "")
+    explicit = bool(sep and head.endswith(".py"))
+    path_text, wanted = (head, tail) if explicit else (spec, "")
     path = Path(path_text).expanduser()
     if path.suffix != ".py" or not path.is_file():
-        raise _fail(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:ClassName.")
+        raise _fail(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:NAME.")
     name = path.stem
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in RESERVED:
         raise _fail(f"--module {spec}: the file name '{name}' cannot be a module of the added package "
@@ -96,62 +170,145 @@ def parse_spec(spec: str, install: Install) -> UserModule:
         tree = ast.parse(data, filename=str(path))
     except (SyntaxError, ValueError) as exc:
         raise _fail(f"--module {spec}: {path} does not parse: {exc}")
-    defined = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    if sep and head.endswith(".py"):
-        if not class_name.isidentifier() or keyword.iskeyword(class_name):
-            raise _fail(f"--module {spec}: '{class_name}' is not a Python identifier.")
-        if class_name not in defined:
-            raise _fail(f"--module {spec}: {path} defines no class {class_name} "
-                        f"(it defines: {', '.join(defined) or 'no class'}).")
-        classes = (class_name,)
+    defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    if explicit:
+        if not wanted.isidentifier() or keyword.iskeyword(wanted):
+            raise _fail(f"--module {spec}: '{wanted}' is not a Python identifier.")
+        if wanted not in defined:
+            listed = ", ".join(sorted(defined)) or "nothing"
+            raise _fail(f"--module {spec}: {path} defines no class or function {wanted} (it defines: {listed}).",
+                        "Give the name the yaml row uses: a class, or a function that returns the backbone.")
+        names = (wanted,)
     else:
-        classes = tuple(n for n, node in defined.items()
-                        if any(isinstance(x, (ast.Attribute, ast.Name)) and getattr(x, "attr", getattr(x, "id", ""))
-                               == "width_list" for x in ast.walk(node)))
-        if not classes:
-            raise _fail(f"--module {spec}: no class in {path} sets `width_list`.",
-                        "Name the class: --module FILE.py:ClassName")
-    clash = sorted((set(classes) & (taken_names(install) | RESERVED)))
+        classes, functions = candidates(tree)
+        names = tuple(functions + classes)
+        if not names:
+            raise _fail(f"--module {spec}: no class in {path} sets `width_list` or `channel`, and no function "
+                        "returns such a class.", "Name it: --module FILE.py:NAME (a class or a factory function).")
+    ours = sorted(set(names) & OURS)
+    if ours:
+        raise _fail(f"--module {spec}: {', '.join(ours)} is the name of rtdetr-patch's own backbone.",
+                    "Rename yours in the file and in your yaml (e.g. MobileNetV3Custom).")
+    clash = sorted(set(names) & (taken_names(install) | RESERVED))
     if clash:
         raise _fail(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics {install.release} "
-                    "already uses in nn/tasks.py.", "Rename the class in your file.")
-    return UserModule(name=name, data=data, classes=classes, source=path)
+                    "already uses in nn/tasks.py.", "Rename it in your file and in your yaml.")
+    return UserModule(name=name, data=data, classes=names, source=path, explicit=explicit)
 
 
-def check_modules(install: Install, modules: list[UserModule]) -> None:
-    """Import each file and build each class in the target interpreter, before anything is written."""
+def _install_hint(missing: str, install: Install) -> str:
+    package = PIP_NAMES.get(missing.split(".")[0], missing.split(".")[0])
+    return (f"The file needs the package '{package}'. Install it into the interpreter that trains: "
+            f"{install.python} -m pip install {package} ; then run apply again. Nothing was written.")
+
+
+def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], list[dict]]:
+    """(names to register, errors, report rows) from the preflight's answer."""
+    keep, errors, rows = [], [], []
+    for name in module.classes:
+        entry = entries.get(name, {"error": "was not checked"})
+        row = {"name": name, "kind": entry.get("kind", "?"), **{k: entry.get(k) for k in
+               ("channels", "strides", "params", "build_s", "attr")}, "status": "ok", "note": ""}
+        rows.append(row)
+        where = f"--module {module.source}:{name}"
+        if "needs_args" in entry:
+            row["status"] = "needs arguments"
+            row["note"] = "give them in the yaml row"
+            if module.explicit:
+                keep.append(name)  # the user named it: its yaml row carries the arguments
+            continue
+        error = entry.get("error")
+        if error is None and entry.get("attr") is None:
+            error = "has neither `width_list` nor `channel` (the list of its output channels)"
+        if error is None and entry["widths"] != entry["channels"]:
+            error = (f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
+                     f"with {entry['channels']} channels")
+        if error is None and len(entry["channels"]) not in (4, 5):
+            error = (f"returns {len(entry['channels'])} feature maps; four (indices 1-4) or five (indices 0-4) "
+                     "are needed for the blog's yaml layout")
+        if error is not None:
+            row["status"], row["note"] = "refused", error
+            if module.explicit or not rows_could_pass(module, entries):
+                errors.append(f"{where}: {error}")
+            continue
+        strides = tuple(int(s) if float(s).is_integer() else s for s in entry["strides"])
+        if strides not in STRIDES:
+            first = 5 - len(strides)
+            expected = STRIDES[len(strides) - 4]
+            odd = [f"index {first + i} has stride {s} (expected {e})" for i, (s, e) in enumerate(zip(strides, expected))
+                   if s != e]
+            row["status"] = "ok, unusual strides"
+            row["note"] = (f"{'; '.join(odd)}: check which indices your yaml's head takes "
+                           f"(the blog's head takes P3/P4/P5 from indices 2, 3, 4)")
+        keep.append(name)
+    return keep, errors, rows
+
+
+def rows_could_pass(module: UserModule, entries: dict) -> bool:
+    """Whether another candidate of the same file passes (then a failing class is only reported)."""
+    return any("error" not in e and "needs_args" not in e and e.get("attr") and e.get("widths") == e.get("channels")
+               and len(e.get("channels") or []) in (4, 5) for e in entries.values())
+
+
+def check_modules(install: Install, modules: list[UserModule]) -> list[UserModule]:
+    """Import each file and build each candidate in the target interpreter, before anything is written.
+
+    Returns the modules with the names that passed (a file given without NAME keeps only those)
+    and the classes from other packages that restricted loading must accept.
+    """
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
         raise _fail(f"--module given twice for the same file name: {', '.join(names)}.")
-    classes = [c for m in modules for c in m.classes]
-    if len(set(classes)) != len(classes):
-        raise _fail(f"--module: the same class name appears twice: {', '.join(classes)}.")
+    every = [c for m in modules for c in m.classes]
+    if len(set(every)) != len(every):
+        raise _fail(f"--module: the same name appears in two files: {', '.join(every)}.")
+    checked = []
     for module in modules:
         try:
-            done = subprocess.run([install.python, "-c", PREFLIGHT, str(install.root), str(module.source),
-                                   *module.classes], capture_output=True, text=True, timeout=600)
+            done = subprocess.run([install.python, "-c", PREFLIGHT, str(install.root), str(module.source), str(PROBE),
+                                   *module.classes], capture_output=True, text=True, timeout=900,
+                                  cwd=str(module.source.parent))
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-            raise _fail(f"--module {module.source}: could not be checked with {install.python}: {exc}",
+            tail = (getattr(locals().get("done"), "stderr", "") or "")[-800:]
+            raise _fail(f"--module {module.source}: could not be checked with {install.python}: {exc} {tail}",
                         "Check that this interpreter runs and has torch.")
         if "import" in answer:
-            raise _fail(f"--module {module.source} does not import: {answer['import']}")
-        bad = {k: v for k, v in answer["classes"].items() if v}
-        if bad:
-            raise _fail("; ".join(f"--module {module.source}:{k}: {v}" for k, v in bad.items()),
-                        "A backbone must build with default arguments and return one map per width_list entry.")
+            if answer.get("missing") and answer["missing"].split(".")[0] not in ("ultralytics", USER_MODULE):
+                raise _fail(f"--module {module.source} imports '{answer['missing']}', which {install.python} "
+                            f"does not have ({answer['import']}).", _install_hint(answer["missing"], install))
+            raise _fail(f"--module {module.source}: running the file at import fails: {answer['import']}",
+                        "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
+                        "not run); nothing was written.")
+        keep, errors, rows = _judge(module, answer["candidates"])
+        if errors or not keep:
+            detail = "; ".join(errors) or "; ".join(f"{r['name']}: {r['status']} ({r['note']})" for r in rows)
+            raise _fail(f"{detail}", "A backbone must build (with default arguments, or from a factory "
+                        "function), return four or five maps at 640x640 and list their channels in `width_list` "
+                        "or `channel`. Name the one your yaml uses: --module FILE.py:NAME. Nothing was written.")
+        external = sorted({n for name in keep for n in answer["candidates"][name].get("external", [])})
+        checked.append(replace(module, classes=tuple(keep), safe_names=tuple(external), report=tuple(rows)))
+    return checked
 
 
 def registry_block(modules: list[UserModule]) -> bytes:
-    """The lines appended to the added package's __init__.py for the users' backbones."""
+    """The lines appended to the added package's __init__.py for the users' backbones.
+
+    The file's module is taken from ``sys.modules`` by its full name, never with ``from . import
+    name``: when a file and a class share a name (``FasterNet.py`` holding ``class FasterNet``),
+    the package attribute is the class, not the module.
+    """
     if not modules:
         return b""
-    lines = ["", "", "# Users' backbones (rtdetr-patch apply --module)"]
+    lines = ["", "", "# Users' backbones (rtdetr-patch apply --module)", "import importlib as _importlib", ""]
     for module in modules:
         lines.append(f"from .{module.name} import {', '.join(module.classes)}")
     every = sorted(c for m in modules for c in m.classes)
     lines.append(f"RTDETR_PATCH_BACKBONES = RTDETR_PATCH_BACKBONES | {{{', '.join(every)}}}")
-    lines.append("from . import " + ", ".join(m.name for m in modules))
-    lines.append("RTDETR_PATCH_SAFE_MODULES += [" + ", ".join(m.name for m in modules) + "]")
+    for module in modules:
+        lines.append(f"RTDETR_PATCH_SAFE_MODULES.append(_importlib.import_module(__name__ + {'.' + module.name!r}))")
+    names = sorted({n for m in modules for n in m.safe_names})
+    if names:
+        lines.append(f"RTDETR_PATCH_SAFE_NAMES += {names!r}")
     lines.append(f"__all__ += {every!r}")
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -1,7 +1,7 @@
 """Recognise an install already patched by hand, by following the blog (partly or fully).
 
 The blog's edits have their own shapes, different from ours: ``backbone = False`` before the
-layer loop of ``parse_model`` (seed 4.4), a branch ``elif m in {MobileNetV3}`` that sets
+layer loop of ``parse_model`` (blog step 4.4), a branch ``elif m in {MobileNetV3}`` that sets
 ``backbone = True`` (4.5), ``hasattr(m, 'backbone')`` in a layer loop (4.7), an
 ``Addmodules`` import in ``tasks.py`` (4.3), and module files in ``nn/Addmodules`` (4.1, 4.2).
 Without a record of ours, any of them means a person edited the install: it is reported as such
@@ -35,18 +35,18 @@ def blog_edits(install: Install, ours: set[str]) -> list[str]:
         module = None
     if module is not None:
         if m.findall(module, _BACKBONE_FLAG):
-            found.append("`backbone = False/True` in parse_model (seed 4.4/4.5)")
+            found.append("`backbone = False/True` in parse_model (blog step 4.4/4.5)")
         hasattr_calls = [c for c in m.findall(module, _HASATTR_BACKBONE)
                          if "backbone" in c.args[1].value.value]
         if hasattr_calls:
-            found.append(f"`hasattr(m, 'backbone')` in {len(hasattr_calls)} layer loop(s) (seed 4.7)")
+            found.append(f"`hasattr(m, 'backbone')` in {len(hasattr_calls)} layer loop(s) (blog step 4.7)")
         ours_in_tasks = bool(m.findall(module, m.Name("RTDETR_PATCH_BACKBONES")))
         if m.findall(module, _ADDMODULES_IMPORT) and not ours_in_tasks:
-            found.append("an `ultralytics.nn.Addmodules` import in tasks.py (seed 4.3)")
+            found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
     folder = install.package / "nn" / "Addmodules"
     if found and folder.is_dir() and not folder.is_symlink():  # files alone are a conflict, not a hand patch
         theirs = sorted(p.name for p in folder.iterdir()
                         if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in ours)
         if theirs:
-            found.append(f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (seed 4.1/4.2)")
+            found.append(f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (blog step 4.1/4.2)")
     return found

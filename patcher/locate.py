@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import Exit, PatchError
 
-MIN_RELEASE = "8.0.136"  # the seed's layout: ultralytics/nn/tasks.py and ultralytics/utils/torch_utils.py
+MIN_RELEASE = "8.0.136"  # the blog's layout: ultralytics/nn/tasks.py and ultralytics/utils/torch_utils.py
 # Releases whose real files the test suite patches; check warns outside [first, last].
 TESTED_RELEASES = ("8.0.136", "8.0.227", "8.1.0", "8.2.0", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.190")
 REQUIRED_FILES = ("__init__.py", "nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py")
@@ -134,7 +134,7 @@ def check_supported(install: Install) -> None:
     if release_key(install.release) < release_key(MIN_RELEASE) or missing:
         why = f"it lacks {', '.join(missing)}" if missing else f"it is older than {MIN_RELEASE}"
         raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} is not supported: "
-                         f"{why} (the seed's layout exists from {MIN_RELEASE} on).",
+                         f"{why} (the blog's layout exists from {MIN_RELEASE} on).",
                          f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")
     if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
         raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} has no RT-DETR "

@@ -62,8 +62,16 @@ def run(args) -> dict:
         raise RuntimeError(f"imported ultralytics from {where}, expected the patched one at {expected}")
     lap("import ultralytics")
 
+    yolo = os.path.basename(args.yaml).lower().startswith("yolo")  # a YOLO family yaml: Detect head
     stage(f"build {args.yaml}")
-    model = RTDETR(args.yaml).model
+    if yolo:
+        from ultralytics import YOLO
+        from ultralytics.cfg import get_cfg
+
+        model = YOLO(args.yaml).model
+        model.args = get_cfg()  # the trainer sets the loss gains (box, cls, dfl) from its arguments
+    else:
+        model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
     if not backbones and not args.native:
         raise RuntimeError(f"{args.yaml} built no list-returning backbone: parse_model is not patched")
@@ -83,10 +91,15 @@ def run(args) -> dict:
     for f, w in zip(feats, widths):
         if f.shape[1] != w:
             raise RuntimeError(f"backbone output has {f.shape[1]} channels, width_list says {w}")
-    y = out[0] if isinstance(out, (list, tuple)) else out
-    nq = model.model[-1].num_queries
-    if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
-        raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
+    y = first_tensor(out)
+    if yolo:  # Detect: (1, 4 + nc, anchors) or, end to end, (1, detections, 6)
+        if y is None or y.ndim != 3 or y.shape[0] != 1 or not torch.isfinite(y).all():
+            raise RuntimeError(f"eval output is {None if y is None else tuple(y.shape)}, expected (1, ...) and "
+                               "finite values")
+    else:
+        nq = model.model[-1].num_queries
+        if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
+            raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
     lap("eval forward")
 
     stage("train-mode loss, backward and one optimizer step")
@@ -134,12 +147,17 @@ def run(args) -> dict:
         raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
     lap("rtdetr-l build")
 
+    stage("your backbones: restricted reload")
+    reloaded = users_backbones_reload(torch, args.root)
+    lap("users' backbones")
+
     return {
         "release": ultralytics.__version__,
         "torch": torch.__version__,
         "package": where,
         "yaml": args.yaml,
         "imgsz": args.imgsz,
+        "family": "yolo" if yolo else "rtdetr",
         "backbone": type(backbone).__name__,
         "backbone_widths": widths,
         "backbone_shapes": shapes,
@@ -150,9 +168,62 @@ def run(args) -> dict:
         "params": params,
         "gflops": round(float(gflops), 2),
         "rtdetr_l_params": stock_params,
+        "users_backbones": reloaded,
         "timings": timings,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def first_tensor(out):
+    """The first tensor of a model output (a tensor, a tuple or list, or a dict of them)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else ()
+    for item in items:
+        found = first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def users_backbones_reload(torch, root: str) -> dict:
+    """Each registered backbone of the user's (``apply --module``), saved as a checkpoint holds it and
+    loaded back with the release's restricted loader (``ULTRALYTICS_SAFE_LOAD``), where it has one.
+
+    A backbone that needs arguments is skipped (its yaml row carries them). A global the allow-list
+    still blocks is reported by name.
+    """
+    import tempfile
+
+    from ultralytics.nn import Addmodules, tasks
+
+    own = {Addmodules.MobileNetV3}
+    out = {}
+    for entry in sorted(Addmodules.RTDETR_PATCH_BACKBONES - own, key=lambda e: e.__name__):
+        name = entry.__name__
+        try:
+            net = entry()
+        except TypeError as exc:
+            if "required" in str(exc) and "argument" in str(exc):
+                out[name] = "needs arguments: not checked"
+                continue
+            raise
+        if not hasattr(tasks, "_SafeLoad") or not getattr(tasks._SafeLoad, "SUPPORTED", False):
+            out[name] = "built (this release has no restricted loading)"
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "backbone.pt")
+            torch.save({"model": net}, path)
+            try:
+                tasks.torch_safe_load(path, safe_only=True)
+            except Exception as exc:
+                blocked = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+                raise RuntimeError(f"a checkpoint of {name} does not load under ULTRALYTICS_SAFE_LOAD=1: {exc} "
+                                   f"(globals it holds: {blocked})") from exc
+        out[name] = "restricted reload ok"
+    return out
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """The transforms, one per concern, in the order they are applied.
 
-Each transform is a small libcst class whose docstring names the seed step it implements
-(``../shared/seed``: the CSDN article "RT-DETR有效改进: 利用MobileNetV3替换Backbone").
+Each transform is a small libcst class whose docstring names the blog step it implements
+(the CSDN article "RT-DETR有效改进: 利用MobileNetV3替换Backbone").
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
 from .parse_model import ParseModelBackbones
 from .repc3 import RepC3Expansion
+from .restricted_layers import RestrictedLayers
 from .safe_load import SafeLoadAllow
 from .stride_probe import StrideProbe
 from .tasks_import import TasksImport
@@ -22,6 +23,7 @@ ALL: tuple[type[Transform], ...] = (
     LayerLoops,
     StrideProbe,
     SafeLoadAllow,
+    RestrictedLayers,
     GetFlopsRealSize,
     RepC3Expansion,
     ValRect,

@@ -1,4 +1,4 @@
-"""Seed step 4.9: ``torch_utils.get_flops`` reports real GFLOPs for RT-DETR models."""
+"""Blog step 4.9: ``torch_utils.get_flops`` reports real GFLOPs for RT-DETR models."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ except Exception:
 
 
 class GetFlopsRealSize(Transform):
-    """Fall back to profiling at the real image size when the stride-sized probe fails (seed 4.9).
+    """Fall back to profiling at the real image size when the stride-sized probe fails (blog step 4.9).
 
     On 8.0.x ``get_flops`` profiles a ``stride x stride`` (32x32) image and scales the result; an
     RT-DETR decoder cannot select its 300 queries from so few anchors, the call raises and the

@@ -1,4 +1,4 @@
-"""Seed step 4.7: every layer loop keeps each output of a list-returning backbone."""
+"""Blog step 4.7: every layer loop keeps each output of a list-returning backbone."""
 
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ else:
     pass
 """
 
-# The loops the seed's yaml needs on every release: building, training and validating RT-DETR.
+# The loops the blog's yaml needs on every release: building, training and validating RT-DETR.
 REQUIRED = (("BaseModel", "_predict_once"), ("RTDETRDetectionModel", "predict"))
 
 
 class LayerLoops(Transform):
-    """Keep every output of a backbone in each layer loop over ``self.model`` (seed 4.7).
+    """Keep every output of a backbone in each layer loop over ``self.model`` (blog step 4.7).
 
-    The seed rewrites only ``BaseModel._predict_once``; ``RTDETRDetectionModel.predict`` has its
+    The blog rewrites only ``BaseModel._predict_once``; ``RTDETRDetectionModel.predict`` has its
     own loop (used for RT-DETR training, validation and eval), and 8.3+ adds the World and YOLOE
     loops. In each, the statement ``y.append(x if m.i in self.save else None)`` that follows the
     layer call becomes a branch: a module marked ``backbone`` hands its list to

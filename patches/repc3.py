@@ -1,4 +1,4 @@
-"""BRIEF item 4: ``RepC3`` honours its expansion argument, so the seed's ``RepC3, [256, 0.5]`` rows run."""
+"""``RepC3`` honours its expansion argument, so the blog's ``RepC3, [256, 0.5]`` rows (step 5.1) run."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ class RepC3Expansion(Transform):
 
     Up to 8.3.x, ``RepC3.__init__`` computes ``c_ = int(c2 * e)`` but builds ``cv1`` and ``cv2``
     with ``c2`` outputs, so any ``e != 1`` fails at the first forward with a channel mismatch; the
-    seed's yaml uses ``e = 0.5``. Upstream fixed it the same way by 8.3.100. With ``e = 1`` (stock
+    blog's yaml uses ``e = 0.5``. Upstream fixed it the same way by 8.3.100. With ``e = 1`` (stock
     ``rtdetr-l``) ``c_ == c2``, so stock models and their checkpoints are unchanged. Detected
     structurally: where the second argument already is ``c_`` the transform is not needed.
     """
 
     NAME = "repc3-expansion"
     FILE = "nn/modules/block.py"
-    SEED_STEP = "BRIEF 4"
+    SEED_STEP = "5.1"  # what makes the blog's yaml (step 5.1) run where RepC3 ignores its expansion
     DESCRIPTION = "RepC3 builds cv1/cv2 with its hidden width c_ (expansion argument honoured)"
     LOOKED_FOR = "`self.cv1 = Conv(c1, ...)` and `self.cv2 = Conv(c1, ...)` in RepC3.__init__"
 

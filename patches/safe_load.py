@@ -8,7 +8,7 @@ import libcst.matchers as m
 from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
 
 SAFE_GLOBALS = "rtdetr_patch_safe_globals"
-ALLOW = f"allow += {SAFE_GLOBALS}()  # {MARK}: the classes a checkpoint of an added backbone holds\n"
+ALLOW = f"allow += {SAFE_GLOBALS}(allow)  # {MARK}: the classes a checkpoint of an added backbone holds\n"
 
 _OURS = m.AugAssign(target=m.Name("allow"), value=m.Call(func=m.Name(SAFE_GLOBALS)))
 _ALLOW_LIST = m.Assign(targets=[m.AssignTarget(target=m.Name("allow"))])
@@ -22,7 +22,7 @@ class SafeLoadAllow(Transform):
     MobileNetV3 backbone (``ultralytics.nn.Addmodules...`` and torchvision's blocks) is refused,
     and training under the flag fails at its final validation. ``_SafeLoad._build`` collects its
     extra globals in a list ``allow`` and returns a mapping built from it: the transform extends
-    ``allow`` with ``rtdetr_patch_safe_globals()`` right before that ``return``: a function, so the
+    ``allow`` with ``rtdetr_patch_safe_globals(allow)`` right before that ``return``: a function, so the
     list (which imports torchvision for MobileNetV3's blocks) is computed only when a checkpoint is
     loaded under the flag, never when ``tasks.py`` is imported. Releases without
     ``_SafeLoad`` (up to 8.4.0 at least) do not need it.

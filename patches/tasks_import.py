@@ -1,4 +1,4 @@
-"""Seed step 4.3: ``tasks.py`` imports the added module package."""
+"""Blog step 4.3: ``tasks.py`` imports the added module package."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ _OURS = m.SimpleStatementLine(
 
 
 class TasksImport(Transform):
-    """Import every name the added package exports into ``tasks.py`` (seed 4.3).
+    """Import every name the added package exports into ``tasks.py`` (blog step 4.3).
 
     ``parse_model`` resolves a yaml module name with ``globals()[name]``, so the backbone classes
     and the registry must be module globals of ``tasks.py``. The import goes right after the
-    file's leading import statements, where the seed puts it ("at the top").
+    file's leading import statements, where the blog puts it ("at the top").
     """
 
     NAME = "tasks-import"

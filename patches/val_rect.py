@@ -1,4 +1,4 @@
-"""Seed step 4.10 (opt-in): validation batches are not rectangular in ``DetectionTrainer``."""
+"""Blog step 4.10 (opt-in): validation batches are not rectangular in ``DetectionTrainer``."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ _RECT_FALSE = m.Arg(keyword=m.Name("rect"), value=m.Name("False"))
 
 
 class ValRect(Transform):
-    """``DetectionTrainer.build_dataset`` passes ``rect=False`` instead of ``rect=mode == "val"`` (seed 4.10).
+    """``DetectionTrainer.build_dataset`` passes ``rect=False`` instead of ``rect=mode == "val"`` (blog step 4.10).
 
-    Some datasets make rectangular validation batches fail with a shape mismatch; the seed fixes
+    Some datasets make rectangular validation batches fail with a shape mismatch; the blog fixes
     the validation image size. Opt-in with ``--val-rect-fix``: it changes every YOLO detection
     training on the install, not only RT-DETR.
     """

@@ -11,6 +11,11 @@ Phases:
 * ``reload`` - in a fresh process: ``RTDETR(best.pt)``, ``predict``, ``val``, ONNX export and an
   onnxruntime-vs-torch comparison on the same input.
 * ``safe``   - ``RTDETR(best.pt)`` and ``predict`` only (run with ``ULTRALYTICS_SAFE_LOAD=1``).
+* ``backbones`` - for each of several yamls (users' backbones): build, eval forward at 640, train-mode loss,
+  then one training epoch (tests/test_backbones.py).
+* ``predict_many`` - in a fresh process, reload each ``best.pt`` and predict.
+* ``yolo_cli`` - ``yolo train``, ``yolo predict`` and ``yolo export format=onnx`` through Ultralytics' own command
+  line entry point, then ONNX against torch on one image (tests/test_yolo.py).
 
 Network: every socket connection and name lookup is refused in the worker (and recorded in
 ``network_attempts``), so nothing can be downloaded whatever a release tries.
@@ -116,7 +121,7 @@ def phase_train(spec: dict) -> dict:
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
     model.train(data=spec["data"], epochs=spec["epochs"], imgsz=spec["imgsz"], batch=spec["batch"], workers=0,
-                device="cpu", plots=False, project=spec["project"], name="e2e", exist_ok=True, val=True,
+                device="cpu", plots=False, project=spec["project"], name=spec.get("name", "e2e"), exist_ok=True, val=True,
                 amp=False, seed=0, deterministic=False, verbose=False, patience=100, warmup_epochs=0,
                 close_mosaic=0, cache=False)
     t_train = time.perf_counter() - t0
@@ -254,7 +259,104 @@ def phase_safe(spec: dict) -> dict:
     return out
 
 
-PHASES = {"train": phase_train, "reload": phase_reload, "safe": phase_safe}
+def phase_backbones(spec: dict) -> dict:
+    """For each yaml: build, eval forward at 640, train-mode loss and backward, then train one epoch.
+
+    ``spec["cases"]``: ``[{"yaml": path, "imgsz": n}]``; a case that fails is reported, the others still run.
+    """
+    import torch
+    from ultralytics import RTDETR
+
+    out = {}
+    for case in spec["cases"]:
+        name = Path(case["yaml"]).stem
+        entry = out[name] = {}
+        try:
+            torch.manual_seed(0)
+            model = RTDETR(case["yaml"])
+            net = model.model.eval()
+            entry["backbone"] = [type(m).__name__ for m in net.model if getattr(m, "backbone", False)]
+            with torch.no_grad():
+                y = net(torch.zeros(1, 3, 640, 640))
+            y = y[0] if isinstance(y, (list, tuple)) else y
+            entry["eval_shape"] = list(y.shape)
+            net.train()
+            net.nc = net.yaml.get("nc", 80)  # the trainer sets this from the dataset
+            batch = {"img": torch.rand(2, 3, case["imgsz"], case["imgsz"]), "batch_idx": torch.tensor([0.0, 1.0]),
+                     "cls": torch.tensor([[0.0], [1.0]]),
+                     "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.3, 0.3, 0.2, 0.2]])}
+            loss = net.loss(batch)
+            total = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
+            total.backward()
+            entry["loss_finite"] = bool(torch.isfinite(total))
+            entry["backbone_grads"] = sum(p.grad is not None for p in net.model[0].parameters())
+            run = phase_train({**spec, "yaml": case["yaml"], "imgsz": case["imgsz"], "epochs": 1, "name": name})
+            entry.update({k: run[k] for k in ("best", "best_exists", "losses_finite", "validator_ran", "epochs_done")})
+            entry["ok"] = True
+        except Exception as e:  # noqa: BLE001 - reported per case
+            entry.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-3000:])
+    return {"cases": out}
+
+
+def phase_predict_many(spec: dict) -> dict:
+    """A fresh process: reload each ``best.pt`` and predict one image."""
+    out = {}
+    for best in spec["bests"]:
+        try:
+            out[best] = {"ok": True, **_predict(best, spec["image"], spec["imgsz"])}
+        except Exception as e:  # noqa: BLE001 - reported per checkpoint
+            out[best] = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
+    return {"predictions": out}
+
+
+def phase_yolo_cli(spec: dict) -> dict:
+    """Ultralytics' own command line, as a user types it: ``yolo train``, ``yolo predict``, ``yolo export``.
+
+    Each command goes through ``ultralytics.cfg.entrypoint`` (what the ``yolo`` script runs) with
+    ``sys.argv`` set; then the exported ONNX model and the torch model of ``best.pt`` run the same image.
+    """
+    import torch
+    from ultralytics.cfg import entrypoint
+
+    def yolo(*args: str) -> float:
+        sys.argv = ["yolo", *args]
+        t0 = time.perf_counter()
+        entrypoint()
+        return time.perf_counter() - t0
+
+    project, imgsz = spec["project"], spec["imgsz"]
+    seconds = {"train": yolo("train", f"model={spec['yaml']}", f"data={spec['data']}", "epochs=1", f"imgsz={imgsz}",
+                             "batch=4", "workers=0", "device=cpu", "plots=False", f"project={project}", "name=cli",
+                             "exist_ok=True", "amp=False", "seed=0", "warmup_epochs=0", "close_mosaic=0")}
+    best = Path(project) / "cli" / "weights" / "best.pt"
+    seconds["predict"] = yolo("predict", f"model={best}", f"source={spec['image']}", f"imgsz={imgsz}", "device=cpu",
+                              "save=False", "conf=0.0", f"project={project}", "name=pred", "exist_ok=True")
+    seconds["export"] = yolo("export", f"model={best}", "format=onnx", f"imgsz={imgsz}", "simplify=False",
+                             "device=cpu", f"opset={spec.get('opset', 17)}")
+    onnx_path = best.with_suffix(".onnx")
+    from ultralytics import YOLO
+    import onnxruntime as ort
+
+    model = YOLO(str(best))
+    x = _image_tensor(spec["image"], imgsz)
+    net = model.model.float().eval()
+    with torch.no_grad():
+        ref = net(x)
+    ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    import numpy as np
+
+    return {"best": str(best), "best_exists": best.is_file(), "onnx_exists": onnx_path.is_file(),
+            "model_class": type(net).__name__,
+            "backbone": [type(m).__name__ for m in net.model if getattr(m, "backbone", False)],
+            "torch_shape": list(ref.shape), "onnx_shape": list(got.shape),
+            "max_abs_diff": float(np.abs(got - ref).max()) if got.shape == ref.shape else None,
+            "max_abs_ref": float(np.abs(ref).max()), "seconds": seconds}
+
+
+PHASES = {"yolo_cli": phase_yolo_cli, "train": phase_train, "reload": phase_reload, "safe": phase_safe, "backbones": phase_backbones,
+          "predict_many": phase_predict_many}
 
 
 def main() -> int:

@@ -177,6 +177,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     out = flat(result.output)
     assert "not applied: tasks-import, parse-model, layer-loops, stride-probe" in out
     assert "nn/Addmodules/MobileNetV3.py is missing" in out
+    assert "this install is not patched: run `rtdetr-patch apply`" in out
     assert f"FAILED (exit {int(Exit.NOT_PATCHED)})" in out
 
     as_json = cli("check", "--target", root, "--static", "--json")
@@ -185,7 +186,8 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert report["ok"] is False and report["recorded"] is False
     assert {t["name"]: t["state"] for t in report["transforms"]} == {
         "tasks-import": "missing", "parse-model": "missing", "layer-loops": "missing", "stride-probe": "missing",
-        "safe-load": "missing", "get-flops": "not-needed", "repc3-expansion": "not-needed"}
+        "safe-load": "missing", "restricted-layers": "missing", "get-flops": "not-needed",
+        "repc3-expansion": "not-needed"}
     assert snapshot(root) == before and not manifests(state_home)
 
 
@@ -328,7 +330,7 @@ def test_val_rect_fix(tree, cli, state_home):
     assert json.loads(manifest.read_text())["options"] == {"val_rect_fix": True, "modules": []}
     report = json.loads(cli("check", "--target", root, "--static", "--json").stdout)
     assert report["ok"] is True
-    assert {"name": "val-rect", "file": "models/yolo/detect/train.py", "seed_step": "4.10",
+    assert {"name": "val-rect", "file": "models/yolo/detect/train.py", "blog_step": "4.10",
             "state": "applied"} in report["transforms"]
 
     back = cli("revert", "--target", root)
@@ -422,11 +424,20 @@ def test_error_on_warn(tree, cli):
     assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
     plain = cli("check", "--target", root, "--static")
     assert plain.exit_code == Exit.OK, plain.output
-    assert "get-flops is not needed on 8.4.190" in flat(plain.output)
+    assert "note: get-flops is not needed on 8.4.190" in flat(plain.output)  # a fact, not a warning
+    assert "warning:" not in plain.output
     strict = cli("check", "--target", root, "--static", "--error-on-warn", "--json")
-    assert strict.exit_code == Exit.NOT_PATCHED
+    assert strict.exit_code == Exit.OK, strict.output  # a clean patch of the latest release passes
     report = json.loads(strict.stdout)
-    assert report["ok"] is False and "warnings are errors (--error-on-warn)" in report["problems"]
+    assert report["ok"] is True and report["warnings"] == [] and len(report["notes"]) == 2
+    # a real warning (a release outside the tested range) still fails it
+    assert cli("revert", "--target", root).exit_code == Exit.OK
+    init = root / "ultralytics" / "__init__.py"
+    init.write_text(init.read_text(encoding="utf-8").replace(f'"{LATEST}"', '"8.4.191"'), encoding="utf-8")
+    assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
+    strict = cli("check", "--target", root, "--static", "--error-on-warn", "--json")
+    report = json.loads(strict.stdout)
+    assert strict.exit_code == Exit.NOT_PATCHED and "warnings are errors (--error-on-warn)" in report["problems"]
 
 
 def test_untested_release_is_a_warning(tree, cli):

@@ -86,11 +86,15 @@ def test_explicit_class_name(tree, cli, tmp_path):
 @pytest.mark.parametrize("case, words", [
     ("not-identifier", "not a Python identifier"),
     ("collides", "would shadow"),
-    ("does-not-import", "does not import"),
+    ("does-not-import", "-m pip install package_that_is_not_there"),
+    ("fails-at-import", "running the file at import fails: RuntimeError: boom"),
     ("wrong-widths", "width_list says"),
-    ("no-width-list", "sets `width_list`"),
+    ("three-maps", "returns 3 feature maps; four (indices 1-4) or five"),
+    ("no-width-list", "sets `width_list` or `channel`"),
+    ("not-a-module", "returns int, not a torch.nn.Module"),
     ("reserved-file", "cannot be a module"),
-    ("missing-class", "defines no class"),
+    ("our-name", "is the name of rtdetr-patch's own backbone"),
+    ("missing-class", "defines no class or function"),
     ("missing-file", "is not a Python file"),
 ])
 def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home):
@@ -101,8 +105,16 @@ def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home
         spec = str(backbone(tmp_path, name="Conv"))
     elif case == "does-not-import":
         spec = str(backbone(tmp_path, head="import package_that_is_not_there\n"))
+    elif case == "fails-at-import":
+        spec = str(backbone(tmp_path, head="raise RuntimeError('boom')\n"))
     elif case == "wrong-widths":
         spec = str(backbone(tmp_path, cut="[:3]"))
+    elif case == "three-maps":
+        spec = str(backbone(tmp_path, extra="[:3]", cut="[:3]"))
+    elif case == "not-a-module":
+        spec = f"{backbone(tmp_path, head='def make_it():' + chr(10) + '    return 3' + chr(10))}:make_it"
+    elif case == "our-name":
+        spec = str(backbone(tmp_path, name="MobileNetV3"))
     elif case == "no-width-list":
         path = tmp_path / "plain.py"
         path.write_text("class Plain:\n    pass\n", encoding="utf-8")

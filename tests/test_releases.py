@@ -45,7 +45,7 @@ def expected_outcome(name: str, release: str) -> Outcome:
         return Outcome.PATCHED if key < release_key("8.1.0") else Outcome.NOT_NEEDED
     if name == "repc3-expansion":
         return Outcome.PATCHED if key < release_key("8.3.100") else Outcome.NOT_NEEDED
-    if name == "safe-load":  # restricted loading (_SafeLoad) appears after 8.4.0
+    if name in ("safe-load", "restricted-layers"):  # restricted loading (_SafeLoad) appears after 8.4.0
         return Outcome.PATCHED if key > release_key("8.4.0") else Outcome.NOT_NEEDED
     return Outcome.PATCHED
 
@@ -56,7 +56,8 @@ def expected_marks(rel: str, release: str) -> int:
         # the import, parse_model's five (shift init, flag, branch, guard, ch update), one per layer
         # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
-        return 1 + 5 + LOOPS[release] + (expected_outcome("safe-load", release) is Outcome.PATCHED)
+        restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
+        return 1 + 5 + LOOPS[release] + 2 * restricted  # the allow-list line and the restricted layer check
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
@@ -67,9 +68,11 @@ def expected_marks(rel: str, release: str) -> int:
 # Lines a transform may remove for good (not just re-indent), with how many times per file.
 def removable(rel: str, release: str) -> dict[str, int]:
     if rel == "nn/tasks.py":
+        restricted = 1 if expected_outcome("restricted-layers", release) is Outcome.PATCHED else 0
         return {r"s = 256  # 2x min stride": 1,
                 r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
-                r"save\.extend\(x % i for x in .*": 1}
+                r"save\.extend\(x % i for x in .*": 1,
+                r"if restricted and not \(isinstance\(m, type\) and issubclass\(m, torch\.nn\.Module\)\):": restricted}
     if rel == "nn/modules/block.py":
         n = 1 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
         return {r"self\.cv1 = Conv\(c1, c2, 1, 1\)": n, r"self\.cv2 = Conv\(c1, c2, 1, 1\)": n}

@@ -18,6 +18,7 @@ from patches.get_flops import GetFlopsRealSize
 from patches.layer_loops import LayerLoops
 from patches.parse_model import ParseModelBackbones
 from patches.repc3 import RepC3Expansion
+from patches.restricted_layers import RestrictedLayers
 from patches.stride_probe import StrideProbe
 from patches.tasks_import import TasksImport
 from patches.val_rect import ValRect
@@ -132,7 +133,7 @@ def test_val_rect_missing():
     assert_missing(ValRect, code, "rect=mode == 'val'", "DetectionTrainer.build_dataset")
 
 
-# -- repc3-expansion (BRIEF 4) --------------------------------------------------------------------
+# -- repc3-expansion (blog 5.1) --------------------------------------------------------------------
 REPC3_BEFORE = src('''
     class C3(nn.Module):
         def __init__(self, c1, c2, n=1, shortcut=True, g=1, e=0.5):
@@ -549,7 +550,9 @@ def test_every_transform_reports_what_it_looked_for():
     for cls in patches.ALL:
         assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.SEED_STEP
         # safe-load is "not needed" without _SafeLoad; with the class but not its shape, the target is missing
-        message = assert_missing(cls, "class _SafeLoad:\n    pass\n" if cls is SafeLoadAllow else "x = 1\n")
+        code = {SafeLoadAllow: "class _SafeLoad:\n    pass\n",
+                RestrictedLayers: "def parse_model(d):\n    restricted = False\n"}.get(cls, "x = 1\n")
+        message = assert_missing(cls, code)
         assert message.startswith(cls.LOOKED_FOR)
 
 
@@ -567,7 +570,7 @@ class _SafeLoad:
     def _build(cls):
         allow = []
         allow += [int]
-        allow += rtdetr_patch_safe_globals()  # rtdetr-patch: the classes a checkpoint of an added backbone holds
+        allow += rtdetr_patch_safe_globals(allow)  # rtdetr-patch: the classes a checkpoint of an added backbone holds
         return {e: e for e in allow}
 """
 
@@ -580,6 +583,32 @@ def test_safe_load_before_after_and_not_needed():
     plain = "class DetectionModel:\n    pass\n"
     same, outcome = SafeLoadAllow().run(cst.parse_module(plain))
     assert outcome is Outcome.NOT_NEEDED and same.code == plain
+
+
+RESTRICTED_BEFORE = """\
+def parse_model(d, ch, verbose=True):
+    restricted = _SafeLoad.restricted()
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
+        m = globals()[m]
+        if restricted and not (isinstance(m, type) and issubclass(m, torch.nn.Module)):
+            # Under restricted loading, only known model layers may be named here.
+            raise TypeError(f"module '{m}' is not a permitted model layer under restricted loading.")
+"""
+
+
+def test_restricted_layers_before_after_and_not_needed():
+    after = RESTRICTED_BEFORE.replace(
+        "torch.nn.Module)):\n",
+        "torch.nn.Module)) and m not in RTDETR_PATCH_BACKBONES:  # rtdetr-patch: registered backbones may be "
+        "factories (blog step 5.2)\n")
+    assert_before_after(RestrictedLayers, RESTRICTED_BEFORE, after)
+    plain = RESTRICTED_BEFORE.replace("    restricted = _SafeLoad.restricted()\n", "").replace("restricted and ", "")
+    same, outcome = RestrictedLayers().run(cst.parse_module(plain))
+    assert outcome is Outcome.NOT_NEEDED and same.code == plain
+    # a `restricted` check elsewhere (a method, not parse_model) is not touched
+    method = "class A:\n    def parse_model(self):\n" + textwrap.indent(RESTRICTED_BEFORE.split("\n", 1)[1], "    ")
+    same, outcome = RestrictedLayers().run(cst.parse_module(method))
+    assert outcome is Outcome.NOT_NEEDED and same.code == method
 
 
 # -- the same failures through the CLI --------------------------------------------------------------

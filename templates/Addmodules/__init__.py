@@ -13,13 +13,17 @@
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
-  when it builds its allow-list, not at import.
+  when it builds its allow-list, not at import: the classes of every registered backbone file,
+  the classes from other packages they hold (``RTDETR_PATCH_SAFE_NAMES``, e.g. timm's layers),
+  and methods of those classes stored as attributes (``self.forward = self.forward_det``).
 
 Importing this package imports nothing heavier than ``torch`` (which ``tasks.py`` imports
 anyway): torchvision is imported when a MobileNetV3 is built or the allow-list is computed.
 
 This file is written by rtdetr-patch; ``rtdetr-patch revert`` removes the whole folder.
 """
+
+import importlib as _importlib
 
 import torch.nn as _nn
 
@@ -28,6 +32,8 @@ from .MobileNetV3 import MobileNetV3
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
 RTDETR_PATCH_SAFE_MODULES = [_mobilenetv3]  # files whose classes a trained checkpoint may hold
+RTDETR_PATCH_SAFE_NAMES = []  # "package.module.Class" of other packages' layers inside those backbones
+CONTRACT = ("width_list", "channel")  # where a backbone lists its output channels
 PADDED_OUTPUTS = 5  # the blog's layout: index of the backbone row + four feature maps
 PROBE_SIZE = 640  # blog step 4.8: the stride probe size for models with a registered backbone
 
@@ -38,16 +44,41 @@ def rtdetr_patch_module_classes(*modules) -> tuple:
                  if isinstance(v, type) and issubclass(v, _nn.Module) and v.__module__ == mod.__name__)
 
 
-def rtdetr_patch_safe_globals() -> list:
-    """Classes that restricted loading must accept in a trained checkpoint with an added backbone.
+def rtdetr_patch_safe_globals(allow=()) -> list:
+    """Entries that restricted loading must accept in a trained checkpoint with an added backbone.
 
-    The classes of every registered backbone file, and torchvision's layers that MobileNetV3 is
-    built from (Conv2dNormActivation, InvertedResidual, SqueezeExcitation, ...).
+    The classes of every registered backbone file, torchvision's layers that MobileNetV3 is built
+    from (Conv2dNormActivation, InvertedResidual, SqueezeExcitation, ...), the other packages'
+    classes recorded in ``RTDETR_PATCH_SAFE_NAMES``, and, when ``allow`` (the release's own list)
+    holds a ``builtins.getattr`` entry, a stricter-than-nothing replacement that also lets those
+    classes' own methods through (a checkpoint pickles ``self.forward = self.forward_det`` as
+    ``getattr(module, "forward_det")``); anything else still goes to the release's own rule.
     """
     import torchvision.models.mobilenetv3 as tv_mobilenetv3
     import torchvision.ops.misc as tv_misc
 
-    return list(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES, tv_misc, tv_mobilenetv3))
+    classes = list(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES, tv_misc, tv_mobilenetv3))
+    for dotted in RTDETR_PATCH_SAFE_NAMES:
+        module, _, name = dotted.rpartition(".")
+        try:
+            obj = getattr(_importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue  # that package is gone from this environment: its checkpoints cannot load anyway
+        if isinstance(obj, type):
+            classes.append(obj)
+    entries: list = list(classes)
+    release_getattr = next((e[0] for e in allow if isinstance(e, tuple) and e[1] == "builtins.getattr"), None)
+    if release_getattr is not None:
+        known = tuple(classes)
+
+        def _getattr(obj, name):
+            if isinstance(obj, known) and not name.startswith("_") and any(
+                    callable(vars(c).get(name)) for c in type(obj).__mro__ if c not in (_nn.Module, object)):
+                return getattr(obj, name)
+            return release_getattr(obj, name)
+
+        entries.append((_getattr, "builtins.getattr"))
+    return entries
 
 
 def rtdetr_patch_probe_size(layers, size: int) -> int:
@@ -61,11 +92,15 @@ def _padded(items: list, placeholder):
 
 
 def rtdetr_patch_channels(module) -> list:
-    """The channel entries ``parse_model`` adds to ``ch`` for a backbone, from its ``width_list``."""
-    widths = getattr(module, "width_list", None)
+    """The channel entries ``parse_model`` adds to ``ch`` for a backbone, from ``width_list`` or ``channel``."""
+    if not isinstance(module, _nn.Module):
+        raise TypeError(f"a registered backbone must build a torch.nn.Module, got {type(module).__name__}")
+    attr = next((a for a in CONTRACT if getattr(module, a, None) is not None), "width_list")
+    widths = getattr(module, attr, None)
     if not isinstance(widths, (list, tuple)) or not widths or not all(isinstance(w, int) for w in widths):
-        raise TypeError(f"{type(module).__name__}.width_list must be a non-empty list of ints, got {widths!r}")
-    return _padded(widths, 0)
+        raise TypeError(f"{type(module).__name__}.{attr} must be a non-empty list of ints (the channels of "
+                        f"its outputs), got {widths!r}")
+    return _padded([int(w) for w in widths], 0)
 
 
 def rtdetr_patch_outputs(outputs, y: list, save) -> object:

@@ -1,0 +1,76 @@
+"""Restricted loading builds a model whose yaml names a registered backbone factory."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, trailing_comment
+
+REGISTRY = "RTDETR_PATCH_BACKBONES"
+ALSO = f"m not in {REGISTRY}"
+
+# ``if restricted and not (isinstance(m, type) and issubclass(m, torch.nn.Module)):``
+_CHECK = m.BooleanOperation(left=m.Name("restricted"), operator=m.And(),
+                            right=m.UnaryOperation(operator=m.Not()))
+_OURS = m.BooleanOperation(left=_CHECK, operator=m.And(), right=m.Comparison(
+    left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))]))
+
+
+class RestrictedLayers(Transform):
+    """Let restricted model construction accept the registry's names (blog step 5.2: training works).
+
+    Under ``ULTRALYTICS_SAFE_LOAD=1`` (8.4.x), ``parse_model`` refuses any yaml name that is not a
+    ``torch.nn.Module`` class: ``if restricted and not (isinstance(m, type) and issubclass(m,
+    torch.nn.Module)): raise TypeError(...)``. The series' yamls mostly name factory functions
+    (``repvit_m0_9``, ``efficientformerv2_s2``), so a model with such a backbone could not even be
+    built for training. The check gains ``and m not in RTDETR_PATCH_BACKBONES``: the registry's
+    entries were checked by ``apply`` (they build a module that returns feature maps); every other
+    name is refused exactly as before. Releases without restricted loading do not need it.
+    """
+
+    NAME = "restricted-layers"
+    FILE = "nn/tasks.py"
+    SEED_STEP = "5.2"
+    DESCRIPTION = "restricted model construction accepts registered backbone factories"
+    LOOKED_FOR = "`if restricted and not (...)` in the layer loop of parse_model"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.has_check = False
+        self.has_restricted = False  # parse_model computes `restricted = ...` (releases with _SafeLoad)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        super().visit_FunctionDef(node)
+        return len(self.functions) == 1 and node.name.value == "parse_model" and not self.classes
+
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        if self.functions[-1:] == ["parse_model"] and m.matches(node, m.Assign(
+                targets=[m.AssignTarget(target=m.Name("restricted"))])):
+            self.has_restricted = True
+        return False
+
+    def leave_If(self, original: cst.If, updated: cst.If) -> cst.If:
+        if self.functions[-1:] != ["parse_model"]:
+            return updated
+        if m.matches(updated.test, _OURS):
+            self.has_check = True
+            self.settle(Outcome.APPLIED)
+        elif m.matches(updated.test, _CHECK) and any(m.matches(s, m.SimpleStatementLine(body=[m.Raise()]))
+                                                       for s in block_of(updated)):
+            self.has_check = True
+            self.settle(Outcome.PATCHED)
+            test = cst.BooleanOperation(left=updated.test, operator=cst.And(), right=expression(ALSO))
+            header = updated.body.header
+            if header.comment is None:
+                header = trailing_comment(f"{MARK}: registered backbones may be factories (blog step 5.2)")
+            return updated.with_changes(test=test, body=updated.body.with_changes(header=header))
+        return updated
+
+    def run(self, module: cst.Module):
+        new = module.visit(self)
+        if not self.has_restricted:
+            return module, Outcome.NOT_NEEDED
+        if not self.has_check:
+            raise TargetMissing(self.LOOKED_FOR)
+        return new, self.outcome
