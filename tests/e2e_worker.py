@@ -312,16 +312,17 @@ def phase_predict_many(spec: dict) -> dict:
 def phase_yolo_cli(spec: dict) -> dict:
     """Ultralytics' own command line, as a user types it: ``yolo train``, ``yolo predict``, ``yolo export``.
 
-    Each command goes through ``ultralytics.cfg.entrypoint`` (what the ``yolo`` script runs) with
-    ``sys.argv`` set; then the exported ONNX model and the torch model of ``best.pt`` run the same image.
+    Each command goes through ``ultralytics.cfg.entrypoint`` (what the ``yolo`` script runs), given the
+    command line; then the exported ONNX model and the torch model of ``best.pt`` run the same image.
     """
     import torch
     from ultralytics.cfg import entrypoint
 
     def yolo(*args: str) -> float:
-        sys.argv = ["yolo", *args]
+        # entrypoint(debug=...) is the command line split on spaces (8.4 reads sys.argv once, at import)
+        assert not any(" " in a for a in args), args
         t0 = time.perf_counter()
-        entrypoint()
+        entrypoint(" ".join(["yolo", *args]))
         return time.perf_counter() - t0
 
     project, imgsz = spec["project"], spec["imgsz"]
