@@ -10,10 +10,11 @@ added package as ``nn/Addmodules/<file>.py``; the names join the registry
 
 Before anything is written, every candidate is checked in a fresh process of the target
 interpreter (``PREFLIGHT``): the file imports, the candidate builds with default arguments, runs
-one forward at 640x640 on the CPU (the size these files are written for) and returns four or five
+one forward at 640x640 on the CPU (the size these files are written for) and returns three to five
 maps whose channels match its ``width_list``/``channel``. The report gives per candidate the
-outputs, channels, strides, parameters and build seconds, and the classes outside the file that
-an instance holds (timm's layers, say), which restricted loading must then accept.
+outputs, channels, strides, parameters and build seconds, and every global a checkpoint of it
+holds beyond torch's and Ultralytics' own (timm's layers, a module-level function kept as an
+attribute, ``torch.nn.functional.gelu``, a plain config class), which restricted loading must then accept.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES"
 OURS = {"MobileNetV3"}  # rtdetr-patch's own backbone: a user's class may not take its name
 CONTRACT = ("width_list", "channel")  # the attribute that lists a backbone's output channels
 PROBE = 640
-STRIDES = ((4, 8, 16, 32), (2, 4, 8, 16, 32))  # the layouts the blog's yamls expect
+PADDED = 5  # the blog's layout: a backbone's outputs end at index 4, left-padded with placeholders
+STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the blog's heads expect, per count
 # import name -> what to pip install, where they differ or are common in backbone files
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
@@ -88,6 +90,14 @@ for name in sys.argv[4:]:
         entry["external"] = sorted(f"{mod}.{qual}" for mod, qual in classes
                                    if mod != NAME and not mod.startswith("torch.nn.modules")
                                    and "<locals>" not in qual)
+        try:  # every global a checkpoint of it holds beyond torch's own safe set (torch 2.5+)
+            import os, tempfile
+            with tempfile.TemporaryDirectory() as folder:
+                saved = os.path.join(folder, "backbone.pt")
+                torch.save({"model": net}, saved)
+                entry["globals"] = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(saved))
+        except AttributeError:
+            entry["globals"] = []
     except BaseException as exc:
         entry["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
 print(json.dumps({"candidates": out}))
@@ -157,7 +167,7 @@ def parse_spec(spec: str, install: Install) -> UserModule:
     head, sep, tail = spec.rpartition(":")
     explicit = bool(sep and head.endswith(".py"))
     path_text, wanted = (head, tail) if explicit else (spec, "")
-    path = Path(path_text).expanduser()
+    path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
     if path.suffix != ".py" or not path.is_file():
         raise _fail(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:NAME.")
     name = path.stem
@@ -220,21 +230,23 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
         error = entry.get("error")
         if error is None and entry.get("attr") is None:
             error = "has neither `width_list` nor `channel` (the list of its output channels)"
-        if error is None and entry["widths"] != entry["channels"]:
+        if error is None and len(entry["channels"]) not in STRIDES:
+            error = (f"returns {len(entry['channels'])} feature maps; three to five are needed (they take indices "
+                     "2-4, 1-4 or 0-4 in the blog's yaml layout)")
+        if error is None and not widths_match(entry["widths"], entry["channels"]):
             error = (f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
                      f"with {entry['channels']} channels")
-        if error is None and len(entry["channels"]) not in (4, 5):
-            error = (f"returns {len(entry['channels'])} feature maps; four (indices 1-4) or five (indices 0-4) "
-                     "are needed for the blog's yaml layout")
+        elif error is None and entry["widths"] != entry["channels"]:
+            row["note"] = f"{entry['attr']} is already padded to five entries: {entry['widths']}"
         if error is not None:
             row["status"], row["note"] = "refused", error
             if module.explicit or not rows_could_pass(module, entries):
                 errors.append(f"{where}: {error}")
             continue
         strides = tuple(int(s) if float(s).is_integer() else s for s in entry["strides"])
-        if strides not in STRIDES:
-            first = 5 - len(strides)
-            expected = STRIDES[len(strides) - 4]
+        if strides != STRIDES[len(strides)]:
+            first = PADDED - len(strides)
+            expected = STRIDES[len(strides)]
             odd = [f"index {first + i} has stride {s} (expected {e})" for i, (s, e) in enumerate(zip(strides, expected))
                    if s != e]
             row["status"] = "ok, unusual strides"
@@ -244,10 +256,34 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
     return keep, errors, rows
 
 
+def widths_match(widths: list, channels: list) -> bool:
+    """The declared widths fit the maps, both left-padded to five as parse_model and the layer loops do."""
+    if not widths or len(widths) > PADDED or len(channels) > len(widths):
+        return False
+    return widths == channels or (len(widths) == PADDED and widths[PADDED - len(channels):] == channels)
+
+
 def rows_could_pass(module: UserModule, entries: dict) -> bool:
     """Whether another candidate of the same file passes (then a failing class is only reported)."""
-    return any("error" not in e and "needs_args" not in e and e.get("attr") and e.get("widths") == e.get("channels")
-               and len(e.get("channels") or []) in (4, 5) for e in entries.values())
+    return any("error" not in e and "needs_args" not in e and e.get("attr")
+               and widths_match(e.get("widths"), e.get("channels") or []) and len(e.get("channels") or []) in STRIDES
+               for e in entries.values())
+
+
+# Globals restricted loading accepts without us: torch's layers, Ultralytics' own, and getattr (wrapped).
+ACCEPTED = ("torch.nn.modules.", "ultralytics.")
+
+
+def safe_names(module: UserModule, entry: dict) -> set[str]:
+    """Dotted names restricted loading must accept for a checkpoint of this backbone, as installed."""
+    names = set(entry.get("external", []))
+    for name in entry.get("globals", []):
+        if name.startswith(USER_MODULE + "."):
+            name = f"ultralytics.nn.Addmodules.{module.name}.{name[len(USER_MODULE) + 1:]}"
+        elif name.startswith(ACCEPTED) or name == "builtins.getattr":
+            continue
+        names.add(name)
+    return names
 
 
 def check_modules(install: Install, modules: list[UserModule]) -> list[UserModule]:
@@ -284,9 +320,9 @@ def check_modules(install: Install, modules: list[UserModule]) -> list[UserModul
         if errors or not keep:
             detail = "; ".join(errors) or "; ".join(f"{r['name']}: {r['status']} ({r['note']})" for r in rows)
             raise _fail(f"{detail}", "A backbone must build (with default arguments, or from a factory "
-                        "function), return four or five maps at 640x640 and list their channels in `width_list` "
+                        "function), return three to five maps at 640x640 and list their channels in `width_list` "
                         "or `channel`. Name the one your yaml uses: --module FILE.py:NAME. Nothing was written.")
-        external = sorted({n for name in keep for n in answer["candidates"][name].get("external", [])})
+        external = sorted({n for name in keep for n in safe_names(module, answer["candidates"][name])})
         checked.append(replace(module, classes=tuple(keep), safe_names=tuple(external), report=tuple(rows)))
     return checked
 

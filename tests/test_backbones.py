@@ -25,7 +25,8 @@ from test_e2e import assert_offline, make_dataset, offline_env, run_phase
 FIXTURES = Path(__file__).parent / "fixtures" / "backbones"
 # (file, the name a yaml row uses, training image size: the attention fixture only runs at 640)
 CASES = (("repnet.py", "repnet_m0", 128), ("chan_net.py", "channet_s", 128), ("attn_net.py", "attnnet_t", 640),
-         ("FastNet.py", "FastNet", 128), ("fivenet.py", "fivenet_s", 128), ("oddnet.py", "OddNet", 128))
+         ("FastNet.py", "FastNet", 128), ("fivenet.py", "fivenet_s", 128), ("oddnet.py", "OddNet", 128),
+         ("three_net.py", "threenet_s", 128))
 TIMM_LAYERS = ("timm.layers.drop.DropPath", "timm.layers.squeeze_excite.SEModule")
 
 
@@ -56,6 +57,8 @@ def test_preflight_reports_each_backbone_and_registers_it(tree, cli, state_home)
         assert name in flat
     assert "5 maps, channels 16, 16, 32, 64, 128, strides 2/4/8/16/32" in flat  # fivenet: indices 0-4
     assert "ok, unusual strides: index 1 has stride 8 (expected 4)" in flat  # OddNet: a warning, not a refusal
+    assert "3 maps, channels 24, 48, 96, strides 8/16/32" in flat  # threenet_s: indices 2-4
+    assert "width_list is already padded to five entries: [3, 16, 24, 48, 96]" in flat
     init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
     # file name equal to class name: the module comes from sys.modules, not the package attribute
     assert "from .FastNet import FastNet" in init
@@ -68,10 +71,24 @@ def test_preflight_reports_each_backbone_and_registers_it(tree, cli, state_home)
     manifest = json.loads(next(state_home.rglob("manifest.json")).read_text(encoding="utf-8"))
     recorded = {m["name"]: m for m in manifest["options"]["modules"]}
     assert set(TIMM_LAYERS) <= set(recorded["repnet"]["safe_names"])
+    # what a checkpoint of channet_s pickles by name besides layers: a function, a torch function, a config class
+    assert {"ultralytics.nn.Addmodules.chan_net.hard_sigmoid", "ultralytics.nn.Addmodules.chan_net.StageConfig",
+            "torch._C._nn.gelu"} <= set(recorded["chan_net"]["safe_names"])
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0  # re-apply keeps every module
     assert init == (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
     assert cli("revert", "--target", root).exit_code == 0
     assert snapshot(root) == before
+
+
+def test_a_relative_module_path_works_from_anywhere(tree, cli, tmp_path, monkeypatch):
+    root = tree(LATEST)
+    folder = tmp_path / "work" / "src"
+    folder.mkdir(parents=True)
+    shutil.copy(FIXTURES / "oddnet.py", folder / "oddnet.py")
+    monkeypatch.chdir(tmp_path / "work")
+    result = cli("apply", "--target", root, "--no-verify", "--module", "src/oddnet.py:OddNet")
+    assert result.exit_code == 0, result.output
+    assert (root / "ultralytics/nn/Addmodules/oddnet.py").read_bytes() == (folder / "oddnet.py").read_bytes()
 
 
 def test_file_without_name_registers_its_factories(tree, cli, state_home):
@@ -146,11 +163,11 @@ def test_backbones_build_train_reload_and_revert(release, safe_load, release_tre
 def test_verification_reloads_each_backbone_under_restricted_loading(tree, cli):
     """apply's smoke run saves each backbone as a checkpoint holds it and loads it back with the release's
     restricted loader: FastNet pickles ``getattr(module, "forward_det")`` and timm's DropPath, repnet_m0
-    timm's SEModule; all must pass the allow-list."""
+    timm's SEModule, channet_s a function, ``F.gelu`` and a config class; all must pass the allow-list."""
     root = tree(LATEST)
     result = cli("apply", "--target", root, "--module", f"{FIXTURES / 'FastNet.py'}:FastNet",
-                 "--module", f"{FIXTURES / 'repnet.py'}:repnet_m0")
+                 "--module", f"{FIXTURES / 'repnet.py'}:repnet_m0", "--module", f"{FIXTURES / 'chan_net.py'}:channet_s")
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
-    assert "your FastNet" in flat and "your repnet_m0" in flat
-    assert flat.count("restricted reload ok") == 2, flat
+    assert "your FastNet" in flat and "your repnet_m0" in flat and "your channet_s" in flat
+    assert flat.count("restricted reload ok") == 3, flat

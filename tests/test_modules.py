@@ -89,7 +89,7 @@ def test_explicit_class_name(tree, cli, tmp_path):
     ("does-not-import", "-m pip install package_that_is_not_there"),
     ("fails-at-import", "running the file at import fails: RuntimeError: boom"),
     ("wrong-widths", "width_list says"),
-    ("three-maps", "returns 3 feature maps; four (indices 1-4) or five"),
+    ("two-maps", "returns 2 feature maps; three to five are needed"),
     ("no-width-list", "sets `width_list` or `channel`"),
     ("not-a-module", "returns int, not a torch.nn.Module"),
     ("reserved-file", "cannot be a module"),
@@ -109,8 +109,8 @@ def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home
         spec = str(backbone(tmp_path, head="raise RuntimeError('boom')\n"))
     elif case == "wrong-widths":
         spec = str(backbone(tmp_path, cut="[:3]"))
-    elif case == "three-maps":
-        spec = str(backbone(tmp_path, extra="[:3]", cut="[:3]"))
+    elif case == "two-maps":
+        spec = str(backbone(tmp_path, extra="[:2]", cut="[:2]"))
     elif case == "not-a-module":
         spec = f"{backbone(tmp_path, head='def make_it():' + chr(10) + '    return 3' + chr(10))}:make_it"
     elif case == "our-name":

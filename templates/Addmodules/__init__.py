@@ -58,15 +58,14 @@ def rtdetr_patch_safe_globals(allow=()) -> list:
     import torchvision.ops.misc as tv_misc
 
     classes = list(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES, tv_misc, tv_mobilenetv3))
-    for dotted in RTDETR_PATCH_SAFE_NAMES:
-        module, _, name = dotted.rpartition(".")
-        try:
-            obj = getattr(_importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue  # that package is gone from this environment: its checkpoints cannot load anyway
-        if isinstance(obj, type):
-            classes.append(obj)
     entries: list = list(classes)
+    for dotted in RTDETR_PATCH_SAFE_NAMES:
+        obj = _resolve(dotted)
+        if obj is None:
+            continue  # that package is gone from this environment: its checkpoints cannot load anyway
+        entries.append((obj, dotted))  # keyed by the name the checkpoint pickles
+        if isinstance(obj, type) and issubclass(obj, _nn.Module):
+            classes.append(obj)
     release_getattr = next((e[0] for e in allow if isinstance(e, tuple) and e[1] == "builtins.getattr"), None)
     if release_getattr is not None:
         known = tuple(classes)
@@ -81,14 +80,32 @@ def rtdetr_patch_safe_globals(allow=()) -> list:
     return entries
 
 
+def _resolve(dotted: str):
+    """The object a dotted name (module path, then attribute path) names, or None."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = _importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            return obj
+        except AttributeError:
+            return None
+    return None
+
+
 def rtdetr_patch_probe_size(layers, size: int) -> int:
     """The stride probe size: 640 if a layer is a registered backbone (blog step 4.8), else ``size``."""
     return PROBE_SIZE if any(getattr(layer, "backbone", False) for layer in layers) else size
 
 
 def _padded(items: list, placeholder):
-    """A leading placeholder unless there already are five entries (blog steps 4.6 and 4.7)."""
-    return list(items) if len(items) == PADDED_OUTPUTS else [placeholder, *items]
+    """Left-padded with placeholders to five entries (blog steps 4.6 and 4.7): four maps take indices
+    1-4 as in the blog, three maps (P3-P5) indices 2-4, five maps indices 0-4."""
+    return [placeholder] * (PADDED_OUTPUTS - len(items)) + list(items)
 
 
 def rtdetr_patch_channels(module) -> list:
@@ -97,9 +114,10 @@ def rtdetr_patch_channels(module) -> list:
         raise TypeError(f"a registered backbone must build a torch.nn.Module, got {type(module).__name__}")
     attr = next((a for a in CONTRACT if getattr(module, a, None) is not None), "width_list")
     widths = getattr(module, attr, None)
-    if not isinstance(widths, (list, tuple)) or not widths or not all(isinstance(w, int) for w in widths):
-        raise TypeError(f"{type(module).__name__}.{attr} must be a non-empty list of ints (the channels of "
-                        f"its outputs), got {widths!r}")
+    if not isinstance(widths, (list, tuple)) or not 0 < len(widths) <= PADDED_OUTPUTS \
+            or not all(isinstance(w, int) for w in widths):
+        raise TypeError(f"{type(module).__name__}.{attr} must list the channels of its three to five outputs "
+                        f"as ints, got {widths!r}")
     return _padded([int(w) for w in widths], 0)
 
 
