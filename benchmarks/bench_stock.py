@@ -30,8 +30,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
+from bench_models import PROJECT, wheel  # the cached release wheels, shared by the benchmarks
+
 YAMLS = ("yolov8n.yaml", "yolo11n.yaml", "yolov8n-seg.yaml", "yolov9c.yaml")
 
 PROBE = r"""
@@ -57,16 +57,6 @@ for name in sys.argv[3:]:
     out["weights"][name] = h.hexdigest()
 print("@@" + json.dumps(out))
 """
-
-
-def wheel(release: str) -> Path:
-    found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(CACHE), f"ultralytics=={release}"], check=True)
-        found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    return found[0]
 
 
 def trees(release: str, work: Path) -> dict[str, Path]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from bench_stock import PROJECT, trees
 
 MODELS = ("yolov8n.yaml", "yolov8n-MobileNetV3.yaml", "yolov8s.yaml", "yolov8s-MobileNetV3.yaml",
-          "yolo11n.yaml", "yolo11n-MobileNetV3.yaml", "yolo11s.yaml", "yolo11s-MobileNetV3.yaml")
+          "yolo11n.yaml", "yolo11n-MobileNetV3.yaml", "yolo11s.yaml", "yolo11s-MobileNetV3.yaml",
+          "yolo12n.yaml", "yolo12n-MobileNetV3.yaml", "yolo26n.yaml", "yolo26n-MobileNetV3.yaml")
 
 PROBE = r"""
 import json, statistics, sys, time
@@ -52,6 +53,7 @@ def main() -> int:
     parser.add_argument("--release", default="8.4.190")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-yolo-"))
@@ -59,7 +61,7 @@ def main() -> int:
     try:
         root = trees(args.release, work)["patched"]
         env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "config")}
-        for name in MODELS:
+        for name in args.models:
             done = subprocess.run([sys.executable, "-c", PROBE, str(root), name, str(args.threads), str(args.repeats)],
                                   cwd=work, env=env, capture_output=True, text=True, timeout=900)
             lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]

@@ -159,11 +159,12 @@ def test_python_finds_its_own_ultralytics_and_changes_nothing(cli, state_home):
     out = flat(result.output)
     assert f"Ultralytics {LATEST} at {package}" in out
     assert f"--python {sys.executable}" in out
-    if patched:
-        assert result.exit_code == Exit.OK, result.output
-        assert "patched, but no record" in out
+    if patched:  # by `make demo`, perhaps of an older checkout: whole (no record here) or missing newer files
+        assert result.exit_code in (Exit.OK, Exit.NOT_PATCHED), result.output
+        assert "tasks-import │ 4.3 │ nn/tasks.py │ applied" in out
     else:
         assert result.exit_code == Exit.NOT_PATCHED, result.output
+        assert "this install is not patched: run `rtdetr-patch apply`" in out
     assert snapshot(package) == before
     assert not manifests(state_home)
 

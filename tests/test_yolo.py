@@ -1,7 +1,7 @@
-"""The YOLO family: MobileNetV3 (and users' backbones) in YOLOv8 and YOLO11 heads.
+"""The YOLO family: MobileNetV3 (and users' backbones) in YOLOv8, YOLO11, YOLO12 and YOLO26 heads.
 
-* ``apply`` installs ``cfg/models/v8/yolov8-MobileNetV3.yaml`` and ``cfg/models/11/yolo11-MobileNetV3.yaml``
-  on the releases that ship those folders, and ``revert`` removes them;
+* ``apply`` installs ``cfg/models/<family>/<family>-MobileNetV3.yaml`` (v8, 11, 12, 26) on the releases that
+  ship those folders, and ``revert`` removes them;
 * ``check --yaml yolo11n-MobileNetV3.yaml`` runs the smoke verification on a YOLO model (detection loss,
   backward, one optimizer step), on the latest release and on 8.0.x (YOLOv8 only there);
 * a fixture backbone of the users' kind in a YOLO11 head;
@@ -28,13 +28,16 @@ from test_e2e import assert_offline, make_dataset, offline_env, run_phase
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbones"
 DDP_WORKER = Path(__file__).with_name("ddp_worker.py")
-FAMILY_YAMLS = {"v8": "cfg/models/v8/yolov8-MobileNetV3.yaml", "11": "cfg/models/11/yolo11-MobileNetV3.yaml"}
+FAMILY_YAMLS = {"v8": "cfg/models/v8/yolov8-MobileNetV3.yaml", "11": "cfg/models/11/yolo11-MobileNetV3.yaml",
+                "12": "cfg/models/12/yolo12-MobileNetV3.yaml", "26": "cfg/models/26/yolo26-MobileNetV3.yaml"}
 # parameters at nc=80, scale n (MobileNetV3-Small at width 1.0, the family's head)
-PARAMS = {"yolov8n-MobileNetV3.yaml": 3_260_640, "yolo11n-MobileNetV3.yaml": 2_880_336}
+PARAMS = {"yolov8n-MobileNetV3.yaml": 3_260_640, "yolo11n-MobileNetV3.yaml": 2_880_336,
+          "yolo12n-MobileNetV3.yaml": 2_862_960, "yolo26n-MobileNetV3.yaml": 2_828_536}
 ONNX_TOLERANCE = 1e-3  # raw Detect outputs: boxes in pixels up to imgsz, scores in [0, 1]
 
 
-@pytest.mark.parametrize("release, families", [("8.0.136", {"v8"}), ("8.3.0", {"v8", "11"}), (LATEST, {"v8", "11"})])
+@pytest.mark.parametrize("release, families", [("8.0.136", {"v8"}), ("8.3.0", {"v8", "11"}),
+                                               ("8.3.100", {"v8", "11", "12"}), (LATEST, {"v8", "11", "12", "26"})])
 def test_yolo_yamls_go_where_each_family_lives(release, families, tree, cli):
     root = tree(release)
     before = snapshot(root)
@@ -45,7 +48,8 @@ def test_yolo_yamls_go_where_each_family_lives(release, families, tree, cli):
         if family in families:
             text = (package / rel).read_text(encoding="utf-8")
             assert "[-1, 1, MobileNetV3, []]" in text and "Detect, [nc]" in text
-    assert not (package / "cfg/models/11").exists() or "11" in families
+    for family in FAMILY_YAMLS:
+        assert (package / "cfg/models" / family).is_dir() == (family in families)  # only where the family lives
     report = json.loads(cli("check", "--target", root, "--static", "--json").output)
     assert report["ok"], report["problems"]
     assert {a["path"] for a in report["added"]} >= {FAMILY_YAMLS[f] for f in families}
@@ -55,6 +59,7 @@ def test_yolo_yamls_go_where_each_family_lives(release, families, tree, cli):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("release, yaml", [(LATEST, "yolo11n-MobileNetV3.yaml"), (LATEST, "yolov8n-MobileNetV3.yaml"),
+                                           (LATEST, "yolo12n-MobileNetV3.yaml"), (LATEST, "yolo26n-MobileNetV3.yaml"),
                                            (OLD, "yolov8n-MobileNetV3.yaml")])
 def test_check_verifies_a_yolo_model(release, yaml, tree, cli):
     root = tree(release)
@@ -64,7 +69,7 @@ def test_check_verifies_a_yolo_model(release, yaml, tree, cli):
     fig = json.loads(result.output)["verification"]
     assert fig["family"] == "yolo" and fig["backbone"] == "MobileNetV3"
     assert fig["params"] == PARAMS[yaml]
-    assert fig["output_shape"][:2] == [1, 84]  # 4 box coordinates + 80 classes per anchor
+    assert fig["output_shape"][:2] == [1, 84]  # 4 box coordinates + 80 classes per anchor (YOLO26: one2many)
     assert fig["gflops"] > 0 and fig["loss_after_step"] > 0
 
 
