@@ -12,7 +12,7 @@ interpreter's own install, never the user's backup store):
    forwards at 640x640 after 2 warm-ups. Models (nc=80, built from yaml, no weights): stock
    ``rtdetr-l`` and ``rtdetr-resnet50``, our ``rtdetr-MobileNetV3-small``/``-large``, the native
    ``rtdetr-MobileNetV3-tv`` (Ultralytics' TorchVision/Index rows, where the release has them) and,
-   with ``--seed-text``, the seed blog's own module (section 三), extracted from the text at run time
+   with ``--blog-text``, the blog's own module (section 三), extracted from the text at run time
    into a third temporary copy (``seeded/``, the patched tree plus ``Addmodules/SeedMobileNetV3.py``);
 3. the cost of the patch: stock ``rtdetr-l`` and ``yolov8n`` built on ``pristine/`` and ``patched/``
    in two live worker processes with the same seed (the pristine state_dict is then loaded into the
@@ -20,11 +20,11 @@ interpreter's own install, never the user's backup store):
    outputs (expected 0.0), and the latency ratio patched/pristine from interleaved forwards (ABBA
    order); for ``yolov8n`` also the build-time ratio (the patched stride probe runs at 640, not 256).
 
-    .venv/bin/python benchmarks/bench_models.py [--seed-text PATH] [--release 8.4.190] [--threads 2]
+    .venv/bin/python benchmarks/bench_models.py [--blog-text PATH] [--release 8.4.190] [--threads 2]
                                                 [--repeats 10] [--out benchmarks/results]
 
 Prints a table and writes the same as JSON to ``<out>/bench_models.json``. A model that fails to
-build or run is a row with its error, not a crash. None of the seed's code is stored in this
+build or run is a row with its error, not a crash. None of the blog's code is stored in this
 repository: it exists only in the temporary tree, for the length of the run.
 """
 
@@ -317,7 +317,7 @@ def machine(threads: int, release: str) -> dict:
 
 
 def seed_module(text_path: Path) -> str:
-    """Section 三 of the seed text: its MobileNetV3 module, without torchsummary, default config 'small'."""
+    """Section 三 of the blog text: its MobileNetV3 module, without torchsummary, default config 'small'."""
     lines = text_path.read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(SEED_START)), None)
     if start is None:
@@ -327,25 +327,25 @@ def seed_module(text_path: Path) -> str:
         raise ValueError(f"no {SEED_END!r} after the module in {text_path}")
     code = [line for line in lines[start:end] if line.strip() != "from torchsummary import summary"]
     source = "\n".join(code).rstrip() + "\n"
-    # BRIEF: the seed's default config 'large' cannot build (its outputs are picked by channel count
+    # the blog's default config 'large' cannot build (its outputs are picked by channel count
     # [16, 24, 48, 576] and large ends at 960), so the yaml's `MobileNetV3, []` gets 'small'.
     source, count = re.subn(r'(config:\s*str\s*=\s*)"large"', r'\1"small"', source)
     if count != 1:
-        raise ValueError(f"expected one `config: str = \"large\"` default in the seed module, found {count}")
+        raise ValueError(f"expected one `config: str = \"large\"` default in the blog's module, found {count}")
     compile(source, "SeedMobileNetV3.py", "exec")
     return source
 
 
 def add_seed(tree: Path, text_path: Path) -> str:
-    """Write the seed's module and yaml into ``tree`` (a patched copy) and register the class."""
+    """Write the blog's module and yaml into ``tree`` (a patched copy) and register the class."""
     addmodules = tree / "ultralytics" / "nn" / "Addmodules"
     (addmodules / f"{SEED_CLASS}.py").write_text(
-        "# The seed blog's MobileNetV3 (section 三), extracted at run time by benchmarks/bench_models.py;\n"
+        "# The blog's MobileNetV3 (section 三), extracted at run time by benchmarks/bench_models.py;\n"
         "# `from torchsummary import summary` dropped, default config switched to 'small'.\n"
         + seed_module(text_path), encoding="utf-8")
     init = addmodules / "__init__.py"
     init.write_text(init.read_text(encoding="utf-8") + (
-        "\n\n# Added by benchmarks/bench_models.py (temporary tree only): the seed's own module.\n"
+        "\n\n# Added by benchmarks/bench_models.py (temporary tree only): the blog's own module.\n"
         f"from .{SEED_CLASS} import MobileNetV3 as {SEED_CLASS}  # noqa: E402\n\n"
         f"RTDETR_PATCH_BACKBONES = frozenset(RTDETR_PATCH_BACKBONES | {{{SEED_CLASS}}})\n"
         f"__all__ = [*__all__, \"{SEED_CLASS}\"]\n"), encoding="utf-8")
@@ -354,7 +354,7 @@ def add_seed(tree: Path, text_path: Path) -> str:
     seeded, count = re.subn(r"(-\s*\[-1,\s*1,\s*)MobileNetV3(,\s*\[\s*\]\s*\])", rf"\g<1>{SEED_CLASS}\g<2>", ours)
     if count != 1:
         raise ValueError(f"expected one `[-1, 1, MobileNetV3, []]` row in rtdetr-MobileNetV3.yaml, found {count}")
-    (rt / SEED_YAML).write_text(f"# rtdetr-MobileNetV3.yaml with the seed's module ({SEED_CLASS}); temporary.\n"
+    (rt / SEED_YAML).write_text(f"# rtdetr-MobileNetV3.yaml with the blog's module ({SEED_CLASS}); temporary.\n"
                                 + seeded, encoding="utf-8")
     return SEED_YAML
 
@@ -502,7 +502,7 @@ def report(result: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed-text", type=Path, help="the seed blog text; adds a row for its own MobileNetV3")
+    parser.add_argument("--blog-text", type=Path, help="the blog post saved as text; adds a row for its own MobileNetV3")
     parser.add_argument("--release", default="8.4.190", help="Ultralytics release (wheel from the cache)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every worker")
     parser.add_argument("--repeats", type=int, default=10, help="timed forwards per model (after 2 warm-ups)")
@@ -556,11 +556,11 @@ def main() -> int:
                 ("MobileNetV3-large (ours)", "rtdetr-MobileNetV3-large.yaml", patched),
                 ("MobileNetV3-small (native tv)", "rtdetr-MobileNetV3-tv.yaml", patched)]
         seed_error = None
-        if args.seed_text:
+        if args.blog_text:
             seeded = work / "seeded"
             shutil.copytree(patched, seeded)
             try:
-                plan.append(("MobileNetV3 (seed's module)", add_seed(seeded, args.seed_text), seeded))
+                plan.append(("MobileNetV3 (the blog's module)", add_seed(seeded, args.blog_text), seeded))
             except (OSError, ValueError, SyntaxError) as exc:
                 seed_error = f"{type(exc).__name__}: {exc}"
         print(f"Models ({args.threads} threads, {WARMUPS} warm-ups + {args.repeats} forwards each, fresh process):")
@@ -574,8 +574,8 @@ def main() -> int:
             result["models"].append(measure(label, yaml, root, args, env, logs))
         if seed_error:
             result["models"].append({"model": "MobileNetV3 (seed's module)", "yaml": SEED_YAML, "tree": "seeded",
-                                     "error": f"could not extract the seed's module: {seed_error}"})
-            print(f"  {'MobileNetV3 (seed module)':<34}skipped: {seed_error}")
+                                     "error": f"could not extract the blog's module: {seed_error}"})
+            print(f"  {'MobileNetV3 (the blog module)':<34}skipped: {seed_error}")
 
         print("Cost of the patch (pristine vs patched, interleaved):")
         result["patch_cost"].append(patch_cost("rtdetr-l", "rtdetr-l.yaml", "rtdetr", pristine, patched, args, env,

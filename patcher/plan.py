@@ -137,7 +137,7 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
             module, outcome = transform().run(module)
         except TargetMissing as exc:
             raise PatchError(Exit.TRANSFORM,
-                             f"Transform '{transform.NAME}' (seed {transform.SEED_STEP}) failed on {where}: "
+                             f"Transform '{transform.NAME}' (blog step {transform.SEED_STEP}) failed on {where}: "
                              f"looked for {exc.looked_for}, and it is not there.",
                              "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
                              "(pip install --force-reinstall ultralytics==" + install.release + ") and run apply "

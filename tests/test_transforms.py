@@ -58,7 +58,7 @@ def assert_missing(cls, code: str, *words: str) -> str:
     return message
 
 
-# -- stride-probe (seed 4.8) ------------------------------------------------------------------
+# -- stride-probe (blog step 4.8) ------------------------------------------------------------------
 STRIDE_BEFORE = src('''
     class DetectionModel(BaseModel):
         def __init__(self, cfg="yolov8n.yaml", ch=3, nc=None, verbose=True):
@@ -96,7 +96,7 @@ def test_stride_probe_unknown_size_is_refused():
     assert_missing(StrideProbe, STRIDE_BEFORE.replace("s = 256", "s = 320"), "DetectionModel.__init__")
 
 
-# -- val-rect (seed 4.10, opt-in) ----------------------------------------------------------------
+# -- val-rect (blog step 4.10, opt-in) ----------------------------------------------------------------
 VAL_BEFORE = src('''
     class DetectionTrainer(BaseTrainer):
         def build_dataset(self, img_path, mode="train", batch=None):
@@ -202,7 +202,7 @@ def test_repc3_half_fixed_is_refused():
     assert_missing(RepC3Expansion, half, "RepC3.__init__", "hand-edited")
 
 
-# -- get-flops (seed 4.9) -------------------------------------------------------------------------
+# -- get-flops (blog step 4.9) -------------------------------------------------------------------------
 FLOPS_BEFORE = src('''
     def get_flops(model, imgsz=640):
         """Return a YOLO model's FLOPs."""
@@ -282,7 +282,7 @@ def test_get_flops_missing():
     assert_missing(GetFlopsRealSize, method, "module function get_flops")
 
 
-# -- tasks-import (seed 4.3) ----------------------------------------------------------------------
+# -- tasks-import (blog step 4.3) ----------------------------------------------------------------------
 IMPORT_BEFORE = src('''
     # Ultralytics YOLO, AGPL-3.0 license
 
@@ -331,7 +331,7 @@ def test_tasks_import_missing():
     assert_missing(TasksImport, code, "import statements before the first class or function")
 
 
-# -- layer-loops (seed 4.7) -----------------------------------------------------------------------
+# -- layer-loops (blog step 4.7) -----------------------------------------------------------------------
 LOOPS_BEFORE = src('''
     class BaseModel(nn.Module):
         def _predict_once(self, x, profile=False, visualize=False):
@@ -424,7 +424,7 @@ def test_layer_loops_half_patched_is_refused():
                    "hand-edited")
 
 
-# -- parse-model (seed 4.4-4.6) ---------------------------------------------------------------------
+# -- parse-model (blog step 4.4-4.6) ---------------------------------------------------------------------
 PARSE_BEFORE = src('''
     def parse_model(d, ch, verbose=True):
         """Parse a YOLO model.yaml dictionary into a PyTorch model."""
