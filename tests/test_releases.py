@@ -261,8 +261,10 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     assert changed == want  # val-rect is opt-in: train.py untouched
     new = set(patched) - set(pristine)
     assert new >= {f"ultralytics/{rel}" for rel in ADDED}
-    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-MobileNetV3[\w-]*\.yaml)", p)
+    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-MobileNetV3[\w-]*\.yaml"
+                            r"|cfg/models/(v8|11|12|26)/yolo(v8|11|12|26)-MobileNetV3\.yaml)", p)
                for p in new), new
+    assert "ultralytics/cfg/models/v8/yolov8-MobileNetV3.yaml" in new  # every release ships YOLOv8
 
     again = cli("apply", "--target", root, "--no-verify")
     assert again.exit_code == Exit.OK, again.output
