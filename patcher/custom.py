@@ -44,7 +44,7 @@ PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn
 USER_MODULE = "rtdetr_patch_user_module"
 
 PREFLIGHT = r"""
-import importlib.util, json, sys, time
+import importlib.util, json, os, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 NAME, SIZE = "rtdetr_patch_user_module", int(sys.argv[3])
 try:
@@ -91,7 +91,6 @@ for name in sys.argv[4:]:
                                    if mod != NAME and not mod.startswith("torch.nn.modules")
                                    and "<locals>" not in qual)
         try:  # every global a checkpoint of it holds beyond torch's own safe set (torch 2.5+)
-            import os, tempfile
             with tempfile.TemporaryDirectory() as folder:
                 saved = os.path.join(folder, "backbone.pt")
                 torch.save({"model": net}, saved)
@@ -300,13 +299,14 @@ def check_modules(install: Install, modules: list[UserModule]) -> list[UserModul
         raise _fail(f"--module: the same name appears in two files: {', '.join(every)}.")
     checked = []
     for module in modules:
+        done = None
         try:
             done = subprocess.run([install.python, "-c", PREFLIGHT, str(install.root), str(module.source), str(PROBE),
                                    *module.classes], capture_output=True, text=True, timeout=900,
                                   cwd=str(module.source.parent))
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-            tail = (getattr(locals().get("done"), "stderr", "") or "")[-800:]
+            tail = (done.stderr or "")[-800:] if done is not None else ""
             raise _fail(f"--module {module.source}: could not be checked with {install.python}: {exc} {tail}",
                         "Check that this interpreter runs and has torch.")
         if "import" in answer:
