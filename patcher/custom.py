@@ -226,20 +226,13 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
             if module.explicit:
                 keep.append(name)  # the user named it: its yaml row carries the arguments
             continue
-        error = entry.get("error")
-        if error is None and entry.get("attr") is None:
-            error = "has neither `width_list` nor `channel` (the list of its output channels)"
-        if error is None and len(entry["channels"]) not in STRIDES:
-            error = (f"returns {len(entry['channels'])} feature maps; three to five are needed (they take indices "
-                     "2-4, 1-4 or 0-4 in the blog's yaml layout)")
-        if error is None and not widths_match(entry["widths"], entry["channels"]):
-            error = (f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
-                     f"with {entry['channels']} channels")
-        elif error is None and entry["widths"] != entry["channels"]:
+        error = refusal(entry)
+        if error is None and entry["widths"] != entry["channels"]:
             row["note"] = f"{entry['attr']} is already padded to five entries: {entry['widths']}"
         if error is not None:
             row["status"], row["note"] = "refused", error
-            if module.explicit or not rows_could_pass(module, entries):
+            if module.explicit or not any("needs_args" not in e and refusal(e) is None for e in entries.values()):
+                # (a file given without NAME: a failing class is only reported when another candidate passes)
                 errors.append(f"{where}: {error}")
             continue
         strides = tuple(int(s) if float(s).is_integer() else s for s in entry["strides"])
@@ -255,18 +248,26 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
     return keep, errors, rows
 
 
+def refusal(entry: dict) -> str | None:
+    """Why a built candidate (a preflight entry, not one that needs arguments) is refused, or None."""
+    if entry.get("error") is not None:
+        return entry["error"]
+    if entry.get("attr") is None:
+        return "has neither `width_list` nor `channel` (the list of its output channels)"
+    if len(entry["channels"]) not in STRIDES:
+        return (f"returns {len(entry['channels'])} feature maps; three to five are needed (they take indices "
+                "2-4, 1-4 or 0-4 in the blog's yaml layout)")
+    if not widths_match(entry["widths"], entry["channels"]):
+        return (f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
+                f"with {entry['channels']} channels")
+    return None
+
+
 def widths_match(widths: list, channels: list) -> bool:
     """The declared widths fit the maps, both left-padded to five as parse_model and the layer loops do."""
     if not widths or len(widths) > PADDED or len(channels) > len(widths):
         return False
     return widths == channels or (len(widths) == PADDED and widths[PADDED - len(channels):] == channels)
-
-
-def rows_could_pass(module: UserModule, entries: dict) -> bool:
-    """Whether another candidate of the same file passes (then a failing class is only reported)."""
-    return any("error" not in e and "needs_args" not in e and e.get("attr")
-               and widths_match(e.get("widths"), e.get("channels") or []) and len(e.get("channels") or []) in STRIDES
-               for e in entries.values())
 
 
 # Globals restricted loading accepts without us: torch's layers, Ultralytics' own, and getattr (wrapped).

@@ -7,9 +7,9 @@
   a class found here once, reads its ``width_list`` and gives each of its outputs a layer index.
   Adding a backbone means adding its class here; ``tasks.py`` needs no new edit.
 * ``rtdetr_patch_channels`` and ``rtdetr_patch_outputs`` hold the index rule shared by
-  ``parse_model`` and the layer loops: four outputs are padded to five with a leading
-  placeholder, so that a backbone in yaml row 0 puts its outputs at indices 1-4 and shifts every
-  later layer by four, as the blog's yaml expects.
+  ``parse_model`` and the layer loops: outputs are left-padded to five with placeholders, so
+  that a backbone in yaml row 0 puts four outputs at indices 1-4 (three at 2-4, five at 0-4) and
+  shifts every later layer by four, as the blog's yaml expects.
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
