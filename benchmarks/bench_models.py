@@ -290,7 +290,7 @@ def wheel(release: str) -> Path:
 
 
 def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "patcher", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rtdetr_patch", *args], env=env, capture_output=True, text=True,
                           cwd=str(PROJECT))
 
 

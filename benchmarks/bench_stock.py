@@ -66,7 +66,7 @@ def trees(release: str, work: Path) -> dict[str, Path]:
             zf.extractall(work / side, [n for n in zf.namelist() if n.startswith("ultralytics/")])
         out[side] = work / side
     env = {**os.environ, "RTDETR_PATCH_HOME": str(work / "state")}
-    subprocess.run([sys.executable, "-m", "patcher", "apply", "--target", str(out["patched"]), "--no-verify"],
+    subprocess.run([sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(out["patched"]), "--no-verify"],
                    cwd=PROJECT, env=env, check=True, stdout=subprocess.DEVNULL)
     return out
 

@@ -86,7 +86,7 @@ def extract(archive: Path, dest: Path) -> None:
 
 def apply_patch(tree: Path, state: Path) -> str:
     env = {**os.environ, "RTDETR_PATCH_HOME": str(state), "PYTHONIOENCODING": "utf-8"}
-    done = subprocess.run([sys.executable, "-m", "patcher", "apply", "--target", str(tree / "ultralytics"),
+    done = subprocess.run([sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(tree / "ultralytics"),
                            "--no-verify", "--force"], cwd=REPO, env=env, capture_output=True, encoding="utf-8",
                           errors="replace")
     if done.returncode != 0:

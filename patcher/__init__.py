@@ -1,3 +1,3 @@
 """rtdetr-patch: patch an installed Ultralytics so RT-DETR trains with list-returning backbones."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

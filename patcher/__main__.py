@@ -1,3 +1,3 @@
-from patcher.cli import main
+from .cli import main
 
 main()

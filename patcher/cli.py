@@ -1,9 +1,14 @@
-"""``rtdetr-patch apply | revert | check``: options and output; the work is in ``actions``."""
+"""``rtdetr-patch apply | revert | check``: options in, a result printed out; the work is in ``rtdetr_patch.api``.
+
+Output: tables for people; ``--json`` prints one JSON object (the schema is in ``rtdetr_patch.api``)
+and nothing else on stdout; ``--quiet`` prints only failures (on stderr). Colour follows the
+terminal: none when piped or when ``NO_COLOR`` is set; piped output is never folded to 80 columns.
+"""
 
 from __future__ import annotations
 
-import difflib
 import json
+import os
 import sys
 import time
 
@@ -13,17 +18,76 @@ from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
-from . import __version__, actions
-from .errors import Exit, PatchError
-from .locate import Install, locate
-from .verify import verify
+from . import __version__
+from .errors import PatchError
+from .locate import Install
+from ..api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
+from .. import api
 
-DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
 YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
                            help="The model yaml the verification builds, e.g. rtdetr-MobileNetV3-large.yaml.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON object instead of tables (README: \"Output for scripts: --json\").")
+QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
 
-out = Console(highlight=False)
+
+class _Stdout:
+    """sys.stdout, read at each write, that survives a reader going away (`rtdetr-patch apply --dry-run | head`):
+    the rest of the output is dropped and the command still ends with its own exit code."""
+
+    closed_by_reader = False
+
+    def write(self, text: str) -> int:
+        if not _Stdout.closed_by_reader:
+            try:
+                sys.stdout.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not _Stdout.closed_by_reader:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    @staticmethod
+    def _drop() -> None:
+        _Stdout.closed_by_reader = True
+        try:  # Python's own flush at exit must not fail on the closed pipe either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+def _width() -> int | None:
+    """A terminal's own width; when piped, wide enough that no path or row is folded."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 400
+
+
+out = Console(file=_Stdout(), highlight=False)
 err = Console(stderr=True, highlight=False)
+
+
+def emit(text: str) -> None:
+    """One line on stdout (the JSON), through the same pipe-safe writer."""
+    stream = _Stdout()
+    stream.write(text + "\n")
+    stream.flush()
 
 WHERE = [
     click.option("--python", "python", metavar="PATH",
@@ -40,11 +104,22 @@ def where_options(func):
     return func
 
 
-def fail(exc: PatchError, console: Console = err) -> None:
-    console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
-    if exc.hint:
-        console.print(f"[yellow]what to do:[/] {escape(exc.hint)}", soft_wrap=True)
+def fail(exc: PatchError, kind: type[Result] = Result, as_json: bool = False, install: Install | None = None):
+    if as_json:
+        emit(json.dumps(kind.failed(exc, install).to_dict(), indent=2))
+    else:
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        if exc.hint:
+            err.print(f"[yellow]what to do:[/] {escape(exc.hint)}", soft_wrap=True)
     sys.exit(int(exc.code))
+
+
+def setup(quiet: bool, as_json: bool) -> dict:
+    """Per command: where the human output goes. Returns the holder the install is kept in."""
+    out.quiet = quiet or as_json
+    out.width = _width()  # piped output is not folded (None: the terminal's own width)
+    _Stdout.closed_by_reader = False
+    return {}
 
 
 def chosen(install: Install, console: Console = out) -> None:
@@ -54,12 +129,27 @@ def chosen(install: Install, console: Console = out) -> None:
                   soft_wrap=True)
 
 
-def run_verify(install: Install, console: Console = out, yaml: str = DEFAULT_YAML) -> dict:
-    started = time.perf_counter()
-    with console.status("verifying in a fresh process: starting Python") as status:
-        figures = verify(install, yaml=yaml, on_stage=lambda name: status.update(
-            f"verifying in a fresh process: {name} [dim]({time.perf_counter() - started:.0f} s)[/]"))
-    return figures
+class Progress:
+    """The verification's stages on a status line (terminal only; nothing in --json / --quiet)."""
+
+    def __init__(self) -> None:
+        self.status = None
+        self.started = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        if out.quiet or not out.is_terminal:
+            return
+        text = f"verifying in a fresh process: {stage} [dim]({time.perf_counter() - self.started:.0f} s)[/]"
+        if self.status is None:
+            self.status = out.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
 def print_diff(diff: str) -> None:
@@ -109,13 +199,21 @@ def figures_table(fig: dict) -> Table:
     return table
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rtdetr-patch")
 def main() -> None:
-    """Patch an installed Ultralytics so RT-DETR trains with a MobileNetV3 (list-returning) backbone."""
+    """Patch an installed Ultralytics so RT-DETR (and YOLO) train with a MobileNetV3 or your own
+    list-returning backbone, as the blog post "RT-DETR有效改进: 利用MobileNetV3替换Backbone" does by hand."""
 
 
-@main.command()
+def print_notes(result: Result) -> None:
+    for note in result.notes:
+        out.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
+@main.command(short_help="Patch Ultralytics, record the originals, verify.")
 @where_options
 @click.option("--dry-run", is_flag=True, help="Show the changes as a coloured diff and write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
@@ -125,24 +223,32 @@ def main() -> None:
               help="Add your own list-returning backbone (repeatable): NAME is the class or factory function "
                    "your yaml row uses; without it, every candidate in the file that builds.")
 @YAML_OPTION
-def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml) -> None:
+@JSON_OPTION
+@QUIET_OPTION
+def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml, as_json, quiet) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
+    setup(quiet, as_json)
+    found: dict = {}
+    progress = Progress()
     try:
-        install = locate(python, target)
-        chosen(install)
-        result = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
-                               module_specs=tuple(modules))
+        result = api.apply(python=python, target=target, dry_run=dry_run, no_verify=no_verify,
+                           val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml,
+                           on_install=lambda i: (found.update(install=i), chosen(i)), on_stage=progress)
     except PatchError as exc:
-        fail(exc)
-    plan = result.plan
+        progress.stop()
+        fail(exc, ApplyResult, as_json, found.get("install"))
+    progress.stop()
+    if as_json:
+        emit(json.dumps(result.to_dict(), indent=2))
+        return
     if result.recovered:
         out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
     if result.upgraded_from:
         verb = "would be replaced" if dry_run else "was reverted and is replaced"
         out.print(f"[yellow]The patch written by rtdetr-patch {escape(str(result.upgraded_from))} {verb} by this "
                   f"release's ({__version__}).[/]", soft_wrap=True)
-    if result.module_reports:
-        print_modules(result.module_reports)
+    if result.modules:
+        print_modules(result.modules)
     if result.already:
         out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing "
                   "changed.")
@@ -151,48 +257,48 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
     for column in ("transform", "blog step", "file", "result"):
         table.add_column(column, overflow="fold")
     colours = {"patched": "green", "applied": "green", "not-needed": "dim"}
-    for step in plan.steps:
-        word = step.outcome.value if not dry_run or step.outcome.value != "patched" else "would patch"
-        table.add_row(step.transform.NAME, step.transform.SEED_STEP, step.transform.FILE,
-                      f"[{colours[step.outcome.value]}]{word}[/]")
+    for t in result.transforms:
+        word = "would patch" if dry_run and t["state"] == "patched" else t["state"]
+        table.add_row(t["name"], t["blog_step"], t["file"], f"[{colours[t['state']]}]{word}[/]")
     if dry_run:
-        for change in plan.changes:
-            diff = "".join(difflib.unified_diff(
-                change.before.decode("utf-8", "replace").splitlines(keepends=True),
-                change.after.decode("utf-8", "replace").splitlines(keepends=True),
-                fromfile=f"a/ultralytics/{change.rel}", tofile=f"b/ultralytics/{change.rel}"))
-            print_diff(diff)
-        for add in plan.additions:
-            out.print(f"[green]+ add[/] ultralytics/{add.rel} ({len(add.data):,} bytes)"
-                      + (" [dim](already there)[/]" if add.present else ""))
+        print_diff(result.diff)
+        for add in result.additions:
+            out.print(f"[green]+ add[/] ultralytics/{add['path']} ({add['bytes']:,} bytes)"
+                      + (" [dim](already there)[/]" if add["present"] else ""))
         out.print(table)
         out.print("[yellow]Dry run[/]: nothing was written.")
         return
     out.print(table)
     out.print(f"Wrote {len(result.written)} file(s), added {len(result.added)} file(s); originals recorded in "
-              f"{escape(str(actions.Store(install).dir))}", soft_wrap=True)
+              f"{escape(str(result.store))}", soft_wrap=True)
+    for warning in result.warnings:
+        if warning != result.recovered:
+            out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if no_verify:
         out.print("[dim]Verification skipped (--no-verify); run `rtdetr-patch check` before training.[/]")
         return
-    try:
-        out.print(figures_table(run_verify(install, yaml=yaml)))
-    except PatchError as exc:
-        fail(exc)
+    out.print(figures_table(result.verification))
     wrapper = "YOLO" if yaml.lower().startswith("yolo") else "RTDETR"
     out.print(f"[green]Patched and verified.[/] Train with {wrapper}({yaml!r}).")
 
 
-@main.command()
+@main.command(short_help="Restore every changed file, remove every added one.")
 @where_options
 @click.option("--force", is_flag=True, help="Revert files edited since apply too (the edited copies are kept).")
-def revert(python, target, force) -> None:
+@JSON_OPTION
+@QUIET_OPTION
+def revert(python, target, force, as_json, quiet) -> None:
     """Restore every changed file byte for byte and remove every added file."""
+    setup(quiet, as_json)
+    found: dict = {}
     try:
-        install = locate(python, target)
-        chosen(install)
-        result = actions.revert(install, force=force)
+        result = api.revert(python=python, target=target, force=force,
+                            on_install=lambda i: (found.update(install=i), chosen(i)))
     except PatchError as exc:
-        fail(exc)
+        fail(exc, RevertResult, as_json, found.get("install"))
+    if as_json:
+        emit(json.dumps(result.to_dict(), indent=2))
+        return
     if result.recovered:
         out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
         return
@@ -201,7 +307,7 @@ def revert(python, target, force) -> None:
         return
     if result.stale_release:
         out.print(f"[yellow]The patch was recorded for Ultralytics {result.stale_release}; the install is now "
-                  f"{install.release}.[/] Its files were not touched; the stale record is dropped.")
+                  f"{result.ultralytics['release']}.[/] Its files were not touched; the stale record is dropped.")
     for rel in result.restored:
         out.print(f"restored ultralytics/{rel}")
     for rel in result.removed:
@@ -210,73 +316,61 @@ def revert(python, target, force) -> None:
         out.print(f"[yellow]kept your edited copy at[/] {escape(path)}", soft_wrap=True)
     for rel in result.left:
         out.print(f"[yellow]left untouched (changed by someone else):[/] ultralytics/{rel}", soft_wrap=True)
+    for warning in result.warnings:
+        if warning != result.recovered and not warning.startswith("left untouched"):
+            out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     out.print("[green]Reverted.[/]")
 
 
-@main.command()
+@main.command(short_help="Is the patch whole and unchanged, and does it run?")
 @where_options
 @click.option("--static", is_flag=True, help="Check the files only; skip the smoke verification.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI) instead of tables.")
 @click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release "
               "(notes such as 'not needed on this release' never fail).")
 @YAML_OPTION
-def check(python, target, static, as_json, error_on_warn, yaml) -> None:
+@JSON_OPTION
+@QUIET_OPTION
+def check(python, target, static, error_on_warn, yaml, as_json, quiet) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
-    console = err if as_json else out
+    setup(quiet, as_json)
+    found: dict = {}
+    progress = Progress()
     try:
-        install = locate(python, target)
+        report = api.check(python=python, target=target, static=static, error_on_warn=error_on_warn, yaml=yaml,
+                           on_install=lambda i: (found.update(install=i), chosen(i)), on_stage=progress)
     except PatchError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "exit_code": int(exc.code), "error": str(exc)}))
-            sys.exit(int(exc.code))
-        fail(exc)
-    if not as_json:
-        chosen(install)
-    try:
-        report = actions.inspect(install)
-    except PatchError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "exit_code": int(exc.code), "error": str(exc)}))
-            sys.exit(int(exc.code))
-        fail(exc)
-    report["verification"] = None
-    if report["exit_code"] == Exit.OK and error_on_warn and report["warnings"]:
-        report["exit_code"] = int(Exit.NOT_PATCHED)
-        report["problems"].append("warnings are errors (--error-on-warn)")
-    if report["exit_code"] == Exit.OK and not static:
-        try:
-            report["verification"] = run_verify(install, console, yaml=yaml)
-        except PatchError as exc:
-            report["exit_code"] = int(exc.code)
-            report["problems"].append(str(exc))
-    report["ok"] = report["exit_code"] == Exit.OK
+        progress.stop()
+        fail(exc, CheckResult, as_json, found.get("install"))
+    progress.stop()
     if as_json:
-        print(json.dumps(report, indent=2))
-        sys.exit(report["exit_code"])
+        emit(json.dumps(report.to_dict(), indent=2))
+        sys.exit(report.exit_code)
     table = Table(title_justify="left")
     for column in ("transform", "blog step", "file", "state"):
         table.add_column(column, overflow="fold")  # a narrow terminal folds long paths, never cuts them
     colours = {"applied": "green", "not-needed": "dim", "missing": "red", "unrecognised": "red"}
-    for t in report["transforms"]:
+    for t in report.transforms:
         table.add_row(t["name"], t["blog_step"], t["file"], f"[{colours[t['state']]}]{t['state']}[/]")
-    for f in report["files"]:
-        table.add_row("", "", f["path"], f"[{'green' if f['state'] == 'patched' else 'red'}]{f['state']}[/]")
-    for a in report["added"]:
+    for f in report.files:
+        table.add_row("(patched file)", "", f["path"], f"[{'green' if f['state'] == 'patched' else 'red'}]"
+                      f"{f['state']}[/]")
+    for a in report.added:
         table.add_row("(added)", "4.1-5.1", a["path"], f"[{'green' if a['state'] == 'present' else 'red'}]"
                       f"{a['state']}[/]")
-    for mod in report.get("modules", []):
+    for mod in report.modules:
         table.add_row("(--module)", "", mod["file"], ", ".join(mod["classes"]))
     out.print(table)
-    for note in report.get("notes", []):
-        out.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
-    for warning in report["warnings"]:
-        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    for problem in report["problems"]:
+    print_notes(report)
+    for problem in report.problems:
         out.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
-    if report["verification"]:
-        out.print(figures_table(report["verification"]))
-    if report["ok"]:
+    if report.verification:
+        out.print(figures_table(report.verification))
+    if report.ok:
         out.print("[green]OK[/]: the patch is whole" + (" (static check only)." if static else " and runs."))
     else:
-        out.print(f"[red]FAILED[/] (exit {report['exit_code']}).")
-    sys.exit(report["exit_code"])
+        out.print(f"[red]FAILED[/] (exit {report.exit_code}).")
+        if quiet:
+            for problem in report.problems:
+                err.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
+            err.print(f"[red]FAILED[/] (exit {report.exit_code}).")
+    sys.exit(report.exit_code)

@@ -5,20 +5,25 @@ layer loop of ``parse_model`` (blog step 4.4), a branch ``elif m in {MobileNetV3
 ``backbone = True`` (4.5), ``hasattr(m, 'backbone')`` in a layer loop (4.7), an
 ``Addmodules`` import in ``tasks.py`` (4.3), and module files in ``nn/Addmodules`` (4.1, 4.2).
 Without a record of ours, any of them means a person edited the install: it is reported as such
-and not patched a second time.
+and not patched a second time. The search is scoped like the transforms: the statements of
+``parse_model``, the ``if`` tests of class methods and the module-level imports, on the one parse
+of ``tasks.py`` the run shares.
 """
 
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from ..patches import match as m
 
+from .errors import PatchError
 from .locate import Install
+from .source import parse
+from ..patches.base import MARK, block_of, methods, statements
 
 _BACKBONE_FLAG = m.Assign(targets=[m.AssignTarget(target=m.Name("backbone"))],
                           value=m.Name("False") | m.Name("True"))
 _HASATTR_BACKBONE = m.Call(func=m.Name("hasattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString())])
-_ADDMODULES_IMPORT = m.ImportFrom(module=m.Attribute(attr=m.Name("Addmodules")))
+_ADDMODULES_IMPORT = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Attribute(attr=m.Name("Addmodules")))])
 
 
 def blog_edits(install: Install, ours: set[str]) -> list[str]:
@@ -30,18 +35,28 @@ def blog_edits(install: Install, ours: set[str]) -> list[str]:
     found: list[str] = []
     tasks = install.package / "nn" / "tasks.py"
     try:
-        module = cst.parse_module(tasks.read_bytes())
-    except (OSError, cst.ParserSyntaxError, UnicodeDecodeError):
+        module = parse(tasks.read_bytes(), str(tasks))[0]
+    except (OSError, PatchError):
         module = None
     if module is not None:
-        if m.findall(module, _BACKBONE_FLAG):
+        flags = hasattr_calls = 0
+        for cls, func in methods(module):  # statements only: no expression is entered
+            for stmt in statements(block_of(func)):
+                if cls is None and func.name.value == "parse_model" and isinstance(stmt, cst.SimpleStatementLine) \
+                        and any(m.matches(s, _BACKBONE_FLAG) for s in stmt.body if isinstance(s, cst.Assign)):
+                    flags += 1
+                elif cls is not None and isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Call) \
+                        and m.matches(stmt.test, _HASATTR_BACKBONE) \
+                        and "backbone" in getattr(stmt.test.args[1].value, "value", ""):
+                    hasattr_calls += 1
+        if flags:
             found.append("`backbone = False/True` in parse_model (blog step 4.4/4.5)")
-        hasattr_calls = [c for c in m.findall(module, _HASATTR_BACKBONE)
-                         if "backbone" in c.args[1].value.value]
         if hasattr_calls:
-            found.append(f"`hasattr(m, 'backbone')` in {len(hasattr_calls)} layer loop(s) (blog step 4.7)")
-        ours_in_tasks = bool(m.findall(module, m.Name("RTDETR_PATCH_BACKBONES")))
-        if m.findall(module, _ADDMODULES_IMPORT) and not ours_in_tasks:
+            found.append(f"`hasattr(m, 'backbone')` in {hasattr_calls} layer loop(s) (blog step 4.7)")
+        imports = [s for s in module.body if m.matches(s, _ADDMODULES_IMPORT)]
+        ours_in_tasks = any(s.trailing_whitespace.comment and MARK in s.trailing_whitespace.comment.value
+                            for s in imports)
+        if imports and not ours_in_tasks:
             found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
     folder = install.package / "nn" / "Addmodules"
     if found and folder.is_dir() and not folder.is_symlink():  # files alone are a conflict, not a hand patch

@@ -63,7 +63,7 @@ def read_release(package: Path) -> str:
         tree = ast.parse(init.read_bytes(), filename=str(init))
     except (OSError, SyntaxError, ValueError) as exc:
         raise PatchError(Exit.NOT_FOUND, f"Cannot read the release from {init}: {exc}",
-                         "Reinstall Ultralytics (pip install --force-reinstall ultralytics) and try again.")
+                         "Reinstall Ultralytics (pip install --force-reinstall --no-deps ultralytics) and try again.")
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):

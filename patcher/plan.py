@@ -5,21 +5,22 @@ Nothing here writes. A plan either holds every change or raises before anything 
 
 from __future__ import annotations
 
-import ast
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import patches
-from patches import Outcome, TargetMissing, Transform
+import libcst as cst
+
+from .. import patches
+from ..patches import Outcome, TargetMissing, Transform
 
 from .custom import registry_block
 from .errors import Exit, PatchError
-from .locate import Install
+from .locate import Install, release_key
+from .record import ADDED_PACKAGE
 from .source import parse, render
 
-ADDED_PACKAGE = "nn/Addmodules"
 YAML_DIR = "cfg/models/rt-detr"
 
 
@@ -35,6 +36,9 @@ class Step:
 
 @dataclass
 class FileChange:
+    """One file's plan. Where no transform can be needed on the release, the file is not read:
+    ``before`` and ``after`` are both empty and ``changed`` is false."""
+
     rel: str
     path: Path
     before: bytes
@@ -79,15 +83,30 @@ class Plan:
 
 def has_native_torchvision(install: Install) -> bool:
     """Whether ``parse_model`` knows Ultralytics' own ``TorchVision`` and ``Index`` rows (8.3.59 and later)."""
+    tasks = install.package / "nn" / "tasks.py"
     try:
-        tree = ast.parse((install.package / "nn" / "tasks.py").read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        data = tasks.read_bytes()
+        if data in _NATIVE:
+            return _NATIVE[data]
+        module = parse(data, str(tasks))[0]  # the run's one parse of tasks.py
+    except (OSError, PatchError):
         return False
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "parse_model":
-            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            return {"TorchVision", "Index"} <= names
-    return False
+    _NATIVE[data] = found = _native(module)
+    return found
+
+
+_NATIVE: dict[bytes, bool] = {}
+
+
+def _native(module: cst.Module) -> bool:
+    """Both names are imported at the top of tasks.py where parse_model builds such rows."""
+    names: set[str] = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                    names.update(alias.name.value for alias in small.names if isinstance(alias.name, cst.Name))
+    return {"TorchVision", "Index"} <= names
 
 
 def template_files(install: Install | None = None, modules: tuple = ()) -> list[tuple[str, bytes]]:
@@ -98,7 +117,7 @@ def template_files(install: Install | None = None, modules: tuple = ()) -> list[
     backbones (``modules``, see ``custom.py``) are copied beside MobileNetV3 and registered at the
     end of the package's ``__init__.py``.
     """
-    root = resources.files("templates")
+    root = resources.files("rtdetr_patch.templates")
     out = []
     for item in sorted(root.joinpath("Addmodules").iterdir(), key=lambda p: p.name):
         if item.name.endswith(".py"):
@@ -121,26 +140,41 @@ def template_files(install: Install | None = None, modules: tuple = ()) -> list[
     return out
 
 
+def needed_on(transform: type[Transform], release: str) -> bool:
+    """Whether ``release`` lies where the transform can be needed (its shape check then decides)."""
+    if transform.RELEASES is None:
+        return True
+    first, last = transform.RELEASES
+    return first <= release_key(release) <= last
+
+
 def plan_file(install: Install, rel: str, transforms: list[type[Transform]], data: bytes | None = None) -> FileChange:
     path = install.package / rel
     where = f"{path} (Ultralytics {install.release})"
+    if not any(needed_on(t, install.release) for t in transforms):
+        # No transform can be needed on this release: the file is not even read.
+        return FileChange(rel=rel, path=path, before=b"", after=b"",
+                          steps=[Step(t, Outcome.NOT_NEEDED) for t in transforms])
     if data is None:
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise PatchError(Exit.TRANSFORM, f"Cannot read {where}: {exc}",
-                             "Reinstall Ultralytics (pip install --force-reinstall ultralytics).")
+                             "Reinstall Ultralytics (pip install --force-reinstall --no-deps ultralytics).")
     module, bom = parse(data, where)
     steps = []
     for transform in transforms:
+        if not needed_on(transform, install.release):
+            steps.append(Step(transform, Outcome.NOT_NEEDED))
+            continue
         try:
             module, outcome = transform().run(module)
         except TargetMissing as exc:
             raise PatchError(Exit.TRANSFORM,
-                             f"Transform '{transform.NAME}' (blog step {transform.SEED_STEP}) failed on {where}: "
+                             f"Transform '{transform.NAME}' (blog step {transform.BLOG_STEP}) failed on {where}: "
                              f"looked for {exc.looked_for}, and it is not there.",
                              "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
-                             "(pip install --force-reinstall ultralytics==" + install.release + ") and run apply "
+                             "(pip install --force-reinstall --no-deps ultralytics==" + install.release + ") and run apply "
                              "again; otherwise please report the release.")
         steps.append(Step(transform, outcome))
     after = render(module, bom) if any(s.outcome is Outcome.PATCHED for s in steps) else data

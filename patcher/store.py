@@ -98,7 +98,7 @@ class Store:
             pass
         raise PatchError(Exit.STORE, f"The backup of {rel} in {self.dir} is missing or damaged "
                          f"(no copy with sha256 {expected_sha[:12]}...).",
-                         f"Reinstall Ultralytics instead: pip install --force-reinstall "
+                         f"Reinstall Ultralytics instead: pip install --force-reinstall --no-deps "
                          f"ultralytics=={self.install.release}")
 
     def module(self, name: str) -> bytes:
@@ -156,7 +156,8 @@ class Store:
         self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
 
     def set_state(self, state: str) -> None:
-        """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically, then committed."""
+        """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically. It is not committed
+        on its own (the originals it protects already are); the next commit of the store takes it along."""
         manifest = self.manifest()
         if manifest is None:
             raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} vanished during the run.",
@@ -169,7 +170,6 @@ class Store:
         except OSError as exc:
             raise PatchError(Exit.STORE, f"Cannot update the manifest {self.manifest_path}: {exc}",
                              f"Make it writable, or move the store with {ENV}=<folder>.")
-        self._commit(self._repo(), f"{state}: Ultralytics {self.install.release} at {self.install.package}")
 
     def forget(self, message: str) -> None:
         """After a revert: the manifest goes (history keeps it)."""

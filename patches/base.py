@@ -1,7 +1,7 @@
 """What every transform shares: the outcome vocabulary, the errors, and small CST helpers.
 
 A transform is a ``libcst.CSTTransformer`` over one Ultralytics source file. It finds its target by
-shape (module, class, function and statement structure, through ``libcst.matchers``), never by line
+shape (module, class, function and statement structure, through the matchers of ``match.py``), never by line
 numbers or exact text, and touches nothing else. After ``run`` it reports one of three outcomes:
 
 * ``PATCHED``: it found the pristine target and rewrote it (the returned module differs);
@@ -10,15 +10,22 @@ numbers or exact text, and touches nothing else. After ``run`` it reports one of
 
 When the target cannot be found it raises :class:`TargetMissing` with what it looked for; the
 orchestration in ``patcher`` adds the file and the release to the message and writes nothing.
+
+Each transform is scoped: ``SCOPE`` names the functions and methods it may change
+(``"parse_model"``, ``"DetectionModel.__init__"``, ``"*.*"`` for every method of every class) and
+the walk descends nowhere else, so a transform costs what its target costs, not the whole file
+(libcst rebuilds every node it visits). Module-level statements are left to ``leave_Module``.
+One convention says "this is already ours" everywhere: the patched shape itself (our names, or a
+comment carrying ``MARK``), found at the same place the pristine target would be.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 MARK = "rtdetr-patch"
 
@@ -42,29 +49,52 @@ class Transform(cst.CSTTransformer):
 
     NAME: ClassVar[str]
     FILE: ClassVar[str]  # path inside the ``ultralytics`` package, with forward slashes
-    SEED_STEP: ClassVar[str]
+    BLOG_STEP: ClassVar[str]
     DESCRIPTION: ClassVar[str]
     LOOKED_FOR: ClassVar[str]
     OPT_IN: ClassVar[bool] = False
+    # Where the walk descends: "func" (a module function's body), "Class.method", "Class.*", "*.*", or
+    # "Class" (into the class, so leave_FunctionDef sees its methods, but not into their bodies).
+    # leave_FunctionDef/leave_ClassDef see every top-level definition without any descent.
+    SCOPE: ClassVar[tuple[str, ...]] = ()
+    STATEMENTS: ClassVar[bool] = True  # descend into the simple statements (expressions) of the scope
+    # The releases that can need it, as (first, last) keys of ``release_key``; None: every release.
+    # Outside them the file is not even parsed for it; inside, the shape check still decides.
+    RELEASES: ClassVar[tuple[tuple[int, ...], tuple[int, ...]] | None] = None
 
     def __init__(self) -> None:
         super().__init__()
         self.outcome: Outcome | None = None
         self.classes: list[str] = []
         self.functions: list[str] = []
+        self.scope: tuple[str, ...] = self.SCOPE  # a transform may narrow it once it has looked (see methods())
 
-    # Context tracking shared by the transforms that target ``Class.method``.
+    # Context tracking shared by the transforms that target ``Class.method``, and the scope.
+    def _in_scope(self, cls: str | None, func: str | None) -> bool:
+        for entry in self.scope:
+            owner, dot, name = entry.partition(".")
+            if cls is None:
+                if not dot and entry == func:
+                    return True
+            elif owner in (cls, "*") and (func is None or (dot and name in (func, "*"))):
+                return True
+        return False
+
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         self.classes.append(node.name.value)
-        return True
+        return bool(self.functions) or self._in_scope(node.name.value, None)
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.BaseStatement:
         self.classes.pop()
         return updated
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        inside = bool(self.functions)  # a nested function: its enclosing one was in scope
         self.functions.append(node.name.value)
-        return True
+        return inside or self._in_scope(self.classes[-1] if self.classes else None, node.name.value)
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        return self.STATEMENTS and bool(self.functions)
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.BaseStatement:
         self.functions.pop()
@@ -84,6 +114,33 @@ class Transform(cst.CSTTransformer):
         if self.outcome is not None and self.outcome != outcome:
             raise TargetMissing(f"{self.LOOKED_FOR} (found it both patched and unpatched: the file looks hand-edited)")
         self.outcome = outcome
+
+
+def statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
+    """Every statement of a block and of the blocks nested in it, without entering expressions or
+    nested definitions: a cheap look at a function's shape before (or instead of) a libcst walk."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        blocks = [getattr(stmt, "body", None), getattr(stmt, "orelse", None), getattr(stmt, "finalbody", None)]
+        blocks += [h.body for h in getattr(stmt, "handlers", ())]
+        for block in blocks:
+            if isinstance(block, (cst.Else, cst.Finally, cst.If)):
+                yield from statements([block] if isinstance(block, cst.If) else block_of(block))
+            elif isinstance(block, cst.IndentedBlock):
+                yield from statements(block.body)
+
+
+def methods(module: cst.Module) -> Iterator[tuple[str | None, cst.FunctionDef]]:
+    """(class name or None, function) for the module's functions and its classes' methods."""
+    for node in module.body:
+        if isinstance(node, cst.FunctionDef):
+            yield None, node
+        elif isinstance(node, cst.ClassDef):
+            for item in block_of(node):
+                if isinstance(item, cst.FunctionDef):
+                    yield node.name.value, item
 
 
 def statement(code: str) -> cst.BaseStatement:

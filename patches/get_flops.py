@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import MARK, Outcome, Transform, statement
 
@@ -37,9 +37,12 @@ class GetFlopsRealSize(Transform):
 
     NAME = "get-flops"
     FILE = "utils/torch_utils.py"
-    SEED_STEP = "4.9"
+    BLOG_STEP = "4.9"
     DESCRIPTION = "get_flops profiles RT-DETR models at the real image size"
     LOOKED_FOR = "a top-level `try: ... except Exception:` in the module function get_flops"
+    RELEASES = ((8, 0, 0), (8, 0, 9999))  # 8.0.x only: from 8.1 the release falls back by itself
+    SCOPE = ()
+    STATEMENTS = False
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.BaseStatement:
         super().leave_FunctionDef(original, updated)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, statement
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, methods, statement, statements
 
 # ``for m in self.model:`` and ``for m in self.model[:-1]:``
 _SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
@@ -40,10 +40,12 @@ class LayerLoops(Transform):
 
     NAME = "layer-loops"
     FILE = "nn/tasks.py"
-    SEED_STEP = "4.7"
+    BLOG_STEP = "4.7"
     DESCRIPTION = "every layer loop keeps each output of a list-returning backbone"
     LOOKED_FOR = ("`y.append(x if m.i in self.save else None)` in the `for m in self.model` loops of "
                   + " and ".join(f"{c}.{f}" for c, f in REQUIRED))
+    SCOPE = ("*.*",)
+    STATEMENTS = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,6 +72,10 @@ class LayerLoops(Transform):
         return updated
 
     def run(self, module: cst.Module):
+        # Walk only the methods that hold such a loop (found by a look at their statements).
+        self.scope = tuple(f"{cls}.{func.name.value}" for cls, func in methods(module)
+                           if cls is not None and any(isinstance(s, cst.For) and m.matches(s, _LOOP)
+                                                    for s in statements(block_of(func))))
         new = module.visit(self)
         found = set(self.patched) | set(self.applied)
         missing = [f"{c}.{f}" for c, f in REQUIRED if (c, f) not in found]

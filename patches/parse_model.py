@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, is_simple, statement
 
@@ -113,9 +113,11 @@ class ParseModelBackbones(Transform):
 
     NAME = "parse-model"
     FILE = "nn/tasks.py"
-    SEED_STEP = "4.4-4.6"
+    BLOG_STEP = "4.4-4.6"
     DESCRIPTION = "parse_model builds list-returning backbones and shifts later layer indices"
     LOOKED_FOR = "def parse_model(...) with its layer loop (the `for` that assigns `m_`)"
+    SCOPE = ()
+    STATEMENTS = False
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.BaseStatement:
         super().leave_FunctionDef(original, updated)

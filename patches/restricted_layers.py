@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, trailing_comment
+from .base import (MARK, Outcome, TargetMissing, Transform, block_of, expression, methods, statements,
+                   trailing_comment)
 
 REGISTRY = "RTDETR_PATCH_BACKBONES"
 ALSO = f"m not in {REGISTRY}"
@@ -15,6 +16,9 @@ _CHECK = m.BooleanOperation(left=m.Name("restricted"), operator=m.And(),
                             right=m.UnaryOperation(operator=m.Not()))
 _OURS = m.BooleanOperation(left=_CHECK, operator=m.And(), right=m.Comparison(
     left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))]))
+
+
+_RESTRICTED = m.Assign(targets=[m.AssignTarget(target=m.Name("restricted"))])
 
 
 class RestrictedLayers(Transform):
@@ -31,24 +35,16 @@ class RestrictedLayers(Transform):
 
     NAME = "restricted-layers"
     FILE = "nn/tasks.py"
-    SEED_STEP = "5.2"
+    BLOG_STEP = "5.2"
     DESCRIPTION = "restricted model construction accepts registered backbone factories"
     LOOKED_FOR = "`if restricted and not (...)` in the layer loop of parse_model"
+    SCOPE = ("parse_model",)
+    STATEMENTS = False
 
     def __init__(self) -> None:
         super().__init__()
         self.has_check = False
         self.has_restricted = False  # parse_model computes `restricted = ...` (releases with _SafeLoad)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        super().visit_FunctionDef(node)
-        return len(self.functions) == 1 and node.name.value == "parse_model" and not self.classes
-
-    def visit_Assign(self, node: cst.Assign) -> bool:
-        if self.functions[-1:] == ["parse_model"] and m.matches(node, m.Assign(
-                targets=[m.AssignTarget(target=m.Name("restricted"))])):
-            self.has_restricted = True
-        return False
 
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.If:
         if self.functions[-1:] != ["parse_model"]:
@@ -68,9 +64,20 @@ class RestrictedLayers(Transform):
         return updated
 
     def run(self, module: cst.Module):
-        new = module.visit(self)
+        # A look at parse_model's statements first: most releases have no `restricted` at all, and a
+        # patched one needs no walk; only a pristine check is rewritten by the (statement-level) walk.
+        body = next((f for cls, f in methods(module) if cls is None and f.name.value == "parse_model"), None)
+        shapes = list(statements(block_of(body))) if body is not None else []
+        self.has_restricted = any(isinstance(s, cst.SimpleStatementLine) and any(m.matches(x, _RESTRICTED)
+                                  for x in s.body if isinstance(x, cst.Assign)) for s in shapes)
         if not self.has_restricted:
             return module, Outcome.NOT_NEEDED
+        ifs = [s for s in shapes if isinstance(s, cst.If)]
+        if any(m.matches(s.test, _OURS) for s in ifs):
+            return module, Outcome.APPLIED
+        if not any(m.matches(s.test, _CHECK) for s in ifs):
+            raise TargetMissing(self.LOOKED_FOR)
+        new = module.visit(self)
         if not self.has_check:
             raise TargetMissing(self.LOOKED_FOR)
         return new, self.outcome

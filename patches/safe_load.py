@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
 
@@ -30,9 +30,11 @@ class SafeLoadAllow(Transform):
 
     NAME = "safe-load"
     FILE = "nn/tasks.py"
-    SEED_STEP = "5.2"
+    BLOG_STEP = "5.2"
     DESCRIPTION = "restricted checkpoint loading accepts the added backbone classes"
     LOOKED_FOR = "the `allow` list and its final `return` in _SafeLoad._build"
+    SCOPE = ("_SafeLoad",)
+    STATEMENTS = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import Outcome, TargetMissing, Transform, expression
 
@@ -27,9 +27,10 @@ class StrideProbe(Transform):
 
     NAME = "stride-probe"
     FILE = "nn/tasks.py"
-    SEED_STEP = "4.8"
+    BLOG_STEP = "4.8"
     DESCRIPTION = "DetectionModel stride probe at 640 for models with an added backbone"
     LOOKED_FOR = "`s = 256` in DetectionModel.__init__"
+    SCOPE = ("DetectionModel.__init__",)
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         if not self.in_method("DetectionModel", "__init__") or not m.matches(updated, _PROBE):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import MARK, Outcome, Transform, statement
 
@@ -27,9 +27,11 @@ class TasksImport(Transform):
 
     NAME = "tasks-import"
     FILE = "nn/tasks.py"
-    SEED_STEP = "4.3"
+    BLOG_STEP = "4.3"
     DESCRIPTION = "tasks.py imports ultralytics.nn.Addmodules"
     LOOKED_FOR = "the module-level import statements before the first class or function"
+    SCOPE = ()
+    STATEMENTS = False
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         body = list(updated.body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from . import match as m
 
 from .base import Outcome, Transform
 
@@ -25,10 +25,11 @@ class ValRect(Transform):
 
     NAME = "val-rect"
     FILE = "models/yolo/detect/train.py"
-    SEED_STEP = "4.10"
+    BLOG_STEP = "4.10"
     DESCRIPTION = "DetectionTrainer.build_dataset uses rect=False for validation"
     LOOKED_FOR = "the `rect=mode == 'val'` argument in DetectionTrainer.build_dataset"
     OPT_IN = True
+    SCOPE = ("DetectionTrainer.build_dataset",)
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         if not self.in_method("DetectionTrainer", "build_dataset"):

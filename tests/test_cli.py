@@ -16,8 +16,8 @@ import pytest
 
 from conftest import LATEST, OLD, RELEASES, snapshot
 from test_releases import memo_plans  # noqa: F401  (fixture: plan each distinct file once per session)
-from patcher.errors import Exit, PatchError
-from patcher.locate import MIN_RELEASE, read_release, release_key
+from rtdetr_patch.patcher.errors import Exit, PatchError
+from rtdetr_patch.patcher.locate import MIN_RELEASE, read_release, release_key
 
 
 pytestmark = pytest.mark.usefixtures("memo_plans")
@@ -55,8 +55,8 @@ def test_check_json_reports_locate_errors(cli, tmp_path):
     result = cli("check", "--target", tmp_path / "nowhere", "--static", "--json")
     assert result.exit_code == Exit.NOT_FOUND
     report = json.loads(result.stdout)
-    assert report == {"ok": False, "exit_code": int(Exit.NOT_FOUND), "error": report["error"]}
-    assert str(tmp_path / "nowhere") in report["error"]
+    assert report["ok"] is False and report["exit_code"] == Exit.NOT_FOUND and report["ultralytics"] is None
+    assert str(tmp_path / "nowhere") in report["error"]["message"]
 
 
 def test_target_may_be_the_package_folder_itself(tree, cli):
@@ -448,7 +448,8 @@ def test_untested_release_is_a_warning(tree, cli):
         f"'{LATEST}'", "'8.4.191'"), encoding="utf-8")
     result = cli("check", "--target", root, "--static", "--json")
     report = json.loads(result.stdout)
-    assert report["release"] == "8.4.191" and report["release_tested"] is False
+    assert report["ultralytics"]["release"] == "8.4.191" and report["release_tested"] is False
+    assert report["ultralytics"]["tested"] is False
     assert "release 8.4.191 lies outside the tested range 8.0.136-8.4.190" in report["warnings"]
     shown = cli("check", "--target", root, "--static")
     assert "(outside the tested range)" in flat(shown.output)

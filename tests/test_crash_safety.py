@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import LATEST, OLD, snapshot
-from patcher.errors import Exit
-from patcher.safety import KILL_ENV
+from rtdetr_patch.patcher.errors import Exit
+from rtdetr_patch.patcher.safety import KILL_ENV
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 
@@ -28,17 +28,17 @@ class Done:
 def run(args, env):
     """The CLI in a forked child (no interpreter start-up: many kill points stay fast), else a subprocess."""
     if not hasattr(os, "fork"):
-        return subprocess.run([sys.executable, "-m", "patcher", *map(str, args)], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "rtdetr_patch", *map(str, args)], env=env, capture_output=True,
                               text=True, timeout=300)
-    import patcher.safety
-    from patcher.cli import main
+    import rtdetr_patch.patcher.safety
+    from rtdetr_patch.patcher.cli import main
 
     pid = os.fork()
     if pid == 0:  # the child: its own environment, a fresh checkpoint counter, output discarded
         try:
             os.environ.clear()
             os.environ.update(env)
-            patcher.safety._reached = 0
+            rtdetr_patch.patcher.safety._reached = 0
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -126,15 +126,15 @@ def test_concurrent_runs_never_interleave(tree, tmp_path):
 
 
 def test_lock_held_gives_a_clear_message(tree, tmp_path, monkeypatch):
-    from patcher.locate import locate
-    from patcher.safety import InstallLock
-    from patcher.store import Store
+    from rtdetr_patch.patcher.locate import locate
+    from rtdetr_patch.patcher.safety import InstallLock
+    from rtdetr_patch.patcher.store import Store
 
     root = tree(LATEST)
     monkeypatch.setenv("RTDETR_PATCH_HOME", str(tmp_path / "state"))
     install = locate(target=str(root))
     with InstallLock(Store(install).dir, "test"):
-        from patcher.errors import PatchError
+        from rtdetr_patch.patcher.errors import PatchError
 
         with pytest.raises(PatchError) as info:
             with InstallLock(Store(install).dir, "the same install", wait=0.5):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LATEST, OLD, snapshot
-from patcher.errors import Exit
+from rtdetr_patch.patcher.errors import Exit
 
 SEED_LOOP = """            if hasattr(m, 'backbone'):
                 x = m(x)
@@ -121,7 +121,7 @@ def test_read_only_package_folder(release_trees):
         state.mkdir()
         os.chmod(state, 0o777)
         env = {**os.environ, "RTDETR_PATCH_HOME": str(state), "HOME": str(state)}
-        cmd = [sys.executable, "-m", "patcher", "apply", "--target", str(root), "--no-verify"]
+        cmd = [sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(root), "--no-verify"]
         if os.geteuid() == 0:  # root may write anywhere: run as nobody, who owns nothing here
             for path in [root, *root.rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
@@ -162,10 +162,10 @@ def test_writes_nowhere_else(release_trees, tmp_path):
                 ["apply", "--dry-run"], ["revert"], ["revert"], ["check", "--static"]]
     codes = []
     for args in commands:
-        done = subprocess.run([sys.executable, "-m", "patcher", *args, "--target", str(root)], env=env, cwd=world / "other",
+        done = subprocess.run([sys.executable, "-m", "rtdetr_patch", *args, "--target", str(root)], env=env, cwd=world / "other",
                               capture_output=True, text=True, timeout=300)
         codes.append(done.returncode)
-    bad = subprocess.run([sys.executable, "-m", "patcher", "apply", "--target", str(world / "other")], env=env,
+    bad = subprocess.run([sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(world / "other")], env=env,
                          cwd=world / "other", capture_output=True, text=True, timeout=300)
     assert codes == [0, 0, 0, 0, 0, 0, 0, Exit.NOT_PATCHED] and bad.returncode == Exit.NOT_FOUND
     assert outside() == before

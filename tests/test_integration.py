@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import LATEST, OLD, snapshot
-from patcher.errors import Exit
+from rtdetr_patch.patcher.errors import Exit
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 
-MOBILENETV3_PARAMS = 9_847_760  # RT-DETR with MobileNetV3-Small (the seed's yaml), nc=80
+MOBILENETV3_PARAMS = 9_847_760  # RT-DETR with MobileNetV3-Small (the blog's yaml), nc=80
 
 
 def flops_of(root: Path, yaml: str) -> float:
@@ -46,13 +46,13 @@ def test_apply_check_revert_with_smoke(release, tree, cli):
     checked = cli("check", "--target", root, "--json")
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.output)
-    assert report["ok"] is True and report["release"] == release
+    assert report["ok"] is True and report["ultralytics"]["release"] == release
     fig = report["verification"]
     assert fig["params"] == MOBILENETV3_PARAMS
     assert fig["backbone_widths"] == [16, 24, 48, 576]
     assert [s[2] for s in fig["backbone_shapes"]] == [160, 80, 40, 20]  # strides 4, 8, 16, 32 at 640
     assert fig["output_shape"][:2] == [1, 300]
-    assert 20 < fig["gflops"] < 35  # 26 GFLOPs at 640 (BRIEF item 7)
+    assert 20 < fig["gflops"] < 35  # 26 GFLOPs at 640 (the blog's figure)
     assert fig["rtdetr_l_params"] == 32_970_476
 
     reverted = cli("revert", "--target", root)
@@ -65,11 +65,11 @@ def test_old_release_prints_gflops_only_after_the_patch(tree, cli):
     root = tree(OLD)
     assert flops_of(root, "rtdetr-l.yaml") == 0
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0
-    assert 100 < flops_of(root, "rtdetr-l.yaml") < 120  # 109.5 GFLOPs at 640 (BRIEF item 7)
+    assert 100 < flops_of(root, "rtdetr-l.yaml") < 120  # 109.5 GFLOPs at 640 (the blog's figure)
 
 
-def test_seed_yaml_does_not_build_on_a_pristine_install(tree):
-    """What the patch is for: without it the seed's yaml cannot even name its backbone."""
+def test_blog_yaml_does_not_build_on_a_pristine_install(tree):
+    """What the patch is for: without it the blog's yaml cannot even name its backbone."""
     root = tree(LATEST)
     code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
             "from ultralytics import RTDETR\nRTDETR('rtdetr-MobileNetV3.yaml')\n")
@@ -97,7 +97,7 @@ def patched_latest(release_trees, tmp_path_factory):
 
     from click.testing import CliRunner
 
-    from patcher.cli import main
+    from rtdetr_patch.patcher.cli import main
 
     root = tmp_path_factory.mktemp("patched") / "site"
     shutil.copytree(release_trees(LATEST), root)
@@ -119,7 +119,7 @@ def test_each_shipped_yaml_trains_one_step(patched_latest, yaml, widths, params)
     root, mp = patched_latest
     from click.testing import CliRunner
 
-    from patcher.cli import main
+    from rtdetr_patch.patcher.cli import main
 
     result = CliRunner().invoke(main, ["check", "--target", str(root), "--json", "--yaml", yaml])
     assert result.exit_code == 0, result.output

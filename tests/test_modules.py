@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LATEST, snapshot
-from patcher.errors import Exit
+from rtdetr_patch.patcher.errors import Exit
 
 BACKBONE = '''
 import torch

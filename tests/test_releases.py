@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 import libcst as cst
 import pytest
 
-import patches
-from patches import MARK, Outcome
-from patches.layer_loops import REQUIRED, LayerLoops
+from rtdetr_patch import patches
+from rtdetr_patch.patches import MARK, Outcome
+from rtdetr_patch.patches.layer_loops import REQUIRED, LayerLoops
 
 from conftest import RELEASES, snapshot
-from patcher import actions as actions_module
-from patcher import plan as plan_module
-from patcher.errors import Exit
-from patcher.locate import release_key
+from rtdetr_patch.patcher import plan as plan_module
+from rtdetr_patch.patcher.errors import Exit
+from rtdetr_patch.patcher.locate import release_key
 
 FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "models/yolo/detect/train.py")
 ADDED = ("nn/Addmodules/__init__.py", "nn/Addmodules/MobileNetV3.py", "cfg/models/rt-detr/rtdetr-MobileNetV3.yaml")
@@ -209,7 +208,7 @@ _PLANNED: dict[tuple, tuple[bytes, list]] = {}
 
 @pytest.fixture
 def memo_plans(monkeypatch):
-    """Memoise ``patcher.plan.plan_file`` by (release, file, transforms, bytes), for the whole session.
+    """Memoise ``rtdetr_patch.patcher.plan.plan_file`` by (release, file, transforms, bytes), for the whole session.
 
     A file's plan is a pure function of those (the path only enters error messages, and errors are
     never memoised), so this changes no outcome; it only spares the libcst passes a command would
@@ -231,12 +230,12 @@ def memo_plans(monkeypatch):
         key = (install.release, rel, tuple(transforms), data)
         if key not in _PLANNED:
             change = real(install, rel, transforms, data)
-            _PLANNED[key] = (change.after, change.steps)
-        after, steps = _PLANNED[key]
-        return plan_module.FileChange(rel=rel, path=install.package / rel, before=data, after=after, steps=list(steps))
+            _PLANNED[key] = (change.before, change.after, change.steps)
+        before, after, steps = _PLANNED[key]  # before is b"" where the release gates the file out
+        return plan_module.FileChange(rel=rel, path=install.package / rel, before=before, after=after,
+                                      steps=list(steps))
 
     monkeypatch.setattr(plan_module, "plan_file", cached)
-    monkeypatch.setattr(actions_module, "plan_file", cached)
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -279,7 +278,7 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     assert as_json.exit_code == Exit.OK, as_json.output
     report = json.loads(as_json.stdout)
     assert report["ok"] is True and report["exit_code"] == 0
-    assert report["release"] == release and report["recorded"] is True
+    assert report["ultralytics"]["release"] == release and report["recorded"] is True
     states = {t["name"]: t["state"] for t in report["transforms"]}
     assert states == {t.NAME: ("not-needed" if expected_outcome(t.NAME, release) is Outcome.NOT_NEEDED else "applied")
                       for t in patches.selected()}

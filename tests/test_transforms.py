@@ -11,21 +11,21 @@ import textwrap
 import libcst as cst
 import pytest
 
-import patches
-from patches.safe_load import SafeLoadAllow
-from patches import MARK, Outcome, TargetMissing
-from patches.get_flops import GetFlopsRealSize
-from patches.layer_loops import LayerLoops
-from patches.parse_model import ParseModelBackbones
-from patches.repc3 import RepC3Expansion
-from patches.restricted_layers import RestrictedLayers
-from patches.stride_probe import StrideProbe
-from patches.tasks_import import TasksImport
-from patches.val_rect import ValRect
+from rtdetr_patch import patches
+from rtdetr_patch.patches.safe_load import SafeLoadAllow
+from rtdetr_patch.patches import MARK, Outcome, TargetMissing
+from rtdetr_patch.patches.get_flops import GetFlopsRealSize
+from rtdetr_patch.patches.layer_loops import LayerLoops
+from rtdetr_patch.patches.parse_model import ParseModelBackbones
+from rtdetr_patch.patches.repc3 import RepC3Expansion
+from rtdetr_patch.patches.restricted_layers import RestrictedLayers
+from rtdetr_patch.patches.stride_probe import StrideProbe
+from rtdetr_patch.patches.tasks_import import TasksImport
+from rtdetr_patch.patches.val_rect import ValRect
 
 from conftest import LATEST, OLD, snapshot
 from test_releases import memo_plans  # noqa: F401  (fixture: plan each distinct file once per session)
-from patcher.errors import Exit
+from rtdetr_patch.patcher.errors import Exit
 
 
 def src(text: str) -> str:
@@ -548,7 +548,7 @@ def test_parse_model_partly_patched_is_refused(undo, words):
 
 def test_every_transform_reports_what_it_looked_for():
     for cls in patches.ALL:
-        assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.SEED_STEP
+        assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.BLOG_STEP
         # safe-load is "not needed" without _SafeLoad; with the class but not its shape, the target is missing
         code = {SafeLoadAllow: "class _SafeLoad:\n    pass\n",
                 RestrictedLayers: "def parse_model(d):\n    restricted = False\n"}.get(cls, "x = 1\n")

@@ -11,8 +11,8 @@ import hashlib
 import json
 
 from conftest import LATEST, snapshot
-from patcher import __version__
-from patcher.errors import Exit
+from rtdetr_patch.patcher import __version__
+from rtdetr_patch.patcher.errors import Exit
 
 NEW_PROBE = b"s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride"
 OLD_PROBE = b"s = 640  # 2x min stride"

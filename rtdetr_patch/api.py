@@ -1,0 +1,243 @@
+"""``apply``, ``check`` and ``revert`` as functions that return result objects.
+
+The command line is a thin shell over these: it prints a result as tables, or as JSON with
+``--json`` (``result.to_dict()``, the schema below). Each keyword argument has the name of the
+command-line option it stands for (``--no-verify`` is ``no_verify=True``). A failure raises
+:class:`PatchError` with ``.code``, the command line's exit code; ``check`` returns its findings
+(``ok`` false, ``exit_code`` 7, 8 or 13) instead of raising, because they are its answer.
+
+JSON schema (``"schema": 1``), common to the three commands::
+
+    schema        1
+    command       "apply" | "check" | "revert"
+    tool          rtdetr-patch's version
+    ok            true when exit_code is 0
+    exit_code     the process's exit code (README, "Exit codes")
+    error         null, or {"message", "hint"} when the command stopped on a failure
+    ultralytics   null (not found), or {"release", "package", "python", "how", "tested"}
+    warnings      things to act on; "notes" facts only; "problems" why a check failed
+    restart_needed  true when this Python had already imported the Ultralytics just changed
+    transforms    [{"name", "blog_step", "file", "state"}]; state is one of patched, applied,
+                  not-needed (apply), or applied, missing, not-needed, unrecognised (check)
+
+and per command: apply adds dry_run, already, written, added, additions, upgraded_from,
+recovered, modules, store, diff (dry run), verification; revert adds nothing, restored, removed,
+kept, left, stale_release, recovered; check adds static, files, added, hand_patched, modules,
+store, recorded, recorded_release, release_tested, tested_range, verification.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import warnings as _warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar
+
+from .patcher import __version__, actions
+from .patcher.errors import Exit, PatchError
+from .patcher.locate import Install, locate
+from .patcher.report import inspect, not_needed_note, verdict
+
+JSON_SCHEMA = 1
+DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Result:
+    command: ClassVar[str] = ""
+    ok: bool = True
+    exit_code: int = 0
+    error: dict | None = None
+    ultralytics: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    restart_needed: bool = False
+    transforms: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"schema": JSON_SCHEMA, "command": self.command, "tool": __version__, **asdict(self)}
+
+    @classmethod
+    def failed(cls, exc: PatchError, install: Install | None = None) -> "Result":
+        """The result the command line prints (``--json``) for a command stopped by ``exc``."""
+        return cls(ok=False, exit_code=int(exc.code), error={"message": exc.message, "hint": exc.hint},
+                   ultralytics=_describe(install))
+
+
+@dataclass
+class ApplyResult(Result):
+    command: ClassVar[str] = "apply"
+    dry_run: bool = False
+    already: bool = False
+    written: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    additions: list[dict] = field(default_factory=list)
+    upgraded_from: str | None = None
+    recovered: str | None = None
+    modules: list[dict] = field(default_factory=list)
+    store: str | None = None
+    diff: str = ""
+    verification: dict | None = None
+
+
+@dataclass
+class RevertResult(Result):
+    command: ClassVar[str] = "revert"
+    nothing: bool = False
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    stale_release: str | None = None
+    recovered: str | None = None
+
+
+@dataclass
+class CheckResult(Result):
+    command: ClassVar[str] = "check"
+    static: bool = False
+    files: list[dict] = field(default_factory=list)
+    added: list[dict] = field(default_factory=list)
+    hand_patched: list[str] = field(default_factory=list)
+    modules: list[dict] = field(default_factory=list)
+    store: str | None = None
+    recorded: bool = False
+    recorded_release: str | None = None
+    release_tested: bool = True
+    tested_range: list[str] = field(default_factory=list)
+    verification: dict | None = None
+
+
+def _describe(install: Install | None) -> dict | None:
+    if install is None:
+        return None
+    return {"release": install.release, "package": str(install.package), "python": install.python,
+            "how": install.how, "tested": install.tested}
+
+
+def _restart_needed(install: Install, changed: bool) -> bool:
+    """Whether this process imported the Ultralytics whose files just changed (it keeps the old code)."""
+    loaded = sys.modules.get("ultralytics")
+    where = getattr(loaded, "__file__", None)
+    if not changed or not where:
+        return False
+    try:
+        return Path(where).resolve().parent == install.package.resolve()
+    except OSError:
+        return False
+
+
+def _restart_warning(result: Result, install: Install) -> None:
+    message = (f"This Python process imported Ultralytics from {install.package} before it changed: restart the "
+               "process (in a notebook: the kernel) before training, or it keeps the code it loaded.")
+    result.restart_needed = True
+    result.warnings.append(message)
+    _warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _verify(install: Install, yaml: str, on_stage: Progress) -> dict:
+    from .patcher.verify import verify  # the smoke run starts a fresh process of the target's Python
+
+    return verify(install, yaml=yaml, on_stage=on_stage)
+
+
+def apply(*, python: str | None = None, target: str | None = None, dry_run: bool = False, no_verify: bool = False,
+          val_rect_fix: bool = False, force: bool = False, modules: tuple[str, ...] | list[str] = (),
+          yaml: str = DEFAULT_YAML, on_install: Callable[[Install], None] | None = None,
+          on_stage: Progress = _quiet) -> ApplyResult:
+    """Patch the Ultralytics found (this Python's, or ``python=``/``target=``), record the originals,
+    then verify with a smoke run (skipped by ``no_verify`` and ``dry_run``).
+
+    ``modules`` are ``FILE.py[:NAME]`` backbone files of your own. ``on_install`` is called with the
+    install once it is found, ``on_stage`` with each verification stage (for progress display).
+    """
+    install = locate(python, target)
+    if on_install:
+        on_install(install)
+    done = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
+                         module_specs=tuple(str(m) for m in modules))
+    result = ApplyResult(ultralytics=_describe(install), dry_run=dry_run, already=done.already,
+                         written=done.written, added=done.added, upgraded_from=done.upgraded_from,
+                         recovered=done.recovered, modules=done.module_reports,
+                         store=str(actions.Store(install).dir),
+                         transforms=done.transforms, additions=done.additions)
+    if done.recovered:
+        result.warnings.append(done.recovered)
+    result.notes = [not_needed_note(t["name"], install.release) for t in result.transforms
+                    if t["state"] == "not-needed"]
+    if dry_run and done.plan is not None:
+        result.diff = "".join(
+            "".join(difflib.unified_diff(change.before.decode("utf-8", "replace").splitlines(keepends=True),
+                                         change.after.decode("utf-8", "replace").splitlines(keepends=True),
+                                         fromfile=f"a/ultralytics/{change.rel}", tofile=f"b/ultralytics/{change.rel}"))
+            for change in done.plan.changes)
+    if dry_run:
+        return result
+    if _restart_needed(install, bool(done.written or done.added)):
+        _restart_warning(result, install)
+    if not no_verify and not done.already:
+        result.verification = _verify(install, yaml, on_stage)
+    return result
+
+
+def revert(*, python: str | None = None, target: str | None = None, force: bool = False,
+           on_install: Callable[[Install], None] | None = None) -> RevertResult:
+    """Restore every changed file byte for byte and remove every added file.
+
+    Files edited since ``apply`` stop the revert (``PatchError``, exit 7) unless ``force=True``,
+    which keeps the edited copies in the store.
+    """
+    install = locate(python, target)
+    if on_install:
+        on_install(install)
+    done = actions.revert(install, force=force)
+    result = RevertResult(ultralytics=_describe(install), nothing=done.nothing, restored=done.restored,
+                          removed=done.removed, kept=done.kept, left=done.left,
+                          stale_release=done.stale_release, recovered=done.recovered)
+    if done.recovered:
+        result.warnings.append(done.recovered)
+    if done.left:
+        result.warnings.append("left untouched (changed by someone else): " + ", ".join(done.left))
+    if _restart_needed(install, bool(done.restored or done.removed)):
+        _restart_warning(result, install)
+    return result
+
+
+def check(*, python: str | None = None, target: str | None = None, static: bool = False,
+          error_on_warn: bool = False, yaml: str = DEFAULT_YAML,
+          on_install: Callable[[Install], None] | None = None, on_stage: Progress = _quiet) -> CheckResult:
+    """Is the patch whole and unchanged, and does it run (skipped by ``static``)?
+
+    Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
+    there is nothing to check (no Ultralytics found, an unreadable record).
+    """
+    install = locate(python, target)
+    if on_install:
+        on_install(install)
+    report = inspect(install)
+    result = CheckResult(ultralytics=_describe(install), static=static,
+                         **{k: report[k] for k in ("warnings", "notes", "problems", "transforms", "files", "added",
+                                                  "hand_patched", "modules", "store", "recorded",
+                                                  "recorded_release", "release_tested", "tested_range")})
+    code = verdict(report, error_on_warn)
+    if code == Exit.OK and not static:
+        try:
+            result.verification = _verify(install, yaml, on_stage)
+        except PatchError as exc:
+            code = int(exc.code)
+            result.problems.append(str(exc))
+    result.exit_code = int(code)
+    result.ok = code == Exit.OK
+    return result
+
+
+__all__ = ["apply", "check", "revert", "ApplyResult", "CheckResult", "RevertResult", "Result", "PatchError", "Exit",
+           "JSON_SCHEMA"]
