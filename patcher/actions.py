@@ -7,7 +7,6 @@ manifest), ``session`` (store, lock and recovery), ``report`` (``check`` and its
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -82,10 +81,12 @@ def hand_edits(install: Install, manifest: dict | None) -> list[str]:
     from .handmade import blog_edits
     from .plan import template_files
 
-    ours = {a["path"] for a in (manifest or {}).get("added", [])}
-    ours |= {f"nn/Addmodules/{m['name']}.py" for m in (manifest or {}).get("options", {}).get("modules", [])}
-    ours |= {rel for rel, data in template_files(install)
-             if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data}
+    def ours() -> set[str]:  # asked for only when tasks.py shows the blog's edits
+        owned = {a["path"] for a in (manifest or {}).get("added", [])}
+        owned |= {f"{ADDED_PACKAGE}/{m['name']}.py" for m in (manifest or {}).get("options", {}).get("modules", [])}
+        return owned | {rel for rel, data in template_files(install)
+                        if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data}
+
     return blog_edits(install, ours)
 
 
@@ -346,6 +347,8 @@ def _edit_diff(install: Install, store: Store, manifest: dict, rel: str, origina
                current: bytes) -> str:
     """The user's own edit: a diff from the bytes apply wrote (rebuilt from the recorded original, or the
     added file's template) to the file now, so the patch itself is not shown as a change."""
+    import difflib
+
     from .plan import plan_file, template_files
 
     wrote: bytes | None = None

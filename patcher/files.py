@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .errors import Exit, PatchError
@@ -27,6 +25,9 @@ def digest_of(path: Path) -> str | None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write beside the file, then move it into place: a reader sees the old or the new file, never half."""
+    import shutil
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".rtdetr-patch", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -53,6 +54,8 @@ def require_writable(paths: list[Path], install: Install) -> None:
 
 def remove_dir(path: Path) -> None:
     """Remove a folder this tool made, once empty (its __pycache__ goes with it)."""
+    import shutil
+
     cache = path / "__pycache__"
     if cache.is_dir() and not cache.is_symlink():
         shutil.rmtree(cache)

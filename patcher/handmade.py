@@ -12,6 +12,8 @@ of ``tasks.py`` the run shares.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import libcst as cst
 from ..patches import match as m
 
@@ -26,10 +28,10 @@ _HASATTR_BACKBONE = m.Call(func=m.Name("hasattr"), args=[m.Arg(m.Name("m")), m.A
 _ADDMODULES_IMPORT = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Attribute(attr=m.Name("Addmodules")))])
 
 
-def blog_edits(install: Install, ours: set[str]) -> list[str]:
+def blog_edits(install: Install, ours: Callable[[], set[str]]) -> list[str]:
     """Descriptions of the hand edits found in tasks.py (and then the module files beside them).
 
-    ``ours`` are the added files our record owns. Module files alone, with a pristine
+    ``ours()`` gives the added files that are ours (by record or by content). Module files alone, with a pristine
     ``tasks.py``, are no hand patch: ``apply`` reports them as a conflict and never overwrites them.
     """
     found: list[str] = []
@@ -60,8 +62,9 @@ def blog_edits(install: Install, ours: set[str]) -> list[str]:
             found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
     folder = install.package / "nn" / "Addmodules"
     if found and folder.is_dir() and not folder.is_symlink():  # files alone are a conflict, not a hand patch
+        owned = ours()
         theirs = sorted(p.name for p in folder.iterdir()
-                        if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in ours)
+                        if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in owned)
         if theirs:
             found.append(f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (blog step 4.1/4.2)")
     return found

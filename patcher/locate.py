@@ -138,4 +138,7 @@ def check_supported(install: Install) -> None:
                          f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")
     if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
         raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} has no RT-DETR "
-                         "(cfg/models/rt-detr is missing).", f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")
+                         "(cfg/models/rt-detr is missing).",
+                         f"Reinstall it (pip install --force-reinstall --no-deps ultralytics=={install.release}); if "
+                         "the folder is still missing, this release was published without its model yamls "
+                         "(8.0.179 was; 8.0.180 replaced it): install another release. Nothing was written.")

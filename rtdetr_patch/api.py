@@ -28,7 +28,6 @@ store, recorded, recorded_release, release_tested, tested_range, verification.
 
 from __future__ import annotations
 
-import difflib
 import sys
 import warnings as _warnings
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,6 @@ from typing import Callable, ClassVar
 from .patcher import __version__, actions
 from .patcher.errors import Exit, PatchError
 from .patcher.locate import Install, locate
-from .patcher.report import inspect, not_needed_note, verdict
 
 JSON_SCHEMA = 1
 DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
@@ -171,9 +169,13 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
                          transforms=done.transforms, additions=done.additions)
     if done.recovered:
         result.warnings.append(done.recovered)
+    from .patcher.report import not_needed_note
+
     result.notes = [not_needed_note(t["name"], install.release) for t in result.transforms
                     if t["state"] == "not-needed"]
     if dry_run and done.plan is not None:
+        import difflib
+
         result.diff = "".join(
             "".join(difflib.unified_diff(change.before.decode("utf-8", "replace").splitlines(keepends=True),
                                          change.after.decode("utf-8", "replace").splitlines(keepends=True),
@@ -219,6 +221,8 @@ def check(*, python: str | None = None, target: str | None = None, static: bool 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
+    from .patcher.report import inspect, verdict
+
     install = locate(python, target)
     if on_install:
         on_install(install)

@@ -118,6 +118,9 @@ def test_release_without_rtdetr(tree, cli, state_home):
     result = cli("apply", "--target", root, "--no-verify")
     assert result.exit_code == Exit.UNSUPPORTED, result.output
     assert "has no RT-DETR (cfg/models/rt-detr is missing)" in flat(result.output)
+    # The release is recent enough: the advice is a reinstall (or another release), not an upgrade to it.
+    assert f"pip install --force-reinstall --no-deps ultralytics=={LATEST}" in flat(result.output)
+    assert "ultralytics>=" not in result.output
     assert snapshot(root) == before and not manifests(state_home)
 
 
