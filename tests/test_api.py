@@ -260,3 +260,15 @@ def test_pip_install_adds_one_import_package(tmp_path):
     found = subprocess.run([sys.executable, "-c", "import rtdetr_patch.templates as t; print(t.__file__)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert Path(found.stdout.strip()).is_relative_to(site), found
+
+
+def test_check_table_names_every_row_and_keeps_paths_whole(tree, cli):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    rows = [line for line in cli("check", "--target", root, "--static").output.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
+    assert cells and all(c[0] for c in cells), rows  # no row without a name in the first column
+    paths = {c[2] for c in cells}
+    for name in ("rtdetr-MobileNetV3.yaml", "rtdetr-MobileNetV3-large.yaml", "rtdetr-MobileNetV3-small.yaml",
+                 "rtdetr-MobileNetV3-tv.yaml"):
+        assert f"cfg/models/rt-detr/{name}" in paths, paths  # each yaml named whole, on one line
