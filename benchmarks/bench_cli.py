@@ -8,7 +8,7 @@ at least: a fresh Python that imports libcst, click and rich, then parses and re
 ``apply --no-verify`` <= 1.5x, ``check --static`` <= 1.0x, a repeated (no-op) ``apply`` <= 1.0x and
 ``revert`` <= 1.0x. ``--version`` is shown for reference.
 
-    python benchmarks/bench_cli.py [--release 8.4.190] [--repeats 5]
+    python benchmarks/bench_cli.py [--release 8.4.190] [--repeats 9]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def timed(args: list[str], env: dict, code: str | None = None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", default="8.4.190")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rtdetr-bench-"))
     try:

@@ -1,5 +1,5 @@
 """``python -m rtdetr_patch``: the same as the ``rtdetr-patch`` command."""
 
-from .patcher.cli import main
+from ._entry import run
 
-main(prog_name="rtdetr-patch")
+run()

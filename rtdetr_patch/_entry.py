@@ -1,0 +1,17 @@
+"""The ``rtdetr-patch`` command and ``python -m rtdetr_patch``: one short-lived process per command.
+
+Such a process builds large syntax trees that hold no reference cycles (libcst nodes have no parent
+links) and exits soon after, so Python's cyclic garbage collector would only walk them again and
+again while they are built: it is switched off here, before the imports, for the command's process
+only (the Python API leaves the caller's collector alone). Reference counting still frees memory.
+"""
+
+import gc
+
+gc.disable()
+
+from .patcher.cli import main  # noqa: E402  (after the collector is off: the imports allocate too)
+
+
+def run() -> None:
+    main(prog_name="rtdetr-patch")
