@@ -114,12 +114,11 @@ def fail(exc: PatchError, kind: type[Result] = Result, as_json: bool = False, in
     sys.exit(int(exc.code))
 
 
-def setup(quiet: bool, as_json: bool) -> dict:
-    """Per command: where the human output goes. Returns the holder the install is kept in."""
+def setup(quiet: bool, as_json: bool) -> None:
+    """Per command: whether the human output is printed, and how wide it may be."""
     out.quiet = quiet or as_json
     out.width = _width()  # piped output is not folded (None: the terminal's own width)
     _Stdout.closed_by_reader = False
-    return {}
 
 
 def chosen(install: Install, console: Console = out) -> None:
