@@ -1,3 +1,5 @@
-from .cli import main
+"""``python -m rtdetr_patch.patcher``: the same entry as ``python -m rtdetr_patch``."""
 
-main()
+from .._entry import run
+
+run()

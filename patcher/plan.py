@@ -5,7 +5,6 @@ Nothing here writes. A plan either holds every change or raises before anything 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,10 +21,6 @@ from .record import ADDED_PACKAGE
 from .source import parse, render
 
 YAML_DIR = "cfg/models/rt-detr"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -85,21 +80,10 @@ def has_native_torchvision(install: Install) -> bool:
     """Whether ``parse_model`` knows Ultralytics' own ``TorchVision`` and ``Index`` rows (8.3.59 and later)."""
     tasks = install.package / "nn" / "tasks.py"
     try:
-        data = tasks.read_bytes()
-        if data in _NATIVE:
-            return _NATIVE[data]
-        module = parse(data, str(tasks))[0]  # the run's one parse of tasks.py
+        module = parse(tasks.read_bytes(), str(tasks))[0]  # the run's one parse of tasks.py
     except (OSError, PatchError):
         return False
-    _NATIVE[data] = found = _native(module)
-    return found
-
-
-_NATIVE: dict[bytes, bool] = {}
-
-
-def _native(module: cst.Module) -> bool:
-    """Both names are imported at the top of tasks.py where parse_model builds such rows."""
+    # Both names are imported at the top of tasks.py where parse_model builds such rows.
     names: set[str] = set()
     for stmt in module.body:
         if isinstance(stmt, cst.SimpleStatementLine):

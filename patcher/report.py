@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from . import __version__
-from .errors import Exit
+from .errors import Exit, PatchError
 from .files import digest_of
 from .locate import TESTED_RELEASES, Install
 from .record import Record
@@ -78,10 +78,8 @@ def from_record(install: Install, store: Store, record: Record) -> dict:
 
 def from_files(install: Install, store: Store) -> dict:
     """The report found by planning every file again (the record is absent, stale or contradicted)."""
-    from .actions import hand_edits, recorded_modules, transforms_for  # libcst from here on
-    from .plan import make_plan, plan_file
-    from .errors import PatchError
-    from .plan import Outcome
+    from .actions import hand_edits, recorded_modules, transforms_for
+    from .plan import Outcome, make_plan, plan_file  # libcst from here on
 
     manifest = store.manifest()
     hand = hand_edits(install, manifest)

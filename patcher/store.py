@@ -17,6 +17,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from .errors import Exit, PatchError
+from .files import sha256
 from .locate import Install
 
 FORMAT = 1
@@ -38,10 +39,6 @@ def install_key(package: Path) -> str:
     if sys.platform == "win32":
         text = text.lower()
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _git():
