@@ -10,6 +10,8 @@ ULTRALYTICS ?= 8.4.190
 .PHONY: demo test test-fast bench bench-stock clean
 
 $(VENV)/.ready-$(ULTRALYTICS): pyproject.toml Makefile
+	@echo "Setting up $(VENV): rtdetr-patch with its test extras, and Ultralytics $(ULTRALYTICS) with torch"
+	@echo "(about 6 GB, 1-3 minutes the first time; later runs reuse it)..."
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e ".[test]" "ultralytics==$(ULTRALYTICS)"
 	touch $@

@@ -1,7 +1,7 @@
 """Ultralytics' own test suite as referee: does a patched release behave like the pristine one?
 
 Takes the release's source distribution (it ships ``tests/``) from pip, extracts its ``ultralytics/``
-twice, patches one copy with ``python -m patcher apply --target <copy> --no-verify --force``, runs the
+twice, patches one copy with ``python -m rtdetr_patch apply --target <copy> --no-verify --force``, runs the
 release's tests against each copy in turn (offline unless --online, each with its own HOME, config and
 working folder) and compares the per-test outcomes, and the messages of the tests that fail on both. The
 tests that differ are run once more, alone, on both copies.

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import Exit, PatchError
+from .errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted
 from .files import atomic_write, remove_dir, require_writable, sha256
 from .locate import Install
 from .record import ADDED_PACKAGE, Record
@@ -163,7 +163,9 @@ def _plan_and_apply(install: Install, store: Store, manifest: dict | None, new: 
         if dry_run:
             sources = {e["path"]: store.original(e["path"], e["original_sha256"]) for e in same["files"]}
         else:
-            _revert(install, store, force=False)
+            with if_interrupted("Interrupted while taking back the patch of an older rtdetr-patch: the next "
+                                "rtdetr-patch command finishes that revert; then run `rtdetr-patch apply`."):
+                _revert(install, store, force=False)
             manifest = same = None
     result = _apply(install, store, manifest, same, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
                     modules=tuple(modules.values()), sources=sources)
@@ -236,26 +238,10 @@ def _apply(install: Install, store: Store, manifest: dict | None, same: dict | N
         "dirs": created,
         "state": "applying",  # the journal: recover() rolls back a run killed before "applied"
     }
-    store.record(record, originals, {f"{m.name}.py": m.data for m in modules})
-    checkpoint()
-
     result = ApplyResult(plan=plan)
     done: list[tuple[Path, bytes | None]] = []  # (path, bytes before) for a rollback
-    try:
-        for change in plan.changes:
-            atomic_write(change.path, change.after)
-            checkpoint()
-            done.append((change.path, change.before))
-            result.written.append(change.rel)
-        for add in plan.additions:
-            if add.present:
-                continue
-            add.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(add.path, add.data)
-            checkpoint()
-            done.append((add.path, None))
-            result.added.append(add.rel)
-    except OSError as exc:
+
+    def roll_back(why: str) -> None:
         for path, before in reversed(done):
             if before is None:
                 path.unlink(missing_ok=True)
@@ -263,12 +249,45 @@ def _apply(install: Install, store: Store, manifest: dict | None, same: dict | N
                 atomic_write(path, before)
         for rel in sorted(created, reverse=True):
             remove_dir(install.package / rel)
-        store.forget(f"apply rolled back: {exc}")
-        raise PatchError(Exit.WRITE, f"Writing Ultralytics {install.release} at {install.package} failed: {exc}",
-                         "Every file was put back as it was. Fix the cause (disk space, permissions) and run "
-                         "apply again.")
-    store.set_state("applied")
-    checkpoint()
+        store.forget(why)
+
+    recorded = False
+    try:
+        store.record(record, originals, {f"{m.name}.py": m.data for m in modules})
+        recorded = True
+        checkpoint()
+        try:
+            for change in plan.changes:  # each noted before it is written: a rollback may find it either way
+                done.append((change.path, change.before))
+                atomic_write(change.path, change.after)
+                checkpoint()
+                result.written.append(change.rel)
+            for add in plan.additions:
+                if add.present:
+                    continue
+                done.append((add.path, None))
+                add.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(add.path, add.data)
+                checkpoint()
+                result.added.append(add.rel)
+        except OSError as exc:
+            roll_back(f"apply rolled back: {exc}")
+            raise PatchError(Exit.WRITE, f"Writing Ultralytics {install.release} at {install.package} failed: {exc}",
+                             "Every file was put back as it was. Fix the cause (disk space, permissions) and run "
+                             "apply again.")
+        store.set_state("applied")
+    except KeyboardInterrupt:
+        if not recorded:
+            raise Interrupted("Interrupted before any file of the install was written: it is as it was.") from None
+        try:
+            roll_back("apply interrupted (Ctrl-C) and rolled back")
+        except BaseException:  # a second Ctrl-C, or a failing disk: the journal still says "applying"
+            raise Interrupted("Interrupted while writing, and the rollback did not finish: the next rtdetr-patch "
+                              "command rolls the install back to as it was (run `rtdetr-patch check`).") from None
+        raise Interrupted("Interrupted while writing: every file was put back, the install is as it was. Run "
+                          "`rtdetr-patch apply` again.") from None
+    with if_interrupted(WRITTEN_NOT_VERIFIED):
+        checkpoint()
     return result
 
 
@@ -334,9 +353,12 @@ def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_bytes(data)
         result.kept.append(str(keep))
-    undo(install, store, manifest, result, frozenset(rel for rel, _ in edited), journal="reverting")
-    store.forget(f"revert: Ultralytics {install.release} at {install.package}")
-    checkpoint()
+    with if_interrupted("Interrupted while reverting: the next rtdetr-patch command finishes the revert (run "
+                        "`rtdetr-patch revert`)."):
+        undo(install, store, manifest, result, frozenset(rel for rel, _ in edited), journal="reverting")
+        store.forget(f"revert: Ultralytics {install.release} at {install.package}")
+    with if_interrupted("Interrupted after reverting: the install is pristine again."):
+        checkpoint()
     return result
 
 

@@ -167,6 +167,9 @@ def parse_spec(spec: str, install: Install) -> UserModule:
     explicit = bool(sep and head.endswith(".py"))
     path_text, wanted = (head, tail) if explicit else (spec, "")
     path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
+    if path.suffix == ".py" and not path.exists():
+        raise _fail(f"--module {spec}: {path} does not exist.",
+                    f"Check the path (it is read from the folder you run in, {Path.cwd()}), or give an absolute one.")
     if path.suffix != ".py" or not path.is_file():
         raise _fail(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:NAME.")
     name = path.stem

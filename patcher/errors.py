@@ -7,6 +7,8 @@ distinct exit code (documented in the README). Nothing is written before a failu
 from __future__ import annotations
 
 import enum
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class Exit(enum.IntEnum):
@@ -26,6 +28,7 @@ class Exit(enum.IntEnum):
     HAND_PATCHED = 13  # the install was already edited by hand (the blog's steps): not patched twice
     DIRTY_CHECKOUT = 14  # a git checkout with uncommitted changes in the files to patch (see --force)
     MODULE = 15  # a --module file does not import, build or keep the backbone contract
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); the message says what state the install is in
 
 
 class PatchError(Exception):
@@ -39,3 +42,31 @@ class PatchError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+NOTHING_WRITTEN = "Interrupted before anything was written: the install is as it was."
+WRITTEN_NOT_VERIFIED = ("Interrupted after writing: the patch is in place and recorded but not yet verified. Run "
+                        "`rtdetr-patch check` to verify it.")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, carrying the state the install is left in and what to run next.
+
+    Still a ``KeyboardInterrupt`` (a notebook's interrupt stays one); the command line prints
+    ``state`` as one line and exits 130.
+    """
+
+    def __init__(self, state: str):
+        super().__init__(state)
+        self.state = state
+
+
+@contextmanager
+def if_interrupted(state: str) -> Iterator[None]:
+    """Within this block, Ctrl-C leaves the install in ``state``; an inner block's state wins."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(state) from None

@@ -8,7 +8,8 @@
   killed run leaves each file either old or new; the next command finds the state and rolls an
   interrupted apply back (to pristine) or completes an interrupted revert, and says so.
 * ``checkpoint`` is the kill-point hook for the tests: with ``RTDETR_PATCH_KILL_AT=N`` the process
-  dies (``os._exit``, no clean-up, as SIGKILL) at the N-th checkpoint it reaches.
+  dies (``os._exit``, no clean-up, as SIGKILL) at the N-th checkpoint it reaches; with
+  ``RTDETR_PATCH_INTERRUPT_AT=N`` a ``KeyboardInterrupt`` is raised there instead, as Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from .errors import Exit, PatchError
 
 KILL_ENV = "RTDETR_PATCH_KILL_AT"
+INTERRUPT_ENV = "RTDETR_PATCH_INTERRUPT_AT"
 _reached = 0
 
 
@@ -29,7 +31,10 @@ def checkpoint() -> None:
     at = os.environ.get(KILL_ENV)
     if at is not None and _reached == int(at):
         os._exit(137)
+    ctrl_c = os.environ.get(INTERRUPT_ENV)
     _reached += 1
+    if ctrl_c is not None and _reached - 1 == int(ctrl_c):
+        raise KeyboardInterrupt
 
 
 class InstallLock:

@@ -112,6 +112,7 @@ def run(args) -> dict:
         "cls": torch.tensor([[1.0], [5.0], [2.0]]),
         "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.25, 0.3, 0.2, 0.2], [0.6, 0.4, 0.5, 0.3]]),
     }
+    torch.manual_seed(1)  # RT-DETR's denoising queries are random: the same draw before and after the step
     loss = model.loss(batch)
     total = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
     if not torch.isfinite(total):
@@ -124,8 +125,13 @@ def run(args) -> dict:
     if bad:
         raise RuntimeError(f"{bad} parameter tensors have non-finite gradients")
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    optimizer.step()  # one training step, then the loss must still be finite
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer.step()  # one training step: the weights must move, and the loss must still be finite
+    moved = sum(1 for b, p in zip(before, model.parameters()) if not torch.equal(b, p.detach()))
+    if not moved:
+        raise RuntimeError("one optimizer step moved no weight")
     optimizer.zero_grad()
+    torch.manual_seed(1)
     loss = model.loss(batch)
     stepped = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
     if not torch.isfinite(stepped):
@@ -164,6 +170,7 @@ def run(args) -> dict:
         "output_shape": list(y.shape),
         "loss": round(float(total), 4),
         "loss_after_step": round(float(stepped), 4),
+        "stepped_tensors": moved,
         "backbone_grad_tensors": len(grads),
         "params": params,
         "gflops": round(float(gflops), 2),

@@ -23,28 +23,26 @@ def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-Mob
         cmd.append("--native")
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     log: deque[str] = deque(maxlen=40)
-    result = error = None
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 encoding="utf-8", errors="replace", env=env, cwd=str(install.root))
     except OSError as exc:
         raise PatchError(Exit.NOT_FOUND, f"Cannot start {install.python} for the verification: {exc}",
                          "Pass --python the interpreter that has torch and this Ultralytics, or use --no-verify.")
+    found: dict = {}
     try:
-        for line in proc.stdout:
-            if not line.startswith(PREFIX):
-                log.append(line.rstrip())
-                continue
-            event = json.loads(line[len(PREFIX):])
-            if "stage" in event:
-                on_stage(event["stage"])
-            result = event.get("result", result)
-            error = event.get("error", error)
+        _read(proc, log, on_stage, found)
         proc.wait(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise PatchError(Exit.VERIFY, f"The verification of Ultralytics {install.release} did not finish in "
                          f"{TIMEOUT_S} s.", "Run `rtdetr-patch check` again; use --static to skip the smoke run.")
+    finally:
+        if proc.poll() is None:  # Ctrl-C (or any error) here: the smoke process must not outlive us
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    result, error = found.get("result"), found.get("error")
     if result is not None and proc.returncode == 0:
         return result
     where = f"Ultralytics {install.release} at {install.package}"
@@ -60,3 +58,17 @@ def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-Mob
                      f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
                      "The patch is in place; `rtdetr-patch revert` undoes it. Please report this with the "
                      "release and the traceback.")
+
+
+def _read(proc: subprocess.Popen, log: deque, on_stage, found: dict) -> None:
+    """The smoke run's own lines (stages, result, error) from its output; anything else is kept in ``log``."""
+    for line in proc.stdout:
+        if not line.startswith(PREFIX):
+            log.append(line.rstrip())
+            continue
+        event = json.loads(line[len(PREFIX):])
+        if "stage" in event:
+            on_stage(event["stage"])
+        for key in ("result", "error"):
+            if key in event:
+                found[key] = event[key]

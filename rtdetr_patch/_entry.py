@@ -7,11 +7,16 @@ only (the Python API leaves the caller's collector alone). Reference counting st
 """
 
 import gc
+import sys
 
 gc.disable()
 
-from .patcher.cli import main  # noqa: E402  (after the collector is off: the imports allocate too)
-
 
 def run() -> None:
-    main(prog_name="rtdetr-patch")
+    try:
+        from .cli import main  # after the collector is off: the imports allocate too
+
+        main(prog_name="rtdetr-patch")
+    except KeyboardInterrupt:  # Ctrl-C before a command started (each command handles its own)
+        sys.stderr.write("\nInterrupted before anything was done.\n")
+        sys.exit(130)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 from .patcher import __version__, actions
-from .patcher.errors import Exit, PatchError
+from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchError, if_interrupted
 from .patcher.locate import Install, locate
 
 JSON_SCHEMA = 1
@@ -157,11 +157,18 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
     ``modules`` are ``FILE.py[:NAME]`` backbone files of your own. ``on_install`` is called with the
     install once it is found, ``on_stage`` with each verification stage (for progress display).
     """
-    install = locate(python, target)
-    if on_install:
-        on_install(install)
-    done = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
-                         module_specs=tuple(str(m) for m in modules))
+    with if_interrupted(NOTHING_WRITTEN):
+        install = locate(python, target)
+        if on_install:
+            on_install(install)
+        done = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
+                             module_specs=tuple(str(m) for m in modules))
+    with if_interrupted(NOTHING_WRITTEN if dry_run or not (done.written or done.added) else WRITTEN_NOT_VERIFIED):
+        return _finish_apply(install, done, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage)
+
+
+def _finish_apply(install: Install, done, *, dry_run: bool, no_verify: bool, yaml: str,
+                  on_stage: Progress) -> ApplyResult:
     result = ApplyResult(ultralytics=_describe(install), dry_run=dry_run, already=done.already,
                          written=done.written, added=done.added, upgraded_from=done.upgraded_from,
                          recovered=done.recovered, modules=done.module_reports,
@@ -197,10 +204,11 @@ def revert(*, python: str | None = None, target: str | None = None, force: bool 
     Files edited since ``apply`` stop the revert (``PatchError``, exit 7) unless ``force=True``,
     which keeps the edited copies in the store.
     """
-    install = locate(python, target)
-    if on_install:
-        on_install(install)
-    done = actions.revert(install, force=force)
+    with if_interrupted("Interrupted before anything was reverted: the install is as it was."):
+        install = locate(python, target)
+        if on_install:
+            on_install(install)
+        done = actions.revert(install, force=force)
     result = RevertResult(ultralytics=_describe(install), nothing=done.nothing, restored=done.restored,
                           removed=done.removed, kept=done.kept, left=done.left,
                           stale_release=done.stale_release, recovered=done.recovered)
@@ -221,6 +229,12 @@ def check(*, python: str | None = None, target: str | None = None, static: bool 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
+    with if_interrupted("Interrupted: check changes nothing, the install is as it was. Run `rtdetr-patch check` "
+                        "again."):
+        return _check(python, target, static, error_on_warn, yaml, on_install, on_stage)
+
+
+def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) -> CheckResult:
     from .patcher.report import inspect, verdict
 
     install = locate(python, target)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rtdetr_patch.patcher.cli import main as cli_main
+from rtdetr_patch.cli import main as cli_main
 
 RELEASES = ("8.0.136", "8.0.227", "8.1.0", "8.2.0", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.190")
 LATEST = RELEASES[-1]

@@ -100,7 +100,7 @@ def test_api_options_match_the_command_line():
     """Each keyword of apply/check/revert is a command-line option of the same name."""
     import inspect as pyinspect
 
-    from rtdetr_patch.patcher.cli import main
+    from rtdetr_patch.cli import main
 
     for name, func in (("apply", apply), ("check", check), ("revert", revert)):
         options = {p.name for p in main.commands[name].params} - {"as_json", "quiet"}
@@ -245,7 +245,7 @@ def test_pip_install_adds_one_import_package(tmp_path):
         names = zf.namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"rtdetr_patch", f"rtdetr_patch-{rtdetr_patch.__version__}.dist-info"}, tops
-    for must in ("rtdetr_patch/__main__.py", "rtdetr_patch/api.py", "rtdetr_patch/patcher/cli.py",
+    for must in ("rtdetr_patch/__main__.py", "rtdetr_patch/api.py", "rtdetr_patch/cli.py",
                  "rtdetr_patch/patcher/smoke.py", "rtdetr_patch/patches/parse_model.py",
                  "rtdetr_patch/templates/Addmodules/MobileNetV3.py", "rtdetr_patch/templates/yolo/11/yolo11-MobileNetV3.yaml"):
         assert must in names, must

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import LATEST, OLD, snapshot
-from rtdetr_patch.patcher.cli import main as cli_main
+from rtdetr_patch.cli import main as cli_main
 from test_e2e import assert_offline, make_dataset, offline_env, run_phase
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbones"

@@ -31,7 +31,7 @@ def run(args, env):
         return subprocess.run([sys.executable, "-m", "rtdetr_patch", *map(str, args)], env=env, capture_output=True,
                               text=True, timeout=300)
     import rtdetr_patch.patcher.safety
-    from rtdetr_patch.patcher.cli import main
+    from rtdetr_patch.cli import main
 
     pid = os.fork()
     if pid == 0:  # the child: its own environment, a fresh checkpoint counter, output discarded

@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import LATEST, OLD
-from rtdetr_patch.patcher.cli import main as cli_main
+from rtdetr_patch.cli import main as cli_main
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 

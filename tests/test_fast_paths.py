@@ -153,7 +153,7 @@ def test_record_only_paths_import_neither_libcst_nor_git(tree, cli):
 def test_only_the_command_process_turns_the_collector_off():
     """The command switches Python's cyclic collector off for its own short process (its trees hold no
     cycles); importing the package or its API in a user's process leaves the collector as it was."""
-    code = ("import gc, rtdetr_patch, rtdetr_patch.api, rtdetr_patch.patcher.cli; a = gc.isenabled(); "
+    code = ("import gc, rtdetr_patch, rtdetr_patch.api, rtdetr_patch.cli; a = gc.isenabled(); "
             "import rtdetr_patch._entry; print(a, gc.isenabled())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "False"], done

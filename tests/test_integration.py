@@ -97,7 +97,7 @@ def patched_latest(release_trees, tmp_path_factory):
 
     from click.testing import CliRunner
 
-    from rtdetr_patch.patcher.cli import main
+    from rtdetr_patch.cli import main
 
     root = tmp_path_factory.mktemp("patched") / "site"
     shutil.copytree(release_trees(LATEST), root)
@@ -119,7 +119,7 @@ def test_each_shipped_yaml_trains_one_step(patched_latest, yaml, widths, params)
     root, mp = patched_latest
     from click.testing import CliRunner
 
-    from rtdetr_patch.patcher.cli import main
+    from rtdetr_patch.cli import main
 
     result = CliRunner().invoke(main, ["check", "--target", str(root), "--json", "--yaml", yaml])
     assert result.exit_code == 0, result.output

@@ -95,7 +95,8 @@ def test_explicit_class_name(tree, cli, tmp_path):
     ("reserved-file", "cannot be a module"),
     ("our-name", "is the name of rtdetr-patch's own backbone"),
     ("missing-class", "defines no class or function"),
-    ("missing-file", "is not a Python file"),
+    ("missing-file", "nowhere.py does not exist"),
+    ("not-python", "is not a Python file"),
 ])
 def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home):
     root = tree(LATEST)
@@ -123,6 +124,9 @@ def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home
         spec = str(backbone(tmp_path, file="MobileNetV3.py"))
     elif case == "missing-class":
         spec = f"{backbone(tmp_path)}:Other"
+    elif case == "not-python":
+        (tmp_path / "notes.txt").write_text("not code\n", encoding="utf-8")
+        spec = str(tmp_path / "notes.txt")
     else:
         spec = str(tmp_path / "nowhere.py")
     before = snapshot(root)

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import LATEST
-from rtdetr_patch.patcher.cli import main as cli_main
+from rtdetr_patch.cli import main as cli_main
 
 WORKER = Path(__file__).with_name("stock_worker.py")
 STOCK_RELEASES = (LATEST, "8.1.47")

@@ -18,11 +18,11 @@ from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
-from . import __version__
-from .errors import PatchError
-from .locate import Install
-from ..api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
-from .. import api
+from .patcher import __version__
+from .patcher.errors import Exit, PatchError
+from .patcher.locate import Install
+from .api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
+from . import api
 
 YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
                            help="The model yaml the verification builds, e.g. rtdetr-MobileNetV3-large.yaml.")
@@ -31,63 +31,72 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True,
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
 
 
-class _Stdout:
-    """sys.stdout, read at each write, that survives a reader going away (`rtdetr-patch apply --dry-run | head`):
-    the rest of the output is dropped and the command still ends with its own exit code."""
+class _Stream:
+    """The real stream the command started with, held (never ``sys.stdout`` looked up at each write).
 
-    closed_by_reader = False
+    While the verification's progress line runs, rich points ``sys.stdout``/``sys.stderr`` at proxies
+    that print through the console: a console that looked ``sys.stdout`` up would write into its own
+    proxy, which writes back into the console, without end. It also survives a reader going away
+    (`rtdetr-patch apply --dry-run | head`): the rest of the output is dropped and the command still
+    ends with its own exit code.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
 
     def write(self, text: str) -> int:
-        if not _Stdout.closed_by_reader:
+        if not self.closed_by_reader:
             try:
-                sys.stdout.write(text)
+                self.stream.write(text)
             except BrokenPipeError:
                 self._drop()
         return len(text)
 
     def flush(self) -> None:
-        if not _Stdout.closed_by_reader:
+        if not self.closed_by_reader:
             try:
-                sys.stdout.flush()
+                self.stream.flush()
             except BrokenPipeError:
                 self._drop()
 
-    @staticmethod
-    def _drop() -> None:
-        _Stdout.closed_by_reader = True
+    def _drop(self) -> None:
+        self.closed_by_reader = True
         try:  # Python's own flush at exit must not fail on the closed pipe either
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, self.stream.fileno())
         except (OSError, ValueError, AttributeError):
             pass
 
     def isatty(self) -> bool:
-        return sys.stdout.isatty()
+        try:
+            return self.stream.isatty()
+        except (ValueError, AttributeError):
+            return False
 
     def fileno(self) -> int:
-        return sys.stdout.fileno()
+        return self.stream.fileno()
 
     @property
     def encoding(self) -> str:
-        return getattr(sys.stdout, "encoding", None) or "utf-8"
+        return getattr(self.stream, "encoding", None) or "utf-8"
 
 
-def _width() -> int | None:
-    """A terminal's own width; when piped, wide enough that no path or row is folded."""
-    if os.environ.get("COLUMNS") or sys.stdout.isatty():
-        return None
-    return 400
+def _console(stream) -> Console:
+    """A console on one held stream; when piped, wide enough that no path or row is folded."""
+    held = _Stream(stream)
+    wide = None if os.environ.get("COLUMNS") or held.isatty() else 400
+    return Console(file=held, highlight=False, width=wide)
 
 
-out = Console(file=_Stdout(), highlight=False)
-err = Console(stderr=True, highlight=False)
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 
 def emit(text: str) -> None:
-    """One line on stdout (the JSON), through the same pipe-safe writer."""
-    stream = _Stdout()
-    stream.write(text + "\n")
-    stream.flush()
+    """One line on stdout (the JSON), through the same held, pipe-safe stream."""
+    out.file.write(text + "\n")
+    out.file.flush()
 
 WHERE = [
     click.option("--python", "python", metavar="PATH",
@@ -114,16 +123,45 @@ def fail(exc: PatchError, kind: type[Result] = Result, as_json: bool = False, in
     sys.exit(int(exc.code))
 
 
+def interrupted(exc: KeyboardInterrupt, kind: type[Result], as_json: bool, install: Install | None):
+    """Ctrl-C: one line with the install's state and what to run next, exit 130."""
+    state = getattr(exc, "state", None) or "Interrupted."
+    if as_json:
+        emit(json.dumps(kind.failed(PatchError(Exit.INTERRUPTED, state), install).to_dict(), indent=2))
+    else:
+        err.file.write("\n")  # the terminal echoed ^C on the current line
+        err.print(f"[bold yellow]{escape(state)}[/]", soft_wrap=True)
+    sys.exit(int(Exit.INTERRUPTED))
+
+
+def call(kind: type[Result], as_json: bool, func, **options):
+    """Run one API call with the install line and the progress line wired in; a failure or Ctrl-C ends the
+    process here with its exit code, after the progress line is gone and the cursor is back."""
+    found: dict = {}
+    progress = Progress()
+    try:
+        return func(on_install=lambda i: (found.update(install=i), chosen(i)), **options,
+                    **({"on_stage": progress} if kind is not RevertResult else {}))
+    except PatchError as exc:
+        progress.stop()
+        fail(exc, kind, as_json, found.get("install"))
+    except KeyboardInterrupt as exc:
+        progress.stop()
+        interrupted(exc, kind, as_json, found.get("install"))
+    finally:
+        progress.stop()
+
+
 def setup(quiet: bool, as_json: bool) -> None:
-    """Per command: whether the human output is printed, and how wide it may be."""
+    """Per command: the consoles on the streams it was started with, and whether people's output is printed."""
+    global out, err
+    out, err = _console(sys.stdout), _console(sys.stderr)
     out.quiet = quiet or as_json
-    out.width = _width()  # piped output is not folded (None: the terminal's own width)
-    _Stdout.closed_by_reader = False
 
 
-def chosen(install: Install, console: Console = out) -> None:
+def chosen(install: Install) -> None:
     tested = "" if install.tested else "  [yellow](outside the tested range)[/]"
-    console.print(f"Ultralytics [bold]{escape(install.release)}[/]{tested} at {escape(str(install.package))}  "
+    out.print(f"Ultralytics [bold]{escape(install.release)}[/]{tested} at {escape(str(install.package))}  "
                   f"[dim]({escape(install.how)})[/]",
                   soft_wrap=True)
 
@@ -189,7 +227,8 @@ def figures_table(fig: dict) -> Table:
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
     table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
                   f"{fig['backbone_grad_tensors']} backbone tensors")
-    table.add_row("loss after one SGD step", f"{fig['loss_after_step']}")
+    table.add_row("one optimizer step", f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still "
+                  f"finite ({fig['loss_after_step']})")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", f"{fig['gflops']:.1f}")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
@@ -227,16 +266,8 @@ def print_notes(result: Result) -> None:
 def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml, as_json, quiet) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     setup(quiet, as_json)
-    found: dict = {}
-    progress = Progress()
-    try:
-        result = api.apply(python=python, target=target, dry_run=dry_run, no_verify=no_verify,
-                           val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml,
-                           on_install=lambda i: (found.update(install=i), chosen(i)), on_stage=progress)
-    except PatchError as exc:
-        progress.stop()
-        fail(exc, ApplyResult, as_json, found.get("install"))
-    progress.stop()
+    result = call(ApplyResult, as_json, api.apply, python=python, target=target, dry_run=dry_run,
+                  no_verify=no_verify, val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml)
     if as_json:
         emit(json.dumps(result.to_dict(), indent=2))
         return
@@ -289,12 +320,7 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
 def revert(python, target, force, as_json, quiet) -> None:
     """Restore every changed file byte for byte and remove every added file."""
     setup(quiet, as_json)
-    found: dict = {}
-    try:
-        result = api.revert(python=python, target=target, force=force,
-                            on_install=lambda i: (found.update(install=i), chosen(i)))
-    except PatchError as exc:
-        fail(exc, RevertResult, as_json, found.get("install"))
+    result = call(RevertResult, as_json, api.revert, python=python, target=target, force=force)
     if as_json:
         emit(json.dumps(result.to_dict(), indent=2))
         return
@@ -332,15 +358,8 @@ def revert(python, target, force, as_json, quiet) -> None:
 def check(python, target, static, error_on_warn, yaml, as_json, quiet) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
     setup(quiet, as_json)
-    found: dict = {}
-    progress = Progress()
-    try:
-        report = api.check(python=python, target=target, static=static, error_on_warn=error_on_warn, yaml=yaml,
-                           on_install=lambda i: (found.update(install=i), chosen(i)), on_stage=progress)
-    except PatchError as exc:
-        progress.stop()
-        fail(exc, CheckResult, as_json, found.get("install"))
-    progress.stop()
+    report = call(CheckResult, as_json, api.check, python=python, target=target, static=static,
+                  error_on_warn=error_on_warn, yaml=yaml)
     if as_json:
         emit(json.dumps(report.to_dict(), indent=2))
         sys.exit(report.exit_code)
