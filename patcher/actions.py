@@ -106,7 +106,8 @@ def recorded_modules(store: Store, manifest: dict | None) -> list["UserModule"]:
     from .custom import UserModule
 
     return [UserModule(name=m["name"], data=store.module(m["name"]), classes=tuple(m["classes"]),
-                       safe_names=tuple(m.get("safe_names", ())))
+                       safe_names=tuple(m.get("safe_names", ())),
+                       rules=tuple((n, r) for n, r in m.get("rules", {}).items()))
             for m in (manifest or {}).get("options", {}).get("modules", [])]
 
 
@@ -114,9 +115,9 @@ def apply(install: Install, *, dry_run: bool = False, val_rect_fix: bool = False
           module_specs: tuple[str, ...] = ()) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything."""
     if module_specs:
-        from .custom import parse_spec
+        from .custom import parse_specs
 
-        new = [parse_spec(spec, install) for spec in module_specs]
+        new = parse_specs(module_specs, install)
     else:
         new = []
     with session(install) as held:
@@ -229,8 +230,8 @@ def _apply(install: Install, store: Store, manifest: dict | None, same: dict | N
         "package": str(install.package),
         "applied_at": now(),
         "options": {"val_rect_fix": any(s.transform.NAME == "val-rect" for s in plan.steps),
-                    "modules": [{"name": m.name, "classes": list(m.classes), "safe_names": list(m.safe_names)}
-                                for m in modules]},
+                    "modules": [{"name": m.name, "classes": list(m.classes), "safe_names": list(m.safe_names),
+                                 **({"rules": dict(m.rules)} if m.rules else {})} for m in modules]},
         "transforms": [{"name": s.transform.NAME, "file": s.transform.FILE, "blog_step": s.transform.BLOG_STEP,
                         "outcome": s.outcome.value} for s in plan.steps],
         "files": files,

@@ -1,4 +1,10 @@
-"""Users' own backbones: ``apply --module FILE.py[:NAME]`` (repeatable).
+"""Users' own backbones and modules: ``apply --module FILE.py[:NAME[=RULE]]`` (repeatable).
+
+Any module a yaml row names can be registered: ``--module FILE.py:NAME=RULE`` (several names of one
+file by repeating the option, or ``FILE.py:A=conv,B``). Its rule (``target_common.RULES``) says how
+``parse_model`` passes it channels; without one it comes from the constructor's parameter names
+where they decide (``rule_from_params``), and the preflight builds the module under that rule at
+probe widths and refuses it when the output width differs from what the rule records.
 
 The blog series and its readers publish many backbones with MobileNetV3's contract: ``forward``
 returns a list of feature maps, and the instance lists their channels in ``width_list`` (or, in a
@@ -41,66 +47,9 @@ STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the 
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop"}
-USER_MODULE = "rtdetr_patch_user_module"
+from .target.target_common import MULTI, RULES, SINGLE, USER_MODULE, rule_from_params  # noqa: E402
 
-PREFLIGHT = r"""
-import importlib.util, json, os, sys, tempfile, time
-sys.path.insert(0, sys.argv[1])
-NAME, SIZE = "rtdetr_patch_user_module", int(sys.argv[3])
-try:
-    import torch
-    spec = importlib.util.spec_from_file_location(NAME, sys.argv[2])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module  # as an imported module is: registries such as timm's look it up
-    spec.loader.exec_module(module)
-except ModuleNotFoundError as exc:
-    print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name})); sys.exit(0)
-except BaseException as exc:
-    print(json.dumps({"import": f"{type(exc).__name__}: {exc}"})); sys.exit(0)
-out = {}
-for name in sys.argv[4:]:
-    obj = getattr(module, name, None)
-    entry = out[name] = {"kind": "class" if isinstance(obj, type) else "function"}
-    try:
-        t0 = time.perf_counter()
-        try:
-            net = obj()
-        except TypeError as exc:
-            if "required" in str(exc) and "argument" in str(exc):
-                entry["needs_args"] = str(exc)
-                continue
-            raise
-        entry["build_s"] = round(time.perf_counter() - t0, 2)
-        if not isinstance(net, torch.nn.Module):
-            entry["error"] = f"returns {type(net).__name__}, not a torch.nn.Module"
-            continue
-        attr = next((a for a in ("width_list", "channel") if getattr(net, a, None) is not None), None)
-        entry["attr"] = attr
-        entry["widths"] = [int(w) for w in getattr(net, attr)] if attr else None
-        entry["params"] = sum(p.numel() for p in net.parameters())
-        net.eval()
-        with torch.no_grad():
-            maps = net(torch.zeros(1, 3, SIZE, SIZE))
-        if not isinstance(maps, (list, tuple)) or not all(isinstance(m, torch.Tensor) and m.ndim == 4 for m in maps):
-            entry["error"] = f"forward returns {type(maps).__name__}, not a list of feature maps"
-            continue
-        entry["channels"] = [int(m.shape[1]) for m in maps]
-        entry["strides"] = [round(SIZE / m.shape[-1], 2) for m in maps]
-        classes = {(type(m).__module__, type(m).__qualname__) for m in net.modules()}
-        entry["external"] = sorted(f"{mod}.{qual}" for mod, qual in classes
-                                   if mod != NAME and not mod.startswith("torch.nn.modules")
-                                   and "<locals>" not in qual)
-        try:  # every global a checkpoint of it holds beyond torch's own safe set (torch 2.5+)
-            with tempfile.TemporaryDirectory() as folder:
-                saved = os.path.join(folder, "backbone.pt")
-                torch.save({"model": net}, saved)
-                entry["globals"] = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(saved))
-        except AttributeError:
-            entry["globals"] = []
-    except BaseException as exc:
-        entry["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
-print(json.dumps({"candidates": out}))
-"""
+PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
 
 
 @dataclass(frozen=True)
@@ -112,6 +61,15 @@ class UserModule:
     safe_names: tuple[str, ...] = ()  # classes from other packages that an instance holds (restricted loading)
     explicit: bool = field(default=False, compare=False)  # NAME given as FILE.py:NAME
     report: tuple = field(default=(), compare=False)  # per candidate, from the preflight (for the output)
+    rules: tuple[tuple[str, str], ...] = ()  # (name, rule) of every name that is not a backbone ("" until checked)
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        ruled = {name for name, _ in self.rules}
+        return tuple(c for c in self.classes if c not in ruled)
+
+    def rule_of(self, name: str) -> str | None:
+        return dict(self.rules).get(name)
 
     @property
     def rel(self) -> str:
@@ -183,14 +141,26 @@ def parse_spec(spec: str, install: Install) -> UserModule:
     except (SyntaxError, ValueError) as exc:
         raise _fail(f"--module {spec}: {path} does not parse: {exc}")
     defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    rules: list[tuple[str, str]] = []
     if explicit:
-        if not wanted.isidentifier() or keyword.iskeyword(wanted):
-            raise _fail(f"--module {spec}: '{wanted}' is not a Python identifier.")
-        if wanted not in defined:
-            listed = ", ".join(sorted(defined)) or "nothing"
-            raise _fail(f"--module {spec}: {path} defines no class or function {wanted} (it defines: {listed}).",
-                        "Give the name the yaml row uses: a class, or a function that returns the backbone.")
-        names = (wanted,)
+        classes, functions = candidates(tree)
+        names_list = []
+        for part in (p.strip() for p in wanted.split(",")):
+            item, _, rule = part.partition("=")
+            if not item.isidentifier() or keyword.iskeyword(item):
+                raise _fail(f"--module {spec}: '{item}' is not a Python identifier.",
+                            "Give FILE.py:NAME or FILE.py:NAME=RULE (several: FILE.py:A=conv,B=same).")
+            if item not in defined:
+                listed = ", ".join(sorted(defined)) or "nothing"
+                raise _fail(f"--module {spec}: {path} defines no class or function {item} (it defines: {listed}).",
+                            "Give the name the yaml row uses: a class, or a function that builds the module.")
+            if rule and rule not in RULES:
+                raise _fail(f"--module {spec}: '{rule}' is not a rule; the rules are {', '.join(RULES)}.",
+                            "README, \"Your own modules\", shows the parse_model branch each rule replaces.")
+            names_list.append(item)
+            if rule != "backbone" and (rule or item not in classes + functions):
+                rules.append((item, rule))  # "" : the preflight infers it from the signature
+        names = tuple(names_list)
     else:
         classes, functions = candidates(tree)
         names = tuple(functions + classes)
@@ -205,7 +175,28 @@ def parse_spec(spec: str, install: Install) -> UserModule:
     if clash:
         raise _fail(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics {install.release} "
                     "already uses in nn/tasks.py.", "Rename it in your file and in your yaml.")
-    return UserModule(name=name, data=data, classes=names, source=path, explicit=explicit)
+    return UserModule(name=name, data=data, classes=names, source=path, explicit=explicit, rules=tuple(rules))
+
+
+def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[UserModule]:
+    """Every ``--module`` option, the names of one file gathered into one module (in the order given)."""
+    merged: dict[Path, UserModule] = {}
+    for spec in specs:
+        module = parse_spec(spec, install)
+        before = merged.get(module.source)
+        if before is None:
+            merged[module.source] = module
+            continue
+        if not (before.explicit and module.explicit):
+            raise _fail(f"--module {spec}: {module.source} is given twice, once without names.",
+                        "Name every class you need: --module FILE.py:A --module FILE.py:B.")
+        twice = sorted(set(before.classes) & set(module.classes))
+        if twice:
+            raise _fail(f"--module {spec}: {', '.join(twice)} is given twice.", "Give each name once.")
+        classes = before.classes + tuple(c for c in module.classes if c not in before.classes)
+        rules = before.rules + tuple(r for r in module.rules if r[0] not in dict(before.rules))
+        merged[module.source] = replace(before, classes=classes, rules=rules)
+    return list(merged.values())
 
 
 def _install_hint(missing: str, install: Install) -> str:
@@ -290,23 +281,27 @@ def safe_names(module: UserModule, entry: dict) -> set[str]:
 
 
 def check_modules(install: Install, modules: list[UserModule]) -> list[UserModule]:
-    """Import each file and build each candidate in the target interpreter, before anything is written.
+    """Import each file and check each name in the target interpreter, before anything is written.
 
-    Returns the modules with the names that passed (a file given without NAME keeps only those)
+    Returns the modules with the names that passed (a file given without NAME keeps only those),
+    the rule of every module (given, or inferred from its signature and confirmed by a probe build)
     and the classes from other packages that restricted loading must accept.
     """
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
-        raise _fail(f"--module given twice for the same file name: {', '.join(names)}.")
+        raise _fail(f"--module: two files have the same name: {', '.join(names)}.",
+                    "Each file becomes nn/Addmodules/<name>.py: rename one of them.")
     every = [c for m in modules for c in m.classes]
     if len(set(every)) != len(every):
         raise _fail(f"--module: the same name appears in two files: {', '.join(every)}.")
     checked = []
     for module in modules:
         done = None
+        ruled = dict(module.rules)
+        spec = [{"name": c, "rule": ruled.get(c) or None, "backbone": c not in ruled} for c in module.classes]
         try:
-            done = subprocess.run([install.python, "-c", PREFLIGHT, str(install.root), str(module.source), str(PROBE),
-                                   *module.classes], capture_output=True, text=True, timeout=900,
+            done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(module.source),
+                                   json.dumps(spec)], capture_output=True, text=True, timeout=900,
                                   cwd=str(module.source.parent))
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
@@ -320,35 +315,123 @@ def check_modules(install: Install, modules: list[UserModule]) -> list[UserModul
             raise _fail(f"--module {module.source}: running the file at import fails: {answer['import']}",
                         "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
                         "not run); nothing was written.")
-        keep, errors, rows = _judge(module, answer["candidates"])
-        if errors or not keep:
+        entries = answer["candidates"]
+        found = {n for n, e in entries.items() if e.get("as_backbone")}  # no rule given, and it is a backbone
+        if found:
+            module = replace(module, rules=tuple(r for r in module.rules if r[0] not in found))
+        backbones = replace(module, classes=module.backbones, rules=())
+        keep, errors, rows = _judge(backbones, {k: v for k, v in entries.items() if k in module.backbones}) \
+            if module.backbones else ([], [], [])
+        rules, module_errors, module_rows = _judge_modules(module, entries)
+        errors += module_errors
+        rows += module_rows
+        if errors or not (keep or rules):
             detail = "; ".join(errors) or "; ".join(f"{r['name']}: {r['status']} ({r['note']})" for r in rows)
-            raise _fail(f"{detail}", "A backbone must build (with default arguments, or from a factory "
-                        "function), return three to five maps at 640x640 and list their channels in `width_list` "
-                        "or `channel`. Name the one your yaml uses: --module FILE.py:NAME. Nothing was written.")
-        external = sorted({n for name in keep for n in safe_names(module, answer["candidates"][name])})
-        checked.append(replace(module, classes=tuple(keep), safe_names=tuple(external), report=tuple(rows)))
+            hint = ("A backbone must build (with default arguments, or from a factory function), return three to "
+                    "five maps at 640x640 and list their channels in `width_list` or `channel`. Name the one your "
+                    "yaml uses: --module FILE.py:NAME. Nothing was written.") if not module_errors else \
+                ("Give the rule that fits: --module FILE.py:NAME=RULE (README, \"Your own modules\"). Nothing "
+                 "was written.")
+            raise _fail(f"{detail}", hint)
+        external = sorted({n for name in keep + [r[0] for r in rules] for n in safe_names(module, entries[name])})
+        checked.append(replace(module, classes=tuple(c for c in module.classes if c in keep or c in dict(rules)),
+                               rules=tuple(rules), safe_names=tuple(external), report=tuple(rows)))
     return checked
 
 
+def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, str]], list[str], list[dict]]:
+    """((name, rule) to register, errors, report rows) for the names that are not backbones."""
+    rules, errors, rows = [], [], []
+    for name, given in module.rules:
+        entry = entries.get(name, {"error": "was not checked"})
+        rule = entry.get("rule") or given or None
+        row = {"name": name, "kind": entry.get("kind", "?"), "rule": rule, "status": "ok", "note": "",
+               "inferred": bool(entry.get("inferred"))}
+        rows.append(row)
+        where = f"--module {module.source}:{name}"
+        if entry.get("error"):
+            row["status"], row["note"] = "refused", entry["error"]
+            errors.append(f"{where}: {entry['error']}")
+            continue
+        if rule is None:
+            row["status"] = "refused"
+            row["note"] = (f"the rule cannot be told from its signature ({', '.join(entry.get('params_names', []))}): "
+                           f"{entry.get('why', '')}")
+            errors.append(f"{where}: {row['note']}; give one: {name}=conv, =same, =plain, or for several inputs "
+                          f"={', ='.join(MULTI)}")
+            continue
+        why = f" ({entry['why']})" if entry.get("inferred") and entry.get("why") else ""
+        said = f"{entry['why']}; " if why else ""
+        if "build_error" in entry:
+            row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}"
+            errors.append(f"{where}: {row['note']}. {_other_rules(rule)}")
+            continue
+        if "needs_args" in entry or "forward_error" in entry or "probe" in entry:
+            reason = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry
+                                            else entry["forward_error"])
+            row["note"] = f"{said}not probed here ({reason}): the smoke run of your yaml builds it"
+            rules.append((name, rule))
+            continue
+        if entry["measured"] != entry["expected"]:
+            fits = _fitting(entry)
+            row["status"] = "refused"
+            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']} on inputs of {entry['probe_inputs']} "
+                           f"channels returns {entry['measured']} channels, but the rule records {entry['expected']} "
+                           f"for the next row" + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
+            errors.append(f"{where}: {row['note']}")
+            continue
+        row["note"] = f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says"
+        rules.append((name, rule))
+    return rules, errors, rows
+
+
+def _fitting(entry: dict) -> str | None:
+    """A rule whose recorded width matches what the probe measured (same inputs), if one does."""
+    from .target.target_common import PROBE_IN, PROBE_OUT
+
+    measured = entry["measured"]
+    if measured == PROBE_OUT:
+        return "conv"
+    if measured == PROBE_IN:
+        return "same" if entry.get("params_names") else "plain"
+    return None
+
+
+def _other_rules(rule: str) -> str:
+    if rule in SINGLE:
+        return ("If it takes several inputs (a list), give a several-input rule: " + ", ".join(MULTI) +
+                "; if it takes no width, =plain")
+    return "If it takes one input, give a single-input rule: " + ", ".join(SINGLE)
+
+
 def registry_block(modules: list[UserModule]) -> bytes:
-    """The lines appended to the added package's __init__.py for the users' backbones.
+    """The lines appended to the added package's __init__.py for the users' backbones and modules.
 
     The file's module is taken from ``sys.modules`` by its full name, never with ``from . import
     name``: when a file and a class share a name (``FasterNet.py`` holding ``class FasterNet``),
-    the package attribute is the class, not the module.
+    the package attribute is the class, not the module. Only the names given are imported, so a
+    file's other exports (its own ``Conv`` or ``DWConv``) never reach ``tasks.py``.
     """
     if not modules:
         return b""
-    lines = ["", "", "# Users' backbones (rtdetr-patch apply --module)", "import importlib as _importlib", ""]
+    lines = ["", "", "# Users' backbones and modules (rtdetr-patch apply --module)", "import importlib as _importlib", ""]
     for module in modules:
         lines.append(f"from .{module.name} import {', '.join(module.classes)}")
-    every = sorted(c for m in modules for c in m.classes)
-    lines.append(f"RTDETR_PATCH_BACKBONES = RTDETR_PATCH_BACKBONES | {{{', '.join(every)}}}")
+    backbones = sorted(c for m in modules for c in m.backbones)
+    if backbones:
+        lines.append(f"RTDETR_PATCH_BACKBONES = RTDETR_PATCH_BACKBONES | {{{', '.join(backbones)}}}")
+    ruled = sorted((name, rule) for m in modules for name, rule in m.rules if rule != "block")
+    if ruled:
+        lines.append("RTDETR_PATCH_MODULES.update({" + ", ".join(f"{n}: {r!r}" for n, r in ruled) + "})")
+    blocks = sorted(name for m in modules for name, rule in m.rules if rule == "block")
+    if blocks:
+        lines.append("_resnet.BLOCKS.update({" + ", ".join(f"{n!r}: {n}" for n in blocks) + "})")
     for module in modules:
         lines.append(f"RTDETR_PATCH_SAFE_MODULES.append(_importlib.import_module(__name__ + {'.' + module.name!r}))")
     names = sorted({n for m in modules for n in m.safe_names})
     if names:
         lines.append(f"RTDETR_PATCH_SAFE_NAMES += {names!r}")
-    lines.append(f"__all__ += {every!r}")
+    exported = sorted(backbones + [n for n, _ in ruled])
+    if exported:
+        lines.append(f"__all__ += {exported!r}")
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from .errors import Exit, PatchError
 from .locate import Install
+from .target.target_common import PREFIX
 
-SMOKE = Path(__file__).with_name("smoke.py")
-PREFIX = "@rtdetr-patch "
+SMOKE = Path(__file__).with_name("target") / "smoke.py"
 TIMEOUT_S = 1800
 
 

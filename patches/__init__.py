@@ -10,6 +10,7 @@ from .base import MARK, Outcome, TargetMissing, Transform
 from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
 from .parse_model import ParseModelBackbones
+from .parse_model_modules import ParseModelModules
 from .repc3 import RepC3Expansion
 from .restricted_layers import RestrictedLayers
 from .safe_load import SafeLoadAllow
@@ -20,6 +21,7 @@ from .val_rect import ValRect
 ALL: tuple[type[Transform], ...] = (
     TasksImport,
     ParseModelBackbones,
+    ParseModelModules,
     LayerLoops,
     StrideProbe,
     SafeLoadAllow,

@@ -49,18 +49,18 @@ _SHIFTED_I = m.BinaryOperation(left=m.Name("i"), operator=m.Add(), right=m.Name(
 _SAVE_MOD = m.BinaryOperation(left=m.Name("x"), operator=m.Modulo(), right=m.Name("i"))
 
 
-def _chain_else(node: cst.If) -> cst.Else | None:
+def chain_else(node: cst.If) -> cst.Else | None:
     """The final ``else`` of an ``if/elif`` chain."""
     while isinstance(node.orelse, cst.If):
         node = node.orelse
     return node.orelse
 
 
-def _is_branch_chain(stmt: cst.CSTNode) -> bool:
+def is_branch_chain(stmt: cst.CSTNode) -> bool:
     """The module-type chain: an ``if`` whose final ``else`` is ``c2 = ch[f]``."""
     if not isinstance(stmt, cst.If):
         return False
-    tail = _chain_else(stmt)
+    tail = chain_else(stmt)
     return tail is not None and any(is_simple(s, _C2_FROM_CH) for s in block_of(tail))
 
 
@@ -73,12 +73,11 @@ def _has_our_branch(chain: cst.If) -> bool:
     return False
 
 
-def _insert_branch(chain: cst.If) -> cst.If:
-    """Insert our ``elif`` in front of the chain's final ``else``."""
+def insert_before_else(chain: cst.If, branch: cst.If) -> cst.If:
+    """``branch`` as an ``elif`` in front of the chain's final ``else``."""
     if not isinstance(chain.orelse, cst.If):
-        branch = statement(BRANCH)
         return chain.with_changes(orelse=branch.with_changes(orelse=chain.orelse))
-    return chain.with_changes(orelse=_insert_branch(chain.orelse))
+    return chain.with_changes(orelse=insert_before_else(chain.orelse, branch))
 
 
 class _Rewrite(cst.CSTTransformer):
@@ -124,7 +123,7 @@ class ParseModelBackbones(Transform):
         if self.classes or self.functions or updated.name.value != "parse_model":
             return updated
         body = list(updated.body.body)
-        loops = [i for i, s in enumerate(body) if isinstance(s, cst.For) and self._is_layer_loop(s)]
+        loops = [i for i, s in enumerate(body) if isinstance(s, cst.For) and is_layer_loop(s)]
         if len(loops) != 1:
             return updated
         at = loops[0]
@@ -132,7 +131,7 @@ class ParseModelBackbones(Transform):
         def find(pred) -> int | None:
             return next((i for i, s in enumerate(loop_body) if pred(s)), None)
 
-        chain = find(_is_branch_chain)
+        chain = find(is_branch_chain)
         attach = find(lambda s: is_simple(s, _ATTACH))
         save = find(lambda s: is_simple(s, _SAVE))
         guarded = find(lambda s: isinstance(s, cst.If) and m.matches(s.test, _GUARD_TEST)
@@ -148,7 +147,7 @@ class ParseModelBackbones(Transform):
                 raise TargetMissing(f"{name} in the layer loop of parse_model")
 
         def branch():
-            loop_body[chain] = _insert_branch(loop_body[chain])
+            loop_body[chain] = insert_before_else(loop_body[chain], statement(BRANCH))
 
         def guard():
             line = loop_body[m_assign]
@@ -213,10 +212,11 @@ class ParseModelBackbones(Transform):
         self.settle(Outcome.PATCHED)
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
-    @staticmethod
-    def _is_layer_loop(loop: cst.For) -> bool:
-        stmts: Sequence[cst.BaseStatement] = block_of(loop)
-        direct = any(is_simple(s, _M_ASSIGN) for s in stmts)
-        guarded = any(isinstance(s, cst.If) and m.matches(s.test, _GUARD_TEST)
-                      and any(is_simple(x, _M_ASSIGN) for x in block_of(s)) for s in stmts)
-        return direct or guarded
+
+def is_layer_loop(loop: cst.For) -> bool:
+    """The ``for`` over the yaml's rows: it assigns ``m_`` (directly, or under our guard)."""
+    stmts: Sequence[cst.BaseStatement] = block_of(loop)
+    direct = any(is_simple(s, _M_ASSIGN) for s in stmts)
+    guarded = any(isinstance(s, cst.If) and m.matches(s.test, _GUARD_TEST)
+                  and any(is_simple(x, _M_ASSIGN) for x in block_of(s)) for s in stmts)
+    return direct or guarded

@@ -141,6 +141,18 @@ def _restart_warning(result: Result, install: Install) -> None:
     _warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+def _yaml(yaml: str) -> str:
+    """A shipped yaml's name as given; the user's own yaml (a path) made absolute, and it must exist."""
+    path = Path(yaml).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    if len(path.parts) > 1 or path.suffix not in (".yaml", ".yml"):
+        raise PatchError(Exit.USAGE, f"--yaml {yaml}: there is no such file (from {Path.cwd()}).",
+                         "Give the path of your model yaml, or the name of a yaml shipped in Ultralytics' "
+                         "cfg/models, e.g. rtdetr-MobileNetV3.yaml. Nothing was written.")
+    return yaml
+
+
 def _verify(install: Install, yaml: str, on_stage: Progress) -> dict:
     from .patcher.verify import verify  # the smoke run starts a fresh process of the target's Python
 
@@ -157,6 +169,7 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
     ``modules`` are ``FILE.py[:NAME]`` backbone files of your own. ``on_install`` is called with the
     install once it is found, ``on_stage`` with each verification stage (for progress display).
     """
+    yaml = _yaml(yaml)
     with if_interrupted(NOTHING_WRITTEN):
         install = locate(python, target)
         if on_install:
@@ -237,6 +250,7 @@ def check(*, python: str | None = None, target: str | None = None, static: bool 
 def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) -> CheckResult:
     from .patcher.report import inspect, verdict
 
+    yaml = _yaml(yaml)
     install = locate(python, target)
     if on_install:
         on_install(install)

@@ -25,7 +25,8 @@ from .api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
 from . import api
 
 YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
-                           help="The model yaml the verification builds, e.g. rtdetr-MobileNetV3-large.yaml.")
+                           help="The model yaml the verification builds: a shipped name "
+                                "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object instead of tables (README: \"Output for scripts: --json\").")
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
@@ -199,7 +200,7 @@ def print_diff(diff: str) -> None:
 
 def print_modules(rows: list[dict]) -> None:
     """The --module preflight, one line per candidate (built and run at 640x640 on the CPU), never cut."""
-    out.print("Your backbones, built and run at 640x640 on the CPU:")
+    out.print("Your modules, built and run on the CPU (backbones at 640x640, other modules at probe widths):")
     colours = {"ok": "green", "ok, unusual strides": "yellow", "needs arguments": "yellow", "refused": "red"}
     for r in rows:
         facts = []
@@ -210,6 +211,8 @@ def print_modules(rows: list[dict]) -> None:
             facts.append(f"{r['params']:,} parameters")
         if r.get("build_s") is not None:
             facts.append(f"built in {r['build_s']:.2f} s")
+        if r.get("rule"):
+            facts.insert(0, f"rule {r['rule']}" + (" (from its signature)" if r.get("inferred") else ""))
         line = f"  {escape(r['name'])} ({r['kind']}): " + (", ".join(facts) + ": " if facts else "")
         line += f"[{colours.get(r['status'], 'red')}]{escape(r['status'])}[/]"
         if r.get("note"):
@@ -222,11 +225,16 @@ def figures_table(fig: dict) -> Table:
                   title_justify="left")
     table.add_column("check")
     table.add_column("result", justify="right")
-    table.add_row("build", f"{fig['backbone']} outputs {fig['backbone_widths']}")
-    table.add_row("backbone maps at 640", ", ".join("x".join(map(str, s[1:])) for s in fig["backbone_shapes"]))
+    if fig["backbone_shapes"]:
+        table.add_row("build", f"{fig['backbone']} outputs {fig['backbone_widths']}")
+        table.add_row("backbone maps at 640", ", ".join("x".join(map(str, s[1:])) for s in fig["backbone_shapes"]))
+    layers = fig.get("registered_layers") or []
+    if layers:
+        shown = ", ".join(sorted(set(layers)))
+        table.add_row("your modules in the model", f"{len(layers)} layers: {escape(shown)}")
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
     table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
-                  f"{fig['backbone_grad_tensors']} backbone tensors")
+                  f"{fig['backbone_grad_tensors']} {'backbone' if fig['backbone_shapes'] else 'model'} tensors")
     table.add_row("one optimizer step", f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still "
                   f"finite ({fig['loss_after_step']})")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
@@ -257,9 +265,11 @@ def print_notes(result: Result) -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
 @click.option("--val-rect-fix", is_flag=True, help="Also apply blog step 4.10: rect=False for validation batches.")
 @click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
-@click.option("--module", "modules", multiple=True, metavar="FILE.py[:NAME]",
-              help="Add your own list-returning backbone (repeatable): NAME is the class or factory function "
-                   "your yaml row uses; without it, every candidate in the file that builds.")
+@click.option("--module", "modules", multiple=True, metavar="FILE.py[:NAME[=RULE]]",
+              help="Add a module of your own (repeatable): NAME is the class or factory function a yaml row "
+                   "uses, RULE how parse_model passes it channels (conv, conv-n, same, plain, concat, first, last, "
+                   "inputs, inputs-out, count, head, block, backbone; default: from its signature). FILE.py alone: "
+                   "every list-returning backbone in the file.")
 @YAML_OPTION
 @JSON_OPTION
 @QUIET_OPTION
@@ -308,7 +318,7 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
         out.print("[dim]Verification skipped (--no-verify); run `rtdetr-patch check` before training.[/]")
         return
     out.print(figures_table(result.verification))
-    wrapper = "YOLO" if yaml.lower().startswith("yolo") else "RTDETR"
+    wrapper = "RTDETR" if result.verification.get("family") == "rtdetr" else "YOLO"
     out.print(f"[green]Patched and verified.[/] Train with {wrapper}({yaml!r}).")
 
 

@@ -52,11 +52,11 @@ def expected_outcome(name: str, release: str) -> Outcome:
 def expected_marks(rel: str, release: str) -> int:
     """Lines holding the `rtdetr-patch` marker comment in the patched file."""
     if rel == "nn/tasks.py":
-        # the import, parse_model's five (shift init, flag, branch, guard, ch update), one per layer
+        # the import, parse_model's five (shift init, flag, branch, guard, ch update), the modules' branch, one per layer
         # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
         restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
-        return 1 + 5 + LOOPS[release] + 2 * restricted  # the allow-list line and the restricted layer check
+        return 1 + 5 + 1 + LOOPS[release] + 2 * restricted  # the allow-list line and the restricted layer check
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":

@@ -10,6 +10,12 @@
   ``parse_model`` and the layer loops: outputs are left-padded to five with placeholders, so
   that a backbone in yaml row 0 puts four outputs at indices 1-4 (three at 2-4, five at 0-4) and
   shifts every later layer by four, as the blog's yaml expects.
+* ``RTDETR_PATCH_MODULES`` maps every other registered module (a class or a factory that a yaml
+  row names) to its channel rule; ``parse_model`` has one branch for all of them, which calls
+  ``rtdetr_patch_module_args`` (the rules are listed in ``RULES``, and explained in the README:
+  "Your own modules"). ``ResNet.py`` is the series' ResNet base (``ConvNormLayer``, ``Blocks``).
+* ``rtdetr_patch_deploy`` is called by ``model.fuse()``: ``switch_to_deploy()`` of every module
+  defined in this package (re-parameterised blocks, batch-norm folding).
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
@@ -28,10 +34,13 @@ import importlib as _importlib
 import torch.nn as _nn
 
 from . import MobileNetV3 as _mobilenetv3
+from . import ResNet as _resnet
 from .MobileNetV3 import MobileNetV3
+from .ResNet import Blocks, ConvNormLayer
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
-RTDETR_PATCH_SAFE_MODULES = [_mobilenetv3]  # files whose classes a trained checkpoint may hold
+RTDETR_PATCH_MODULES = {ConvNormLayer: "conv", Blocks: "resnet-stage"}  # module -> its channel rule
+RTDETR_PATCH_SAFE_MODULES = [_mobilenetv3, _resnet]  # files whose classes a trained checkpoint may hold
 RTDETR_PATCH_SAFE_NAMES = []  # "package.module.Class" of other packages' layers inside those backbones
 CONTRACT = ("width_list", "channel")  # where a backbone lists its output channels
 PADDED_OUTPUTS = 5  # the blog's layout: index of the backbone row + four feature maps
@@ -97,6 +106,98 @@ def _resolve(dotted: str):
     return None
 
 
+# The channel rules. Single-input rules take one ``from`` index; the others a list of them.
+SINGLE = ("conv", "conv-n", "same", "plain", "resnet-stage")
+MULTI = ("concat", "first", "last", "inputs", "inputs-out", "count", "head")
+RULES = SINGLE + MULTI
+
+
+class RtdetrPatchRowError(TypeError):
+    """A yaml row that does not fit the rule its module is registered with."""
+
+
+def _scaled(c2, nc, width, max_channels):
+    """An output width as Ultralytics scales its own convolutions: times ``width``, capped, a multiple of 8."""
+    if c2 == nc:
+        return c2
+    return int(-(-min(c2, max_channels) * width // 8) * 8)
+
+
+def rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels):
+    """``(c2, args, n)`` for a row whose module is in ``RTDETR_PATCH_MODULES``, by the module's rule.
+
+    ``c2`` is always set (a branch that leaves it unset passes the previous row's width on).
+    """
+    rule = RTDETR_PATCH_MODULES[m]
+    name = getattr(m, "__name__", str(m))
+    many = isinstance(f, (list, tuple))
+    row = f"row {i} of the model yaml ([{f}, {n}, {name}, {list(args)}])"
+    if rule in SINGLE and many:
+        raise RtdetrPatchRowError(
+            f"{row}: {name} is registered with the rule '{rule}', which takes one input, but the row gives it "
+            f"{len(f)}. A module that takes several inputs needs one of the rules {', '.join(MULTI)}: "
+            f"rtdetr-patch apply --module FILE.py:{name}=RULE")
+    if rule in MULTI and rule != "head" and not many:
+        raise RtdetrPatchRowError(
+            f"{row}: {name} is registered with the rule '{rule}', which takes several inputs ([[-1, 6], ...]), "
+            f"but the row gives it one. Give the row a list of inputs, or register it with a single-input rule "
+            f"({', '.join(SINGLE[:4])}): rtdetr-patch apply --module FILE.py:{name}=RULE")
+    args = list(args)
+    if rule in ("conv", "conv-n"):
+        if not args:
+            raise RtdetrPatchRowError(f"{row}: the rule '{rule}' takes the output width as the row's first "
+                                      f"argument, and the row has none; or register {name} with '=same'/'=plain'")
+        c1, c2 = ch[f], _scaled(args[0], nc, width, max_channels)
+        args = [c1, c2, *args[1:]]
+        if rule == "conv-n":
+            args.insert(2, n)
+            n = 1
+    elif rule == "same":
+        c2 = ch[f]
+        args = [c2, *args]
+    elif rule == "plain":
+        c2 = ch[f]
+    elif rule == "resnet-stage":  # the series' Blocks: [ch_out, block, stage_num, ...]; the repeats column counts blocks
+        block = _resnet.block_class(args[1])
+        c2 = args[0] * getattr(block, "expansion", 1)
+        args = [ch[f], args[0], n, *args[1:]]
+        n = 1
+    elif rule == "concat":
+        c2 = sum(ch[x] for x in f)
+    elif rule in ("first", "last"):
+        c2 = ch[f[0] if rule == "first" else f[-1]]
+    elif rule == "inputs":
+        c2 = ch[f[0]]
+        args = [[ch[x] for x in f], *args]
+    elif rule == "inputs-out":
+        if not args:
+            raise RtdetrPatchRowError(f"{row}: the rule 'inputs-out' takes the output width as the row's first "
+                                      "argument, and the row has none")
+        c2 = _scaled(args[0], nc, width, max_channels)
+        args = [[ch[x] for x in f], c2, *args[1:]]
+    elif rule == "count":
+        c2 = ch[f[0]]
+        args = [len(f), *args]
+    elif rule == "head":
+        inputs = f if many else [f]
+        c2 = ch[inputs[-1]]
+        args = [*args, [ch[x] for x in inputs]]
+    else:
+        raise RtdetrPatchRowError(f"{row}: unknown rule {rule!r} (known: {', '.join(RULES)})")
+    return c2, args, n
+
+
+def rtdetr_patch_deploy(model) -> int:
+    """``switch_to_deploy()`` on every module of a class this package defines; the number switched."""
+    mine = tuple(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES))
+    switched = 0
+    for layer in list(model.modules()):
+        if isinstance(layer, mine) and callable(getattr(layer, "switch_to_deploy", None)):
+            layer.switch_to_deploy()
+            switched += 1
+    return switched
+
+
 def rtdetr_patch_probe_size(layers, size: int) -> int:
     """The stride probe size: 640 if a layer is a registered backbone (blog step 4.8), else ``size``."""
     return PROBE_SIZE if any(getattr(layer, "backbone", False) for layer in layers) else size
@@ -131,5 +232,6 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
     return outputs[-1]
 
 
-__all__ = ["MobileNetV3", "RTDETR_PATCH_BACKBONES", "rtdetr_patch_channels", "rtdetr_patch_outputs",
-           "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"]
+__all__ = ["MobileNetV3", "ConvNormLayer", "Blocks", "RTDETR_PATCH_BACKBONES",
+           "RTDETR_PATCH_MODULES", "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_args",
+           "rtdetr_patch_deploy", "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"]

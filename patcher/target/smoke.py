@@ -22,7 +22,7 @@ import traceback
 
 RTDETR_L_PARAMS = 32_970_476  # stock rtdetr-l.yaml at nc=80, every release from 8.0.136 to 8.4.190
 STAGE = {"name": "start"}
-PREFIX = "@rtdetr-patch "  # marks our lines: Ultralytics logs to stdout too
+from target_common import BACKBONES, PREFIX  # noqa: E402  (beside this file: the script's folder is on sys.path)
 
 
 def emit(**payload) -> None:
@@ -62,7 +62,7 @@ def run(args) -> dict:
         raise RuntimeError(f"imported ultralytics from {where}, expected the patched one at {expected}")
     lap("import ultralytics")
 
-    yolo = os.path.basename(args.yaml).lower().startswith("yolo")  # a YOLO family yaml: Detect head
+    yolo = is_yolo(args.yaml)
     stage(f"build {args.yaml}")
     if yolo:
         from ultralytics import YOLO
@@ -73,18 +73,23 @@ def run(args) -> dict:
     else:
         model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
-    if not backbones and not args.native:
+    own = os.path.isfile(args.yaml)  # the user's own yaml: it may hold modules and no added backbone
+    if not backbones and not args.native and not own:
         raise RuntimeError(f"{args.yaml} built no list-returning backbone: parse_model is not patched")
-    backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
+    registered = [type(m).__name__ for m in model.model if type(m).__module__.startswith("ultralytics.nn.Addmodules")]
+    if own and not backbones:  # its backbone is the first rows (Ultralytics' own or registered modules)
+        backbone = None
+    else:
+        backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
     lap("build")
 
     stage(f"eval forward at {args.imgsz}")
     model.eval()
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
     with torch.no_grad():
-        feats = backbone(x)
+        feats = backbone(x) if backbone is not None else []
         out = model(x)
-    if not backbones:  # TorchVision with split=True: the input, then every child's output
+    if not backbones and backbone is not None:  # TorchVision with split=True: the input, then every child's output
         feats = feats[1:]
     widths = list(getattr(backbone, "width_list", [f.shape[1] for f in feats]))
     shapes = [list(f.shape) for f in feats]
@@ -118,9 +123,14 @@ def run(args) -> dict:
     if not torch.isfinite(total):
         raise RuntimeError(f"train-mode loss is not finite: {total}")
     total.backward()
-    grads = [p.grad for p in backbone.parameters() if p.grad is not None]
+    grads = [p.grad for p in (backbone or model).parameters() if p.grad is not None]
     if not grads:
         raise RuntimeError("no gradient reached the backbone")
+    for layer in model.model:  # every registered module of the yaml trains
+        if type(layer).__module__.startswith("ultralytics.nn.Addmodules") and any(
+                p.requires_grad for p in layer.parameters()) and not any(
+                p.grad is not None for p in layer.parameters()):
+            raise RuntimeError(f"no gradient reached layer {layer.i} ({type(layer).__name__})")
     bad = sum(1 for p in model.parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
     if bad:
         raise RuntimeError(f"{bad} parameter tensors have non-finite gradients")
@@ -164,7 +174,8 @@ def run(args) -> dict:
         "yaml": args.yaml,
         "imgsz": args.imgsz,
         "family": "yolo" if yolo else "rtdetr",
-        "backbone": type(backbone).__name__,
+        "backbone": type(backbone).__name__ if backbone is not None else "(the yaml's own rows)",
+        "registered_layers": registered,
         "backbone_widths": widths,
         "backbone_shapes": shapes,
         "output_shape": list(y.shape),
@@ -179,6 +190,14 @@ def run(args) -> dict:
         "timings": timings,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def is_yolo(yaml: str) -> bool:
+    """A YOLO model (Detect head): a shipped yaml by its name, the user's own by its head."""
+    if os.path.isfile(yaml):
+        with open(yaml, encoding="utf-8") as handle:
+            return "RTDETRDecoder" not in handle.read()
+    return os.path.basename(yaml).lower().startswith("yolo")
 
 
 def first_tensor(out):
@@ -208,7 +227,7 @@ def users_backbones_reload(torch, root: str) -> dict:
 
     own = {Addmodules.MobileNetV3}
     out = {}
-    for entry in sorted(Addmodules.RTDETR_PATCH_BACKBONES - own, key=lambda e: e.__name__):
+    for entry in sorted(getattr(Addmodules, BACKBONES) - own, key=lambda e: e.__name__):
         name = entry.__name__
         try:
             net = entry()

@@ -1,0 +1,8 @@
+"""The programs that run in the target interpreter (installed as ``rtdetr_patch.patcher.target``).
+
+``smoke.py`` (the smoke verification) and ``preflight.py`` (the ``--module`` check) are started as
+scripts with the Python that trains, which may not have rtdetr-patch installed: they import nothing
+of ours but ``target_common.py`` beside them (the script's folder is first on ``sys.path``), which
+holds what crosses the process boundary: the line prefix, the probe sizes, the backbone contract and
+the channel rules. The engine imports the same module as ``rtdetr_patch.patcher.target.target_common``.
+"""
