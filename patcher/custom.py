@@ -35,10 +35,11 @@ from pathlib import Path
 from .errors import Exit, PatchError
 from .locate import Install
 
-RESERVED = {"MobileNetV3", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
+RESERVED = {"MobileNetV3", "ResNet", "ConvNormLayer", "Blocks", "RTDETR_PATCH_MODULES", "rtdetr_patch_module_args",
+            "rtdetr_patch_deploy", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
             "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_classes",
             "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"}
-OURS = {"MobileNetV3"}  # rtdetr-patch's own backbone: a user's class may not take its name
+OURS = {"MobileNetV3", "ConvNormLayer", "Blocks"}  # rtdetr-patch's own modules: a user's may not take their names
 CONTRACT = ("width_list", "channel")  # the attribute that lists a backbone's output channels
 PROBE = 640
 PADDED = 5  # the blog's layout: a backbone's outputs end at index 4, left-padded with placeholders
@@ -133,7 +134,7 @@ def parse_spec(spec: str, install: Install) -> UserModule:
     name = path.stem
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in RESERVED:
         raise _fail(f"--module {spec}: the file name '{name}' cannot be a module of the added package "
-                    "(it must be a Python identifier, not starting with '_', and not MobileNetV3).",
+                    "(it must be a Python identifier, not starting with '_', and not MobileNetV3 or ResNet, the files rtdetr-patch ships).",
                     "Rename the file, e.g. my_backbone.py.")
     data = path.read_bytes()
     try:
@@ -169,7 +170,7 @@ def parse_spec(spec: str, install: Install) -> UserModule:
                         "returns such a class.", "Name it: --module FILE.py:NAME (a class or a factory function).")
     ours = sorted(set(names) & OURS)
     if ours:
-        raise _fail(f"--module {spec}: {', '.join(ours)} is the name of rtdetr-patch's own backbone.",
+        raise _fail(f"--module {spec}: {', '.join(ours)} is the name of one of rtdetr-patch's own modules (MobileNetV3, ConvNormLayer, Blocks).",
                     "Rename yours in the file and in your yaml (e.g. MobileNetV3Custom).")
     clash = sorted(set(names) & (taken_names(install) | RESERVED))
     if clash:

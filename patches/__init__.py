@@ -7,6 +7,7 @@ Each transform is a small libcst class whose docstring names the blog step it im
 from __future__ import annotations
 
 from .base import MARK, Outcome, TargetMissing, Transform
+from .fuse_deploy import FuseDeploy
 from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
 from .parse_model import ParseModelBackbones
@@ -26,6 +27,7 @@ ALL: tuple[type[Transform], ...] = (
     StrideProbe,
     SafeLoadAllow,
     RestrictedLayers,
+    FuseDeploy,
     GetFlopsRealSize,
     RepC3Expansion,
     ValRect,

@@ -239,6 +239,9 @@ def figures_table(fig: dict) -> Table:
                   f"finite ({fig['loss_after_step']})")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", f"{fig['gflops']:.1f}")
+    if fig.get("fuse"):
+        table.add_row("model.fuse() for deploy", f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
+                      f"{fig['fuse']['deploy_modules']} modules switched to deploy")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))

@@ -93,7 +93,7 @@ def test_explicit_class_name(tree, cli, tmp_path):
     ("no-width-list", "sets `width_list` or `channel`"),
     ("not-a-module", "returns int, not a torch.nn.Module"),
     ("reserved-file", "cannot be a module"),
-    ("our-name", "is the name of rtdetr-patch's own backbone"),
+    ("our-name", "is the name of one of rtdetr-patch's own modules"),
     ("missing-class", "defines no class or function"),
     ("missing-file", "nowhere.py does not exist"),
     ("not-python", "is not a Python file"),

@@ -73,11 +73,11 @@ def run(args) -> dict:
     else:
         model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
-    own = os.path.isfile(args.yaml)  # the user's own yaml: it may hold modules and no added backbone
-    if not backbones and not args.native and not own:
-        raise RuntimeError(f"{args.yaml} built no list-returning backbone: parse_model is not patched")
     registered = [type(m).__name__ for m in model.model if type(m).__module__.startswith("ultralytics.nn.Addmodules")]
-    if own and not backbones:  # its backbone is the first rows (Ultralytics' own or registered modules)
+    own = os.path.isfile(args.yaml)  # the user's own yaml: it may hold no added module at all
+    if not backbones and not registered and not args.native and not own:
+        raise RuntimeError(f"{args.yaml} built no added backbone or module: parse_model is not patched")
+    if not backbones and not args.native:  # its backbone is its first rows (Ultralytics' or registered modules)
         backbone = None
     else:
         backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
@@ -163,6 +163,10 @@ def run(args) -> dict:
         raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
     lap("rtdetr-l build")
 
+    stage("fuse for deploy")
+    fusion = fuse_check(torch, model, x)
+    lap("fuse")
+
     stage("your backbones: restricted reload")
     reloaded = users_backbones_reload(torch, args.root)
     lap("users' backbones")
@@ -187,9 +191,35 @@ def run(args) -> dict:
         "gflops": round(float(gflops), 2),
         "rtdetr_l_params": stock_params,
         "users_backbones": reloaded,
+        "fuse": fusion,
         "timings": timings,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def fuse_check(torch, model, x) -> dict:
+    """``model.fuse()`` (what predict, val and export call): the outputs before and after must agree."""
+    head = model.model[-1]
+    seen = []
+    hook = head.register_forward_pre_hook(lambda module, inputs: seen.append(
+        [t.clone() for t in (inputs[0] if isinstance(inputs[0], (list, tuple)) else inputs)]))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+            deploy = sum(1 for m in model.modules() if callable(getattr(m, "switch_to_deploy", None)))
+            model.fuse(verbose=False)
+            model(x)
+    finally:
+        hook.remove()
+    # The head's inputs: RT-DETR's query selection (a top-k over near-equal scores of an untrained model) may
+    # pick other queries after any float change, so its own output is not compared.
+    diff = max(float((a - b).abs().max()) for a, b in zip(seen[0], seen[1]))
+    scale = max(float(a.abs().max()) for a in seen[0]) or 1.0
+    if not diff <= 1e-4 * max(scale, 1.0):
+        raise RuntimeError(f"model.fuse() changed the features the head receives: max |diff| {diff:.3g} (largest "
+                           f"value {scale:.3g})")
+    return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(seen[0])}
 
 
 def is_yolo(yaml: str) -> bool:

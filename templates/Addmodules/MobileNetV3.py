@@ -98,6 +98,15 @@ class MobileNetV3(nn.Module):
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, width={self.width}, width_list={self.width_list}"
 
+    def switch_to_deploy(self) -> None:
+        """Fold each batch norm into the convolution before it (``model.fuse()``: predict, val, export)."""
+        from .ResNet import fold_batch_norm
+
+        for seq in self.modules():
+            if isinstance(seq, nn.Sequential) and len(seq) > 1 and isinstance(seq[0], nn.Conv2d) \
+                    and isinstance(seq[1], nn.BatchNorm2d):
+                seq[0], seq[1] = fold_batch_norm(seq[0], seq[1]), nn.Identity()
+
     # ------------------------------------------------------------------ weights
     def load_pretrained(self, pretrained: str | os.PathLike) -> None:
         """Load ``features.*`` weights from a local file or a torchvision weights name."""

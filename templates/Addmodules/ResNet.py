@@ -39,6 +39,18 @@ def _activation(act) -> nn.Module:
         raise ValueError(f"unknown activation {act!r}: use one of {', '.join(ACTIVATIONS)} or None") from None
 
 
+@torch.no_grad()
+def fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
+    """One convolution that computes ``norm(conv(x))`` in eval mode (with a bias)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
+    fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
+    return fused
+
+
 class ConvNormLayer(nn.Module):
     """Convolution (padding ``(kernel - 1) // 2``, no bias), BatchNorm2d, then ``act`` if given."""
 
@@ -51,19 +63,10 @@ class ConvNormLayer(nn.Module):
     def forward(self, x):
         return self.act(self.norm(self.conv(x)))
 
-    @torch.no_grad()
     def switch_to_deploy(self) -> None:
         """Fold the batch norm into the convolution (for predict, val and export)."""
-        if isinstance(self.norm, nn.Identity):
-            return
-        conv, norm = self.conv, self.norm
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-        fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
-        self.conv, self.norm = fused, nn.Identity()
+        if isinstance(self.norm, nn.BatchNorm2d):
+            self.conv, self.norm = fold_batch_norm(self.conv, self.norm), nn.Identity()
 
 
 class SqueezeExcite(nn.Module):
