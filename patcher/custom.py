@@ -158,6 +158,8 @@ def parse_spec(spec: str, install: Install) -> UserModule:
             if rule and rule not in RULES:
                 raise _fail(f"--module {spec}: '{rule}' is not a rule; the rules are {', '.join(RULES)}.",
                             "README, \"Your own modules\", shows the parse_model branch each rule replaces.")
+            if item in names_list:
+                raise _fail(f"--module {spec}: {item} is given twice.", "Give each name once.")
             names_list.append(item)
             if rule != "backbone" and (rule or item not in classes + functions):
                 rules.append((item, rule))  # "" : the preflight infers it from the signature

@@ -9,8 +9,8 @@ from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, 
 
 HELPER = "rtdetr_patch_deploy"
 CALL = f"{HELPER}(self.model)  # {MARK}: switch_to_deploy() of the added modules (re-parameterised, folded BN)\n"
-_NOT_FUSED = m.UnaryOperation(operator=m.Not(), expression=m.Call(
-    func=m.Attribute(value=m.Name("self"), attr=m.Name("is_fused"))))
+_MODULES_LOOP = m.For(iter=m.Call(func=m.Attribute(value=m.Attribute(value=m.Name("self"), attr=m.Name("model")),
+                                                  attr=m.Name("modules"))))
 _OURS = m.Expr(m.Call(func=m.Name(HELPER)))
 
 
@@ -20,8 +20,9 @@ class FuseDeploy(Transform):
     Ultralytics calls ``model.fuse()`` for predict, val and export; it folds the batch norms of its
     own ``Conv`` layers and re-parameterises ``RepConv``, and knows nothing of the series' modules.
     Seven of the sixteen repositories read add ``if hasattr(m, 'switch_to_deploy'):
-    m.switch_to_deploy()`` to it by hand. Here the first statement under ``if not
-    self.is_fused():`` becomes ``rtdetr_patch_deploy(self.model)``, which calls ``switch_to_deploy()``
+    m.switch_to_deploy()`` to it by hand. Here ``rtdetr_patch_deploy(self.model)`` goes right before
+    the release's own loop over ``self.model.modules()`` (under ``if not self.is_fused():`` in most
+    releases, ``if True:`` in some), which calls ``switch_to_deploy()``
     only on modules whose class an added file defines (the shipped MobileNetV3 and ResNet base
     fold their batch norms this way), so stock models fuse exactly as before.
     """
@@ -29,7 +30,7 @@ class FuseDeploy(Transform):
     NAME = "fuse-deploy"
     FILE = "nn/tasks.py"
     BLOG_STEP = "-"
-    LOOKED_FOR = "`if not self.is_fused():` in BaseModel.fuse"
+    LOOKED_FOR = "the loop `for m in self.model.modules():` in BaseModel.fuse"
     SCOPE = ("BaseModel",)
     STATEMENTS = False
 
@@ -37,15 +38,23 @@ class FuseDeploy(Transform):
         super().leave_FunctionDef(original, updated)
         if self.classes != ["BaseModel"] or updated.name.value != "fuse":
             return updated
-        body = list(updated.body.body)
-        found = [i for i, s in enumerate(body) if isinstance(s, cst.If) and m.matches(s.test, _NOT_FUSED)]
-        if len(found) != 1:
+        new_body, outcome = self._insert(list(updated.body.body))
+        if outcome is None:
             raise TargetMissing(self.LOOKED_FOR)
-        guard = body[found[0]]
-        inner = list(block_of(guard))
-        if inner and is_simple(inner[0], _OURS):
-            self.settle(Outcome.APPLIED)
+        self.settle(outcome)
+        if outcome is Outcome.APPLIED:
             return updated
-        body[found[0]] = with_block(guard, [statement(CALL), *inner])
-        self.settle(Outcome.PATCHED)
-        return updated.with_changes(body=updated.body.with_changes(body=body))
+        return updated.with_changes(body=updated.body.with_changes(body=new_body))
+
+    def _insert(self, body: list) -> tuple[list, Outcome | None]:
+        """The block with our call before its modules loop (looking one ``if`` deep), and the outcome."""
+        for i, stmt in enumerate(body):
+            if m.matches(stmt, _MODULES_LOOP):
+                if i > 0 and is_simple(body[i - 1], _OURS):
+                    return body, Outcome.APPLIED
+                return body[:i] + [statement(CALL)] + body[i:], Outcome.PATCHED
+            if isinstance(stmt, cst.If):
+                inner, outcome = self._insert(list(block_of(stmt)))
+                if outcome is not None:
+                    return body[:i] + [with_block(stmt, inner)] + body[i + 1:], outcome
+        return body, None

@@ -56,7 +56,7 @@ def expected_marks(rel: str, release: str) -> int:
         # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
         restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
-        return 1 + 5 + 1 + LOOPS[release] + 2 * restricted  # the allow-list line and the restricted layer check
+        return 1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted  # ... and fuse-deploy  # the allow-list line and the restricted layer check
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
@@ -260,7 +260,7 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     assert changed == want  # val-rect is opt-in: train.py untouched
     new = set(patched) - set(pristine)
     assert new >= {f"ultralytics/{rel}" for rel in ADDED}
-    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-MobileNetV3[\w-]*\.yaml"
+    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-(MobileNetV3[\w-]*|resnet\d+(-series)?)\.yaml"
                             r"|cfg/models/(v8|11|12|26)/yolo(v8|11|12|26)-MobileNetV3\.yaml)", p)
                for p in new), new
     assert "ultralytics/cfg/models/v8/yolov8-MobileNetV3.yaml" in new  # every release ships YOLOv8

@@ -1,0 +1,260 @@
+"""Modules of every kind the series adds, registered with ``--module FILE.py:NAME[=RULE]``.
+
+The fixtures in ``fixtures/modules`` reproduce the conventions met in real files: attention with one
+width first (EMA-like), no width at all (SimAM-like), a factory, convolutions and a C2f-style block,
+a re-parameterised block with ``switch_to_deploy``, fusions taking a list (weighted sum, concat,
+input list, input list plus output width, first input), a detection head, a ResNet block of one's
+own for the shipped ``Blocks``, and a file that exports its own ``Conv``. The yamls combine them in
+an RT-DETR on the series' ResNet18 base and in a small YOLO; the smoke run builds, runs, trains a
+step and fuses each.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import LATEST, OLD, snapshot
+from rtdetr_patch.patcher.errors import Exit
+from rtdetr_patch.patcher.target import target_common as common
+
+FIXTURES = Path(__file__).parent / "fixtures" / "modules"
+REPO = Path(__file__).resolve().parents[1]
+ALL_MODULES = (f"{FIXTURES / 'attention.py'}:ChannelGate",
+               f"{FIXTURES / 'attention.py'}:ParamFree,make_gate",
+               f"{FIXTURES / 'convs.py'}:SpaceConv,CSPBlock,RepBlock",
+               f"{FIXTURES / 'fusion.py'}:WeightedSum=count,ZoomCat=concat,Inject=inputs,ScaleSeq=inputs-out,"
+               "Multiply=first",
+               f"{FIXTURES / 'blocks.py'}:BasicBlockGate=block",
+               f"{FIXTURES / 'heads.py'}:LiteDetect")
+INFERRED = {"ChannelGate": "same", "ParamFree": "plain", "make_gate": "same", "SpaceConv": "conv",
+            "CSPBlock": "conv-n", "RepBlock": "conv", "LiteDetect": "head"}
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def modules_args(specs=ALL_MODULES) -> list[str]:
+    return [part for spec in specs for part in ("--module", spec)]
+
+
+# -- the rule a signature implies -------------------------------------------------------------
+@pytest.mark.parametrize("params, rule", [
+    (["channels", "factor"], "same"),  # EMA (my_rtdetr), CA's (in_planes, ratio, flag) likewise
+    (["in_planes", "ratio", "flag"], "same"),
+    (["in_channels", "scale", "style", "groups", "dyscope"], "same"),  # Dy_Sample
+    (["c", "k_enc", "k_up", "c_mid", "scale"], "same"),  # CARAFE
+    (["c1", "cm", "num_heads", "dropout", "act", "normalize_before"], "same"),  # AIFI_RepBN
+    (["c1", "c2", "k", "s", "p", "g", "d", "act"], "conv"),  # GSConv, SPDConv
+    (["in_channels", "out_channels", "kernel_size", "stride"], "conv"),  # DiverseBranchBlock, DCNv2
+    (["inp", "oup", "reduction"], "conv"),  # CoordAtt (BS-YOLO)
+    (["c1", "c2", "n", "shortcut", "g", "e"], "conv-n"),  # VoVGSCSP, C2f_DCNv2
+    (["e_lambda"], "plain"),  # SimAM
+    (["no_spatial"], "plain"),  # TripletAttention: no width (the repositories register it wrongly)
+    ([], "plain"),  # multiply, Zoom_cat: several inputs, so their users give the rule
+    (["nc", "ch"], "head"),  # Detect_DBB
+    (["nc", "ch", "multiplier", "rfb"], "head"),  # Detect_ASFF
+    (["inc", "channel"], None),  # ScalSeq: two input-width names: ambiguous
+    (["c2", "k"], None),  # an output width first
+    (["k", "c1"], None),  # a width that is not first
+])
+def test_rule_from_the_signatures_of_real_files(params, rule):
+    assert common.rule_from_params(params)[0] == rule
+
+
+# -- names that cross the process boundary ----------------------------------------------------
+def template_constants() -> dict:
+    tree = ast.parse((REPO / "templates" / "Addmodules" / "__init__.py").read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                found[node.targets[0].id] = ast.unparse(node.value)
+    return found
+
+
+def test_the_names_the_engine_the_programs_and_the_added_package_share():
+    """One fast test for every name and number spelled on both sides of the process boundary."""
+    from rtdetr_patch.patcher import custom, verify
+    from rtdetr_patch.patches import parse_model, parse_model_modules
+
+    added = template_constants()
+    assert added["CONTRACT"] == common.CONTRACT == custom.CONTRACT
+    assert added["PADDED_OUTPUTS"] == common.PADDED == custom.PADDED
+    assert added["PROBE_SIZE"] == common.PROBE == custom.PROBE
+    assert tuple(added["SINGLE"]) == common.SINGLE + ("resnet-stage",)
+    assert tuple(added["MULTI"]) == common.MULTI
+    assert set(common.RULES) - {"block", "backbone"} == set(added["SINGLE"] + added["MULTI"]) - {"resnet-stage"}
+    assert parse_model.REGISTRY == common.BACKBONES and parse_model_modules.REGISTRY == common.MODULES
+    assert common.BACKBONES in added and common.MODULES in added
+    exported = set(added["__all__"])
+    assert {common.BACKBONES, common.MODULES, "rtdetr_patch_module_args", "rtdetr_patch_deploy"} <= exported
+    assert exported - {"MobileNetV3"} <= custom.RESERVED | {"rtdetr_patch_outputs"} | custom.OURS
+    for helper in ("rtdetr_patch_module_args", "rtdetr_patch_deploy", "rtdetr_patch_channels"):
+        assert helper in custom.RESERVED
+    assert verify.PREFIX == common.PREFIX and verify.SMOKE.is_file() and custom.PREFLIGHT.is_file()
+    for program in (verify.SMOKE, custom.PREFLIGHT):
+        text = program.read_text(encoding="utf-8")
+        assert re.search(r"^from target_common import|^import target_common", text, re.M), program
+        assert "rtdetr_patch" not in re.sub(r"rtdetr_patch_\w+|rtdetr-patch", "", text.split('"""', 2)[2]), program
+    assert added["RTDETR_PATCH_MODULES"] == "{ConvNormLayer: 'conv', Blocks: 'resnet-stage'}"
+
+
+# -- the whole way: apply, build, train a step, fuse, revert ------------------------------------
+@pytest.mark.parametrize("release", [LATEST, OLD])
+def test_every_rule_builds_trains_and_reverts(release, tree, cli):
+    root = tree(release)
+    pristine = snapshot(root)
+    applied = cli("apply", "--target", root, *modules_args(), "--yaml", FIXTURES / "rtdetr-r18-modules.yaml")
+    out = flat(applied.output)
+    assert applied.exit_code == 0, applied.output
+    for name, rule in INFERRED.items():
+        assert f"{name} (" in out and f"rule {rule} (from its signature)" in out.split(f"{name} (", 1)[1][:80], name
+    for name, rule in (("WeightedSum", "count"), ("ZoomCat", "concat"), ("Inject", "inputs"), ("Multiply", "first"),
+                       ("ScaleSeq", "inputs-out"), ("BasicBlockGate", "block")):
+        assert f"{name} (class): rule {rule}:" in out, name
+    assert "Patched and verified." in out and "model.fuse() for deploy" in out
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "from .attention import ChannelGate, ParamFree, make_gate" in init  # not the file's own Conv
+    assert "'ZoomCat': " not in init and "ZoomCat: 'concat'" in init and "_resnet.BLOCKS.update({'BasicBlockGate'" in init
+
+    checked = cli("check", "--target", root, "--yaml", FIXTURES / "yolo-modules.yaml", "--json")
+    report = json.loads(checked.stdout)
+    assert checked.exit_code == 0, checked.stdout
+    fig = report["verification"]
+    assert fig["family"] == "yolo" and {"LiteDetect", "ZoomCat", "ScaleSeq", "CSPBlock"} <= set(fig["registered_layers"])
+    assert fig["fuse"]["max_abs_diff"] < 1e-4 and fig["fuse"]["deploy_modules"] >= 1
+
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == pristine
+
+
+def test_fuse_calls_switch_to_deploy_of_users_modules(tree, cli, tmp_path):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify", *modules_args()).exit_code == 0
+    script = tmp_path / "fuse.py"
+    script.write_text(
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from ultralytics import RTDETR\n"
+        f"model = RTDETR({str(FIXTURES / 'rtdetr-r18-modules.yaml')!r}).model.eval()\n"
+        "rep = model.model[20]\n"
+        "x = torch.rand(1, 3, 320, 320)\n"
+        "with torch.no_grad():\n"
+        "    feats = []\n"
+        "    hook = model.model[-1].register_forward_pre_hook(lambda m, a: feats.append([t.clone() for t in a[0]]))\n"
+        "    model(x); model.fuse(verbose=False); model(x)\n"
+        "print(type(rep).__name__, rep.fused is not None, hasattr(rep, 'k3'),\n"
+        "      type(model.model[0].norm).__name__,\n"
+        "      max(float((a - b).abs().max()) for a, b in zip(*feats)))\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name, fused, branches, norm, diff = done.stdout.split()[-5:]
+    assert (name, fused, branches, norm) == ("RepBlock", "True", "False", "Identity")  # switched, BN folded
+    assert float(diff) < 1e-4
+
+
+# -- wrong rules and rows that do not fit ---------------------------------------------------------
+@pytest.mark.parametrize("spec, words", [
+    (f"{FIXTURES / 'wrong.py'}:Widen",
+     "under the rule 'same' (it takes one width first (c) and no output width), Widen(64) on inputs of [64] channels "
+     "returns 128 channels, but the rule records 64 for the next row"),
+    (f"{FIXTURES / 'wrong.py'}:TwoWidths", "the rule cannot be told from its signature (inc, channel)"),
+    (f"{FIXTURES / 'fusion.py'}:ZoomCat=same", "ZoomCat(64): TypeError"),
+    (f"{FIXTURES / 'fusion.py'}:ZoomCat=bogus", "'bogus' is not a rule; the rules are conv, conv-n, same"),
+    (f"{FIXTURES / 'attention.py'}:Nothing", "defines no class or function Nothing"),
+    (f"{FIXTURES / 'convs.py'}:SpaceConv=conv,SpaceConv", "SpaceConv is given twice"),
+])
+def test_a_wrong_or_missing_rule_is_refused_and_nothing_written(tree, cli, state_home, spec, words):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", spec)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert words in flat(result.output)
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+def test_refusal_names_the_fix(tree, cli):
+    root = tree(LATEST)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'fusion.py'}:ZoomCat=same")
+    assert "If it takes several inputs (a list), give a several-input rule: concat, first, last" in flat(result.output)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'wrong.py'}:TwoWidths")
+    assert "give one: TwoWidths=conv, =same, =plain" in flat(result.output)
+
+
+@pytest.mark.parametrize("yaml, words", [
+    ("bad-rows.yaml", "row 5 of the model yaml ([-1, 1, ZoomCat, []]): ZoomCat is registered with the rule 'concat', "
+                      "which takes several inputs"),
+    ("bad-rows-2.yaml", "row 5 of the model yaml ([[-1, 3], 1, ChannelGate, []]): ChannelGate is registered with the "
+                        "rule 'same', which takes one input, but the row gives it 2"),
+])
+def test_a_row_that_does_not_fit_its_rule_names_the_row_and_the_fix(tree, cli, yaml, words):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify", *modules_args()).exit_code == 0
+    result = cli("check", "--target", root, "--yaml", FIXTURES / yaml)
+    assert result.exit_code == Exit.VERIFY, result.output
+    out = flat(result.output)
+    assert words in out and "--module FILE.py:" in out
+
+
+def test_a_yaml_path_that_does_not_exist(tree, cli, tmp_path):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--yaml", tmp_path / "nope.yaml")
+    assert result.exit_code == Exit.USAGE and "there is no such file" in flat(result.output)
+    assert snapshot(root) == before
+
+
+def test_two_options_for_one_file_are_one_module(tree, cli):
+    root = tree(LATEST)
+    a, b = ALL_MODULES[0], ALL_MODULES[1]
+    assert cli("apply", "--target", root, "--no-verify", "--module", a, "--module", b).exit_code == 0
+    report = json.loads(cli("check", "--target", root, "--static", "--json").stdout)
+    assert report["modules"] == [{"file": "nn/Addmodules/attention.py", "classes": ["ChannelGate", "ParamFree",
+                                                                                    "make_gate"]}]
+    again = cli("apply", "--target", root, "--no-verify", "--module", ALL_MODULES[2])  # a later apply adds to them
+    assert again.exit_code == 0, again.output
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "ChannelGate: 'same'" in init and "SpaceConv: 'conv'" in init  # the first apply's rules were recorded
+
+
+# -- the series' ResNet base ---------------------------------------------------------------------
+OFFICIAL = {  # RT-DETR's own table (parameters in M, GFLOPs at 640)
+    "rtdetr-resnet18.yaml": (20, 60), "rtdetr-resnet34.yaml": (31, 92),
+    "rtdetr-resnet50-series.yaml": (42, 136), "rtdetr-resnet101-series.yaml": (76, 259),
+}
+
+
+@pytest.mark.slow
+def test_resnet_yamls_match_the_official_table(tree, cli, capsys):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    code = ("import json, sys\n"
+            f"sys.path.insert(0, {str(root)!r})\n"
+            "from ultralytics import RTDETR\n"
+            "from ultralytics.utils.torch_utils import get_flops\n"
+            "out = {}\n"
+            f"for name in {list(OFFICIAL)!r}:\n"
+            "    model = RTDETR(name).model\n"
+            "    out[name] = [sum(p.numel() for p in model.parameters()), get_flops(model, 640)]\n"
+            "print(json.dumps(out))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    with capsys.disabled():
+        print()
+        for name, (params, gflops) in measured.items():
+            want_p, want_g = OFFICIAL[name]
+            print(f"[resnet] {name}: {params / 1e6:.2f} M (official {want_p} M), {gflops:.1f} GFLOPs (official {want_g})")
+    for name, (params, gflops) in measured.items():
+        want_p, want_g = OFFICIAL[name]
+        assert abs(params / 1e6 - want_p) / want_p < 0.05 and abs(gflops - want_g) / want_g < 0.05, name
