@@ -68,7 +68,7 @@ def run(args) -> dict:
         from ultralytics import YOLO
         from ultralytics.cfg import get_cfg
 
-        model = YOLO(args.yaml).model
+        model = YOLO(args.yaml, task="detect").model  # a head of the user's own: older releases cannot guess the task
         model.args = get_cfg()  # the trainer sets the loss gains (box, cls, dfl) from its arguments
     else:
         model = RTDETR(args.yaml).model
