@@ -40,4 +40,4 @@ def selected(val_rect_fix: bool = False) -> tuple[type[Transform], ...]:
     return tuple(t for t in ALL if not t.OPT_IN or (t is ValRect and val_rect_fix))
 
 
-__all__ = ["ALL", "BY_NAME", "MARK", "Outcome", "TargetMissing", "Transform", "selected"]
+__all__ = ["FuseDeploy", "ParseModelModules", "ALL", "BY_NAME", "MARK", "Outcome", "TargetMissing", "Transform", "selected"]

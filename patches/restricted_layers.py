@@ -9,13 +9,16 @@ from .base import (MARK, Outcome, TargetMissing, Transform, block_of, expression
                    trailing_comment)
 
 REGISTRY = "RTDETR_PATCH_BACKBONES"
-ALSO = f"m not in {REGISTRY}"
+MODULES = "RTDETR_PATCH_MODULES"
+ALSO = f"m not in {REGISTRY} and m not in {MODULES}"
 
 # ``if restricted and not (isinstance(m, type) and issubclass(m, torch.nn.Module)):``
 _CHECK = m.BooleanOperation(left=m.Name("restricted"), operator=m.And(),
                             right=m.UnaryOperation(operator=m.Not()))
-_OURS = m.BooleanOperation(left=_CHECK, operator=m.And(), right=m.Comparison(
-    left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))]))
+_OURS = m.BooleanOperation(left=m.BooleanOperation(left=_CHECK, operator=m.And(), right=m.Comparison(
+    left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))])),
+    operator=m.And(), right=m.Comparison(left=m.Name("m"), comparisons=[
+        m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(MODULES))]))
 
 
 _RESTRICTED = m.Assign(targets=[m.AssignTarget(target=m.Name("restricted"))])
@@ -28,9 +31,10 @@ class RestrictedLayers(Transform):
     ``torch.nn.Module`` class: ``if restricted and not (isinstance(m, type) and issubclass(m,
     torch.nn.Module)): raise TypeError(...)``. The series' yamls mostly name factory functions
     (``repvit_m0_9``, ``efficientformerv2_s2``), so a model with such a backbone could not even be
-    built for training. The check gains ``and m not in RTDETR_PATCH_BACKBONES``: the registry's
-    entries were checked by ``apply`` (they build a module that returns feature maps); every other
-    name is refused exactly as before. Releases without restricted loading do not need it.
+    built for training, and the same holds for modules registered by a factory (``--module
+    FILE.py:make_gate``). The check gains ``and m not in RTDETR_PATCH_BACKBONES and m not in
+    RTDETR_PATCH_MODULES``: the registries' entries were checked by ``apply``; every other name is
+    refused exactly as before. Releases without restricted loading do not need it.
     """
 
     NAME = "restricted-layers"
@@ -59,7 +63,7 @@ class RestrictedLayers(Transform):
             test = cst.BooleanOperation(left=updated.test, operator=cst.And(), right=expression(ALSO))
             header = updated.body.header
             if header.comment is None:
-                header = trailing_comment(f"{MARK}: registered backbones may be factories (blog step 5.2)")
+                header = trailing_comment(f"{MARK}: registered backbones and modules may be factories (blog step 5.2)")
             return updated.with_changes(test=test, body=updated.body.with_changes(header=header))
         return updated
 

@@ -215,3 +215,33 @@ def test_reload_with_safe_load(release, trained, release_trees, capsys):
     assert out["ok"], f"{out.get('error')}\n{out.get('traceback')}"
     pred = out["predict"]
     assert pred["backbone"] == ["MobileNetV3"] and pred["results"] == 1, pred
+
+
+def test_modules_of_every_rule_train_and_reload_under_safe_load(release_trees, tmp_path, capsys):
+    """One yaml combining a module of every rule (the series' ResNet18 base, a block of one's own, attention,
+    convolutions, fusions) trains an epoch under ``ULTRALYTICS_SAFE_LOAD=1``; ``best.pt`` reloads with
+    restricted loading and predicts."""
+    from test_rules import ALL_MODULES, FIXTURES, modules_args
+
+    assert len(ALL_MODULES) >= 6
+    work = tmp_path
+    root = work / "site"
+    shutil.copytree(release_trees(LATEST), root)
+    applied = CliRunner().invoke(cli_main, ["apply", "--target", str(root), "--no-verify", *modules_args()],
+                                 env={"RTDETR_PATCH_HOME": str(work / "state")}, catch_exceptions=False)
+    assert applied.exit_code == 0, applied.output
+    data = make_dataset(work / "data")
+    run = work / "run"
+    run.mkdir()
+    env = offline_env(work, LATEST, ULTRALYTICS_SAFE_LOAD="1")
+    spec = {"root": str(root), "yaml": str(FIXTURES / "rtdetr-r18-modules.yaml"), "data": str(data), "epochs": 1,
+            "imgsz": IMGSZ, "batch": BATCH, "project": str(work / "runs")}
+    result, wall, log = run_phase("train", spec, env, run)
+    assert result["ok"], f"training failed:\n{result.get('traceback')}\n{log}"
+    spec = {"root": str(root), "best": result["best"], "image": str(data.parent / "images" / "val" / "val0.png"),
+            "imgsz": IMGSZ}
+    out, wall_safe, log = run_phase("safe", spec, env, run)
+    say(capsys, f"modules of every rule: trained 1 epoch in {wall:.1f}s; restricted reload and predict "
+                f"{'ok' if out['ok'] else out.get('error', '').splitlines()[0]} ({wall_safe:.1f}s)")
+    assert out["restricted_supported"] and out["ok"], f"{out.get('error')}\n{out.get('traceback')}"
+    assert out["predict"]["results"] == 1

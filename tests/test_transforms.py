@@ -599,8 +599,8 @@ def parse_model(d, ch, verbose=True):
 def test_restricted_layers_before_after_and_not_needed():
     after = RESTRICTED_BEFORE.replace(
         "torch.nn.Module)):\n",
-        "torch.nn.Module)) and m not in RTDETR_PATCH_BACKBONES:  # rtdetr-patch: registered backbones may be "
-        "factories (blog step 5.2)\n")
+        "torch.nn.Module)) and m not in RTDETR_PATCH_BACKBONES and m not in RTDETR_PATCH_MODULES:  # rtdetr-patch: "
+        "registered backbones and modules may be factories (blog step 5.2)\n")
     assert_before_after(RestrictedLayers, RESTRICTED_BEFORE, after)
     plain = RESTRICTED_BEFORE.replace("    restricted = _SafeLoad.restricted()\n", "").replace("restricted and ", "")
     same, outcome = RestrictedLayers().run(cst.parse_module(plain))
@@ -707,3 +707,63 @@ def test_bom_is_kept_and_reverted(tree, cli, memo_plans):
     assert back.exit_code == Exit.OK, back.output
     assert snapshot(root) == before
     assert tasks.read_bytes() == b"\xef\xbb\xbf" + pristine
+
+
+# -- parse-model-modules and fuse-deploy -----------------------------------------------------------
+MODULES_BEFORE = """\
+def parse_model(d, ch, verbose=True):
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
+        if m in {Conv, C2f}:
+            c1, c2 = ch[f], args[0]
+        elif m is Concat:
+            c2 = sum(ch[x] for x in f)
+        else:
+            c2 = ch[f]
+        m_ = m(*args)
+        ch.append(c2)
+"""
+
+
+def test_parse_model_modules_before_after_and_missing():
+    from rtdetr_patch.patches import ParseModelModules
+
+    after = MODULES_BEFORE.replace(
+        "        else:\n            c2 = ch[f]\n",
+        "        elif m in RTDETR_PATCH_MODULES:  # rtdetr-patch: a module registered with `--module FILE.py:NAME[=RULE]`,"
+        " by its channel rule\n"
+        "            c2, args, n = rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels)\n"
+        "        else:\n            c2 = ch[f]\n")
+    assert_before_after(ParseModelModules, MODULES_BEFORE, after)
+    no_else = MODULES_BEFORE.replace("        else:\n            c2 = ch[f]\n", "")
+    assert_missing(ParseModelModules, no_else, "chain ending in `else: c2 = ch[f]`")
+
+
+FUSE_BEFORE = """\
+class BaseModel:
+    def fuse(self, verbose=True):
+        \"\"\"Fuse.\"\"\"
+        if not self.is_fused():
+            for m in self.model.modules():
+                pass
+        return self
+
+    def other(self):
+        for m in self.model.modules():
+            pass
+"""
+
+
+@pytest.mark.parametrize("guard", ["if not self.is_fused():", "if True:"])
+def test_fuse_deploy_before_after_and_missing(guard):
+    from rtdetr_patch.patches import FuseDeploy
+
+    before = FUSE_BEFORE.replace("if not self.is_fused():", guard)
+    after = before.replace(
+        f"        {guard}\n            for m in self.model.modules():\n                pass\n        return self",
+        f"        {guard}\n            rtdetr_patch_deploy(self.model)  # rtdetr-patch: switch_to_deploy() of the added "
+        "modules (re-parameterised, folded BN)\n            for m in self.model.modules():\n                pass\n"
+        "        return self")
+    assert after != before
+    assert_before_after(FuseDeploy, before, after)
+    assert after.count("rtdetr_patch_deploy") == 1  # `other` is not touched
+    assert_missing(FuseDeploy, before.replace("self.model.modules()", "self.modules()"), "BaseModel.fuse")
