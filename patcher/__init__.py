@@ -1,3 +1,8 @@
-"""rtdetr-patch: patch an installed Ultralytics so RT-DETR trains with list-returning backbones."""
+"""The engine of rtdetr-patch, installed as ``rtdetr_patch.patcher``: locate an install, plan, record,
+write, undo and check. It imports only itself, ``rtdetr_patch.patches`` and (for the files to copy)
+``rtdetr_patch.templates``; never the public layer above it (``rtdetr_patch.api`` and ``.cli``).
+"""
 
-__version__ = "0.3.0"
+from .version import __version__
+
+__all__ = ["__version__"]

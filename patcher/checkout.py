@@ -23,7 +23,7 @@ def repository(install: Install):
             return None
         folder = folder.parent
     try:
-        import git
+        import git  # gitpython: only a run that writes (or advises on) a checkout asks git
 
         return git.Repo(folder)
     except Exception:  # noqa: BLE001 - not a usable repository: treat as a plain folder

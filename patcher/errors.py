@@ -70,3 +70,8 @@ def if_interrupted(state: str) -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         raise Interrupted(state) from None
+
+
+def reinstall(release: str | None = None) -> str:
+    """The command that puts Ultralytics' own files back (of ``release``, or of the release pip picks)."""
+    return "pip install --force-reinstall --no-deps ultralytics" + (f"=={release}" if release else "")

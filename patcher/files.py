@@ -23,15 +23,43 @@ def digest_of(path: Path) -> str | None:
         return None
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable. Windows cannot open a folder for ``fsync`` (NTFS orders its
+    metadata itself), so it is skipped there; a file system that refuses it (some network mounts) too."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())  # the bytes are on disk before the rename can be
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write beside the file, then move it into place: a reader sees the old or the new file, never half."""
-    import shutil
-    import tempfile
+    """Write beside the file, then move it into place: a reader sees the old or the new file, never half.
+
+    As pip's ``adjacent_tmp_file``: the temporary file is flushed and ``fsync``-ed before the rename and
+    the folder after it, so after a power loss the journal's order (manifest state before the install's
+    files) holds on disk too.
+    """
+    import shutil  # copymode only; shutil pulls in more than the record-only paths need
+    import tempfile  # likewise: only a write needs it
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".rtdetr-patch", dir=str(path.parent))
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        _write_synced(fd, data)
         if path.exists():
             shutil.copymode(path, tmp)
         checkpoint()
@@ -39,14 +67,61 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def replace_file(path: Path, data: bytes, tmp: Path) -> None:
+    """``atomic_write`` through a fixed temporary name (the store's manifest), without a kill-point."""
+    try:
+        _write_synced(os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644),
+                      data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``, by making (and deleting) one. ``os.access`` answers from the
+    mode bits only, which on Windows ignore the folder's ACL (and elsewhere ignore read-only mounts)."""
+    import tempfile  # only a write needs it
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rtdetr-patch-probe.", dir=str(folder))
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return True
+
+
+def _can_write(path: Path) -> bool:
+    if not os.access(path, os.W_OK):
+        return False
+    if os.name == "nt":  # os.access only sees the read-only attribute there: open it for writing, write nothing
+        try:
+            with open(path, "ab"):
+                pass
+        except OSError:
+            return False
+    return True
 
 
 def require_writable(paths: list[Path], install: Install) -> None:
+    """Every path can be replaced: the file itself is writable, and a file can be made in its folder (one
+    probe per folder; each costs a create and a delete, well under a millisecond)."""
+    probed: dict[Path, bool] = {}
     for path in paths:
         folder = path.parent
         while not folder.exists():
             folder = folder.parent
-        if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
+        if folder not in probed:
+            probed[folder] = _can_create_in(folder)
+        if (path.exists() and not _can_write(path)) or not probed[folder]:
             raise PatchError(Exit.WRITE, f"Cannot write {path} (Ultralytics {install.release}): permission denied.",
                              "Run from an environment you own (a venv), or with the rights to change this install. "
                              "Nothing was written.")
@@ -54,7 +129,7 @@ def require_writable(paths: list[Path], install: Install) -> None:
 
 def remove_dir(path: Path) -> None:
     """Remove a folder this tool made, once empty (its __pycache__ goes with it)."""
-    import shutil
+    import shutil  # rmtree only; kept off the record-only paths
 
     cache = path / "__pycache__"
     if cache.is_dir() and not cache.is_symlink():

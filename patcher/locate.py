@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Exit, PatchError
+from .errors import Exit, PatchError, reinstall
 
 MIN_RELEASE = "8.0.136"  # the blog's layout: ultralytics/nn/tasks.py and ultralytics/utils/torch_utils.py
 # Releases whose real files the test suite patches; check warns outside [first, last].
@@ -63,7 +63,7 @@ def read_release(package: Path) -> str:
         tree = ast.parse(init.read_bytes(), filename=str(init))
     except (OSError, SyntaxError, ValueError) as exc:
         raise PatchError(Exit.NOT_FOUND, f"Cannot read the release from {init}: {exc}",
-                         "Reinstall Ultralytics (pip install --force-reinstall --no-deps ultralytics) and try again.")
+                         f"Reinstall Ultralytics ({reinstall()}) and try again.")
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
@@ -139,6 +139,6 @@ def check_supported(install: Install) -> None:
     if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
         raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} has no RT-DETR "
                          "(cfg/models/rt-detr is missing).",
-                         f"Reinstall it (pip install --force-reinstall --no-deps ultralytics=={install.release}); if "
+                         f"Reinstall it ({reinstall(install.release)}); if "
                          "the folder is still missing, this release was published without its model yamls "
                          "(8.0.179 was; 8.0.180 replaced it): install another release. Nothing was written.")

@@ -15,7 +15,7 @@ from .. import patches
 from ..patches import Outcome, TargetMissing, Transform
 
 from .custom import registry_block
-from .errors import Exit, PatchError
+from .errors import Exit, PatchError, reinstall
 from .locate import Install, release_key
 from .record import ADDED_PACKAGE
 from .source import parse, render
@@ -144,7 +144,7 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
             data = path.read_bytes()
         except OSError as exc:
             raise PatchError(Exit.TRANSFORM, f"Cannot read {where}: {exc}",
-                             "Reinstall Ultralytics (pip install --force-reinstall --no-deps ultralytics).")
+                             f"Reinstall Ultralytics ({reinstall()}).")
     module, bom = parse(data, where)
     steps = []
     for transform in transforms:
@@ -158,7 +158,7 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
                              f"Transform '{transform.NAME}' (blog step {transform.BLOG_STEP}) failed on {where}: "
                              f"looked for {exc.looked_for}, and it is not there.",
                              "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
-                             "(pip install --force-reinstall --no-deps ultralytics==" + install.release + ") and run apply "
+                             f"({reinstall(install.release)}) and run apply "
                              "again; otherwise please report the release.")
         steps.append(Step(transform, outcome))
     after = render(module, bom) if any(s.outcome is Outcome.PATCHED for s in steps) else data

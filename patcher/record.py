@@ -1,20 +1,71 @@
 """The record of an apply, typed: what was written, what was added, and with which options.
 
-It is stored as ``manifest.json`` in the install's backup store (``store.py``); this module reads it
-into dataclasses and answers the question the fast paths ask: is every file still exactly as the
-record says? When it is (and the record is this tool version's, for this release), ``check
---static`` and a repeated ``apply`` answer from the record alone, without parsing any source.
+One schema for writing and reading. ``apply`` builds a :class:`Record` and the store writes
+``Record.to_dict()`` as ``manifest.json`` (``store.py``); every reader gets ``Record.of()``, which
+names the manifest and the key when one is missing or malformed. The JSON is the one 0.3.0 writes,
+key for key and in the same order, so existing records read and rewrite unchanged.
+
+It also answers the question the fast paths ask: is every file still exactly as the record says?
+When it is (and the record is this tool version's, for this release), ``check --static`` and a
+repeated ``apply`` answer from the record alone, without parsing any source.
+
+Extending a module entry (or any entry) with a new optional key: add a field with a default and read
+it in ``of()`` with ``_opt``; records without the key keep reading.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
 
+from .errors import Exit, PatchError
 from .files import digest_of
 from .locate import Install
 
+FORMAT = 1
 ADDED_PACKAGE = "nn/Addmodules"  # the package of added backbones inside ultralytics/
+
+
+class _Reader:
+    """Reads one manifest's keys, and names the manifest and the key in any failure."""
+
+    def __init__(self, where: Path | str):
+        self.where = where
+
+    def fail(self, key: str, why: str) -> PatchError:
+        return PatchError(Exit.STORE, f"The manifest {self.where} is unreadable: {why} ({key}).",
+                          f"Restore it from the store's history (git -C {Path(self.where).parent} checkout -- "
+                          "manifest.json) or reinstall Ultralytics and delete that folder.")
+
+    def get(self, data: Any, key: str, kind: type | tuple[type, ...], name: str, default: Any = ...) -> Any:
+        if not isinstance(data, dict):
+            raise self.fail(name.rpartition(".")[0] or "the top level", "not an object")
+        if key not in data:
+            if default is ...:
+                raise self.fail(name, "a required key is missing")
+            return default
+        value = data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # True is an int too
+            raise self.fail(name, f"expected {getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+        return value
+
+    def strings(self, data: Any, key: str, name: str, default: Any = ...) -> tuple[str, ...]:
+        values = self.get(data, key, list, name, default)
+        if not all(isinstance(v, str) for v in values):
+            raise self.fail(name, "expected a list of strings")
+        return tuple(values)
+
+    def rules(self, data: Any, name: str) -> tuple[tuple[str, str], ...]:
+        """The optional ``rules`` mapping of a module entry: name -> rule, both strings."""
+        found = self.get(data, "rules", dict, name, {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+            raise self.fail(name, "must map names to rules (strings)")
+        return tuple(found.items())
+
+    def rows(self, data: Any, key: str, name: str, default: Any = ...) -> list:
+        return list(self.get(data, key, list, name, default))
 
 
 @dataclass(frozen=True)
@@ -23,22 +74,38 @@ class FileEntry:
     original_sha256: str
     patched_sha256: str
 
+    def to_dict(self) -> dict:
+        return {"path": self.path, "original_sha256": self.original_sha256, "patched_sha256": self.patched_sha256}
+
 
 @dataclass(frozen=True)
 class AddedEntry:
     path: str
     sha256: str
 
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256}
+
 
 @dataclass(frozen=True)
 class ModuleEntry:
+    """A user's file added with ``--module``; optional keys default when a record lacks them.
+
+    ``rules`` holds (name, rule) for every name that is not a backbone (written only when there is one).
+    """
+
     name: str
     classes: tuple[str, ...]
     safe_names: tuple[str, ...] = ()
+    rules: tuple[tuple[str, str], ...] = ()
 
     @property
     def rel(self) -> str:
         return f"{ADDED_PACKAGE}/{self.name}.py"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "classes": list(self.classes), "safe_names": list(self.safe_names),
+                **({"rules": dict(self.rules)} if self.rules else {})}
 
 
 @dataclass(frozen=True)
@@ -48,34 +115,91 @@ class StepEntry:
     blog_step: str
     outcome: str  # patched / applied / not-needed, as the apply found it
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file": self.file, "blog_step": self.blog_step, "outcome": self.outcome}
 
-@dataclass
+
+@dataclass(frozen=True)
 class Record:
     tool: str
     release: str
     package: str
-    state: str = "applied"
-    val_rect_fix: bool = False
-    modules: list[ModuleEntry] = field(default_factory=list)
-    transforms: list[StepEntry] = field(default_factory=list)
-    files: list[FileEntry] = field(default_factory=list)
-    added: list[AddedEntry] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)
+    applied_at: str = ""
+    # The opt-in transforms' options (``Transform.OPTION``, e.g. ``val_rect_fix``) -> whether that apply ran them.
+    flags: dict[str, bool] = field(default_factory=dict)
+    modules: tuple[ModuleEntry, ...] = ()
+    transforms: tuple[StepEntry, ...] = ()
+    files: tuple[FileEntry, ...] = ()
+    added: tuple[AddedEntry, ...] = ()
+    dirs: tuple[str, ...] = ()
+    state: str = "applied"  # the journal: applying / applied / reverting
+
+    @property
+    def options(self) -> frozenset[str]:
+        """The opt-in options this record's apply ran with."""
+        return frozenset(name for name, on in self.flags.items() if on)
+
+    def with_state(self, state: str) -> "Record":
+        return replace(self, state=state)
+
+    def to_dict(self) -> dict:
+        """The manifest, as written to disk (the store puts ``format`` first)."""
+        return {
+            "tool": self.tool,
+            "release": self.release,
+            "package": self.package,
+            "applied_at": self.applied_at,
+            "options": {**self.flags, "modules": [m.to_dict() for m in self.modules]},
+            "transforms": [t.to_dict() for t in self.transforms],
+            "files": [f.to_dict() for f in self.files],
+            "added": [a.to_dict() for a in self.added],
+            "dirs": list(self.dirs),
+            "state": self.state,
+        }
 
     @classmethod
-    def of(cls, manifest: dict | None) -> "Record | None":
-        if manifest is None:
-            return None
-        options = manifest.get("options", {})
-        return cls(tool=manifest.get("tool", ""), release=manifest["release"], package=manifest.get("package", ""),
-                   state=manifest.get("state", "applied"), val_rect_fix=bool(options.get("val_rect_fix")),
-                   modules=[ModuleEntry(m["name"], tuple(m["classes"]), tuple(m.get("safe_names", ())))
-                            for m in options.get("modules", [])],
-                   transforms=[StepEntry(t["name"], t["file"], t.get("blog_step", ""), t["outcome"])
-                               for t in manifest.get("transforms", [])],
-                   files=[FileEntry(f["path"], f["original_sha256"], f["patched_sha256"]) for f in manifest["files"]],
-                   added=[AddedEntry(a["path"], a["sha256"]) for a in manifest.get("added", [])],
-                   dirs=list(manifest.get("dirs", [])))
+    def of(cls, data: Any, where: Path | str) -> "Record":
+        """The record in a manifest's JSON; ``PatchError`` (exit 10) naming ``where`` and the key otherwise.
+
+        Required: ``format`` (this schema's), ``release`` and ``files``, and each entry's own keys; the rest
+        default as records of earlier releases lacked them.
+        """
+        r = _Reader(where)
+        if r.get(data, "format", int, "format") != FORMAT:
+            raise r.fail("format", f"unknown format {data['format']!r}")
+        options = r.get(data, "options", dict, "options", {})
+        flags = {}
+        for key in options:
+            if key != "modules":
+                flags[key] = r.get(options, key, bool, f"options.{key}")
+        modules = tuple(
+            ModuleEntry(name=r.get(m, "name", str, f"options.modules[{i}].name"),
+                        classes=r.strings(m, "classes", f"options.modules[{i}].classes"),
+                        safe_names=r.strings(m, "safe_names", f"options.modules[{i}].safe_names", []),
+                        rules=r.rules(m, f"options.modules[{i}].rules"))
+            for i, m in enumerate(r.rows(options, "modules", "options.modules", [])))
+        transforms = tuple(
+            StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
+                      file=r.get(t, "file", str, f"transforms[{i}].file"),
+                      blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
+                      outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
+            for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
+        files = tuple(
+            FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
+                      original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
+                      patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
+            for i, f in enumerate(r.rows(data, "files", "files")))
+        added = tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
+                                 sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
+                      for i, a in enumerate(r.rows(data, "added", "added", [])))
+        return cls(tool=r.get(data, "tool", str, "tool", ""), release=r.get(data, "release", str, "release"),
+                   package=r.get(data, "package", str, "package", ""),
+                   applied_at=r.get(data, "applied_at", str, "applied_at", ""), flags=flags, modules=modules,
+                   transforms=transforms, files=files, added=added, dirs=r.strings(data, "dirs", "dirs", []),
+                   state=r.get(data, "state", str, "state", "applied"))
+
+    def file(self, rel: str) -> FileEntry | None:
+        return next((f for f in self.files if f.path == rel), None)
 
     def intact(self, install: Install, tool: str) -> bool:
         """This tool's finished record of this release, and every file it names has the recorded bytes."""

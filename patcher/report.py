@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from . import __version__
 from .errors import Exit, PatchError
 from .files import digest_of
 from .locate import TESTED_RELEASES, Install
+from .outcome import CHECK_STATES, STATES
 from .record import Record
+from .recorded import hand_edits, recorded_modules, transforms_for
+from .results import CheckResult, describe
 from .session import session
 from .store import Store
-
-STATES = {"patched": "applied", "applied": "applied", "not-needed": "not-needed"}
-
+from .version import __version__
 
 # Why a transform is not needed, per transform (a fact about the release: a note, not a warning).
 NOT_NEEDED_WHY = {
@@ -34,129 +34,129 @@ def not_needed_note(name: str, release: str) -> str:
     return f"{name} is not needed on {release}: {NOT_NEEDED_WHY.get(name, 'the release already does it')}"
 
 
-def inspect(install: Install, trust_record: bool = True) -> dict:
-    """The static state of an install, with its exit code (``report["exit_code"]``)."""
+def inspect(install: Install, trust_record: bool = True) -> CheckResult:
+    """The static state of an install, with its exit code (``result.exit_code``; ``static`` is left false)."""
     with session(install) as held:
-        record = Record.of(held.store.manifest())
+        record = held.store.read()
         if trust_record and record is not None and record.intact(install, __version__):
-            report = from_record(install, held.store, record)
+            result = from_record(install, held.store, record)
         else:
-            report = from_files(install, held.store)
+            result = from_files(install, held.store)
     if held.recovered:
-        report["warnings"].insert(0, held.recovered)
-    return report
+        result.warnings.insert(0, held.recovered)
+    return result
 
 
-def _base(install: Install, store: Store, manifest_release: str | None) -> dict:
-    report: dict = {
-        "release": install.release, "package": str(install.package), "python": install.python,
-        "tested_range": [TESTED_RELEASES[0], TESTED_RELEASES[-1]], "release_tested": install.tested,
-        "store": str(store.dir), "recorded": manifest_release is not None, "recorded_release": manifest_release,
-        "transforms": [], "files": [], "added": [], "hand_patched": [], "warnings": [], "notes": [], "problems": [],
-    }
+def _base(install: Install, store: Store, recorded_release: str | None) -> CheckResult:
+    result = CheckResult(ultralytics=describe(install), tested_range=[TESTED_RELEASES[0], TESTED_RELEASES[-1]],
+                         release_tested=install.tested, store=str(store.dir),
+                         recorded=recorded_release is not None, recorded_release=recorded_release)
     if not install.tested:
-        report["warnings"].append(f"release {install.release} lies outside the tested range "
-                                  f"{TESTED_RELEASES[0]}-{TESTED_RELEASES[-1]}")
-    return report
+        result.warnings.append(f"release {install.release} lies outside the tested range "
+                               f"{TESTED_RELEASES[0]}-{TESTED_RELEASES[-1]}")
+    return result
 
 
-def from_record(install: Install, store: Store, record: Record) -> dict:
+def _settle(result: CheckResult, code: Exit) -> CheckResult:
+    result.exit_code, result.ok = int(code), code == Exit.OK
+    return result
+
+
+def from_record(install: Install, store: Store, record: Record) -> CheckResult:
     """The report of an intact patch, read off its record."""
-    report = _base(install, store, record.release)
+    result = _base(install, store, record.release)
     for step in record.transforms:
         state = STATES[step.outcome]
-        report["transforms"].append({"name": step.name, "file": step.file, "blog_step": step.blog_step,
-                                     "state": state})
+        result.transforms.append({"name": step.name, "file": step.file, "blog_step": step.blog_step,
+                                  "state": state})
         if state == "not-needed":
-            report["notes"].append(not_needed_note(step.name, install.release))
-    report["files"] = [{"path": f.path, "state": "patched"} for f in record.files]
-    report["modules"] = [{"file": m.rel, "classes": list(m.classes)} for m in record.modules]
-    report["added"] = [{"path": a.path, "state": "present"} for a in record.added]
-    report["exit_code"] = int(Exit.OK)
-    return report
+            result.notes.append(not_needed_note(step.name, install.release))
+    result.files = [{"path": f.path, "state": "patched"} for f in record.files]
+    result.modules = [{"file": m.rel, "classes": list(m.classes)} for m in record.modules]
+    result.added = [{"path": a.path, "state": "present"} for a in record.added]
+    return _settle(result, Exit.OK)
 
 
-def from_files(install: Install, store: Store) -> dict:
+def from_files(install: Install, store: Store) -> CheckResult:
     """The report found by planning every file again (the record is absent, stale or contradicted)."""
-    from .actions import hand_edits, recorded_modules, transforms_for
-    from .plan import Outcome, make_plan, plan_file  # libcst from here on
+    from . import plan  # libcst from here on; looked up at call time, so a test may stand in for plan_file
 
-    manifest = store.manifest()
-    hand = hand_edits(install, manifest)
-    report = _base(install, store, manifest["release"] if manifest else None)
+    record = store.read()
+    hand = hand_edits(install, record)
+    result = _base(install, store, record.release if record else None)
+    problems = result.problems
     if hand:
-        report["hand_patched"] = hand
-        report["problems"].append("edited by hand (following the blog): " + "; ".join(hand))
-    stale = manifest is not None and manifest["release"] != install.release
+        result.hand_patched = hand
+        problems.append("edited by hand (following the blog): " + "; ".join(hand))
+    stale = record is not None and record.release != install.release
     if stale:
-        report["problems"].append(f"the patch was applied to Ultralytics {manifest['release']}, but the install is "
-                                  f"now {install.release}: the patch is gone; run `rtdetr-patch apply` again")
+        problems.append(f"the patch was applied to Ultralytics {record.release}, but the install is "
+                        f"now {install.release}: the patch is gone; run `rtdetr-patch apply` again")
     by_file: dict[str, list] = {}
-    for transform in transforms_for(None if stale else manifest):
+    for transform in transforms_for(None if stale else record):
         by_file.setdefault(transform.FILE, []).append(transform)
     for rel, group in by_file.items():
         try:
-            change = plan_file(install, rel, group)
+            change = plan.plan_file(install, rel, group)
         except PatchError as exc:
             for transform in group:
-                report["transforms"].append({"name": transform.NAME, "file": rel, "blog_step": transform.BLOG_STEP,
-                                             "state": "unrecognised"})
-            report["problems"].append(exc.message)
+                result.transforms.append({"name": transform.NAME, "file": rel, "blog_step": transform.BLOG_STEP,
+                                          "state": "unrecognised"})
+            problems.append(exc.message)
             continue
         for step in change.steps:
-            state = {Outcome.APPLIED: "applied", Outcome.PATCHED: "missing",
-                     Outcome.NOT_NEEDED: "not-needed"}[step.outcome]
-            report["transforms"].append({"name": step.transform.NAME, "file": rel,
-                                         "blog_step": step.transform.BLOG_STEP, "state": state})
+            state = CHECK_STATES[step.outcome]
+            result.transforms.append({"name": step.transform.NAME, "file": rel,
+                                      "blog_step": step.transform.BLOG_STEP, "state": state})
             if state == "not-needed":
-                report["notes"].append(not_needed_note(step.transform.NAME, install.release))
-    missing = [t["name"] for t in report["transforms"] if t["state"] == "missing"]
+                result.notes.append(not_needed_note(step.transform.NAME, install.release))
+    missing = [t["name"] for t in result.transforms if t["state"] == "missing"]
     if missing and not stale:
-        report["problems"].append(f"not applied: {', '.join(missing)}")
-    older = manifest.get("tool") if manifest and not stale else None
-    if older != __version__ and older and any(t["state"] in ("missing", "unrecognised") for t in report["transforms"]):
-        report["problems"].append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
-                                  f"replace it with this release's ({__version__})")
-    if manifest and not stale:
-        for entry in manifest["files"]:
-            digest = digest_of(install.package / PurePosixPath(entry["path"]))
-            state = ("patched" if digest == entry["patched_sha256"] else
-                     "pristine" if digest == entry["original_sha256"] else "changed since apply")
-            report["files"].append({"path": entry["path"], "state": state})
+        problems.append(f"not applied: {', '.join(missing)}")
+    older = record.tool if record and not stale else None
+    if older != __version__ and older and any(t["state"] in ("missing", "unrecognised") for t in result.transforms):
+        problems.append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
+                        f"replace it with this release's ({__version__})")
+    if record and not stale:
+        for entry in record.files:
+            digest = digest_of(install.package / PurePosixPath(entry.path))
+            state = ("patched" if digest == entry.patched_sha256 else
+                     "pristine" if digest == entry.original_sha256 else "changed since apply")
+            result.files.append({"path": entry.path, "state": state})
             if state != "patched":
-                report["problems"].append(f"{entry['path']} is {state}")
-    modules = [] if stale else recorded_modules(store, manifest)
-    report["modules"] = [{"file": m.rel, "classes": list(m.classes)} for m in modules]
-    recorded_added = {a["path"]: a["sha256"] for a in (manifest or {}).get("added", [])}
-    for add in make_plan(install, (), tuple(modules)).additions:
+                problems.append(f"{entry.path} is {state}")
+    modules = [] if stale else recorded_modules(store, record)
+    result.modules = [{"file": m.rel, "classes": list(m.classes)} for m in modules]
+    recorded_added = {a.path for a in record.added} if record else set()
+    for add in plan.make_plan(install, (), tuple(modules)).additions:
         if add.present:
             state = "present"
         elif add.path.is_file():
             state = "changed since apply" if add.rel in recorded_added else "not ours"
         else:
             state = "missing"
-        report["added"].append({"path": add.rel, "state": state})
+        result.added.append({"path": add.rel, "state": state})
         if state != "present":
-            report["problems"].append(f"{add.rel} is {state}")
-    if manifest is None and not missing and not report["problems"]:
-        report["warnings"].append(f"patched, but no record in {store.dir}: revert is not possible")
+            problems.append(f"{add.rel} is {state}")
+    if record is None and not missing and not problems:
+        result.warnings.append(f"patched, but no record in {store.dir}: revert is not possible")
     if hand:
         code = Exit.HAND_PATCHED
-    elif stale or (manifest and any(f["state"] != "patched" for f in report["files"])):
+    elif stale or (record and any(f["state"] != "patched" for f in result.files)):
         code = Exit.CHANGED
-    elif report["problems"]:
+    elif problems:
         code = Exit.NOT_PATCHED
-        if missing and len(missing) == len(report["transforms"]) - len(report["notes"]) and not manifest:
-            report["problems"].append("this install is not patched: run `rtdetr-patch apply`")
+        if missing and len(missing) == len(result.transforms) - len(result.notes) and not record:
+            problems.append("this install is not patched: run `rtdetr-patch apply`")
     else:
         code = Exit.OK
-    report["exit_code"] = int(code)
-    return report
+    return _settle(result, code)
 
 
-def verdict(report: dict, error_on_warn: bool) -> int:
-    """The exit code of ``check --static``: the report's, and warnings count as problems when asked."""
-    if report["exit_code"] == Exit.OK and error_on_warn and report["warnings"]:
-        report["problems"].append("warnings are errors (--error-on-warn)")
+def verdict(result: CheckResult, error_on_warn: bool) -> int:
+    """The exit code of ``check --static``: the result's, and warnings count as problems when asked (then the
+    reason is added to ``result.problems``)."""
+    if result.exit_code == Exit.OK and error_on_warn and result.warnings:
+        result.problems.append("warnings are errors (--error-on-warn)")
         return int(Exit.NOT_PATCHED)
-    return report["exit_code"]
+    return result.exit_code

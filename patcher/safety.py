@@ -1,15 +1,14 @@
-"""Crash safety and concurrency: the per-install lock, the journal's recovery, and the test hook.
+"""Crash safety and concurrency: the per-install lock, and the kill-point hook for the tests.
 
 * The lock is an OS file lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows) on a file
   in the install's state folder. The OS drops it when the process dies, even by SIGKILL, so a
   crashed run never leaves a stale lock behind. A second run waits for it, then stops clearly.
-* The journal is the manifest's ``state``: ``applying`` from before the first install file is
-  written until the last one is, ``reverting`` likewise. Every file is replaced atomically, so a
-  killed run leaves each file either old or new; the next command finds the state and rolls an
-  interrupted apply back (to pristine) or completes an interrupted revert, and says so.
 * ``checkpoint`` is the kill-point hook for the tests: with ``RTDETR_PATCH_KILL_AT=N`` the process
   dies (``os._exit``, no clean-up, as SIGKILL) at the N-th checkpoint it reaches; with
   ``RTDETR_PATCH_INTERRUPT_AT=N`` a ``KeyboardInterrupt`` is raised there instead, as Ctrl-C would.
+
+The journal (the manifest's ``state``) and the recovery that reads it live in ``session.py``; the
+durable, atomic file writes in ``files.py``.
 """
 
 from __future__ import annotations
@@ -48,12 +47,12 @@ class InstallLock:
     def _try(self) -> bool:
         try:
             if sys.platform == "win32":
-                import msvcrt
+                import msvcrt  # Windows only
 
                 self.handle.seek(0)
                 msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
             else:
-                import fcntl
+                import fcntl  # POSIX only
 
                 fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -80,12 +79,12 @@ class InstallLock:
     def __exit__(self, *exc) -> None:
         try:
             if sys.platform == "win32":
-                import msvcrt
+                import msvcrt  # Windows only
 
                 self.handle.seek(0)
                 msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
             else:
-                import fcntl
+                import fcntl  # POSIX only
 
                 fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
         finally:

@@ -14,6 +14,7 @@ from typing import Iterator
 
 from .files import atomic_write, clean_temporaries, digest_of, remove_dir
 from .locate import Install
+from .record import Record
 from .safety import InstallLock, checkpoint
 from .store import Store
 
@@ -39,7 +40,7 @@ class Undone:
     left: list[str] = field(default_factory=list)  # files neither ours nor original, not touched
 
 
-def undo(install: Install, store: Store, manifest: dict, result, forced: frozenset[str] = frozenset(),
+def undo(install: Install, store: Store, record: Record, result, forced: frozenset[str] = frozenset(),
          journal: str | None = None) -> None:
     """Put back every recorded original and remove every added file that is still ours.
 
@@ -47,19 +48,19 @@ def undo(install: Install, store: Store, manifest: dict, result, forced: frozens
     Every original is read and checked before the first write, so a damaged store stops the run
     with the install untouched; ``journal`` (a manifest state) is recorded right before that write.
     """
-    same_release = manifest["release"] == install.release
+    same_release = record.release == install.release
     targets: list[Path] = []
     restore = []
-    for entry in manifest["files"] if same_release else []:  # never write old files over another release
-        path = install.package / PurePosixPath(entry["path"])
+    for entry in record.files if same_release else ():  # never write old files over another release
+        path = install.package / PurePosixPath(entry.path)
         targets.append(path)
         digest = digest_of(path)
-        if digest == entry["original_sha256"]:
+        if digest == entry.original_sha256:
             continue
-        if digest not in (entry["patched_sha256"], None) and entry["path"] not in forced:
-            result.left.append(entry["path"])
+        if digest not in (entry.patched_sha256, None) and entry.path not in forced:
+            result.left.append(entry.path)
             continue
-        restore.append((path, entry["path"], store.original(entry["path"], entry["original_sha256"])))
+        restore.append((path, entry.path, store.original(entry.path, entry.original_sha256)))
     if journal is not None:
         store.set_state(journal)
         checkpoint()
@@ -67,31 +68,30 @@ def undo(install: Install, store: Store, manifest: dict, result, forced: frozens
         atomic_write(path, data)
         checkpoint()
         result.restored.append(rel)
-    for entry in manifest["added"]:
-        path = install.package / PurePosixPath(entry["path"])
+    for added in record.added:
+        path = install.package / PurePosixPath(added.path)
         targets.append(path)
         if not path.is_file() or path.is_symlink():
             continue
-        if digest_of(path) != entry["sha256"] and entry["path"] not in forced:
-            result.left.append(entry["path"])
+        if digest_of(path) != added.sha256 and added.path not in forced:
+            result.left.append(added.path)
             continue
         path.unlink()
         checkpoint()
-        result.removed.append(entry["path"])
+        result.removed.append(added.path)
     clean_temporaries(targets)
-    for rel in sorted(manifest.get("dirs", []), reverse=True):
+    for rel in sorted(record.dirs, reverse=True):
         remove_dir(install.package / PurePosixPath(rel))
 
 
 def recover(install: Install, store: Store) -> str | None:
     """Finish what a killed run left: roll an interrupted apply back, complete an interrupted revert."""
-    manifest = store.manifest()
-    state = (manifest or {}).get("state", "applied")
-    if manifest is None or state == "applied":
+    record = store.read()
+    if record is None or record.state == "applied":
         return None
     result = Undone()
-    undo(install, store, manifest, result)
-    if state == "applying":
+    undo(install, store, record, result)
+    if record.state == "applying":
         store.forget("recovered: an interrupted apply was rolled back")
         message = "An interrupted apply was found and rolled back: the install is pristine again."
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .errors import Exit, PatchError
+from .errors import Exit, PatchError, reinstall
 
 BOM = b"\xef\xbb\xbf"
 
@@ -33,11 +33,11 @@ def _parse(data: bytes, where: str) -> tuple[cst.Module, bool]:
         return cst.parse_module(text), bom
     except UnicodeDecodeError as exc:
         raise PatchError(Exit.TRANSFORM, f"{where} is not UTF-8 ({exc}).",
-                         "Reinstall Ultralytics (pip install --force-reinstall --no-deps ultralytics) and try again.")
+                         f"Reinstall Ultralytics ({reinstall()}) and try again.")
     except cst.ParserSyntaxError as exc:
         raise PatchError(Exit.TRANSFORM, f"{where} does not parse: line {exc.raw_line}, column {exc.raw_column}: "
                          f"{exc.message}",
-                         "Fix or reinstall the file (pip install --force-reinstall --no-deps ultralytics); nothing was written.")
+                         f"Fix or reinstall the file ({reinstall()}); nothing was written.")
 
 
 def render(module: cst.Module, bom: bool) -> bytes:

@@ -16,11 +16,11 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from .errors import Exit, PatchError
-from .files import sha256
+from .errors import Exit, PatchError, reinstall
+from .files import replace_file, sha256
 from .locate import Install
+from .record import FORMAT, Record
 
-FORMAT = 1
 ENV = "RTDETR_PATCH_HOME"
 
 
@@ -43,7 +43,7 @@ def install_key(package: Path) -> str:
 
 def _git():
     try:
-        import git  # gitpython: imported late, it needs a git executable
+        import git  # gitpython: imported late, it needs a git executable and the record-only paths never commit
     except ImportError as exc:  # also raised when no git executable is found
         raise PatchError(Exit.STORE, f"The backup store needs git, which is not usable here: {exc}",
                          "Install git (https://git-scm.com) and make sure `git --version` runs.")
@@ -60,18 +60,17 @@ class Store:
         self.originals = self.dir / "originals"
 
     # -- reading -------------------------------------------------------------------------------
-    def manifest(self) -> dict | None:
+    def read(self) -> Record | None:
+        """The record of the last apply, or None when there is none."""
         if not self.manifest_path.exists():
             return None
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT or not isinstance(data.get("files"), list):
-                raise ValueError("unknown format")
-            return data
         except (OSError, ValueError) as exc:
             raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} is unreadable: {exc}",
                              f"Restore it from the store's history (git -C {self.dir} checkout -- manifest.json) "
                              "or reinstall Ultralytics and delete that folder.")
+        return Record.of(data, self.manifest_path)
 
     def original(self, rel: str, expected_sha: str) -> bytes:
         """An original file's bytes, checked against the manifest; from git history if the copy is damaged."""
@@ -95,8 +94,7 @@ class Store:
             pass
         raise PatchError(Exit.STORE, f"The backup of {rel} in {self.dir} is missing or damaged "
                          f"(no copy with sha256 {expected_sha[:12]}...).",
-                         f"Reinstall Ultralytics instead: pip install --force-reinstall --no-deps "
-                         f"ultralytics=={self.install.release}")
+                         f"Reinstall Ultralytics instead: {reinstall(self.install.release)}")
 
     def module(self, name: str) -> bytes:
         """A user's backbone file as recorded by ``apply --module``."""
@@ -133,7 +131,11 @@ class Store:
             raise PatchError(Exit.STORE, f"Cannot commit to the backup store {self.dir}: {exc}",
                              f"Check that git works there, or move the store with {ENV}=<folder>.")
 
-    def record(self, manifest: dict, originals: dict[str, bytes], modules: dict[str, bytes] | None = None) -> None:
+    def _write(self, record: Record) -> None:
+        data = json.dumps({"format": FORMAT, **record.to_dict()}, indent=2) + "\n"
+        replace_file(self.manifest_path, data.encode("utf-8"), self.manifest_path.with_name("manifest.json.tmp"))
+
+    def record(self, record: Record, originals: dict[str, bytes], modules: dict[str, bytes] | None = None) -> None:
         """Save the originals (and users' module files) and the manifest, then commit; called before any
         install file is written."""
         repo = self._repo()
@@ -142,28 +144,23 @@ class Store:
                 for rel, data in files.items():
                     path = folder / PurePosixPath(rel)
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
-            manifest = {"format": FORMAT, **manifest}
-            tmp = self.manifest_path.with_name("manifest.json.tmp")
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.manifest_path)
+                    path.write_bytes(data)  # the commit below makes them durable (git fsyncs its objects)
+            self._write(record)
         except OSError as exc:
             raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
                              f"Make it writable, or move it with {ENV}=<folder>.")
         self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
 
     def set_state(self, state: str) -> None:
-        """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically. It is not committed
-        on its own (the originals it protects already are); the next commit of the store takes it along."""
-        manifest = self.manifest()
-        if manifest is None:
+        """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically and synced. It is not
+        committed on its own (the originals it protects already are); the next commit of the store takes it
+        along."""
+        record = self.read()
+        if record is None:
             raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} vanished during the run.",
                              "Run the command again; `rtdetr-patch check` shows the state.")
-        manifest["state"] = state
-        tmp = self.manifest_path.with_name("manifest.json.tmp")
         try:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.manifest_path)
+            self._write(record.with_state(state))
         except OSError as exc:
             raise PatchError(Exit.STORE, f"Cannot update the manifest {self.manifest_path}: {exc}",
                              f"Make it writable, or move the store with {ENV}=<folder>.")

@@ -1,4 +1,7 @@
-"""The transforms, one per concern, in the order they are applied.
+"""The transforms, one per concern, in the order they are applied; installed as ``rtdetr_patch.patches``.
+
+They need libcst (the engine imports this package only where a run plans) and import nothing of the
+engine but the outcome vocabulary (``rtdetr_patch.patcher.outcome``).
 
 Each transform is a small libcst class whose docstring names the blog step it implements
 (the CSDN article "RT-DETR有效改进: 利用MobileNetV3替换Backbone").
@@ -32,12 +35,12 @@ ALL: tuple[type[Transform], ...] = (
     RepC3Expansion,
     ValRect,
 )
-BY_NAME = {t.NAME: t for t in ALL}
+OPTIONS: tuple[str, ...] = tuple(t.OPTION for t in ALL if t.OPTION)  # the opt-in transforms' options
 
 
-def selected(val_rect_fix: bool = False) -> tuple[type[Transform], ...]:
-    """The transforms an apply runs: all default ones, plus the opt-in ones asked for."""
-    return tuple(t for t in ALL if not t.OPT_IN or (t is ValRect and val_rect_fix))
+def selected(options: frozenset[str] | set[str] = frozenset()) -> tuple[type[Transform], ...]:
+    """The transforms an apply runs: all default ones, plus the opt-in ones whose option is asked for."""
+    return tuple(t for t in ALL if t.OPTION is None or t.OPTION in options)
 
 
-__all__ = ["FuseDeploy", "ParseModelModules", "ALL", "BY_NAME", "MARK", "Outcome", "TargetMissing", "Transform", "selected"]
+__all__ = ["FuseDeploy", "ParseModelModules", "ALL", "OPTIONS", "MARK", "Outcome", "TargetMissing", "Transform", "selected"]

@@ -21,19 +21,14 @@ comment carrying ``MARK``), found at the same place the pristine target would be
 
 from __future__ import annotations
 
-import enum
 from typing import ClassVar, Iterator, Sequence
 
 import libcst as cst
+
+from ..patcher.outcome import Outcome  # the vocabulary lives where the record-only paths can read it
 from . import match as m
 
 MARK = "rtdetr-patch"
-
-
-class Outcome(str, enum.Enum):
-    PATCHED = "patched"
-    APPLIED = "applied"
-    NOT_NEEDED = "not-needed"
 
 
 class TargetMissing(Exception):
@@ -50,9 +45,10 @@ class Transform(cst.CSTTransformer):
     NAME: ClassVar[str]
     FILE: ClassVar[str]  # path inside the ``ultralytics`` package, with forward slashes
     BLOG_STEP: ClassVar[str]
-    DESCRIPTION: ClassVar[str]
     LOOKED_FOR: ClassVar[str]
-    OPT_IN: ClassVar[bool] = False
+    # An opt-in transform runs only when asked: OPTION names the option that asks (the API keyword, the
+    # CLI flag with dashes, the record's key); None for the transforms every apply runs.
+    OPTION: ClassVar[str | None] = None
     # Where the walk descends: "func" (a module function's body), "Class.method", "Class.*", "*.*", or
     # "Class" (into the class, so leave_FunctionDef sees its methods, but not into their bodies).
     # leave_FunctionDef/leave_ClassDef see every top-level definition without any descent.

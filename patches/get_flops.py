@@ -38,7 +38,6 @@ class GetFlopsRealSize(Transform):
     NAME = "get-flops"
     FILE = "utils/torch_utils.py"
     BLOG_STEP = "4.9"
-    DESCRIPTION = "get_flops profiles RT-DETR models at the real image size"
     LOOKED_FOR = "a top-level `try: ... except Exception:` in the module function get_flops"
     RELEASES = ((8, 0, 0), (8, 0, 9999))  # 8.0.x only: from 8.1 the release falls back by itself
     SCOPE = ()

@@ -41,7 +41,6 @@ class LayerLoops(Transform):
     NAME = "layer-loops"
     FILE = "nn/tasks.py"
     BLOG_STEP = "4.7"
-    DESCRIPTION = "every layer loop keeps each output of a list-returning backbone"
     LOOKED_FOR = ("`y.append(x if m.i in self.save else None)` in the `for m in self.model` loops of "
                   + " and ".join(f"{c}.{f}" for c, f in REQUIRED))
     SCOPE = ("*.*",)

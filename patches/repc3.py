@@ -26,7 +26,6 @@ class RepC3Expansion(Transform):
     NAME = "repc3-expansion"
     FILE = "nn/modules/block.py"
     BLOG_STEP = "5.1"  # what makes the blog's yaml (step 5.1) run where RepC3 ignores its expansion
-    DESCRIPTION = "RepC3 builds cv1/cv2 with its hidden width c_ (expansion argument honoured)"
     LOOKED_FOR = "`self.cv1 = Conv(c1, ...)` and `self.cv2 = Conv(c1, ...)` in RepC3.__init__"
     RELEASES = ((8, 0, 0), (8, 3, 99))  # fixed upstream by 8.3.100
     SCOPE = ("RepC3.__init__",)

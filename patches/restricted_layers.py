@@ -40,7 +40,6 @@ class RestrictedLayers(Transform):
     NAME = "restricted-layers"
     FILE = "nn/tasks.py"
     BLOG_STEP = "5.2"
-    DESCRIPTION = "restricted model construction accepts registered backbone factories"
     LOOKED_FOR = "`if restricted and not (...)` in the layer loop of parse_model"
     SCOPE = ("parse_model",)
     STATEMENTS = False

@@ -31,7 +31,6 @@ class SafeLoadAllow(Transform):
     NAME = "safe-load"
     FILE = "nn/tasks.py"
     BLOG_STEP = "5.2"
-    DESCRIPTION = "restricted checkpoint loading accepts the added backbone classes"
     LOOKED_FOR = "the `allow` list and its final `return` in _SafeLoad._build"
     SCOPE = ("_SafeLoad",)
     STATEMENTS = False

@@ -28,7 +28,6 @@ class StrideProbe(Transform):
     NAME = "stride-probe"
     FILE = "nn/tasks.py"
     BLOG_STEP = "4.8"
-    DESCRIPTION = "DetectionModel stride probe at 640 for models with an added backbone"
     LOOKED_FOR = "`s = 256` in DetectionModel.__init__"
     SCOPE = ("DetectionModel.__init__",)
 

@@ -28,7 +28,6 @@ class TasksImport(Transform):
     NAME = "tasks-import"
     FILE = "nn/tasks.py"
     BLOG_STEP = "4.3"
-    DESCRIPTION = "tasks.py imports ultralytics.nn.Addmodules"
     LOOKED_FOR = "the module-level import statements before the first class or function"
     SCOPE = ()
     STATEMENTS = False

@@ -26,9 +26,8 @@ class ValRect(Transform):
     NAME = "val-rect"
     FILE = "models/yolo/detect/train.py"
     BLOG_STEP = "4.10"
-    DESCRIPTION = "DetectionTrainer.build_dataset uses rect=False for validation"
     LOOKED_FOR = "the `rect=mode == 'val'` argument in DetectionTrainer.build_dataset"
-    OPT_IN = True
+    OPTION = "val_rect_fix"
     SCOPE = ("DetectionTrainer.build_dataset",)
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:

@@ -15,7 +15,9 @@ JSON schema (``"schema": 1``), common to the three commands::
     exit_code     the process's exit code (README, "Exit codes")
     error         null, or {"message", "hint"} when the command stopped on a failure
     ultralytics   null (not found), or {"release", "package", "python", "how", "tested"}
-    warnings      things to act on; "notes" facts only; "problems" why a check failed
+    warnings      things to act on (a recovered run and, for revert, the files left untouched
+                  first; in Python ``result.all_warnings``, as ``result.warnings`` holds only the rest);
+                  "notes" facts only; "problems" why a check failed
     restart_needed  true when this Python had already imported the Ultralytics just changed
     transforms    [{"name", "blog_step", "file", "state"}]; state is one of patched, applied,
                   not-needed (apply), or applied, missing, not-needed, unrecognised (check)
@@ -30,95 +32,21 @@ from __future__ import annotations
 
 import sys
 import warnings as _warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
-from .patcher import __version__, actions
+from .patcher import actions
 from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchError, if_interrupted
 from .patcher.locate import Install, locate
+from .patcher.report import inspect, not_needed_note, verdict
+from .patcher.results import JSON_SCHEMA, ApplyResult, CheckResult, Result, RevertResult
 
-JSON_SCHEMA = 1
 DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
 Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-@dataclass
-class Result:
-    command: ClassVar[str] = ""
-    ok: bool = True
-    exit_code: int = 0
-    error: dict | None = None
-    ultralytics: dict | None = None
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    restart_needed: bool = False
-    transforms: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"schema": JSON_SCHEMA, "command": self.command, "tool": __version__, **asdict(self)}
-
-    @classmethod
-    def failed(cls, exc: PatchError, install: Install | None = None) -> "Result":
-        """The result the command line prints (``--json``) for a command stopped by ``exc``."""
-        return cls(ok=False, exit_code=int(exc.code), error={"message": exc.message, "hint": exc.hint},
-                   ultralytics=_describe(install))
-
-
-@dataclass
-class ApplyResult(Result):
-    command: ClassVar[str] = "apply"
-    dry_run: bool = False
-    already: bool = False
-    written: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    additions: list[dict] = field(default_factory=list)
-    upgraded_from: str | None = None
-    recovered: str | None = None
-    modules: list[dict] = field(default_factory=list)
-    store: str | None = None
-    diff: str = ""
-    verification: dict | None = None
-
-
-@dataclass
-class RevertResult(Result):
-    command: ClassVar[str] = "revert"
-    nothing: bool = False
-    restored: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
-    stale_release: str | None = None
-    recovered: str | None = None
-
-
-@dataclass
-class CheckResult(Result):
-    command: ClassVar[str] = "check"
-    static: bool = False
-    files: list[dict] = field(default_factory=list)
-    added: list[dict] = field(default_factory=list)
-    hand_patched: list[str] = field(default_factory=list)
-    modules: list[dict] = field(default_factory=list)
-    store: str | None = None
-    recorded: bool = False
-    recorded_release: str | None = None
-    release_tested: bool = True
-    tested_range: list[str] = field(default_factory=list)
-    verification: dict | None = None
-
-
-def _describe(install: Install | None) -> dict | None:
-    if install is None:
-        return None
-    return {"release": install.release, "package": str(install.package), "python": install.python,
-            "how": install.how, "tested": install.tested}
 
 
 def _restart_needed(install: Install, changed: bool) -> bool:
@@ -154,7 +82,7 @@ def _yaml(yaml: str) -> str:
 
 
 def _verify(install: Install, yaml: str, on_stage: Progress) -> dict:
-    from .patcher.verify import verify  # the smoke run starts a fresh process of the target's Python
+    from .patcher.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
 
     return verify(install, yaml=yaml, on_stage=on_stage)
 
@@ -166,46 +94,39 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
     """Patch the Ultralytics found (this Python's, or ``python=``/``target=``), record the originals,
     then verify with a smoke run (skipped by ``no_verify`` and ``dry_run``).
 
-    ``modules`` are ``FILE.py[:NAME]`` backbone files of your own. ``on_install`` is called with the
-    install once it is found, ``on_stage`` with each verification stage (for progress display).
+    ``val_rect_fix`` also runs the opt-in transform of blog step 4.10. ``modules`` are ``FILE.py[:NAME[=RULE]]``
+    modules of your own (README, "Your own modules"). ``on_install`` is called with the install once it is found, ``on_stage``
+    with each verification stage (for progress display).
     """
     yaml = _yaml(yaml)
+    options = frozenset({"val_rect_fix"} if val_rect_fix else ())  # keyword -> the transform's OPTION
     with if_interrupted(NOTHING_WRITTEN):
         install = locate(python, target)
         if on_install:
             on_install(install)
-        done = actions.apply(install, dry_run=dry_run, val_rect_fix=val_rect_fix, force=force,
-                             module_specs=tuple(str(m) for m in modules))
-    with if_interrupted(NOTHING_WRITTEN if dry_run or not (done.written or done.added) else WRITTEN_NOT_VERIFIED):
-        return _finish_apply(install, done, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage)
+        result = actions.apply(install, dry_run=dry_run, options=options, force=force,
+                               module_specs=tuple(str(m) for m in modules))
+    with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
+        return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage)
 
 
-def _finish_apply(install: Install, done, *, dry_run: bool, no_verify: bool, yaml: str,
+def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_verify: bool, yaml: str,
                   on_stage: Progress) -> ApplyResult:
-    result = ApplyResult(ultralytics=_describe(install), dry_run=dry_run, already=done.already,
-                         written=done.written, added=done.added, upgraded_from=done.upgraded_from,
-                         recovered=done.recovered, modules=done.module_reports,
-                         store=str(actions.Store(install).dir),
-                         transforms=done.transforms, additions=done.additions)
-    if done.recovered:
-        result.warnings.append(done.recovered)
-    from .patcher.report import not_needed_note
-
     result.notes = [not_needed_note(t["name"], install.release) for t in result.transforms
                     if t["state"] == "not-needed"]
-    if dry_run and done.plan is not None:
-        import difflib
+    if dry_run and result.plan is not None:
+        import difflib  # only a dry run shows a diff
 
         result.diff = "".join(
             "".join(difflib.unified_diff(change.before.decode("utf-8", "replace").splitlines(keepends=True),
                                          change.after.decode("utf-8", "replace").splitlines(keepends=True),
                                          fromfile=f"a/ultralytics/{change.rel}", tofile=f"b/ultralytics/{change.rel}"))
-            for change in done.plan.changes)
+            for change in result.plan.changes)
     if dry_run:
         return result
-    if _restart_needed(install, bool(done.written or done.added)):
+    if _restart_needed(install, bool(result.written or result.added)):
         _restart_warning(result, install)
-    if not no_verify and not done.already:
+    if not no_verify and not result.already:
         result.verification = _verify(install, yaml, on_stage)
     return result
 
@@ -221,15 +142,8 @@ def revert(*, python: str | None = None, target: str | None = None, force: bool 
         install = locate(python, target)
         if on_install:
             on_install(install)
-        done = actions.revert(install, force=force)
-    result = RevertResult(ultralytics=_describe(install), nothing=done.nothing, restored=done.restored,
-                          removed=done.removed, kept=done.kept, left=done.left,
-                          stale_release=done.stale_release, recovered=done.recovered)
-    if done.recovered:
-        result.warnings.append(done.recovered)
-    if done.left:
-        result.warnings.append("left untouched (changed by someone else): " + ", ".join(done.left))
-    if _restart_needed(install, bool(done.restored or done.removed)):
+        result = actions.revert(install, force=force)
+    if _restart_needed(install, bool(result.restored or result.removed)):
         _restart_warning(result, install)
     return result
 
@@ -248,18 +162,13 @@ def check(*, python: str | None = None, target: str | None = None, static: bool 
 
 
 def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) -> CheckResult:
-    from .patcher.report import inspect, verdict
-
     yaml = _yaml(yaml)
     install = locate(python, target)
     if on_install:
         on_install(install)
-    report = inspect(install)
-    result = CheckResult(ultralytics=_describe(install), static=static,
-                         **{k: report[k] for k in ("warnings", "notes", "problems", "transforms", "files", "added",
-                                                  "hand_patched", "modules", "store", "recorded",
-                                                  "recorded_release", "release_tested", "tested_range")})
-    code = verdict(report, error_on_warn)
+    result = inspect(install)
+    result.static = static
+    code = verdict(result, error_on_warn)
     if code == Exit.OK and not static:
         try:
             result.verification = _verify(install, yaml, on_stage)

@@ -18,11 +18,10 @@ from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
-from .patcher import __version__
+from . import __version__, api
+from .api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
 from .patcher.errors import Exit, PatchError
 from .patcher.locate import Install
-from .api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
-from . import api
 
 YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
                            help="The model yaml the verification builds: a shipped name "
@@ -314,9 +313,8 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
     out.print(table)
     out.print(f"Wrote {len(result.written)} file(s), added {len(result.added)} file(s); originals recorded in "
               f"{escape(str(result.store))}", soft_wrap=True)
-    for warning in result.warnings:
-        if warning != result.recovered:
-            out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for warning in result.warnings:  # the recovered run is printed above, once
+        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if no_verify:
         out.print("[dim]Verification skipped (--no-verify); run `rtdetr-patch check` before training.[/]")
         return
@@ -354,9 +352,8 @@ def revert(python, target, force, as_json, quiet) -> None:
         out.print(f"[yellow]kept your edited copy at[/] {escape(path)}", soft_wrap=True)
     for rel in result.left:
         out.print(f"[yellow]left untouched (changed by someone else):[/] ultralytics/{rel}", soft_wrap=True)
-    for warning in result.warnings:
-        if warning != result.recovered and not warning.startswith("left untouched"):
-            out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for warning in result.warnings:  # the recovered run and the untouched files are printed above, once
+        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     out.print("[green]Reverted.[/]")
 
 

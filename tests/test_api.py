@@ -246,7 +246,8 @@ def test_pip_install_adds_one_import_package(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"rtdetr_patch", f"rtdetr_patch-{rtdetr_patch.__version__}.dist-info"}, tops
     for must in ("rtdetr_patch/__main__.py", "rtdetr_patch/api.py", "rtdetr_patch/cli.py",
-                 "rtdetr_patch/patcher/smoke.py", "rtdetr_patch/patches/parse_model.py",
+                 "rtdetr_patch/patcher/target/smoke.py", "rtdetr_patch/patcher/target/preflight.py",
+                 "rtdetr_patch/patcher/target/target_common.py", "rtdetr_patch/templates/Addmodules/ResNet.py", "rtdetr_patch/patches/parse_model.py",
                  "rtdetr_patch/templates/Addmodules/MobileNetV3.py", "rtdetr_patch/templates/yolo/11/yolo11-MobileNetV3.yaml"):
         assert must in names, must
     # Installed into a folder of its own, it runs as `python -m rtdetr_patch` without the repository.

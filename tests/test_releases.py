@@ -215,7 +215,9 @@ def memo_plans(monkeypatch):
     repeat on bytes an earlier command already planned (check after apply again, the second revert
     after the first apply, the many tests that start from the same pristine tree). Every distinct
     input is still planned for real once by the product. ``test_cli`` and ``test_transforms`` use
-    it too, so the whole suite stays fast on two cores.
+    it too, so the whole suite stays fast on two cores. It holds because every caller reaches the
+    function through the module at call time (``plan.plan_file``, ``make_plan``'s own global), never
+    through a name bound at import.
     """
     real = plan_module.plan_file
 

@@ -118,7 +118,8 @@ VAL_AFTER = src('''
 
 
 def test_val_rect():
-    assert ValRect.OPT_IN and ValRect not in patches.selected() and ValRect in patches.selected(val_rect_fix=True)
+    assert ValRect.OPTION == "val_rect_fix" and "val_rect_fix" in patches.OPTIONS
+    assert ValRect not in patches.selected() and ValRect in patches.selected({"val_rect_fix"})
     assert_before_after(ValRect, VAL_BEFORE, VAL_AFTER)
 
 

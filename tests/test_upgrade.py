@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from conftest import LATEST, snapshot
-from rtdetr_patch.patcher import __version__
+from rtdetr_patch import __version__
 from rtdetr_patch.patcher.errors import Exit
 
 NEW_PROBE = b"s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride"
