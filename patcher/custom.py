@@ -48,7 +48,7 @@ STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the 
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop"}
-from .target.target_common import MULTI, RULES, SINGLE, USER_MODULE, rule_from_params  # noqa: E402
+from .target.target_common import MULTI, PROBE_IN, PROBE_OUT, RULES, SINGLE, USER_MODULE  # noqa: E402
 
 PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
 
@@ -390,8 +390,6 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
 
 def _fitting(entry: dict) -> str | None:
     """A rule whose recorded width matches what the probe measured (same inputs), if one does."""
-    from .target.target_common import PROBE_IN, PROBE_OUT
-
     measured = entry["measured"]
     if measured == PROBE_OUT:
         return "conv"
