@@ -113,7 +113,6 @@ class ParseModelBackbones(Transform):
     NAME = "parse-model"
     FILE = "nn/tasks.py"
     BLOG_STEP = "4.4-4.6"
-    DESCRIPTION = "parse_model builds list-returning backbones and shifts later layer indices"
     LOOKED_FOR = "def parse_model(...) with its layer loop (the `for` that assigns `m_`)"
     SCOPE = ()
     STATEMENTS = False
