@@ -365,10 +365,16 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
             continue
         why = f" ({entry['why']})" if entry.get("inferred") and entry.get("why") else ""
         said = f"{entry['why']}; " if why else ""
-        if "build_error" in entry:
+        if "build_error" in entry and rule in SINGLE:
             row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}"
             errors.append(f"{where}: {row['note']}. {_other_rules(rule)}")
             continue
+        if "forward_error" in entry and "returned NoneType" in entry["forward_error"]:
+            row["status"], row["note"] = "refused", f"{entry['forward_error']} (does its forward lack a `return`?)"
+            errors.append(f"{where}: {row['note']}")
+            continue
+        if "build_error" in entry:  # several inputs: the probe's two may not be what it takes (three, other sizes)
+            entry = {**entry, "forward_error": entry["build_error"]}
         if "needs_args" in entry or "forward_error" in entry or "probe" in entry:
             reason = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry
                                             else entry["forward_error"])
@@ -399,10 +405,8 @@ def _fitting(entry: dict) -> str | None:
 
 
 def _other_rules(rule: str) -> str:
-    if rule in SINGLE:
-        return ("If it takes several inputs (a list), give a several-input rule: " + ", ".join(MULTI) +
-                "; if it takes no width, =plain")
-    return "If it takes one input, give a single-input rule: " + ", ".join(SINGLE)
+    return ("If it takes several inputs (a list), give a several-input rule: " + ", ".join(MULTI) +
+            ("; if it takes no width, =plain" if rule != "plain" else ""))
 
 
 def registry_block(modules: list[UserModule]) -> bytes:

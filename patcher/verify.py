@@ -54,10 +54,15 @@ def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-Mob
         raise PatchError(Exit.VERIFY, f"The verification of {where} could not {error['stage']}: {error['message']}",
                          f"Install what is missing into {install.python} (torch comes with `pip install "
                          "ultralytics`), or pass --no-verify / --static to skip the smoke run.")
+    if error["type"] == "RtdetrPatchRowError":  # a yaml row that does not fit its module's rule: the message says it
+        raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': {error['message']}",
+                         "Fix that row of the yaml, or the rule (--module FILE.py:NAME=RULE), then run "
+                         "`rtdetr-patch check --yaml ...` again. The patch is in place; `rtdetr-patch revert` undoes it.")
     raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': "
                      f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
-                     "The patch is in place; `rtdetr-patch revert` undoes it. Please report this with the "
-                     "release and the traceback.")
+                     "The patch is in place; `rtdetr-patch revert` undoes it. If the traceback ends in a module file "
+                     "of yours or your yaml, fix that file, the yaml row or the module's rule (--module "
+                     "FILE.py:NAME=RULE); otherwise please report this with the release and the traceback.")
 
 
 def _read(proc: subprocess.Popen, log: deque, on_stage, found: dict) -> None:

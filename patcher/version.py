@@ -6,4 +6,4 @@ above it. ``rtdetr_patch.__version__`` re-exports it, and ``pyproject.toml`` rea
 (``rtdetr_patch.patcher.version.__version__``, found statically, without importing anything).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

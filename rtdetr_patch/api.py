@@ -127,7 +127,14 @@ def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_ve
     if _restart_needed(install, bool(result.written or result.added)):
         _restart_warning(result, install)
     if not no_verify and not result.already:
-        result.verification = _verify(install, yaml, on_stage)
+        try:
+            result.verification = _verify(install, yaml, on_stage)
+        except PatchError as exc:  # say which rule each module went in with: a wrong one is the usual cause
+            rules = [f"{r['name']}={r['rule']}" + (" (from its signature)" if r.get("inferred") else "")
+                     for r in result.modules if r.get("rule")]
+            if rules:
+                exc.message += "\nThe modules were registered as: " + ", ".join(rules) + "."
+            raise
     return result
 
 

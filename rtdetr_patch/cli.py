@@ -320,7 +320,8 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
         return
     out.print(figures_table(result.verification))
     wrapper = "RTDETR" if result.verification.get("family") == "rtdetr" else "YOLO"
-    out.print(f"[green]Patched and verified.[/] Train with {wrapper}({yaml!r}).")
+    out.print(f"[green]Patched and verified.[/] Train with {wrapper}({result.verification.get('yaml', yaml)!r}).",
+              soft_wrap=True)
 
 
 @main.command(short_help="Restore every changed file, remove every added one.")

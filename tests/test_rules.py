@@ -173,6 +173,7 @@ def test_fuse_calls_switch_to_deploy_of_users_modules(tree, cli, tmp_path):
     (f"{FIXTURES / 'fusion.py'}:ZoomCat=bogus", "'bogus' is not a rule; the rules are conv, conv-n, same"),
     (f"{FIXTURES / 'attention.py'}:Nothing", "defines no class or function Nothing"),
     (f"{FIXTURES / 'convs.py'}:SpaceConv=conv,SpaceConv", "SpaceConv is given twice"),
+    (f"{FIXTURES / 'wrong.py'}:NoReturn", "returned NoneType, not a feature map (does its forward lack a `return`?)"),
 ])
 def test_a_wrong_or_missing_rule_is_refused_and_nothing_written(tree, cli, state_home, spec, words):
     root = tree(LATEST)
@@ -204,6 +205,32 @@ def test_a_row_that_does_not_fit_its_rule_names_the_row_and_the_fix(tree, cli, y
     assert result.exit_code == Exit.VERIFY, result.output
     out = flat(result.output)
     assert words in out and "--module FILE.py:" in out
+
+
+def test_a_module_of_three_inputs_is_not_refused_by_the_probe_of_two(tree, cli):
+    root = tree(LATEST)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'wrong.py'}:ThreeWay=inputs-out")
+    assert result.exit_code == 0, result.output
+    assert "ThreeWay (class): rule inputs-out: ok: not probed here (ThreeWay([64, 64], 128): ValueError" in flat(
+        result.output)
+
+
+def test_arguments_that_do_not_fit_the_constructor_name_the_row(tree, cli):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify", *modules_args()).exit_code == 0
+    result = cli("check", "--target", root, "--yaml", FIXTURES / "bad-rows-3.yaml")
+    out = flat(result.output)
+    assert result.exit_code == Exit.VERIFY, result.output
+    assert ("row 5 of the model yaml ([-1, 1, ChannelGate, [8, 1, 2]]): under the rule 'same' ChannelGate is called as "
+            "ChannelGate(256, 8, 1, 2), which does not fit ChannelGate(channels, factor=8)") in out
+    assert "Fix that row of the yaml, or the rule" in out and "Traceback" not in out
+
+
+def test_a_failed_verification_says_which_rule_each_module_had(tree, cli):
+    root = tree(LATEST)
+    result = cli("apply", "--target", root, *modules_args(), "--yaml", FIXTURES / "bad-rows-2.yaml")
+    assert result.exit_code == Exit.VERIFY, result.output
+    assert "The modules were registered as: ChannelGate=same (from its signature)," in flat(result.output)
 
 
 def test_a_yaml_path_that_does_not_exist(tree, cli, tmp_path):

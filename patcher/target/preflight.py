@@ -119,7 +119,8 @@ def module(obj, rule: str | None, torch) -> dict:
         if rule is None:
             return entry
     if rule in ("head", "block"):
-        entry["probe"] = "a head is built by your yaml, a block by the Blocks rows that name it"
+        entry["probe"] = ("a head is built by the yaml rows that name it" if rule == "head" else
+                          "a block is built by the Blocks rows that name it")
         return entry
     widths, out = common.probe_widths(rule), common.PROBE_OUT
     args = common.probe_args(rule, widths, out)

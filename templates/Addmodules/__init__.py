@@ -184,7 +184,25 @@ def rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels):
         args = [*args, [ch[x] for x in inputs]]
     else:
         raise RtdetrPatchRowError(f"{row}: unknown rule {rule!r} (known: {', '.join(RULES)})")
+    _fits(m, args, row, name, rule)
     return c2, args, n
+
+
+def _fits(m, args, row, name, rule) -> None:
+    """The arguments the rule built must fit the constructor: else say so with the row, not deep inside it."""
+    import inspect
+
+    try:
+        signature = inspect.signature(m)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as exc:
+        raise RtdetrPatchRowError(
+            f"{row}: under the rule '{rule}' {name} is called as {name}({', '.join(map(repr, args))}), which does not "
+            f"fit {name}{signature}: {exc}. Change the row's arguments, or register {name} with the rule that "
+            f"builds its arguments: rtdetr-patch apply --module FILE.py:{name}=RULE") from None
 
 
 def rtdetr_patch_deploy(model) -> int:
