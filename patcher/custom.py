@@ -333,7 +333,7 @@ def check_modules(install: Install, modules: list[UserModule]) -> list[UserModul
             hint = ("A backbone must build (with default arguments, or from a factory function), return three to "
                     "five maps at 640x640 and list their channels in `width_list` or `channel`. Name the one your "
                     "yaml uses: --module FILE.py:NAME. Nothing was written.") if not module_errors else \
-                ("Give the rule that fits: --module FILE.py:NAME=RULE (README, \"Your own modules\"). Nothing "
+                ("Fix the file, or give the rule that fits: --module FILE.py:NAME=RULE (README, \"Your own modules\"). Nothing "
                  "was written.")
             raise _fail(f"{detail}", hint)
         external = sorted({n for name in keep + [r[0] for r in rules] for n in safe_names(module, entries[name])})

@@ -226,6 +226,16 @@ def test_arguments_that_do_not_fit_the_constructor_name_the_row(tree, cli):
     assert "Fix that row of the yaml, or the rule" in out and "Traceback" not in out
 
 
+def test_repeats_of_a_conv_that_changes_width_point_to_conv_n(tree, cli):
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify", *modules_args()).exit_code == 0
+    result = cli("check", "--target", root, "--yaml", FIXTURES / "bad-rows-4.yaml")
+    out = flat(result.output)
+    assert result.exit_code == Exit.VERIFY, result.output
+    assert ("row 5 of the model yaml ([-1, 3, SpaceConv, [128]]): under the rule 'conv' the row's 3 repeats chain 3 "
+            "copies of SpaceConv(256 -> 128 channels)") in out and "FILE.py:SpaceConv=conv-n" in out
+
+
 def test_a_failed_verification_says_which_rule_each_module_had(tree, cli):
     root = tree(LATEST)
     result = cli("apply", "--target", root, *modules_args(), "--yaml", FIXTURES / "bad-rows-2.yaml")

@@ -149,6 +149,12 @@ def rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels):
                                       f"argument, and the row has none; or register {name} with '=same'/'=plain'")
         c1, c2 = ch[f], _scaled(args[0], nc, width, max_channels)
         args = [c1, c2, *args[1:]]
+        if rule == "conv" and n > 1 and c1 != c2:
+            raise RtdetrPatchRowError(
+                f"{row}: under the rule 'conv' the row's {n} repeats chain {n} copies of {name}({c1} -> {c2} "
+                f"channels), and the second would get {c2} channels where it takes {c1}. If {name} takes the repeat "
+                f"count itself (C2f-style; a parameter such as n or c5), register it with "
+                f"rtdetr-patch apply --module FILE.py:{name}=conv-n; else set the row's repeats to 1")
         if rule == "conv-n":
             args.insert(2, n)
             n = 1
