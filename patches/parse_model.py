@@ -121,11 +121,10 @@ class ParseModelBackbones(Transform):
         super().leave_FunctionDef(original, updated)
         if self.classes or self.functions or updated.name.value != "parse_model":
             return updated
-        body = list(updated.body.body)
-        loops = [i for i, s in enumerate(body) if isinstance(s, cst.For) and is_layer_loop(s)]
-        if len(loops) != 1:
+        found = layer_loop(updated)
+        if found is None:
             return updated
-        at = loops[0]
+        body, at = found
         loop_body = list(block_of(body[at]))
         def find(pred) -> int | None:
             return next((i for i, s in enumerate(loop_body) if pred(s)), None)
@@ -210,6 +209,13 @@ class ParseModelBackbones(Transform):
         body.insert(at, statement(SHIFT_INIT))
         self.settle(Outcome.PATCHED)
         return updated.with_changes(body=updated.body.with_changes(body=body))
+
+
+def layer_loop(func: cst.FunctionDef) -> tuple[list[cst.BaseStatement], int] | None:
+    """``parse_model``'s statements and the index of its one layer loop (None unless there is exactly one)."""
+    body = list(func.body.body)
+    loops = [i for i, s in enumerate(body) if isinstance(s, cst.For) and is_layer_loop(s)]
+    return (body, loops[0]) if len(loops) == 1 else None
 
 
 def is_layer_loop(loop: cst.For) -> bool:

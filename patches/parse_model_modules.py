@@ -7,7 +7,7 @@ import libcst as cst
 from . import match as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, statement
-from .parse_model import chain_else, insert_before_else, is_branch_chain, is_layer_loop
+from .parse_model import chain_else, insert_before_else, is_branch_chain, layer_loop
 
 REGISTRY = "RTDETR_PATCH_MODULES"
 BRANCH = f"""\
@@ -42,11 +42,11 @@ class ParseModelModules(Transform):
         super().leave_FunctionDef(original, updated)
         if self.classes or self.functions or updated.name.value != "parse_model":
             return updated
-        body = list(updated.body.body)
-        loops = [i for i, s in enumerate(body) if isinstance(s, cst.For) and is_layer_loop(s)]
-        if len(loops) != 1:
+        found = layer_loop(updated)
+        if found is None:
             raise TargetMissing("the layer loop of parse_model (the `for` that assigns `m_`)")
-        loop_body = list(block_of(body[loops[0]]))
+        body, at = found
+        loop_body = list(block_of(body[at]))
         chains = [i for i, s in enumerate(loop_body) if is_branch_chain(s)]
         if not chains:
             raise TargetMissing("the module-type if/elif chain ending in `else: c2 = ch[f]` in parse_model")
@@ -60,7 +60,6 @@ class ParseModelModules(Transform):
         if chain_else(chain) is None:
             raise TargetMissing("the final `else: c2 = ch[f]` of parse_model's module-type chain")
         loop_body[chains[0]] = insert_before_else(chain, statement(BRANCH))
-        at = loops[0]
         body[at] = body[at].with_changes(body=body[at].body.with_changes(body=loop_body))
         self.settle(Outcome.PATCHED)
         return updated.with_changes(body=updated.body.with_changes(body=body))
