@@ -72,7 +72,7 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
         if state == "not-needed":
             result.notes.append(not_needed_note(step.name, install.release))
     result.files = [{"path": f.path, "state": "patched"} for f in record.files]
-    result.modules = [{"file": m.rel, "classes": list(m.classes)} for m in record.modules]
+    result.modules = [module_row(m) for m in record.modules]
     result.added = [{"path": a.path, "state": "present"} for a in record.added]
     return _settle(result, Exit.OK)
 
@@ -126,7 +126,7 @@ def from_files(install: Install, store: Store) -> CheckResult:
             if state != "patched":
                 problems.append(f"{entry.path} is {state}")
     modules = [] if stale else recorded_modules(store, record)
-    result.modules = [{"file": m.rel, "classes": list(m.classes)} for m in modules]
+    result.modules = [module_row(m) for m in modules]
     recorded_added = {a.path for a in record.added} if record else set()
     for add in plan.make_plan(install, (), tuple(modules)).additions:
         if add.present:
@@ -160,3 +160,10 @@ def verdict(result: CheckResult, error_on_warn: bool) -> int:
         result.problems.append("warnings are errors (--error-on-warn)")
         return int(Exit.NOT_PATCHED)
     return result.exit_code
+
+
+def module_row(module) -> dict:
+    """A ``--module`` file as check reports it: its names, and each name's rule ("backbone" for a backbone)."""
+    rules = dict(module.rules)
+    return {"file": module.rel, "classes": list(module.classes),
+            "rules": {name: rules.get(name, "backbone") for name in module.classes}}

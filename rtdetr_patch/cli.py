@@ -387,7 +387,8 @@ def check(python, target, static, error_on_warn, yaml, as_json, quiet) -> None:
         table.add_row("(added)", "4.1-5.1", a["path"], f"[{'green' if a['state'] == 'present' else 'red'}]"
                       f"{a['state']}[/]")
     for mod in report.modules:
-        table.add_row("(--module)", "", mod["file"], ", ".join(mod["classes"]))
+        table.add_row("(--module)", "", mod["file"], ", ".join(f"{name} ({mod.get('rules', {}).get(name, 'backbone')})"
+                                                             for name in mod["classes"]))
     out.print(table)
     print_notes(report)
     for problem in report.problems:

@@ -54,7 +54,8 @@ def test_module_is_copied_registered_built_and_reverted(tree, cli, tmp_path):
     assert applied.exit_code == 0, applied.output
     assert (root / "ultralytics/nn/Addmodules/tiny_backbone.py").read_bytes() == source.read_bytes()
     report = json.loads(cli("check", "--target", root, "--static", "--json").output)
-    assert report["ok"] and report["modules"] == [{"file": "nn/Addmodules/tiny_backbone.py", "classes": ["TinyNet"]}]
+    assert report["ok"] and report["modules"] == [{"file": "nn/Addmodules/tiny_backbone.py", "classes": ["TinyNet"],
+                                                   "rules": {"TinyNet": "backbone"}}]
 
     yaml = tmp_path / "rtdetr-tiny.yaml"
     seed_yaml = (root / "ultralytics/cfg/models/rt-detr/rtdetr-MobileNetV3.yaml").read_text(encoding="utf-8")

@@ -240,8 +240,10 @@ def test_two_options_for_one_file_are_one_module(tree, cli):
     a, b = ALL_MODULES[0], ALL_MODULES[1]
     assert cli("apply", "--target", root, "--no-verify", "--module", a, "--module", b).exit_code == 0
     report = json.loads(cli("check", "--target", root, "--static", "--json").stdout)
-    assert report["modules"] == [{"file": "nn/Addmodules/attention.py", "classes": ["ChannelGate", "ParamFree",
-                                                                                    "make_gate"]}]
+    assert report["modules"] == [{"file": "nn/Addmodules/attention.py", "classes": ["ChannelGate", "ParamFree", "make_gate"],
+                                  "rules": {"ChannelGate": "same", "ParamFree": "plain", "make_gate": "same"}}]
+    assert "ChannelGate (same), ParamFree (plain), make_gate (same)" in flat(cli("check", "--target", root,
+                                                                                 "--static").output)
     again = cli("apply", "--target", root, "--no-verify", "--module", ALL_MODULES[2])  # a later apply adds to them
     assert again.exit_code == 0, again.output
     init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
