@@ -30,6 +30,7 @@ store, recorded, recorded_release, release_tested, tested_range, verification.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings as _warnings
 from pathlib import Path
@@ -72,8 +73,10 @@ def _restart_warning(result: Result, install: Install) -> None:
 def _yaml(yaml: str) -> str:
     """A shipped yaml's name as given; the user's own yaml (a path) made absolute, and it must exist."""
     path = Path(yaml).expanduser()
-    if path.is_file():
-        return str(path.resolve())
+    # Ultralytics' scale letter: yolo11n-x.yaml builds yolo11-x.yaml at scale n (its yaml_model_load rule)
+    unscaled = path.with_name(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name))
+    if path.is_file() or unscaled.is_file():
+        return str(path.parent.resolve() / path.name)
     if len(path.parts) > 1 or path.suffix not in (".yaml", ".yml"):
         raise PatchError(Exit.USAGE, f"--yaml {yaml}: there is no such file (from {Path.cwd()}).",
                          "Give the path of your model yaml, or the name of a yaml shipped in Ultralytics' "

@@ -38,6 +38,7 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: size its terminal, then become the command
             try:
+                ctrl_c_default()
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
                 os.chdir(cwd)
                 os.execve(argv[0], argv, env)
@@ -112,6 +113,12 @@ def run(argv: list[str], env: dict[str, str], cwd: str, timeout: float, cols: in
     term = Terminal(argv, env, cwd, cols=cols)
     code = term.wait(timeout)
     return code, term.text, term.raw
+
+
+def ctrl_c_default() -> None:
+    """SIGINT back to its default in a child: a job started in the background of a script (as a CI step may
+    be) inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored, as a person's shell never has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def available() -> bool:

@@ -110,7 +110,7 @@ def test_the_names_the_engine_the_programs_and_the_added_package_share():
 
 
 # -- the whole way: apply, build, train a step, fuse, revert ------------------------------------
-@pytest.mark.parametrize("release", [LATEST, OLD])
+@pytest.mark.parametrize("release", [LATEST, pytest.param(OLD, marks=pytest.mark.slow)])
 def test_every_rule_builds_trains_and_reverts(release, tree, cli):
     root = tree(release)
     pristine = snapshot(root)

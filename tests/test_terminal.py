@@ -201,7 +201,7 @@ def test_ctrl_c_with_output_piped(tree, tmp_path):
     """A piped run (``rtdetr-patch apply | tee log``) gets SIGINT from the terminal the same way."""
     root = tree(LATEST)
     proc = subprocess.Popen(tool("apply", "--target", root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, cwd=str(tmp_path))
+                            text=True, start_new_session=True, cwd=str(tmp_path), preexec_fn=terminal.ctrl_c_default)
     deadline = time.monotonic() + STARTS
     while not smoke_processes(root):
         assert time.monotonic() < deadline and proc.poll() is None, "the verification did not start"
@@ -329,7 +329,7 @@ def test_make_demo_on_a_terminal(release_trees, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = next(venv.glob("lib/python*/site-packages"))
     shutil.copytree(release_trees(LATEST) / "ultralytics", site / "ultralytics")
-    (site / "zz_outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    (site / "zz_outer.pth").write_text(f"{repo}\n{sysconfig.get_paths()['purelib']}\n", encoding="utf-8")
     script = venv / "bin" / "rtdetr-patch"
     script.write_text(f"#!{venv / 'bin' / 'python'}\nfrom rtdetr_patch._entry import run\nrun()\n", encoding="utf-8")
     script.chmod(0o755)

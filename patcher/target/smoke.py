@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -74,7 +75,7 @@ def run(args) -> dict:
         model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
     registered = [type(m).__name__ for m in model.model if type(m).__module__.startswith("ultralytics.nn.Addmodules")]
-    own = os.path.isfile(args.yaml)  # the user's own yaml: it may hold no added module at all
+    own = own_yaml(args.yaml) is not None  # the user's own yaml: it may hold no added module at all
     if not backbones and not registered and not args.native and not own:
         raise RuntimeError(f"{args.yaml} built no added backbone or module: parse_model is not patched")
     if not backbones and not args.native:  # its backbone is its first rows (Ultralytics' or registered modules)
@@ -222,10 +223,19 @@ def fuse_check(torch, model, x) -> dict:
     return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(seen[0])}
 
 
+def own_yaml(yaml: str) -> str | None:
+    """The file of the user's own yaml (a path; with Ultralytics' scale letter, yolo11n-x.yaml is yolo11-x.yaml)."""
+    if not os.path.isabs(yaml):
+        return None
+    unscaled = os.path.join(os.path.dirname(yaml), re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", os.path.basename(yaml)))
+    return next((p for p in (yaml, unscaled) if os.path.isfile(p)), None)
+
+
 def is_yolo(yaml: str) -> bool:
     """A YOLO model (Detect head): a shipped yaml by its name, the user's own by its head."""
-    if os.path.isfile(yaml):
-        with open(yaml, encoding="utf-8") as handle:
+    found = own_yaml(yaml)
+    if found:
+        with open(found, encoding="utf-8") as handle:
             return "RTDETRDecoder" not in handle.read()
     return os.path.basename(yaml).lower().startswith("yolo")
 
