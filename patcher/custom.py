@@ -48,7 +48,8 @@ STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the 
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop"}
-from .target.target_common import MULTI, PROBE_IN, PROBE_OUT, RULES, SINGLE, USER_MODULE  # noqa: E402
+from .target.target_common import (  # noqa: E402
+    IN_NAMES, MULTI, OUT_NAMES, PROBE_IN, PROBE_OUT, RULES, SINGLE, USER_MODULE)
 
 PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
 
@@ -396,11 +397,11 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
 
 def _fitting(entry: dict) -> str | None:
     """A rule whose recorded width matches what the probe measured (same inputs), if one does."""
-    measured = entry["measured"]
-    if measured == PROBE_OUT:
+    measured, params = entry["measured"], entry.get("params_names") or []
+    if measured == PROBE_OUT and len(params) > 1 and params[1] in OUT_NAMES:  # it does take an output width
         return "conv"
     if measured == PROBE_IN:
-        return "same" if entry.get("params_names") else "plain"
+        return "same" if params and params[0] in IN_NAMES else "plain"
     return None
 
 
