@@ -187,7 +187,7 @@ def test_a_wrong_or_missing_rule_is_refused_and_nothing_written(tree, cli, state
 def test_refusal_names_the_fix(tree, cli):
     root = tree(LATEST)
     widen = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'wrong.py'}:Widen")
-    assert widen.exit_code == Exit.MODULE and "the rule that fits" not in widen.output  # no rule builds Widen right
+    assert widen.exit_code == Exit.MODULE and "the rule that fits is" not in widen.output  # no rule builds Widen right
     result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'fusion.py'}:ZoomCat=same")
     assert "If it takes several inputs (a list), give a several-input rule: concat, first, last" in flat(result.output)
     result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'wrong.py'}:TwoWidths")
