@@ -374,12 +374,11 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
             row["status"], row["note"] = "refused", f"{entry['forward_error']} (does its forward lack a `return`?)"
             errors.append(f"{where}: {row['note']}")
             continue
-        if "build_error" in entry:  # several inputs: the probe's two may not be what it takes (three, other sizes)
-            entry = {**entry, "forward_error": entry["build_error"]}
-        if "needs_args" in entry or "forward_error" in entry or "probe" in entry:
-            reason = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry
-                                            else entry["forward_error"])
-            row["note"] = f"{said}not probed here ({reason}): the smoke run of your yaml builds it"
+        # (a build error here is a several-input module: the probe's two inputs may not be what it takes)
+        unprobed = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry else
+                                          entry.get("forward_error") or entry.get("build_error"))
+        if unprobed:
+            row["note"] = f"{said}not probed here ({unprobed}): the smoke run of your yaml builds it"
             rules.append((name, rule))
             continue
         if entry["measured"] != entry["expected"]:

@@ -30,7 +30,6 @@ store, recorded, recorded_release, release_tested, tested_range, verification.
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings as _warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Callable
 from .patcher import actions
 from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchError, if_interrupted
 from .patcher.locate import Install, locate
+from .patcher.target.target_common import unscaled
 from .patcher.report import inspect, not_needed_note, verdict
 from .patcher.results import JSON_SCHEMA, ApplyResult, CheckResult, Result, RevertResult
 
@@ -74,8 +74,7 @@ def _yaml(yaml: str) -> str:
     """A shipped yaml's name as given; the user's own yaml (a path) made absolute, and it must exist."""
     path = Path(yaml).expanduser()
     # Ultralytics' scale letter: yolo11n-x.yaml builds yolo11-x.yaml at scale n (its yaml_model_load rule)
-    unscaled = path.with_name(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name))
-    if path.is_file() or unscaled.is_file():
+    if path.is_file() or path.with_name(unscaled(path.name)).is_file():
         return str(path.parent.resolve() / path.name)
     if len(path.parts) > 1 or path.suffix not in (".yaml", ".yml"):
         raise PatchError(Exit.USAGE, f"--yaml {yaml}: there is no such file (from {Path.cwd()}).",

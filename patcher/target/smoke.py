@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 import traceback
 
 RTDETR_L_PARAMS = 32_970_476  # stock rtdetr-l.yaml at nc=80, every release from 8.0.136 to 8.4.190
 STAGE = {"name": "start"}
-from target_common import BACKBONES, PREFIX  # noqa: E402  (beside this file: the script's folder is on sys.path)
+from target_common import BACKBONES, PREFIX, unscaled  # noqa: E402  (beside this file: the script's folder is on sys.path)
 
 
 def emit(**payload) -> None:
@@ -227,8 +226,8 @@ def own_yaml(yaml: str) -> str | None:
     """The file of the user's own yaml (a path; with Ultralytics' scale letter, yolo11n-x.yaml is yolo11-x.yaml)."""
     if not os.path.isabs(yaml):
         return None
-    unscaled = os.path.join(os.path.dirname(yaml), re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", os.path.basename(yaml)))
-    return next((p for p in (yaml, unscaled) if os.path.isfile(p)), None)
+    plain = os.path.join(os.path.dirname(yaml), unscaled(os.path.basename(yaml)))
+    return next((p for p in (yaml, plain) if os.path.isfile(p)), None)
 
 
 def is_yolo(yaml: str) -> bool:

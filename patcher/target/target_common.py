@@ -9,6 +9,8 @@ test ties the two.
 
 from __future__ import annotations
 
+import re
+
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
 USER_MODULE = "rtdetr_patch_user_module"  # the name a --module file is imported under in the preflight
 BACKBONES = "RTDETR_PATCH_BACKBONES"  # the added package's registries
@@ -85,3 +87,9 @@ def probe_widths(rule: str) -> list[int]:
     if rule == "concat":
         return [PROBE_IN, PROBE_IN // 2]
     return [PROBE_IN, PROBE_IN]
+
+
+def unscaled(name: str) -> str:
+    """The file a yaml name builds from: Ultralytics' scale letter dropped (yolo11n-x.yaml is yolo11-x.yaml at
+    scale n), as its own yaml loader does."""
+    return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
