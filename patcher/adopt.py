@@ -1,0 +1,482 @@
+"""``adopt``: read a hand-edited Ultralytics tree against its own pristine release, and plan what to carry.
+
+The tree is an install edited by following the series (adopted in place) or a fork's
+``ultralytics/`` folder (carried onto the target with ``--from DIR``). Read, never imported:
+
+* the files that differ from the pristine release of the tree's own version (``pristine.py``);
+* every name the tree's ``parse_model`` gained: the names its branches list that the release's
+  do not, and the names its yamls use that only its own imports provide (those reach the chain's
+  final ``else``). Each gets the rule its branch runs as (``branches.classify``), and the file that
+  defines it, found by following ``tasks.py``'s imports (star imports included);
+* the yamls it added under ``cfg/models``, with the names their rows use.
+
+What this module decides is a :class:`Survey`: per name carried (with its rule and file) or not
+and why, per file its names and the sibling files it imports, per yaml what it needs. The probes
+(import each file, build each yaml, in the target interpreter) and the writing are in
+``actions.adopt``.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from . import branches
+from .custom import RESERVED, UserModule, taken_names
+from .errors import Exit, PatchError
+from .locate import Install, read_release
+from .pristine import pristine_package
+from .record import ADDED_PACKAGE
+
+MODEL_DIR = "cfg/models"
+SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+# rtdetr-patch's own modules build the rows that use these names (the blog's backbone, the series' ResNet base)
+OURS = {"MobileNetV3": "rtdetr-patch's own MobileNetV3 (the blog's backbone)",
+        "Blocks": "rtdetr-patch's own ResNet base (Blocks, the series' ResNet stages)",
+        "ConvNormLayer": "rtdetr-patch's own ResNet base (ConvNormLayer)"}
+OUR_FILES = {"__init__.py", "MobileNetV3.py", "ResNet.py"}  # the added package's own files
+MANAGED = ("nn/tasks.py",)  # replaced by the pristine release in place, then patched (with the module folder)
+
+
+@dataclass
+class NameRow:
+    name: str
+    status: str  # carried / ours / native / not carried
+    rule: str | None = None
+    file: str | None = None  # where the tree defines it (inside ultralytics/)
+    why: str = ""
+    code: str = ""  # the branch, where no rule expresses it
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v not in (None, "")}
+
+
+@dataclass
+class FileRow:
+    rel: str  # in the tree
+    stem: str
+    data: bytes
+    names: list[str] = field(default_factory=list)  # registered from it (ruled or backbones)
+    deps: list[str] = field(default_factory=list)  # stems of sibling files it imports
+    status: str = "carried"
+    why: str = ""
+
+    @property
+    def module(self) -> str:
+        return f"ultralytics.nn.Addmodules.{self.stem}"
+
+
+@dataclass
+class YamlRow:
+    rel: str
+    data: bytes
+    uses: list[str]
+    stock_edit: bool = False  # a yaml of the release, edited in the tree
+    carried: bool = True
+    why: str = ""
+    source: dict = field(default_factory=dict)  # {"params"} or {"error"} in the tree, on its own release
+    target: dict = field(default_factory=dict)  # the same on the target, patched
+
+    def to_dict(self) -> dict:
+        return {"path": self.rel, "uses": self.uses, "carried": self.carried, "why": self.why,
+                "source": self.source, "target": self.target}
+
+
+@dataclass
+class Survey:
+    source: Path  # the tree's ultralytics/ folder
+    release: str
+    pristine: Path
+    in_place: bool
+    modified: list[str]
+    added: list[str]
+    names: list[NameRow]
+    files: dict[str, FileRow]  # stem -> file
+    yamls: list[YamlRow]
+    edits: list[dict]  # {"path", "why"}: edits outside parse_model and the module files, not carried
+
+    def modules(self) -> list[UserModule]:
+        """The carried files as the registry takes them: ruled names, backbones, and files only imported."""
+        by_name = {n.name: n for n in self.names if n.status == "carried"}
+        out = []
+        for row in self.files.values():
+            if row.status != "carried":
+                continue
+            names = tuple(n for n in row.names if n in by_name)
+            rules = tuple((n, by_name[n].rule) for n in names if by_name[n].rule != "backbone")
+            out.append(UserModule(name=row.stem, data=row.data, classes=names, rules=rules,
+                                  source=self.source / PurePosixPath(row.rel), explicit=True))
+        return out
+
+
+# -- the tree against its release ------------------------------------------------------------------------------
+def _files(package: Path) -> dict[str, Path]:
+    out = {}
+    for path in package.rglob("*"):
+        rel = path.relative_to(package)
+        if path.is_file() and not SKIP_PARTS & set(rel.parts) and path.suffix != ".pyc":
+            out[rel.as_posix()] = path
+    return out
+
+
+def source_package(source: str | Path) -> Path:
+    """The ``ultralytics/`` folder of ``--from DIR``: DIR itself, or the one folder below it that holds one."""
+    given = Path(source).expanduser()
+    if not given.is_dir():
+        raise PatchError(Exit.ADOPT, f"--from {given} is not a folder.",
+                         "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.")
+    given = given.resolve()
+    for candidate in (given, given / "ultralytics", *sorted(given.glob("*/ultralytics"))):
+        if (candidate / "__init__.py").is_file() and (candidate / "nn" / "tasks.py").is_file():
+            return candidate
+    raise PatchError(Exit.ADOPT, f"--from {given} holds no Ultralytics tree (looked for ultralytics/__init__.py and "
+                     "ultralytics/nn/tasks.py there and one folder below).",
+                     "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.")
+
+
+# -- names and where they are defined ----------------------------------------------------------------------------
+def _top(tree: ast.Module | None) -> list[ast.stmt]:
+    """A module's statements run at import: its body, and the bodies of its top-level ``try``/``if`` blocks."""
+    out: list[ast.stmt] = []
+    stack = list(reversed(tree.body)) if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Try):
+            inner = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
+            stack.extend(reversed(inner))
+        elif isinstance(node, ast.If):
+            stack.extend(reversed(node.body + node.orelse))
+        else:
+            out.append(node)
+    return out
+
+
+class Resolver:
+    """Follows a tree's imports to the file that defines a name (``from .X import *`` chains included)."""
+
+    def __init__(self, package: Path):
+        self.package = package
+        self.trees: dict[str, ast.Module | None] = {}
+        self.added: list[str] = []  # the tree's own .py files (not in its release)
+
+    def tree(self, rel: str) -> ast.Module | None:
+        if rel not in self.trees:
+            try:
+                self.trees[rel] = ast.parse((self.package / PurePosixPath(rel)).read_bytes())
+            except (OSError, SyntaxError, ValueError):
+                self.trees[rel] = None
+        return self.trees[rel]
+
+    def module_file(self, rel: str, node: ast.ImportFrom) -> str | None:
+        """The file (inside the package) an ``from X import`` in ``rel`` reads, or None (another package)."""
+        if node.level:
+            parts = list(PurePosixPath(rel).parent.parts)
+            if node.level > 1:
+                parts = parts[:len(parts) - (node.level - 1)]
+            dotted = parts + (node.module.split(".") if node.module else [])
+        elif node.module and (node.module == "ultralytics" or node.module.startswith("ultralytics.")):
+            dotted = node.module.split(".")[1:]
+        else:
+            return None
+        base = "/".join(dotted)
+        for candidate in (f"{base}.py", f"{base}/__init__.py" if base else "__init__.py"):
+            if (self.package / PurePosixPath(candidate)).is_file():
+                return candidate
+        return None
+
+    def define(self, rel: str, name: str, seen: frozenset = frozenset()) -> str | None:
+        """The file that defines ``name`` as seen from ``rel``'s namespace (the last binding wins, as at import)."""
+        if (rel, name) in seen or len(seen) > 40:
+            return None
+        seen = seen | {(rel, name)}
+        tree = self.tree(rel)
+        if tree is None:
+            return None
+        found = None
+        for node in _top(tree):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+                found = rel
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                found = found or rel  # (a fallback such as `X = None` after a failed import does not define X)
+            elif isinstance(node, ast.ImportFrom):
+                target = self.module_file(rel, node)
+                for alias in node.names:
+                    if alias.name == "*" and target is not None and name in self.public(target):
+                        found = self.define(target, name, seen) or found
+                    elif (alias.asname or alias.name) == name:
+                        found = (self.define(target, alias.name, seen) if target else f"<{node.module}>") or found
+        return found
+
+    def public(self, rel: str) -> set[str]:
+        """What ``from rel import *`` binds: ``__all__`` where set, else every public top-level name."""
+        tree = self.tree(rel)
+        if tree is None:
+            return set()
+        for node in _top(tree):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                try:
+                    return set(ast.literal_eval(node.value))
+                except ValueError:
+                    break
+        names: set[str] = set()
+        for node in _top(tree):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.ImportFrom):
+                target = self.module_file(rel, node)
+                for alias in node.names:
+                    if alias.name == "*":
+                        names |= self.public(target) if target else set()
+                    else:
+                        names.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        return {n for n in names if not n.startswith("_")}
+
+    def sibling_imports(self, rel: str) -> list[str]:
+        """Files of the same folder that ``rel`` imports (relative, or by its full ``ultralytics.`` name)."""
+        tree = self.tree(rel)
+        out = []
+        folder = PurePosixPath(rel).parent
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.ImportFrom):
+                target = self.module_file(rel, node)
+                if target and PurePosixPath(target).parent == folder and PurePosixPath(target).name != "__init__.py":
+                    out.append(target)
+                elif target and target == f"{folder}/__init__.py":
+                    out.extend(f"{folder}/{a.name}.py" for a in node.names
+                               if (self.package / folder / f"{a.name}.py").is_file())
+        return sorted(set(out) - {rel})
+
+
+# -- yamls ------------------------------------------------------------------------------------------------------
+def _rows(data: bytes) -> list | None:
+    import yaml  # PyYAML (libcst depends on it); only adopt reads model yamls
+
+    try:
+        cfg = yaml.safe_load(data.decode("utf-8", "replace"))
+    except yaml.YAMLError:
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    rows = list(cfg.get("backbone") or []) + list(cfg.get("head") or [])
+    return [r for r in rows if isinstance(r, (list, tuple)) and len(r) >= 3]
+
+
+def _row_of(raw: list) -> branches.Row | None:
+    """A yaml row as the branch sees it, with parse_model's own argument evaluation."""
+    f, n, _, args = (list(raw) + [[]])[:4]
+    if not isinstance(f, (int, list)) or not isinstance(n, int):
+        return None
+    values = []
+    for a in args if isinstance(args, list) else [args]:
+        if isinstance(a, str):
+            local = {"nc": branches.NC, "width": branches.WIDTH, "max_channels": branches.MAX_CHANNELS}.get(a)
+            if local is not None:
+                a = local
+            else:
+                try:
+                    a = ast.literal_eval(a)
+                except (ValueError, SyntaxError):
+                    pass
+        values.append(a)
+    return branches.Row(f, n, values)
+
+
+# -- the survey -------------------------------------------------------------------------------------------------
+def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None = None,
+           ours: set[str] = frozenset()) -> Survey:
+    """Everything adopt carries or not, read from the tree ``source`` (an ``ultralytics/`` folder).
+
+    ``ours`` are files of the tree rtdetr-patch itself wrote (in place, after an earlier apply or adopt).
+    """
+    release = read_release(source)
+    pristine = pristine_package(release, wheel)
+    mine, theirs = _files(source), _files(pristine)
+    modified = sorted(r for r in mine if r in theirs and r not in ours
+                      and mine[r].read_bytes() != theirs[r].read_bytes())
+    added = sorted(r for r in mine if r not in theirs and r not in ours)
+    chain = branches.parse_model_chain((source / "nn" / "tasks.py").read_bytes())
+    stock = branches.parse_model_chain((pristine / "nn" / "tasks.py").read_bytes())
+    if chain is None:
+        raise PatchError(Exit.ADOPT, f"{source / 'nn' / 'tasks.py'} (Ultralytics {release}) has no parse_model "
+                         "with its module-type if/elif chain, so its module branches cannot be read.",
+                         "Point --from at a tree whose nn/tasks.py still has Ultralytics' parse_model. Nothing was written.")
+    resolver = Resolver(source)
+    resolver.added = [r for r in added if r.endswith(".py")]
+    stock_names = set(stock.names() if stock else ()) | _bound(pristine / "nn" / "tasks.py")
+    native = taken_names(target)
+
+    yamls = []
+    for rel in sorted(r for r in added + modified if r.startswith(MODEL_DIR + "/") and r.endswith((".yaml", ".yml"))):
+        data = mine[rel].read_bytes()
+        rows = _rows(data)
+        uses = sorted({str(r[2]) for r in rows}) if rows is not None else []
+        yamls.append(YamlRow(rel, data, uses, stock_edit=rel in modified,
+                             carried=rows is not None and rel not in modified,
+                             why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)"))
+    rows_of: dict[str, list[branches.Row]] = {}
+    for y in yamls:
+        for raw in _rows(y.data) or []:
+            row = _row_of(raw)
+            if row is not None:
+                rows_of.setdefault(str(raw[2]), []).append(row)
+
+    gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
+    used = {n for y in yamls for n in y.uses}
+    blocks = sorted({str(r.args[1]) for r in rows_of.get("Blocks", []) if len(r.args) > 1 and isinstance(r.args[1], str)})
+    gained += sorted(n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch.")))
+
+    names: list[NameRow] = []
+    for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
+        names.append(_judge_block(name, resolver, mine, theirs, modified, target))
+    for name in gained:
+        names.append(_judge(name, chain, resolver, native, rows_of.get(name, []), mine, theirs, modified, target))
+
+    files: dict[str, FileRow] = {}
+    for row in names:
+        if row.status != "carried":
+            continue
+        stem = PurePosixPath(row.file).stem
+        if stem in files and files[stem].rel != row.file:
+            row.status, row.why = "not carried", (f"its file {row.file} has the same name as {files[stem].rel}, "
+                                                  "which is carried; both would be nn/Addmodules/" + f"{stem}.py")
+            continue
+        files.setdefault(stem, FileRow(row.file, stem, mine[row.file].read_bytes())).names.append(row.name)
+    # the sibling files the carried ones import come along (they register nothing themselves)
+    queue = list(files.values())
+    while queue:
+        row = queue.pop()
+        for dep in resolver.sibling_imports(row.rel):
+            stem = PurePosixPath(dep).stem
+            if dep not in added or PurePosixPath(dep).name in OUR_FILES:
+                continue
+            if stem not in files:
+                files[stem] = FileRow(dep, stem, mine[dep].read_bytes())
+                queue.append(files[stem])
+            row.deps.append(stem)
+    for row in files.values():
+        if not row.stem.isidentifier() or keyword.iskeyword(row.stem) or row.stem.startswith("_") or \
+                row.stem in RESERVED:
+            _drop(row, files, names, f"its file name {row.stem}.py cannot be a module of the added package")
+
+    carried_files = {f.rel for f in files.values()}
+    edits = []
+    for rel in modified:
+        if rel in MANAGED or rel.startswith(MODEL_DIR + "/"):
+            continue
+        edits.append({"path": rel, "why": _edit_why(rel)})
+    for rel in added:
+        if rel.endswith(".py") and rel not in carried_files and not rel.endswith("__init__.py"):
+            defined = sorted(_defined(resolver, rel))
+            users = [n.name for n in names if n.file == rel]
+            why = ("its names are not carried: " + ", ".join(users)) if users else \
+                "no yaml row or parse_model branch of the tree uses a name it defines"
+            edits.append({"path": rel, "why": why, "defines": defined[:12]})
+    return Survey(source, release, pristine, in_place, modified, added, names, files, yamls, edits)
+
+
+def _bound(tasks: Path) -> set[str]:
+    tree = ast.parse(tasks.read_bytes())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names.add(node.name)
+    return names
+
+
+def _defined(resolver: Resolver, rel: str) -> set[str]:
+    tree = resolver.tree(rel)
+    return {n.name for n in (tree.body if tree else ()) if isinstance(n, (ast.ClassDef, ast.FunctionDef))
+            and not n.name.startswith("_")}
+
+
+def _edit_why(rel: str) -> str:
+    kinds = {"nn/modules/": "Ultralytics' own modules edited in place", "utils/loss.py": "the loss",
+             "models/utils/loss.py": "RT-DETR's loss", "utils/metrics.py": "the metrics",
+             "engine/trainer.py": "the trainer", "utils/torch_utils.py": "torch utilities (FLOPs, fusing)",
+             "cfg/default.yaml": "the default training settings"}
+    what = next((v for k, v in kinds.items() if rel.startswith(k)), "a file of Ultralytics edited in place")
+    return f"{what}: not carried (adopt carries parse_model's modules and the yamls)"
+
+
+def _drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str) -> None:
+    """A file is not carried: nor are its names, nor the files that import it."""
+    if row.status != "carried":
+        return
+    row.status, row.why = "not carried", why
+    for name in names:
+        if name.file == row.rel and name.status == "carried":
+            name.status, name.why = "not carried", why
+    for other in files.values():
+        if row.stem in other.deps:
+            _drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
+
+
+def _judge_block(name: str, resolver: Resolver, mine: dict, theirs: dict, modified: list[str],
+                 target: Install) -> NameRow:
+    if name in ("BasicBlock", "BottleNeck"):
+        return NameRow(name, "ours", why="a block of rtdetr-patch's own ResNet base")
+    where = _defining_file(resolver, name)
+    if where is None:
+        return NameRow(name, "not carried", why="a ResNet block the yamls name, defined in no file of the tree")
+    if where in modified or where in theirs:
+        return NameRow(name, "not carried", file=where, why=f"defined in {where}, a file of Ultralytics")
+    return NameRow(name, "carried", rule="block", file=where, why="a block the series' ResNet stages (Blocks) build by name")
+
+
+def _defining_file(resolver: Resolver, name: str) -> str | None:
+    """The added file that defines ``name`` at top level (for names reached by string, not by import)."""
+    hits = sorted(rel for rel in resolver.added if name in _defined(resolver, rel))
+    return hits[0] if hits else None
+
+
+def _judge(name: str, chain: branches.Chain, resolver: Resolver, native: set[str], rows: list[branches.Row],
+           mine: dict, theirs: dict, modified: list[str], target: Install) -> NameRow:
+    if name in OURS:
+        return NameRow(name, "ours", why=f"built by {OURS[name]}")
+    if name.startswith(("nn.", "torch.")):
+        return NameRow(name, "not carried", why=f"{name} is torch's own layer: the tree gives it a branch of its own, "
+                       "and rtdetr-patch registers only modules of yours (rows using it build as Ultralytics builds "
+                       "torch layers)")
+    if name in native:
+        return NameRow(name, "native", why=f"Ultralytics {target.release} has its own {name}: the rows use that one")
+    where = resolver.define("nn/tasks.py", name)
+    if where is None:
+        return NameRow(name, "not carried", why="defined nowhere in the tree (no import of nn/tasks.py binds it)")
+    if where.startswith("<"):
+        return NameRow(name, "not carried", file=None,
+                       why=f"imported from the package {where[1:-1]}, not a file of the tree")
+    if where in modified:
+        return NameRow(name, "not carried", file=where,
+                       why=f"defined in {where}, a file of Ultralytics edited in place; move it into a file of "
+                           "its own (nn/Addmodules/) to carry it")
+    if where in theirs:
+        return NameRow(name, "not carried", file=where, why=f"Ultralytics' own {name} ({where}) given another branch")
+    if PurePosixPath(where).name in OUR_FILES and PurePosixPath(where).parent.as_posix() == ADDED_PACKAGE:
+        return NameRow(name, "not carried", file=where,
+                       why=f"its file {where} has the name of one of rtdetr-patch's own files")
+    if not where.endswith(".py"):
+        return NameRow(name, "not carried", file=where, why=f"defined in {where}, not a Python file")
+    branch = chain.branch_of(name)
+    final = branch is None
+    if branch is None:
+        branch = chain.final
+    if branch is None:
+        return NameRow(name, "not carried", file=where, why="the tree's parse_model has no branch that builds it")
+    tried = rows or branches.sample_rows()
+    verdict = branches.classify(branch, name, tried)
+    if verdict.rule is None:
+        return NameRow(name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}",
+                       code=branch.code)
+    how = "parse_model's final else (no branch of its own)" if final else f"its branch (line {branch.line})"
+    rows_said = f"{len(rows)} yaml row(s)" if rows else "sample rows (no yaml of the tree uses it)"
+    return NameRow(name, "carried", rule=verdict.rule, file=where,
+                   why=f"{how} runs as '{verdict.rule}' on {rows_said}" if verdict.rule != "backbone" else
+                   f"{how} is the blog's backbone branch")

@@ -1,0 +1,304 @@
+"""Read the module branches of a hand-edited ``parse_model`` and tell which channel rule each one is.
+
+The series' readers add a module by writing a branch into ``parse_model``'s if/elif chain (or by
+adding its name to one of Ultralytics' own sets). ``rtdetr-patch adopt`` needs, per name, the rule
+of ``RTDETR_PATCH_MODULES`` that does what that branch does. Branches are written in many ways
+(``c2 = ch[f]; args = [c2, *args]`` and ``args.insert(0, ch[f])`` are one rule), so the branch is
+not matched by its shape: it is *run*, on a few rows, beside the code of every rule (read from the
+added package's own ``rtdetr_patch_module_args``, so the comparison is with what will run), and
+the rule that gives the same ``c2``, arguments and repeats on every row is the one. The rows are
+those of the yamls that use the name, where there are any.
+
+Only reading and arithmetic: a branch that imports, loops with ``while``, or calls anything but
+the few helpers ``parse_model`` uses is "no rule" (shown to the user as code), never guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+
+# The locals a branch sees, as parse_model has them when the chain starts.
+LOCALS = ("m", "i", "f", "n", "args", "ch", "nc", "c1", "c2", "width", "max_channels", "depth", "n_", "gw", "gd")
+CH = [3] + [24 + 8 * k for k in range(63)]  # the widths of the rows before: distinct, so that every index tells
+SINGLE_F, MULTI_F = -1, [-1, 2]
+NC, WIDTH, MAX_CHANNELS = 80, 1.0, 1024
+STALE_C1 = 7  # c1 as the row before left it: a branch that does not set c1 never passes it on
+UNSAFE = (ast.Import, ast.ImportFrom, ast.While, ast.With, ast.AsyncWith, ast.Global, ast.Nonlocal, ast.Delete,
+          ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Try, ast.Raise, ast.Return, ast.Yield,
+          ast.Await)
+HELPERS = {"make_divisible": lambda x, d: math.ceil(x / d) * d, "math": math}
+ORDER = ("conv", "conv-n", "same", "plain", "concat", "first", "last", "inputs", "inputs-out", "count", "head")
+
+
+@dataclass
+class Branch:
+    names: list[str]  # the module names its test lists (``nn.Conv2d`` dotted), in order
+    body: list[ast.stmt]
+    code: str  # the branch as written, for the user
+    line: int
+    final: bool = False  # the chain's closing ``else``
+
+
+@dataclass
+class Chain:
+    branches: list[Branch]
+    backbone_flag: bool = False  # ``backbone = False`` before the loop (the blog's step 4.4)
+
+    def names(self) -> list[str]:
+        return [n for b in self.branches for n in b.names]
+
+    def branch_of(self, name: str) -> Branch | None:
+        return next((b for b in self.branches if name in b.names), None)
+
+    @property
+    def final(self) -> Branch | None:
+        return next((b for b in self.branches if b.final), None)
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return f"{head}.{node.attr}" if head else None
+    return None
+
+
+def _test_names(test: ast.AST, sets: dict[str, list[str]]) -> list[str]:
+    """The module names a branch's test lists: ``m in {A, B}``, ``m is A``, ``m in base_modules``, ``or``."""
+    names: list[str] = []
+    for node in ast.walk(test):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "m":
+            for right in node.comparators:
+                items = right.elts if isinstance(right, (ast.Set, ast.Tuple, ast.List)) else \
+                    right.args[0].elts if isinstance(right, ast.Call) and right.args and \
+                    isinstance(right.args[0], (ast.Set, ast.Tuple, ast.List)) else [right]
+                for item in items:
+                    name = _dotted(item)
+                    if name is None:
+                        continue
+                    names.extend(sets.get(name, [name]))
+    return names
+
+
+def _local_sets(func: ast.FunctionDef) -> dict[str, list[str]]:
+    """``base_modules = frozenset({...})`` and the like, assigned in parse_model before the loop."""
+    sets: dict[str, list[str]] = {}
+    for stmt in func.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            value = stmt.value
+            if isinstance(value, ast.Call) and value.args:
+                value = value.args[0]
+            if isinstance(value, (ast.Set, ast.Tuple, ast.List)):
+                names = [_dotted(e) for e in value.elts]
+                if names and all(names):
+                    sets[stmt.targets[0].id] = [x for n in names for x in sets.get(n, [n])]
+    return sets
+
+
+def parse_model_chain(source: bytes | str) -> Chain | None:
+    """The module-type chain of ``parse_model`` in a tasks.py, or None where there is none."""
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "parse_model"), None)
+    if func is None:
+        return None
+    sets = _local_sets(func)
+    loop = next((n for n in ast.walk(func) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
+                 and _dotted(n.iter.func) == "enumerate"), None)
+    if loop is None:
+        return None
+    best: ast.If | None = None
+    best_len = 0
+    for stmt in loop.body:
+        if isinstance(stmt, ast.If):
+            length, node = 0, stmt
+            while isinstance(node, ast.If):
+                length += 1
+                node = node.orelse[0] if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If) else None
+            if length > best_len and _test_names(stmt.test, sets):
+                best, best_len = stmt, length
+    if best is None:
+        return None
+    branches = []
+    node: ast.If | None = best
+    lines = text.splitlines()
+    while node is not None:
+        end = node.body[-1].end_lineno or node.body[-1].lineno
+        code = "\n".join(lines[node.lineno - 1:end])
+        branches.append(Branch(_test_names(node.test, sets), list(node.body), _dedent(code), node.lineno))
+        if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
+            node = node.orelse[0]
+        else:
+            if node.orelse:
+                first = node.orelse[0]
+                end = node.orelse[-1].end_lineno or node.orelse[-1].lineno
+                code = "else:\n" + "\n".join(lines[first.lineno - 1:end])
+                branches.append(Branch([], list(node.orelse), _dedent(code), first.lineno, final=True))
+            node = None
+    flag = any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
+               for s in func.body)
+    return Chain(branches, backbone_flag=flag)
+
+
+def _dedent(code: str) -> str:
+    lines = code.splitlines()
+    if not lines:
+        return code
+    first = lines[0]
+    cut = len(first) - len(first.lstrip())
+    if first.lstrip().startswith("elif "):
+        lines[0] = first[:cut] + first.lstrip()[2:]  # "elif m in ..." shown as "if m in ..."
+    return "\n".join(line[cut:] if line[:cut].strip() == "" else line for line in lines)
+
+
+def is_backbone_branch(branch: Branch) -> bool:
+    """The blog's backbone branch (step 4.5): it builds the module there and reads its ``width_list``."""
+    for node in ast.walk(ast.Module(body=branch.body, type_ignores=[])):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in node.targets):
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in ("width_list", "channel") and \
+                isinstance(node.value, ast.Name) and node.value.id == "m":
+            return True
+    return False
+
+
+class _Sentinel:
+    """A module name inside a branch: compared by identity; anything else done with it fails."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _SENTINELS.setdefault(f"{self.name}.{attr}", _Sentinel(f"{self.name}.{attr}"))
+
+
+_SENTINELS: dict[str, _Sentinel] = {}
+
+
+def _sentinel(name: str) -> _Sentinel:
+    return _SENTINELS.setdefault(name, _Sentinel(name))
+
+
+class NotRunnable(Exception):
+    """The branch does something beyond arithmetic on the row: no rule can be told by running it."""
+
+
+def _compile(body: list[ast.stmt]):
+    module = ast.Module(body=body, type_ignores=[])
+    for node in ast.walk(module):
+        if isinstance(node, UNSAFE):
+            raise NotRunnable(type(node).__name__)
+    loads = {n.id for n in ast.walk(module) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    func = ast.FunctionDef(
+        name="_branch", args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in LOCALS], kwonlyargs=[],
+                                           kw_defaults=[], defaults=[]),
+        body=list(body) + [ast.Return(ast.Tuple([ast.Name("c2", ast.Load()), ast.Name("args", ast.Load()),
+                                                 ast.Name("n", ast.Load())], ast.Load()))],
+        decorator_list=[], returns=None)
+    tree = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+    code = compile(tree, "<parse_model branch>", "exec")
+    safe = {k: getattr(builtins, k) for k in ("len", "sum", "min", "max", "int", "float", "round", "list", "tuple",
+                                              "range", "isinstance", "enumerate", "zip", "abs", "str", "bool",
+                                              "dict", "set", "any", "all", "sorted", "reversed")}
+    scope: dict = {"__builtins__": safe, **HELPERS}
+    for name in loads - set(LOCALS) - set(safe) - set(HELPERS):
+        scope[name] = _sentinel(name)
+    exec(code, scope)  # noqa: S102 - the branch's own arithmetic, on made-up rows, with no builtins to reach out
+    return scope["_branch"]
+
+
+def _rule_function():
+    """``rtdetr_patch_module_args`` and the helpers it needs, from the added package's own source."""
+    source = resources.files("rtdetr_patch.templates").joinpath("Addmodules", "__init__.py").read_text("utf-8")
+    tree = ast.parse(source)
+    wanted = {"rtdetr_patch_module_args", "_scaled", "SINGLE", "MULTI", "RULES", "RtdetrPatchRowError"}
+    body = [n for n in tree.body if (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in wanted)
+            or (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in wanted)]
+    scope: dict = {"RTDETR_PATCH_MODULES": {}, "_fits": lambda *a: None}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "Addmodules/__init__.py", "exec"), scope)  # noqa: S102
+    return scope
+
+
+@dataclass(frozen=True)
+class Row:
+    f: int | list
+    n: int
+    args: list
+
+
+@dataclass
+class Verdict:
+    rule: str | None
+    why: str
+    rows: list[Row] = field(default_factory=list)
+
+
+def sample_rows(multi: bool | None = None) -> list[Row]:
+    """Rows to run a branch on where no yaml of the tree uses its name."""
+    single = [Row(SINGLE_F, 1, [256]), Row(SINGLE_F, 3, [256, 3]), Row(SINGLE_F, 1, [])]
+    several = [Row(MULTI_F, 1, []), Row(MULTI_F, 1, [256])]
+    return single if multi is False else several if multi else single + several
+
+
+def _outcome(call, row: Row):
+    try:
+        return ("ok",) + tuple(_freeze(v) for v in call(row))
+    except Exception as exc:  # noqa: BLE001 - an error is an outcome too: it must be the rule's as well
+        return ("error", type(exc).__name__)
+
+
+def _freeze(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def classify(branch: Branch, name: str, rows: list[Row]) -> Verdict:
+    """The rule that does what ``branch`` does for the module ``name`` on every one of ``rows``."""
+    if is_backbone_branch(branch):
+        return Verdict("backbone", "the branch builds the module and reads its width_list (the blog's backbone branch)")
+    try:
+        run = _compile(branch.body)
+    except NotRunnable as exc:
+        return Verdict(None, f"the branch does more than compute the row's widths ({exc})")
+    except SyntaxError as exc:
+        return Verdict(None, f"the branch does not compile on its own: {exc}")
+    rules = _rule_function()
+    m = _sentinel(name)
+    theirs = [_outcome(lambda r: run(m, 0, r.f, r.n, list(r.args), list(CH), NC, STALE_C1, CH[-1], WIDTH,
+                                     MAX_CHANNELS, 1.0, r.n, WIDTH, 1.0), row) for row in rows]
+    if all(t[0] == "error" for t in theirs):
+        return Verdict(None, "the branch fails on every row it was tried on", rows)
+    for rule in ORDER:
+        table = {m: rule}
+        rules["RTDETR_PATCH_MODULES"].clear()
+        rules["RTDETR_PATCH_MODULES"].update(table)
+        # (a conv row with repeats is one the rule refuses on purpose: copies chained at another width)
+        tried = [(t, row) for t, row in zip(theirs, rows) if not (rule == "conv" and row.n > 1)]
+        ours = [_outcome(lambda r: rules["rtdetr_patch_module_args"](m, 0, r.f, r.n, list(r.args), list(CH), NC,
+                                                                     WIDTH, MAX_CHANNELS), row) for _, row in tried]
+        if all(_same(t, o, rule) for (t, _), o in zip(tried, ours)) and any(o[0] == "ok" for o in ours):
+            return Verdict(rule, f"the branch gives the same widths, arguments and repeats as '{rule}' on "
+                           f"{len(rows)} row(s)", rows)
+    return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
+
+
+def _same(theirs: tuple, ours: tuple, rule: str) -> bool:
+    if theirs[0] == "error" or ours[0] == "error":
+        return theirs[0] == ours[0]
+    if rule == "head":  # a head is the last row: its recorded width is never read
+        return theirs[2:] == ours[2:]
+    return theirs == ours
