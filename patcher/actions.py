@@ -37,9 +37,12 @@ def _describe_plan(result: ApplyResult) -> ApplyResult:
     return result
 
 
-def _conflicts(plan: "Plan", record: Record | None) -> None:
+def _conflicts(plan: "Plan", record: Record | None, replaced: frozenset[str] = frozenset()) -> None:
+    """``replaced``: files an in-place adopt overwrites on purpose (their bytes are recorded as originals)."""
     ours = {a.path: a.sha256 for a in record.added} if record else {}
     for add in plan.additions:
+        if add.rel in replaced:
+            continue
         if add.path.is_symlink() or (add.path.exists() and not add.path.is_file()):
             raise PatchError(Exit.CONFLICT, f"{add.path} exists and is not a plain file "
                              f"(Ultralytics {plan.install.release}).", "Move it away, then run apply again.")
@@ -134,43 +137,60 @@ def _outdated(install: Install, same: Record, options: frozenset[str], modules: 
 
 
 def _new_record(install: Install, plan: "Plan", record: Record | None, same: Record | None, modules: tuple,
-                created: list[str]) -> tuple[Record, dict[str, bytes]]:
+                created: list[str], current: dict[str, bytes] | None = None,
+                adopted: dict | None = None) -> tuple[Record, dict[str, bytes]]:
     """The record of this run, and the originals to keep: those of the files this run changes, plus those an
-    earlier run of the same release already changed (a run that stopped half way)."""
+    earlier run of the same release already changed (a run that stopped half way).
+
+    ``current`` (an in-place adopt): the bytes files have now where the plan starts from other ones (the
+    pristine release) or an addition replaces one; those bytes are the originals, put back by ``revert``.
+    """
     from .. import patches  # already loaded: this run planned
 
+    current = current or {}
     files, originals = [], {}
     for change in plan.files:
         old = same.file(change.rel) if same else None
-        if change.changed:
-            files.append(FileEntry(change.rel, sha256(change.before), sha256(change.after)))
-            originals[change.rel] = change.before
+        found = current.get(change.rel, change.before)
+        unread = not change.before and not change.after  # no transform can be needed on the release
+        if not unread and (change.changed or found != change.after):
+            files.append(FileEntry(change.rel, sha256(found), sha256(change.after)))
+            originals[change.rel] = found
         elif old is not None and old.patched_sha256 == sha256(change.before):
             files.append(old)
+    for add in plan.additions:
+        if add.rel in current:
+            files.append(FileEntry(add.rel, sha256(current[add.rel]), sha256(add.data)))
+            originals[add.rel] = current[add.rel]
     steps = plan.steps
     new = Record(tool=__version__, release=install.release, package=str(install.package), applied_at=now(),
                  flags={o: any(s.transform.OPTION == o for s in steps) for o in patches.OPTIONS},
                  modules=tuple(ModuleEntry(m.name, tuple(m.classes), tuple(m.safe_names), tuple(m.rules)) for m in modules),
                  transforms=tuple(StepEntry(s.transform.NAME, s.transform.FILE, s.transform.BLOG_STEP,
                                             s.outcome.value) for s in steps),
-                 files=tuple(files), added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions),
-                 dirs=tuple(created),
+                 files=tuple(files), added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions
+                                                 if a.rel not in current),
+                 dirs=tuple(created), adopted=adopted or {},
                  state="applying")  # the journal: recover() rolls back a run killed before "applied"
     return new, originals
 
 
 def _apply(install: Install, store: Store, record: Record | None, same: Record | None, *, dry_run: bool,
            options: frozenset[str], force: bool, modules: tuple,
-           sources: dict[str, bytes] | None = None) -> ApplyResult:
+           sources: dict[str, bytes] | None = None, extra: tuple = (), current: dict[str, bytes] | None = None,
+           adopted: dict | None = None, kept: dict[str, bytes] | None = None) -> ApplyResult:
     """``record`` is the record as found; ``same`` is that record when it is of this very release;
-    ``sources`` (a dry run only) are the bytes to plan from instead of the files' current ones."""
+    ``sources`` are the bytes to plan from instead of the files' current ones (a dry run of an upgrade, an
+    in-place adopt). ``adopt`` also gives ``extra`` files to add (its yamls), ``current`` (the bytes an in-place
+    adopt replaces, recorded as originals), ``adopted`` (for the record) and ``kept`` (files for the store)."""
     from . import plan as planning  # libcst from here on
     from .checkout import refuse_uncommitted  # gitpython: only a run that writes asks git
 
-    plan = planning.make_plan(install, transforms_for(same, options), modules, sources=sources)
-    if plan.complete and same:
+    current = current or {}
+    plan = planning.make_plan(install, transforms_for(same, options), modules, sources=sources, extra=extra)
+    if plan.complete and same and not current:
         return ApplyResult(plan=plan, already=True)
-    _conflicts(plan, record)
+    _conflicts(plan, record, frozenset(current))
     if dry_run:
         return ApplyResult(plan=plan)
     if plan.complete:
@@ -186,7 +206,7 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
     # Folders this tool made: new ones, and those an earlier record (of any release) says are ours.
     created = sorted({str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
                      | set(record.dirs if record else ()))
-    new, originals = _new_record(install, plan, record, same, modules, created)
+    new, originals = _new_record(install, plan, record, same, modules, created, current, adopted)
     result = ApplyResult(plan=plan)
     done: list[tuple[Path, bytes | None]] = []  # (path, bytes before) for a rollback
 
@@ -202,19 +222,21 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
 
     recorded = False
     try:
-        store.record(new, originals, {f"{m.name}.py": m.data for m in modules})
+        store.record(new, originals, {f"{m.name}.py": m.data for m in modules}, kept)
         recorded = True
         checkpoint()
         try:
-            for change in plan.changes:  # each noted before it is written: a rollback may find it either way
-                done.append((change.path, change.before))
+            for change in plan.files:  # each noted before it is written: a rollback may find it either way
+                if not (change.changed or (change.rel in current and change.after)):
+                    continue
+                done.append((change.path, current.get(change.rel, change.before)))
                 atomic_write(change.path, change.after)
                 checkpoint()
                 result.written.append(change.rel)
             for add in plan.additions:
                 if add.present:
                     continue
-                done.append((add.path, None))
+                done.append((add.path, current.get(add.rel)))
                 add.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(add.path, add.data)
                 checkpoint()
@@ -296,6 +318,9 @@ def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
                         "`rtdetr-patch revert`)."):
         undo(install, store, record, result, frozenset(rel for rel, _ in edited), journal="reverting")
         store.forget(f"revert: Ultralytics {install.release} at {install.package}")
+    adopted = record.adopted or {}
+    if adopted.get("in_place"):  # the hand edits adopt never managed stay as the user made them
+        result.left_as_edited = [e["path"] for e in adopted.get("edits", []) if e.get("path") not in result.restored]
     with if_interrupted("Interrupted after reverting: the install is pristine again."):
         checkpoint()
     return result

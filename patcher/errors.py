@@ -28,6 +28,7 @@ class Exit(enum.IntEnum):
     HAND_PATCHED = 13  # the install was already edited by hand (the blog's steps): not patched twice
     DIRTY_CHECKOUT = 14  # a git checkout with uncommitted changes in the files to patch (see --force)
     MODULE = 15  # a --module file does not import, build or keep the backbone contract
+    ADOPT = 16  # adopt: the tree to adopt is not one, its pristine release cannot be had, or nothing can be carried
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); the message says what state the install is in
 
 

@@ -166,11 +166,14 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
 
 
 def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None, modules: tuple = (),
-              sources: dict[str, bytes] | None = None) -> Plan:
+              sources: dict[str, bytes] | None = None, extra: tuple[tuple[str, bytes], ...] = ()) -> Plan:
+    """``sources``: bytes to plan a file from instead of its current ones; ``extra``: more files to add
+    (``adopt``'s yamls)."""
     transforms = transforms if transforms is not None else patches.selected()
     by_file: dict[str, list[type[Transform]]] = {}
     for transform in transforms:
         by_file.setdefault(transform.FILE, []).append(transform)
     files = [plan_file(install, rel, group, (sources or {}).get(rel)) for rel, group in by_file.items()]
     additions = [Addition(rel, install.package / rel, data) for rel, data in template_files(install, modules)]
+    additions += [Addition(rel, install.package / rel, data) for rel, data in extra]
     return Plan(install=install, files=files, additions=additions)

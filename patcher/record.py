@@ -133,6 +133,8 @@ class Record:
     added: tuple[AddedEntry, ...] = ()
     dirs: tuple[str, ...] = ()
     state: str = "applied"  # the journal: applying / applied / reverting
+    # What ``adopt`` carried (source, release, names, yamls, edits left as they are); written only after an adopt.
+    adopted: dict = field(default_factory=dict)
 
     @property
     def options(self) -> frozenset[str]:
@@ -155,6 +157,7 @@ class Record:
             "added": [a.to_dict() for a in self.added],
             "dirs": list(self.dirs),
             "state": self.state,
+            **({"adopted": self.adopted} if self.adopted else {}),
         }
 
     @classmethod
@@ -196,7 +199,8 @@ class Record:
                    package=r.get(data, "package", str, "package", ""),
                    applied_at=r.get(data, "applied_at", str, "applied_at", ""), flags=flags, modules=modules,
                    transforms=transforms, files=files, added=added, dirs=r.strings(data, "dirs", "dirs", []),
-                   state=r.get(data, "state", str, "state", "applied"))
+                   state=r.get(data, "state", str, "state", "applied"),
+                   adopted=r.get(data, "adopted", dict, "adopted", {}))
 
     def file(self, rel: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == rel), None)

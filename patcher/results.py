@@ -93,6 +93,7 @@ class RevertResult(Result):
     left: list[str] = field(default_factory=list)  # files neither ours nor original, not touched
     stale_release: str | None = None
     recovered: str | None = None
+    left_as_edited: list[str] = field(default_factory=list)  # after adopt: files of the user's the tool never managed
 
     @property
     def all_warnings(self) -> list[str]:
@@ -114,3 +115,33 @@ class CheckResult(Result):
     release_tested: bool = True
     tested_range: list[str] = field(default_factory=list)
     verification: dict | None = None
+    adopted: dict | None = None  # what adopt carried: {"source", "source_release", "in_place", "names", "yamls", ...}
+
+
+@dataclass
+class AdoptResult(Result):
+    """``adopt``: the plan (per name, file, yaml and edit, carried or not and why), then what was written."""
+
+    command: ClassVar[str] = "adopt"
+    dry_run: bool = False
+    already: bool = False
+    in_place: bool = False
+    source: str | None = None  # the tree's ultralytics/ folder
+    source_release: str | None = None
+    names: list[dict] = field(default_factory=list)  # {"name", "status", "rule", "file", "why", "code"}
+    files: list[dict] = field(default_factory=list)  # {"path", "stem", "names", "status", "why"}
+    yamls: list[dict] = field(default_factory=list)  # {"path", "uses", "carried", "why", "source", "target"}
+    edits: list[dict] = field(default_factory=list)  # {"path", "why"}: not carried, left where they are
+    # {"names", "carried", "yamls", "build_in_source", "build_on_target", "same_params"}
+    summary: dict = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    kept: str | None = None  # the store folder holding every hand-edited or added file of the tree (in place)
+    recovered: str | None = None
+    store: str | None = None
+    verification: dict | None = None
+    plan: "Plan | None" = field(default=None, repr=False, compare=False, metadata={"json": False})
+
+    @property
+    def all_warnings(self) -> list[str]:
+        return ([self.recovered] if self.recovered else []) + self.warnings

@@ -135,12 +135,14 @@ class Store:
         data = json.dumps({"format": FORMAT, **record.to_dict()}, indent=2) + "\n"
         replace_file(self.manifest_path, data.encode("utf-8"), self.manifest_path.with_name("manifest.json.tmp"))
 
-    def record(self, record: Record, originals: dict[str, bytes], modules: dict[str, bytes] | None = None) -> None:
-        """Save the originals (and users' module files) and the manifest, then commit; called before any
-        install file is written."""
+    def record(self, record: Record, originals: dict[str, bytes], modules: dict[str, bytes] | None = None,
+               kept: dict[str, bytes] | None = None) -> None:
+        """Save the originals (and users' module files, and with ``adopt`` every hand-edited or added file of the
+        tree in ``adopted/``) and the manifest, then commit; called before any install file is written."""
         repo = self._repo()
         try:
-            for folder, files in ((self.originals, originals), (self.dir / "modules", modules or {})):
+            for folder, files in ((self.originals, originals), (self.dir / "modules", modules or {}),
+                                  (self.dir / "adopted", kept or {})):
                 for rel, data in files.items():
                     path = folder / PurePosixPath(rel)
                     path.parent.mkdir(parents=True, exist_ok=True)
