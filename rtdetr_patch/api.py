@@ -9,7 +9,7 @@ command-line option it stands for (``--no-verify`` is ``no_verify=True``). A fai
 JSON schema (``"schema": 1``), common to the three commands::
 
     schema        1
-    command       "apply" | "check" | "revert"
+    command       "apply" | "adopt" | "check" | "revert"
     tool          rtdetr-patch's version
     ok            true when exit_code is 0
     exit_code     the process's exit code (README, "Exit codes")
@@ -24,8 +24,9 @@ JSON schema (``"schema": 1``), common to the three commands::
 
 and per command: apply adds dry_run, already, written, added, additions, upgraded_from,
 recovered, modules, store, diff (dry run), verification; revert adds nothing, restored, removed,
-kept, left, stale_release, recovered; check adds static, files, added, hand_patched, modules,
-store, recorded, recorded_release, release_tested, tested_range, verification.
+kept, left, stale_release, recovered, left_as_edited; adopt adds dry_run, already, in_place, source,
+source_release, names, files, yamls, edits, written, added, kept, recovered, store, verification; check adds static, files, added, hand_patched, modules,
+store, recorded, recorded_release, release_tested, tested_range, verification, adopted.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchEr
 from .patcher.locate import Install, locate
 from .patcher.target.target_common import unscaled
 from .patcher.report import inspect, not_needed_note, verdict
-from .patcher.results import JSON_SCHEMA, ApplyResult, CheckResult, Result, RevertResult
+from .patcher.results import JSON_SCHEMA, AdoptResult, ApplyResult, CheckResult, Result, RevertResult, describe
 
 DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
 Progress = Callable[[str], None]
@@ -140,6 +141,37 @@ def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_ve
     return result
 
 
+def adopt(*, python: str | None = None, target: str | None = None, source: str | None = None,
+          wheel: str | None = None, dry_run: bool = False, no_verify: bool = False, force: bool = False,
+          yaml: str = DEFAULT_YAML, on_install: Callable[[Install], None] | None = None,
+          on_stage: Progress = _quiet) -> AdoptResult:
+    """Carry a hand-edited tree's modules and yamls into a managed patch (README, "Coming from a hand-edited
+    install or a fork").
+
+    ``source`` is a fork's ``ultralytics/`` folder (or the checkout holding one); without it the install found
+    (this Python's, ``python=``, ``target=``) is adopted in place. ``wheel`` is the tree's own release's wheel,
+    for a machine without PyPI. The plan is in the result (``names``, ``files``, ``yamls``, ``edits``); with
+    ``dry_run`` nothing is written, else the patch is written and verified (``no_verify`` skips that).
+    """
+    from .patcher.adopting import adopt as adopting  # the survey and its probes load only for adopt
+
+    yaml = _yaml(yaml)
+    with if_interrupted(NOTHING_WRITTEN):
+        install = locate(python, target)
+        if on_install:
+            on_install(install)
+        result = adopting(install, source=source, wheel=wheel, dry_run=dry_run, force=force, on_stage=on_stage)
+    result.ultralytics = describe(install)
+    if dry_run or result.already or not (result.written or result.added):
+        return result
+    with if_interrupted(WRITTEN_NOT_VERIFIED):
+        if _restart_needed(install, True):
+            _restart_warning(result, install)
+        if not no_verify:
+            result.verification = _verify(install, yaml, on_stage)
+    return result
+
+
 def revert(*, python: str | None = None, target: str | None = None, force: bool = False,
            on_install: Callable[[Install], None] | None = None) -> RevertResult:
     """Restore every changed file byte for byte and remove every added file.
@@ -189,5 +221,5 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) ->
     return result
 
 
-__all__ = ["apply", "check", "revert", "ApplyResult", "CheckResult", "RevertResult", "Result", "PatchError", "Exit",
+__all__ = ["apply", "adopt", "check", "revert", "AdoptResult", "ApplyResult", "CheckResult", "RevertResult", "Result", "PatchError", "Exit",
            "JSON_SCHEMA"]

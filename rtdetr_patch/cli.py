@@ -19,7 +19,7 @@ from rich.text import Text
 from rich.table import Table
 
 from . import __version__, api
-from .api import DEFAULT_YAML, ApplyResult, CheckResult, Result, RevertResult
+from .api import DEFAULT_YAML, AdoptResult, ApplyResult, CheckResult, Result, RevertResult
 from .patcher.errors import Exit, PatchError
 from .patcher.locate import Install
 
@@ -324,6 +324,102 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
               soft_wrap=True)
 
 
+@main.command(short_help="Carry a hand-edited install's or a fork's modules and yamls into the patch.")
+@where_options
+@click.option("--from", "source", metavar="DIR",
+              help="A fork's ultralytics/ folder (or the checkout holding one) to carry onto the install; "
+                   "without it the install itself is adopted in place.")
+@click.option("--wheel", metavar="PATH", help="The wheel of the tree's own release (offline); else pip downloads it.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (names, rules, files, yamls, edits) and write nothing.")
+@click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
+@click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
+@YAML_OPTION
+@JSON_OPTION
+@QUIET_OPTION
+def adopt(python, target, source, wheel, dry_run, no_verify, force, yaml, as_json, quiet) -> None:
+    """Read a hand-edited tree against its own release and carry what parse_model gained (its modules, by
+    rule) and its yamls into rtdetr-patch's managed patch: in place, or from a fork with --from DIR."""
+    setup(quiet, as_json)
+    result = call(AdoptResult, as_json, api.adopt, python=python, target=target, source=source, wheel=wheel,
+                  dry_run=dry_run, no_verify=no_verify, force=force, yaml=yaml)
+    if as_json:
+        emit(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.recovered:
+        out.print(f"[yellow]{escape(result.recovered)}[/]", soft_wrap=True)
+    where = "in place" if result.in_place else f"from {result.source}"
+    out.print(f"Adopting Ultralytics [bold]{escape(str(result.source_release))}[/] {escape(where)}", soft_wrap=True)
+    print_adoption(result)
+    if result.already:
+        out.print("[green]Already adopted[/]: nothing new to carry; nothing changed.")
+        return
+    if dry_run:
+        out.print("[yellow]Dry run[/]: nothing was written.")
+        return
+    out.print(f"Wrote {len(result.written)} file(s), added {len(result.added)} file(s); originals recorded in "
+              f"{escape(str(result.store))}", soft_wrap=True)
+    if result.kept:
+        out.print(f"Every hand-edited or added file of the tree is kept in {escape(result.kept)}", soft_wrap=True)
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if no_verify or not result.verification:
+        out.print("[dim]Verification skipped; run `rtdetr-patch check` before training.[/]")
+        return
+    out.print(figures_table(result.verification))
+    out.print("[green]Adopted and verified.[/]")
+
+
+def _params(found: dict) -> str:
+    return f"{found['params']:,}" if "params" in found else "[red]fails[/]" if found else ""
+
+
+def print_adoption(result: AdoptResult) -> None:
+    """The plan: per name, per file not carried, per yaml (parameters side by side), per edit not carried."""
+    table = Table(title="Names parse_model gained", title_justify="left")
+    for column in ("name", "status", "rule", "file", "why"):
+        table.add_column(column, overflow="fold")
+    colours = {"carried": "green", "ours": "green", "native": "yellow", "not carried": "red"}
+    for n in result.names:
+        table.add_row(escape(n["name"]), f"[{colours.get(n['status'], 'red')}]{n['status']}[/]", n.get("rule", ""),
+                      escape(n.get("file", "")), escape(n.get("why", "")))
+    out.print(table)
+    for n in result.names:
+        if n.get("code"):
+            out.print(f"[red]{escape(n['name'])}[/]: the branch no rule expresses:", soft_wrap=True)
+            out.print(Text(n["code"], style="dim"), soft_wrap=True)
+    for f in result.files:
+        if f["status"] != "carried":
+            out.print(f"[red]not carried[/] {escape(f['path'])}: {escape(f['why'])}", soft_wrap=True)
+    if result.yamls:
+        table = Table(title="Yamls the tree added: parameters in the tree vs on the target", title_justify="left")
+        for column in ("yaml", f"tree ({result.source_release})", "target", "state"):
+            table.add_column(column, overflow="fold")
+        for y in result.yamls:
+            src, tgt = y.get("source") or {}, y.get("target") or {}
+            if not y["carried"]:
+                state = f"[red]not carried[/]: {escape(y['why'])}"
+            elif "params" in tgt and "params" in src:
+                state = "[green]same parameters[/]" if tgt["params"] == src["params"] else                     f"[yellow]builds, {tgt['params'] - src['params']:+,} parameters[/]"
+            elif "params" in tgt:
+                state = f"[yellow]builds here, not in the tree[/]: {escape(src.get('error', ''))}"
+            elif "params" in src:
+                state = f"[red]fails on the target[/]: {escape(tgt.get('error', ''))}"
+            else:
+                state = f"[dim]fails in the tree too[/]: {escape(src.get('error', ''))}"
+            if y.get("why") and y["carried"]:
+                state += f" [dim]({escape(y['why'])})[/]"
+            table.add_row(escape(y["path"]), _params(src), _params(tgt), state)
+        out.print(table)
+    for e in result.edits:
+        out.print(f"[yellow]not carried[/] {escape(e['path'])}: {escape(e['why'])}", soft_wrap=True)
+    s = result.summary
+    if s:
+        share = f" ({100 * s['build_on_target'] / s['build_in_source']:.0f}%)" if s["build_in_source"] else ""
+        out.print(f"{s['carried']} of {s['names']} names carried; of {s['yamls']} yamls, {s['build_in_source']} build in "
+                  f"the tree and {s['build_on_target']} of those on the target{share}, {s['same_params']} with the same "
+                  "parameters.", soft_wrap=True)
+
+
 @main.command(short_help="Restore every changed file, remove every added one.")
 @where_options
 @click.option("--force", is_flag=True, help="Revert files edited since apply too (the edited copies are kept).")
@@ -353,6 +449,8 @@ def revert(python, target, force, as_json, quiet) -> None:
         out.print(f"[yellow]kept your edited copy at[/] {escape(path)}", soft_wrap=True)
     for rel in result.left:
         out.print(f"[yellow]left untouched (changed by someone else):[/] ultralytics/{rel}", soft_wrap=True)
+    for rel in result.left_as_edited:
+        out.print(f"[dim]left as you edited it (adopt never managed it):[/] ultralytics/{rel}", soft_wrap=True)
     for warning in result.warnings:  # the recovered run and the untouched files are printed above, once
         out.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     out.print("[green]Reverted.[/]")
@@ -390,6 +488,12 @@ def check(python, target, static, error_on_warn, yaml, as_json, quiet) -> None:
         table.add_row("(--module)", "", mod["file"], ", ".join(f"{name} ({mod.get('rules', {}).get(name, 'backbone')})"
                                                              for name in mod["classes"]))
     out.print(table)
+    if report.adopted:
+        a = report.adopted
+        carried = [n["name"] for n in a.get("names", []) if n.get("status") == "carried"]
+        out.print(f"Adopted from {escape(str(a.get('source')))} (Ultralytics {escape(str(a.get('source_release')))}): "
+                  f"{len(carried)} modules, {len(a.get('yamls', []))} yamls; "
+                  f"{len(a.get('edits', []))} edits left as they were.", soft_wrap=True)
     print_notes(report)
     for problem in report.problems:
         out.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
