@@ -1,0 +1,124 @@
+"""``rtdetr-patch adopt``: a hand-edited 8.0.x tree adopted in place and carried onto the latest release.
+
+Real release trees (wheels), edited by hand as the series' readers do (``adopt_trees.py``), real
+imports and yaml builds in the interpreter that trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtdetr_patch import api
+from rtdetr_patch.patcher.errors import Exit, PatchError
+
+from adopt_trees import blog_tree
+from conftest import LATEST, OLD, snapshot, wheel
+
+pytestmark = pytest.mark.slow
+EXPECTED = {"EMA": ("carried", "same"), "Zoom_cat": ("carried", "concat"), "C2f_EMA": ("carried", "conv-n"),
+            "MobileNetV3": ("ours", None), "Weird": ("not carried", None),
+            "Absent": ("not carried", "same")}  # its rule is known; its file does not import
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTDETR_PATCH_CACHE", str(tmp_path / "cache"))
+
+
+def names(result) -> dict:
+    return {n["name"]: n for n in result.names}
+
+
+def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
+    fork = blog_tree(tree(OLD))
+    target = tree(LATEST)
+    before_fork, before_target = snapshot(fork), snapshot(target)
+    result = api.adopt(target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True,
+                       python=sys.executable)
+    found = names(result)
+    for name, (status, rule) in EXPECTED.items():
+        assert found[name]["status"] == status, found[name]
+        assert found[name].get("rule") == rule, found[name]
+    assert "c2 = ch[f] * 3" in found["Weird"]["code"]  # the branch no rule expresses, shown as code
+    assert "rtdetr_patch_absent_package" in found["Absent"]["why"] and "pip install" in found["Absent"]["why"]
+    yamls = {y["path"].rsplit("/", 1)[-1]: y for y in result.yamls}
+    mine = yamls["rtdetr-mine.yaml"]
+    assert mine["source"]["params"] == mine["target"]["params"] > 0  # the same model on both releases
+    assert "params" in yamls["rtdetr-weird.yaml"]["source"] and "error" in yamls["rtdetr-weird.yaml"]["target"]
+    edits = {e["path"]: e["why"] for e in result.edits}
+    assert "models/utils/loss.py" in edits and "utils/torch_utils.py" in edits
+    assert snapshot(fork) == before_fork  # the fork is only read
+    assert (target / "ultralytics" / "nn" / "Addmodules" / "blocks.py").read_bytes() == \
+        (fork / "nn" / "Addmodules" / "blocks.py").read_bytes()
+    assert (target / "ultralytics" / "nn" / "Addmodules" / "attention.py").read_bytes().count(b"\r\n") > 5  # CRLF kept
+    assert not (target / "ultralytics" / "nn" / "Addmodules" / "needs_pkg.py").exists()
+    check = cli("check", "--target", target, "--yaml", target / "ultralytics/cfg/models/rt-detr/rtdetr-mine.yaml")
+    assert check.exit_code == 0, check.output
+    assert "Adopted from" in check.output and "C2f_EMA (conv-n)" in check.output
+    again = api.adopt(target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True)
+    assert again.already and not again.written and not again.added
+    reverted = cli("revert", "--target", target)
+    assert reverted.exit_code == 0, reverted.output
+    assert snapshot(target) == before_target
+
+
+def test_an_install_edited_after_the_blog_is_adopted_in_place_and_reverted_byte_for_byte(tree, cli, state_home):
+    root = tree(OLD)
+    package = blog_tree(root)
+    before = snapshot(root)
+    refused = cli("apply", "--target", root, "--no-verify")
+    assert refused.exit_code == Exit.HAND_PATCHED  # apply still refuses it; adopt is the way
+    dry = cli("adopt", "--target", root, "--wheel", wheel(OLD), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run" in dry.output and snapshot(root) == before
+    done = cli("adopt", "--target", root, "--wheel", wheel(OLD), "--json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert result["in_place"] and result["verification"]["loss"] is not None
+    assert "nn/tasks.py" in result["written"] and "utils/torch_utils.py" in result["written"]
+    tasks = (package / "nn" / "tasks.py").read_text(encoding="utf-8")
+    assert "elif m is Weird" not in tasks and "RTDETR_PATCH_MODULES" in tasks  # pristine + the managed patch
+    assert (package / "models" / "utils" / "loss.py").read_bytes().endswith(b"# my loss tweak: a heavier GIoU term\n")
+    kept = Path(result["kept"])
+    for rel in ("nn/tasks.py", "nn/Addmodules/__init__.py", "nn/Addmodules/needs_pkg.py", "models/utils/loss.py"):
+        assert hashlib.sha256((kept / rel).read_bytes()).hexdigest() == before[f"ultralytics/{rel}"]
+    assert (kept / "nn" / "tasks.py").read_bytes().count(b"elif m is Weird") == 1
+    assert (package / "nn" / "Addmodules" / "needs_pkg.py").is_file()  # not carried, left where it was
+    check = cli("check", "--target", root, "--static")
+    assert check.exit_code == 0, check.output
+    mine = cli("check", "--target", root, "--yaml", package / "cfg/models/rt-detr/rtdetr-mine.yaml")
+    assert mine.exit_code == 0, mine.output
+    again = cli("adopt", "--target", root, "--wheel", wheel(OLD), "--no-verify")
+    assert again.exit_code == 0 and "Already adopted" in again.output, again.output
+    reverted = cli("revert", "--target", root)
+    assert reverted.exit_code == 0, reverted.output
+    assert "left as you edited it" in reverted.output and "models/utils/loss.py" in reverted.output
+    assert snapshot(root) == before  # every byte of the hand-edited install, as it was
+
+
+def test_without_pypi_or_wheel_the_error_names_both_ways_and_nothing_is_written(tree, monkeypatch):
+    fork = blog_tree(tree(OLD))
+    target = tree(LATEST)
+    before = snapshot(target)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    with pytest.raises(PatchError) as failed:
+        api.adopt(target=str(target), source=str(fork), no_verify=True)
+    assert failed.value.code == Exit.ADOPT
+    assert "--wheel" in failed.value.hint and "pip download" in failed.value.hint and OLD in failed.value.message
+    with pytest.raises(PatchError) as wrong:
+        api.adopt(target=str(target), source=str(fork), wheel=str(wheel(LATEST)), no_verify=True)
+    assert wrong.value.code == Exit.ADOPT and LATEST in wrong.value.message
+    assert snapshot(target) == before
+
+
+def test_a_folder_without_a_tree_is_refused(tmp_path, tree):
+    target = tree(LATEST)
+    with pytest.raises(PatchError) as failed:
+        api.adopt(target=str(target), source=str(tmp_path), no_verify=True)
+    assert failed.value.code == Exit.ADOPT and str(tmp_path) in failed.value.message
