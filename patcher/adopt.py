@@ -37,7 +37,11 @@ OURS = {"MobileNetV3": "rtdetr-patch's own MobileNetV3 (the blog's backbone)",
         "Blocks": "rtdetr-patch's own ResNet base (Blocks, the series' ResNet stages)",
         "ConvNormLayer": "rtdetr-patch's own ResNet base (ConvNormLayer)"}
 OUR_FILES = {"__init__.py", "MobileNetV3.py", "ResNet.py"}  # the added package's own files
-MANAGED = ("nn/tasks.py",)  # replaced by the pristine release in place, then patched (with the module folder)
+MANAGED = ("nn/tasks.py",)
+# torch layers the tree's parse_model gives a branch of its own (``nn.Conv2d`` in the conv set): registered by
+# their rule from one generated file, so that rows using them build as in the tree
+TORCH_FILE = "<torch.nn>"
+TORCH_STEM = "adopted_torch_layers"  # replaced by the pristine release in place, then patched (with the module folder)
 
 
 @dataclass
@@ -99,7 +103,7 @@ class Survey:
 
     def modules(self) -> list[UserModule]:
         """The carried files as the registry takes them: ruled names, backbones, and files only imported."""
-        by_name = {n.name: n for n in self.names if n.status == "carried"}
+        by_name = {(n.name[3:] if n.file == TORCH_FILE else n.name): n for n in self.names if n.status == "carried"}
         out = []
         for row in self.files.values():
             if row.status != "carried":
@@ -341,6 +345,13 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     for row in names:
         if row.status != "carried":
             continue
+        if row.file == TORCH_FILE:
+            layers = files.setdefault(TORCH_STEM, FileRow(TORCH_FILE, TORCH_STEM, b""))
+            layers.names.append(row.name[3:])
+            layers.data = ('"""torch layers the adopted tree\'s parse_model gives a branch of their own '
+                           '(rtdetr-patch adopt)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in layers.names)
+                           ).encode("utf-8")
+            continue
         stem = PurePosixPath(row.file).stem
         if stem in files and files[stem].rel != row.file:
             row.status, row.why = "not carried", (f"its file {row.file} has the same name as {files[stem].rel}, "
@@ -442,9 +453,14 @@ def _judge(name: str, chain: branches.Chain, resolver: Resolver, native: set[str
     if name in OURS:
         return NameRow(name, "ours", why=f"built by {OURS[name]}")
     if name.startswith(("nn.", "torch.")):
-        return NameRow(name, "not carried", why=f"{name} is torch's own layer: the tree gives it a branch of its own, "
-                       "and rtdetr-patch registers only modules of yours (rows using it build as Ultralytics builds "
-                       "torch layers)")
+        branch = chain.branch_of(name)
+        verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
+        if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
+            return NameRow(name, "not carried", why=f"{name} is a torch layer whose branch no rule expresses"
+                           + (f": {verdict.why}" if verdict else ""), code=branch.code if branch else "")
+        return NameRow(name, "carried", rule=verdict.rule, file=TORCH_FILE,
+                       why=f"torch's {name}, given a branch of its own in the tree that runs as '{verdict.rule}': "
+                           f"registered by that rule, so every row with {name} on this install builds as in the tree")
     if name in native:
         return NameRow(name, "native", why=f"Ultralytics {target.release} has its own {name}: the rows use that one")
     where = resolver.define("nn/tasks.py", name)

@@ -324,7 +324,7 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
               soft_wrap=True)
 
 
-@main.command(short_help="Carry a hand-edited install's or a fork's modules and yamls into the patch.")
+@main.command(short_help="Carry a hand-edited install or a fork into the patch.")
 @where_options
 @click.option("--from", "source", metavar="DIR",
               help="A fork's ultralytics/ folder (or the checkout holding one) to carry onto the install; "

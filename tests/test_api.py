@@ -180,9 +180,9 @@ def test_piped_output_is_plain_and_unfolded(tree, tmp_path):
 def test_help_speaks_the_users_words(cli):
     top = cli("--help").output
     commands = top.split("Commands:")[1].strip().splitlines()
-    assert [line.split()[0] for line in commands] == ["apply", "check", "revert"]
+    assert [line.split()[0] for line in commands] == ["adopt", "apply", "check", "revert"]
     assert not any(line.rstrip().endswith("...") for line in commands), commands  # summaries are whole
-    for command in ("apply", "check", "revert"):
+    for command in ("adopt", "apply", "check", "revert"):
         text = cli(command, "--help").output
         assert not re.search(r"seed|brief", text, re.I), command
         assert "--json" in text and "--quiet" in text
