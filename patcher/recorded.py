@@ -55,9 +55,10 @@ def refuse_hand_patched(install: Install, record: Record | None) -> None:
     if found:
         raise PatchError(Exit.HAND_PATCHED, f"Ultralytics {install.release} at {install.package} was already "
                          f"edited by hand (following the blog): {'; '.join(found)}.",
-                         "It is not patched a second time. Keep a copy of your own module files if you need "
-                         f"them, reinstall the pristine package ({reinstall(install.release)}), remove the "
-                         "leftover nn/Addmodules folder, then run apply. Nothing was written.")
+                         "It is not patched a second time. `rtdetr-patch adopt --dry-run` shows what adopt carries "
+                         "of it (your modules, by rule, and your yamls) into a managed patch, keeping every file you "
+                         "edited; `rtdetr-patch adopt` does it. Or start again from the pristine package "
+                         f"({reinstall(install.release)}). Nothing was written.")
 
 
 def applied_bytes(install: Install, store: Store, record: Record, rel: str) -> bytes | None:
