@@ -70,6 +70,9 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
           force: bool = False, on_stage: Callable[[str], None] = lambda s: None) -> AdoptResult:
     from . import actions, plan as planning  # libcst: adopt always plans
 
+    def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
+        on_stage(f"adopt: {text}")
+
     package = reading.source_package(source) if source is not None else install.package
     in_place = package.resolve() == install.package.resolve()
     with session(install) as held:
@@ -83,7 +86,7 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         ours = set()
         if in_place and same is not None:
             ours = {f.path for f in same.files} | {a.path for a in same.added}
-        on_stage("reading the tree against its release")
+        say("reading the tree against its release")
         survey = reading.survey(package, install, in_place=in_place, wheel=wheel, ours=ours)
         result = AdoptResult(in_place=in_place, source=str(package), source_release=survey.release,
                              dry_run=dry_run, recovered=held.recovered, store=str(store.dir))
@@ -114,7 +117,7 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
                 reading._drop(row, survey.files, survey.names, f"an earlier apply already added a module file "
                               f"named {row.stem}.py")
         # 1. each file imported on its own on the target (staged), and every yaml built in the tree (parallel)
-        on_stage("importing each module file on the target, building the yamls in the tree")
+        say("importing each module file on the target, building the yamls in the tree")
         base = planning.make_plan(install, transforms, tuple(recorded.values()), sources=sources)
         files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
         stage = _stage(install, base, files)
@@ -147,7 +150,7 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         # 2. the final patch, staged, and every yaml built on the target
         modules = tuple(recorded.values()) + tuple(survey.modules())
         extra = () if in_place else _yaml_additions(install, survey, same)
-        on_stage("building the yamls on the target, patched")
+        say("building the yamls on the target, patched")
         final = planning.make_plan(install, transforms, modules, sources=sources, extra=extra)
         replaced = _replaced(install, final, current, in_place)
         stage = _stage(install, final, {})
@@ -174,7 +177,7 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         if dry_run:
             result.plan = final
             return result
-        on_stage("writing")
+        say("writing")
         applied = actions._apply(install, store, record, same, dry_run=False, options=frozenset(), force=force,
                                  modules=modules, sources=sources, extra=extra, current=current | replaced,
                                  adopted=adopted, kept=kept)

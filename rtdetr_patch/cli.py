@@ -176,7 +176,8 @@ class Progress:
     def __call__(self, stage: str) -> None:
         if out.quiet or not out.is_terminal:
             return
-        text = f"verifying in a fresh process: {stage} [dim]({time.perf_counter() - self.started:.0f} s)[/]"
+        said = stage[len("adopt: "):] if stage.startswith("adopt: ") else f"verifying in a fresh process: {stage}"
+        text = f"{said} [dim]({time.perf_counter() - self.started:.0f} s)[/]"
         if self.status is None:
             self.status = out.status(text)
             self.status.start()

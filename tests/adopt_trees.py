@@ -4,7 +4,7 @@
 (text edits of the release's own lines: this is the user's side, not the tool's): the blog's
 backbone edits in ``parse_model`` (steps 4.4/4.5) and ``torch_utils.py`` (4.8), a module folder
 ``nn/Addmodules`` with the files in ``fixtures/adopt`` star-imported, module branches of several
-rules plus one that no rule expresses, names added to Ultralytics' own conv and repeat sets, an
+rules plus one that no rule expresses, names added to Ultralytics' own conv and repeat sets (``nn.Conv2d`` among them), an
 edit of RT-DETR's loss, and two yamls.
 """
 
@@ -44,7 +44,7 @@ def blog_tree(root: Path) -> Path:
     _edit(tasks, "import torch.nn as nn\n", "import torch.nn as nn\nfrom .Addmodules import *\n")
     _edit(tasks, "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n",
           "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n    backbone = False\n")
-    _edit(tasks, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, C2f_EMA):")
+    _edit(tasks, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, C2f_EMA, nn.Conv2d):")
     _edit(tasks, "C3Ghost, C3x, RepC3):", "C3Ghost, C3x, RepC3, C2f_EMA):")
     _edit(tasks, "        elif m is AIFI:\n", BRANCHES + "        elif m is AIFI:\n")
     _edit(package / "utils" / "torch_utils.py",

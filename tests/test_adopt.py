@@ -16,13 +16,16 @@ import pytest
 from rtdetr_patch import api
 from rtdetr_patch.patcher.errors import Exit, PatchError
 
+import terminal
 from adopt_trees import blog_tree
 from conftest import LATEST, OLD, snapshot, wheel
+from terminal import Terminal
+from test_terminal import SMOKE, STARTS, cursor_shown, environment, flat
 
 pytestmark = pytest.mark.slow
 EXPECTED = {"EMA": ("carried", "same"), "Zoom_cat": ("carried", "concat"), "C2f_EMA": ("carried", "conv-n"),
             "MobileNetV3": ("ours", None), "Weird": ("not carried", None),
-            "Absent": ("not carried", "same")}  # its rule is known; its file does not import
+            "Absent": ("not carried", "same"), "nn.Conv2d": ("carried", "conv")}  # its rule is known; its file does not import
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +125,18 @@ def test_a_folder_without_a_tree_is_refused(tmp_path, tree):
     with pytest.raises(PatchError) as failed:
         api.adopt(target=str(target), source=str(tmp_path), no_verify=True)
     assert failed.value.code == Exit.ADOPT and str(tmp_path) in failed.value.message
+
+
+@pytest.mark.skipif(not terminal.available(), reason="pseudo-terminals are POSIX (Windows has none)")
+def test_adopt_on_a_terminal_shows_its_stages_and_ends(tree, tmp_path):
+    fork = blog_tree(tree(OLD))
+    target = tree(LATEST)
+    term = Terminal([sys.executable, "-m", "rtdetr_patch", "adopt", "--from", str(fork), "--target", str(target),
+                     "--wheel", str(wheel(OLD)), "--dry-run"], environment(), str(tmp_path))
+    term.expect(f"Ultralytics {LATEST} at", STARTS)
+    term.expect("building the yamls", SMOKE)  # the live line while the probes work
+    code = term.wait(SMOKE)
+    text = flat(term.text)
+    assert code == 0, term.text
+    assert "Names parse_model gained" in text and "Dry run: nothing was written." in text
+    assert "of those on the target" in text and cursor_shown(term.raw)
