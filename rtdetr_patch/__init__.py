@@ -2,7 +2,7 @@
 
 The Python API, for scripts and notebooks::
 
-    from rtdetr_patch import apply, check, revert, PatchError
+    from rtdetr_patch import adopt, apply, check, revert, PatchError
 
     result = apply()                 # the ultralytics this Python imports; same options as the CLI
     print(result.ok, result.written, result.verification["params"])
@@ -63,7 +63,7 @@ _source_layout()
 
 from .patcher.version import __version__  # noqa: E402  (after the source layout's finder is in place)
 
-_API = {"apply", "check", "revert", "ApplyResult", "CheckResult", "RevertResult", "JSON_SCHEMA"}
+_API = {"apply", "adopt", "check", "revert", "ApplyResult", "AdoptResult", "CheckResult", "RevertResult", "JSON_SCHEMA"}
 
 
 def __getattr__(name: str):
@@ -78,5 +78,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rtdetr_patch' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "apply", "check", "revert", "PatchError", "Exit", "ApplyResult", "CheckResult",
-           "RevertResult", "JSON_SCHEMA"]
+__all__ = ["__version__", "apply", "adopt", "check", "revert", "PatchError", "Exit", "ApplyResult", "AdoptResult",
+           "CheckResult", "RevertResult", "JSON_SCHEMA"]
