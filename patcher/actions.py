@@ -117,11 +117,30 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
                                 "rtdetr-patch command finishes that revert; then run `rtdetr-patch apply`."):
                 _revert(install, store, force=False)
             record = same = None
+    extra, current, adopted = _adopted_state(install, store, same) if same and same.adopted else ((), None, None)
     result = _apply(install, store, record, same, dry_run=dry_run, options=options, force=force,
-                    modules=tuple(modules.values()), sources=sources)
+                    modules=tuple(modules.values()), sources=sources, extra=extra, current=current, adopted=adopted)
     result.upgraded_from = upgraded
     result.modules = [row for m in new for row in m.report]
     return _describe_plan(result)
+
+
+def _adopted_state(install: Install, store: Store, same: Record) -> tuple[tuple, dict[str, bytes], dict]:
+    """What an apply after ``adopt`` keeps of it: the yamls it added, the originals of the files it replaced in
+    place (the user's own ``nn/Addmodules/__init__.py``...), and its account in the record."""
+    from .plan import template_files  # libcst: this run plans
+
+    shipped = {rel for rel, _ in template_files(install)}
+    managed = {t.FILE for t in transforms_for(same)}
+    extra = []
+    for entry in same.added:
+        path = install.package / PurePosixPath(entry.path)
+        if entry.path.startswith("cfg/models/") and entry.path not in shipped and path.is_file():
+            data = path.read_bytes()
+            if sha256(data) == entry.sha256:
+                extra.append((entry.path, data))
+    current = {f.path: store.original(f.path, f.original_sha256) for f in same.files if f.path not in managed}
+    return tuple(extra), current, same.adopted
 
 
 def _outdated(install: Install, same: Record, options: frozenset[str], modules: tuple) -> bool:
@@ -229,14 +248,14 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
             for change in plan.files:  # each noted before it is written: a rollback may find it either way
                 if not (change.changed or (change.rel in current and change.after)):
                     continue
-                done.append((change.path, current.get(change.rel, change.before)))
+                done.append((change.path, _on_disk(change.path)))
                 atomic_write(change.path, change.after)
                 checkpoint()
                 result.written.append(change.rel)
             for add in plan.additions:
                 if add.present:
                     continue
-                done.append((add.path, current.get(add.rel)))
+                done.append((add.path, _on_disk(add.path)))
                 add.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(add.path, add.data)
                 checkpoint()
@@ -260,6 +279,11 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
     with if_interrupted(WRITTEN_NOT_VERIFIED):
         checkpoint()
     return result
+
+
+def _on_disk(path: Path) -> bytes | None:
+    """A file's bytes before this run writes it (what a rollback puts back), None where there is none."""
+    return path.read_bytes() if path.is_file() and not path.is_symlink() else None
 
 
 # -- revert and recovery --------------------------------------------------------------------------

@@ -140,3 +140,21 @@ def test_adopt_on_a_terminal_shows_its_stages_and_ends(tree, tmp_path):
     assert code == 0, term.text
     assert "Names parse_model gained" in text and "Dry run: nothing was written." in text
     assert "of those on the target" in text and cursor_shown(term.raw)
+
+
+def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli):
+    """A module added with --module after an in-place adopt: the adopted files, yamls and account stay recorded,
+    and one revert still gives back the hand-edited install byte for byte."""
+    root = tree(OLD)
+    package = blog_tree(root)
+    before = snapshot(root)
+    assert cli("adopt", "--target", root, "--wheel", wheel(OLD), "--no-verify").exit_code == 0
+    more = cli("apply", "--target", root, "--no-verify", "--module",
+               f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate")
+    assert more.exit_code == 0, more.output
+    registry = (package / "nn" / "Addmodules" / "__init__.py").read_text(encoding="utf-8")
+    assert "ChannelGate" in registry and "C2f_EMA" in registry
+    check = cli("check", "--target", root, "--static")
+    assert check.exit_code == 0 and "Adopted from" in check.output, check.output
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == before
