@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from rtdetr_patch import api
 from rtdetr_patch.patcher.errors import Exit, PatchError
+from rtdetr_patch.patcher.safety import INTERRUPT_ENV, KILL_ENV
 
 import terminal
 from adopt_trees import blog_tree
@@ -157,4 +160,26 @@ def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli):
     check = cli("check", "--target", root, "--static")
     assert check.exit_code == 0 and "Adopted from" in check.output, check.output
     assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_adopt_stopped_while_writing_leaves_the_install_as_it_was(tree, how):
+    """Ctrl-C at a write of an in-place adopt rolls back at once (exit 130); a kill there is rolled back by the
+    next command. Either way the hand-edited install is as it was, byte for byte."""
+    root = tree(OLD)
+    blog_tree(root)
+    before = snapshot(root)
+    env = {**os.environ, (INTERRUPT_ENV if how == "ctrl-c" else KILL_ENV): "3"}
+    done = subprocess.run([sys.executable, "-m", "rtdetr_patch", "adopt", "--target", str(root), "--wheel",
+                           str(wheel(OLD)), "--no-verify"], env=env, capture_output=True, text=True, timeout=600)
+    if how == "ctrl-c":
+        assert done.returncode == Exit.INTERRUPTED, done.stderr
+        assert "every file was put back" in done.stderr
+    else:
+        assert done.returncode == 137, done.stderr
+        assert snapshot(root) != before  # killed half way: files were written
+        after = subprocess.run([sys.executable, "-m", "rtdetr_patch", "check", "--target", str(root), "--static"],
+                               capture_output=True, text=True, timeout=300)
+        assert "rolled back" in after.stdout + after.stderr
     assert snapshot(root) == before
