@@ -83,6 +83,8 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
             raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package} holds the patch of "
                              f"rtdetr-patch {same.tool or 'an earlier release'}.",
                              "Run `rtdetr-patch apply` first (it brings the patch up to this release), then adopt.")
+        if in_place and same is not None and same.adopted and same.intact(install, __version__):
+            return _already(install, same, store, held.recovered)  # its tasks.py is the managed patch now
         ours = set()
         if in_place and same is not None:
             ours = {f.path for f in same.files} | {a.path for a in same.added}
@@ -184,6 +186,15 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         result.written, result.added, result.plan = applied.written, applied.added, applied.plan
         result.already = applied.already
         return result
+
+
+def _already(install: Install, record, store, recovered: str | None) -> AdoptResult:
+    """An install adopted in place before, every file as recorded: the account from the record."""
+    adopted = record.adopted
+    return AdoptResult(already=True, in_place=True, source=adopted.get("source"),
+                       source_release=adopted.get("source_release"), names=list(adopted.get("names", [])),
+                       yamls=[{**y, "uses": [], "carried": True, "why": ""} for y in adopted.get("yamls", [])],
+                       edits=list(adopted.get("edits", [])), recovered=recovered, store=str(store.dir))
 
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:
