@@ -39,14 +39,19 @@ PROBE_TIMEOUT = 3600  # a fork with a hundred yamls builds each of them on the C
 
 def _probe(python: str, root: Path, imports: list[str], yamls: list[str]) -> dict:
     done = None
+    # the spec goes in a file: a fork's few hundred yaml paths would pass Windows' command-line limit
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as spec:
+        json.dump({"imports": imports, "yamls": yamls}, spec)
     try:
-        done = subprocess.run([python, str(PROBE), str(root), json.dumps({"imports": imports, "yamls": yamls})],
+        done = subprocess.run([python, str(PROBE), str(root), spec.name],
                               capture_output=True, text=True, timeout=PROBE_TIMEOUT, cwd=str(root))
         line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith(PREFIX))
         return json.loads(line[len(PREFIX):])
     except (OSError, subprocess.TimeoutExpired, StopIteration, ValueError) as exc:
         tail = (done.stderr or "")[-600:] if done is not None else ""
         return {"fatal": {"error": f"the probe did not answer ({type(exc).__name__}: {exc}) {tail}".strip()}}
+    finally:
+        Path(spec.name).unlink(missing_ok=True)
 
 
 def _stage(install: Install, plan, files: dict[str, bytes]) -> Path:

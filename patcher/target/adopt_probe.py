@@ -1,8 +1,8 @@
 """``adopt``'s probe: import module files one by one and build yamls, in the interpreter that trains.
 
-Started as ``python adopt_probe.py ROOT SPEC_JSON``: ``ROOT`` holds the ``ultralytics`` to import
+Started as ``python adopt_probe.py ROOT SPEC``: ``ROOT`` holds the ``ultralytics`` to import
 (a hand-edited tree, a fork, or the staged copy of the target with the planned patch written in
-it), ``SPEC_JSON`` is ``{"imports": [dotted module names], "yamls": [paths]}``. Each module is
+it), ``SPEC`` is a JSON file ``{"imports": [dotted module names], "yamls": [paths]}``. Each module is
 imported on its own, so one that fails (a missing package, a name its release does not have)
 costs only itself; each yaml is built as its head says (RT-DETR, detect, segment, pose, classify,
 OBB) and its parameters counted. It prints one line, ``PREFIX`` then JSON:
@@ -59,7 +59,9 @@ def build(tasks, path: str) -> dict:
 
 
 def main() -> None:
-    root, spec = sys.argv[1], json.loads(sys.argv[2])
+    root = sys.argv[1]
+    with open(sys.argv[2], encoding="utf-8") as given:
+        spec = json.load(given)
     sys.path.insert(0, root)
     answer: dict = {}
     try:
