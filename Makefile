@@ -6,6 +6,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ULTRALYTICS ?= 8.4.190
+# pytest workers (pytest-xdist): the suite is mostly waiting on subprocesses, two overlap well on 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast bench bench-stock clean
 
@@ -21,10 +23,10 @@ demo: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/rtdetr-patch check
 
 test: $(VENV)/.ready-$(ULTRALYTICS)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(VENV)/.ready-$(ULTRALYTICS)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 bench: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python benchmarks/bench_cli.py

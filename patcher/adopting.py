@@ -172,6 +172,10 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         for y in yamls:
             y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
         _report(result, survey)
+        for edit in result.edits:  # in place, a file a transform edits is replaced, not left: say so
+            if edit["path"] in sources:
+                edit["why"] = (f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
+                               "copy is kept in the store; `rtdetr-patch revert` puts it back)")
         adopted = {"source": str(package), "source_release": survey.release, "in_place": in_place,
                    "names": [n.to_dict() for n in survey.names],
                    "yamls": [{"path": y["path"], "source": y["source"], "target": y["target"]} for y in result.yamls

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def wheel_cache() -> Path:
 def wheel(release: str) -> Path:
     cache = wheel_cache()
     found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(cache), f"ultralytics=={release}"], check=True)
+    if not found:  # into a folder of this process first, then renamed: a parallel worker never sees half a wheel
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            "-d", scratch, f"ultralytics=={release}"], check=True)
+            for got in Path(scratch).glob("ultralytics-*.whl"):
+                os.replace(got, cache / got.name)
         found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     assert found, f"no wheel for ultralytics {release} in {cache}"
     return found[0]
@@ -70,6 +74,14 @@ def tree(release_trees, tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_inherited_width(monkeypatch):
+    """pytest-xdist's workers inherit COLUMNS=80 from their launcher: the output would fold as on an 80-column
+    terminal, which the tests of piped output must not see (those that want a width set it themselves)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
 
 
 @pytest.fixture(autouse=True)

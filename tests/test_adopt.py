@@ -90,6 +90,8 @@ def test_an_install_edited_after_the_blog_is_adopted_in_place_and_reverted_byte_
     assert result["verification"]["yaml"].endswith("rtdetr-mine.yaml")
     assert {"C2f_EMA", "EMA", "Zoom_cat"} <= set(result["verification"]["registered_layers"])
     assert "nn/tasks.py" in result["written"] and "utils/torch_utils.py" in result["written"]
+    edits = {e["path"]: e["why"] for e in result["edits"]}
+    assert "replaced by Ultralytics" in edits["utils/torch_utils.py"] and "not carried" in edits["models/utils/loss.py"]
     tasks = (package / "nn" / "tasks.py").read_text(encoding="utf-8")
     assert "elif m is Weird" not in tasks and "RTDETR_PATCH_MODULES" in tasks  # pristine + the managed patch
     assert (package / "models" / "utils" / "loss.py").read_bytes().endswith(b"# my loss tweak: a heavier GIoU term\n")
