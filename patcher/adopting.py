@@ -97,8 +97,6 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         survey = reading.survey(package, install, in_place=in_place, wheel=wheel, ours=ours)
         result = AdoptResult(in_place=in_place, source=str(package), source_release=survey.release,
                              dry_run=dry_run, recovered=held.recovered, store=str(store.dir))
-        if in_place and survey.release != install.release:  # a tree cannot be another release than itself
-            raise PatchError(Exit.INTERNAL, "the release read twice differs")
         recorded = {m.name: m for m in recorded_modules(store, same)}
         transforms = transforms_for(same)
         managed = {t.FILE for t in transforms}
