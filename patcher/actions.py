@@ -106,6 +106,12 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
     modules.update((m.name, m) for m in new)
     options = options | (same.options if same else frozenset())
     upgraded, sources = None, None
+    if same and same.adopted.get("in_place") and same.tool != __version__:
+        # taking that patch back gives the hand-edited install again, which only adopt can read
+        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package} was adopted in place by "
+                         f"rtdetr-patch {same.tool or 'an earlier release'}, whose patch this release would replace.",
+                         "Run `rtdetr-patch revert` (it gives back your hand-edited install byte for byte), then "
+                         "`rtdetr-patch adopt` with this release. Nothing was written.")
     if same and same.tool != __version__ and _outdated(install, same, options, tuple(modules.values())):
         # An earlier rtdetr-patch wrote another patch: take it back (a journaled revert that refuses
         # to lose edits), then apply this release's patch to the pristine files.

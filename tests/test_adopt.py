@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rtdetr_patch import api
+from rtdetr_patch import __version__, api
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.safety import INTERRUPT_ENV, KILL_ENV
 
@@ -148,7 +148,7 @@ def test_adopt_on_a_terminal_shows_its_stages_and_ends(tree, tmp_path):
     assert "of those on the target" in text and cursor_shown(term.raw)
 
 
-def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli):
+def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli, state_home):
     """A module added with --module after an in-place adopt: the adopted files, yamls and account stay recorded,
     and one revert still gives back the hand-edited install byte for byte."""
     root = tree(OLD)
@@ -162,6 +162,14 @@ def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli):
     assert "ChannelGate" in registry and "C2f_EMA" in registry
     check = cli("check", "--target", root, "--static")
     assert check.exit_code == 0 and "Adopted from" in check.output, check.output
+    manifest = next(state_home.glob("installs/*/manifest.json"))
+    recorded = manifest.read_text(encoding="utf-8")
+    manifest.write_text(recorded.replace(f'"tool": "{__version__}"', '"tool": "0.3.0"'), encoding="utf-8")
+    adopted = snapshot(root)
+    older = cli("apply", "--target", root, "--no-verify")  # another rtdetr-patch release adopted it
+    assert older.exit_code == Exit.ADOPT and "rtdetr-patch revert" in older.output, older.output
+    assert snapshot(root) == adopted
+    manifest.write_text(recorded, encoding="utf-8")
     assert cli("revert", "--target", root).exit_code == 0
     assert snapshot(root) == before
 
