@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import branches
-from .custom import RESERVED, UserModule, taken_names
+from .custom import RESERVED, UserModule, bound_names, taken_names
 from .errors import Exit, PatchError
 from .locate import Install, read_release
 from .pristine import pristine_package
@@ -312,7 +312,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
                          "Point --from at a tree whose nn/tasks.py still has Ultralytics' parse_model. Nothing was written.")
     resolver = Resolver(source)
     resolver.added = [r for r in added if r.endswith(".py")]
-    stock_names = set(stock.names() if stock else ()) | _bound(pristine / "nn" / "tasks.py")
+    stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
     native = taken_names(target)
 
     yamls = []
@@ -389,17 +389,6 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
                 "no yaml row or parse_model branch of the tree uses a name it defines"
             edits.append({"path": rel, "why": why, "defines": defined[:12]})
     return Survey(source, release, pristine, in_place, modified, added, names, files, yamls, edits)
-
-
-def _bound(tasks: Path) -> set[str]:
-    tree = ast.parse(tasks.read_bytes())
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
-        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-            names.add(node.name)
-    return names
 
 
 def _defined(resolver: Resolver, rel: str) -> set[str]:

@@ -23,12 +23,12 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from . import adopt as reading
-from .custom import PIP_NAMES
+from .custom import pip_package
 from .errors import Exit, PatchError
 from .files import sha256
 from .locate import Install
 from .recorded import recorded_modules, transforms_for
-from .results import AdoptResult, describe
+from .results import AdoptResult
 from .session import session
 from .target.target_common import PREFIX
 from .version import __version__
@@ -67,8 +67,7 @@ def _stage(install: Install, plan, files: dict[str, bytes]) -> Path:
 
 
 def _pip_line(missing: str, install: Install) -> str:
-    package = PIP_NAMES.get(missing.split(".")[0], missing.split(".")[0])
-    return f"{install.python} -m pip install {package}"
+    return f"{install.python} -m pip install {pip_package(missing)}"
 
 
 def adopt(install: Install, *, source: str | None = None, wheel: str | None = None, dry_run: bool = False,
@@ -254,4 +253,4 @@ def _report(result: AdoptResult, survey: reading.Survey) -> None:
                       "same_params": sum(y.source["params"] == y.target["params"] for y in on_target)}
 
 
-__all__ = ["adopt", "describe"]
+__all__ = ["adopt"]

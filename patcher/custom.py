@@ -84,7 +84,12 @@ def _fail(message: str, hint: str = "Fix the file or the option; nothing was wri
 
 def taken_names(install: Install) -> set[str]:
     """Names already bound at module level in tasks.py: a backbone may not shadow any of them."""
-    tree = ast.parse((install.package / "nn" / "tasks.py").read_bytes())
+    return bound_names(install.package / "nn" / "tasks.py")
+
+
+def bound_names(tasks: Path) -> set[str]:
+    """Names bound at module level of a ``tasks.py`` (imports, classes, functions, assignments)."""
+    tree = ast.parse(tasks.read_bytes())
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -203,8 +208,14 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
     return list(merged.values())
 
 
+def pip_package(missing: str) -> str:
+    """What to ``pip install`` for a module that failed to import (``cv2`` is opencv-python)."""
+    top = missing.split(".")[0]
+    return PIP_NAMES.get(top, top)
+
+
 def _install_hint(missing: str, install: Install) -> str:
-    package = PIP_NAMES.get(missing.split(".")[0], missing.split(".")[0])
+    package = pip_package(missing)
     return (f"The file needs the package '{package}'. Install it into the interpreter that trains: "
             f"{install.python} -m pip install {package} ; then run apply again. Nothing was written.")
 
