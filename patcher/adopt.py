@@ -316,6 +316,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     native = taken_names(target)
 
     yamls = []
+    rows_of: dict[str, list[branches.Row]] = {}  # module name -> its rows in the tree's yamls, as branches see them
     for rel in sorted(r for r in added + modified if r.startswith(MODEL_DIR + "/") and r.endswith((".yaml", ".yml"))):
         data = mine[rel].read_bytes()
         rows = _rows(data)
@@ -323,9 +324,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
         yamls.append(YamlRow(rel, data, uses, stock_edit=rel in modified,
                              carried=rows is not None and rel not in modified,
                              why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)"))
-    rows_of: dict[str, list[branches.Row]] = {}
-    for y in yamls:
-        for raw in _rows(y.data) or []:
+        for raw in rows or []:
             row = _row_of(raw)
             if row is not None:
                 rows_of.setdefault(str(raw[2]), []).append(row)

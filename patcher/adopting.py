@@ -54,16 +54,20 @@ def _probe(python: str, root: Path, imports: list[str], yamls: list[str]) -> dic
         Path(spec.name).unlink(missing_ok=True)
 
 
-def _stage(install: Install, plan, files: dict[str, bytes]) -> Path:
-    """A copy of the target package with the plan (and ``files``) written in it; the caller removes it."""
+def _stage(install: Install) -> Path:
+    """A folder holding a copy of the target package, for the probes; the caller removes it."""
     folder = Path(tempfile.mkdtemp(prefix="rtdetr-patch-adopt-"))
     shutil.copytree(install.package, folder / "ultralytics", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return folder
+
+
+def _write(folder: Path, plan, files: dict[str, bytes]) -> None:
+    """The plan's files and additions (and ``files``) written into the staged copy."""
     writes = {c.rel: c.after for c in plan.files if c.after} | {a.rel: a.data for a in plan.additions} | files
     for rel, data in writes.items():
         path = folder / "ultralytics" / PurePosixPath(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return folder
 
 
 def _pip_line(missing: str, install: Install) -> str:
@@ -124,43 +128,42 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         say("importing each module file on the target, building the yamls in the tree")
         base = planning.make_plan(install, transforms, tuple(recorded.values()), sources=sources)
         files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
-        stage = _stage(install, base, files)
+        stage = _stage(install)  # one copy for both passes: the second writes the final plan over the first
         try:
+            _write(stage, base, files)
             with ThreadPoolExecutor(2) as pool:
                 target_imports = pool.submit(_probe, install.python, stage, [r.module for r in survey.files.values()
                                                                               if r.status == "carried"], [])
                 source_builds = pool.submit(_probe, install.python, package.parent, [],
                                             [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried])
                 imports, built = target_imports.result(), source_builds.result()
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-        if "fatal" in imports:
-            raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package}, staged with the patch, "
-                             f"does not import with {install.python}: {imports['fatal']['error']}",
-                             "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). "
-                             "Nothing was written.")
-        for row in list(survey.files.values()):
-            failed = (imports.get("imports") or {}).get(row.module)
-            if failed and row.status == "carried":
-                missing = failed.get("missing", "")
-                why = f"importing it with {install.python} fails: {failed['error']}"
-                if missing and not missing.startswith("ultralytics"):
-                    why += f"; install the package: {_pip_line(missing, install)}"
-                reading._drop(row, survey.files, survey.names, why)
-        for y in survey.yamls:
-            if y.carried:
-                y.source = built.get("fatal") or (built.get("builds") or {}).get(str(package / PurePosixPath(y.rel)),
-                                                                                   {"error": "not built"})
-        # 2. the final patch, staged, and every yaml built on the target
-        modules = tuple(recorded.values()) + tuple(survey.modules())
-        extra = () if in_place else _yaml_additions(install, survey, same)
-        say("building the yamls on the target, patched")
-        final = planning.make_plan(install, transforms, modules, sources=sources, extra=extra)
-        replaced = _replaced(install, final, current, in_place)
-        stage = _stage(install, final, {})
-        try:
+            if "fatal" in imports:
+                raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package}, staged with the "
+                                 f"patch, does not import with {install.python}: {imports['fatal']['error']}",
+                                 "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). "
+                                 "Nothing was written.")
+            for row in list(survey.files.values()):
+                failed = (imports.get("imports") or {}).get(row.module)
+                if failed and row.status == "carried":
+                    missing = failed.get("missing", "")
+                    why = f"importing it with {install.python} fails: {failed['error']}"
+                    if missing and not missing.startswith("ultralytics"):
+                        why += f"; install the package: {_pip_line(missing, install)}"
+                    reading._drop(row, survey.files, survey.names, why)
+            for y in survey.yamls:
+                if y.carried:
+                    y.source = built.get("fatal") or (built.get("builds") or {}).get(
+                        str(package / PurePosixPath(y.rel)), {"error": "not built"})
+            # 2. the final patch, staged, and every yaml built on the target
+            modules = tuple(recorded.values()) + tuple(survey.modules())
+            extra = () if in_place else _yaml_additions(install, survey, same)
+            say("building the yamls on the target, patched")
+            final = planning.make_plan(install, transforms, modules, sources=sources, extra=extra)
+            replaced = _replaced(install, final, current, in_place)
+            _write(stage, final, {})
             yamls = [y for y in survey.yamls if y.carried]
-            answer = _probe(install.python, stage, [], [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
+            answer = _probe(install.python, stage, [],
+                            [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         if "fatal" in answer:

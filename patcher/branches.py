@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -220,8 +221,10 @@ def _compile(body: list[ast.stmt]):
     return scope["_branch"]
 
 
+@functools.lru_cache(maxsize=1)
 def _rule_function():
-    """``rtdetr_patch_module_args`` and the helpers it needs, from the added package's own source."""
+    """``rtdetr_patch_module_args`` and the helpers it needs, from the added package's own source (read once a
+    run: ``classify`` sets the one registry entry it tries before each call)."""
     source = resources.files("rtdetr_patch.templates").joinpath("Addmodules", "__init__.py").read_text("utf-8")
     tree = ast.parse(source)
     wanted = {"rtdetr_patch_module_args", "_scaled", "SINGLE", "MULTI", "RULES", "RtdetrPatchRowError"}
