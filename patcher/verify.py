@@ -16,11 +16,30 @@ SMOKE = Path(__file__).with_name("target") / "smoke.py"
 TIMEOUT_S = 1800
 
 
-def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-MobileNetV3.yaml") -> dict:
-    """The smoke figures, or a VERIFY error naming the stage that failed and what to do."""
+TRAINER_STAGE = "one epoch through Ultralytics' trainer"  # smoke.py's stage name for --train
+# What a failure inside Ultralytics' trainer means, by the words of its message, and what to do.
+TRAINER_HINTS = (
+    ("Inference tensors cannot be saved for backward",
+     "A module cached a tensor made under torch.inference_mode() (the TensorBoard callback traces the model so "
+     "when training starts) and trained on it. RT-DETR's decoder is mended by `rtdetr-patch apply` "
+     "(decoder-anchors); for a module of your own, rebuild such caches when `tensor.is_inference()` and "
+     "`torch.is_inference_mode_enabled()` is false, or turn TensorBoard off: `yolo settings tensorboard=False`."),
+    ("Weights only load failed",
+     "This Ultralytics release loads its own checkpoints with a torch.load that torch 2.6 and later refuse; "
+     "training it would stop at the same place. Set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 in the environment "
+     "that trains (and for this check), or use a newer Ultralytics release."),
+)
+
+
+def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-MobileNetV3.yaml",
+           train: bool = False) -> dict:
+    """The smoke figures, or a VERIFY error naming the stage that failed and what to do. ``train`` adds one
+    short epoch through Ultralytics' own trainer (``target/train_check.py``)."""
     cmd = [install.python, "-u", str(SMOKE), "--root", str(install.root), "--yaml", yaml]
     if yaml.endswith("-tv.yaml"):
         cmd.append("--native")
+    if train:
+        cmd.append("--train")
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     log: deque[str] = deque(maxlen=40)
     try:
@@ -58,6 +77,15 @@ def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-Mob
         raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': {error['message']}",
                          "Fix that row of the yaml, or the rule (--module FILE.py:NAME=RULE), then run "
                          "`rtdetr-patch check --yaml ...` again. The patch is in place; `rtdetr-patch revert` undoes it.")
+    if error["stage"] == TRAINER_STAGE:
+        hint = next((h for words, h in TRAINER_HINTS if words in error["message"]), None)
+        raise PatchError(Exit.VERIFY, f"The verification of {where} failed in Ultralytics' own trainer (one epoch "
+                         f"of {yaml} on a generated dataset, with your Ultralytics settings): {error['type']}: "
+                         f"{error['message']}\n{error['traceback'].rstrip()}",
+                         (hint or "`model.train()` would fail the same way. If the traceback ends in a module file "
+                          "of yours or your yaml, fix that; if it ends in a logging integration your Ultralytics "
+                          "settings turn on, `yolo settings` shows them.") +
+                         " The patch is in place; `rtdetr-patch revert` undoes it.")
     raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': "
                      f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
                      "The patch is in place; `rtdetr-patch revert` undoes it. If the traceback ends in a module file "

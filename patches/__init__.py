@@ -10,6 +10,7 @@ Each transform is a small libcst class whose docstring names the blog step it im
 from __future__ import annotations
 
 from .base import MARK, Outcome, TargetMissing, Transform
+from .decoder_anchors import DecoderAnchors
 from .fuse_deploy import FuseDeploy
 from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
@@ -33,6 +34,7 @@ ALL: tuple[type[Transform], ...] = (
     FuseDeploy,
     GetFlopsRealSize,
     RepC3Expansion,
+    DecoderAnchors,
     ValRect,
 )
 OPTIONS: tuple[str, ...] = tuple(t.OPTION for t in ALL if t.OPTION)  # the opt-in transforms' options

@@ -84,21 +84,22 @@ def _yaml(yaml: str) -> str:
     return yaml
 
 
-def _verify(install: Install, yaml: str, on_stage: Progress) -> dict:
+def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False) -> dict:
     from .patcher.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
 
-    return verify(install, yaml=yaml, on_stage=on_stage)
+    return verify(install, yaml=yaml, on_stage=on_stage, train=train)
 
 
 def apply(*, python: str | None = None, target: str | None = None, dry_run: bool = False, no_verify: bool = False,
           val_rect_fix: bool = False, force: bool = False, modules: tuple[str, ...] | list[str] = (),
-          yaml: str = DEFAULT_YAML, on_install: Callable[[Install], None] | None = None,
+          yaml: str = DEFAULT_YAML, train: bool = False, on_install: Callable[[Install], None] | None = None,
           on_stage: Progress = _quiet) -> ApplyResult:
     """Patch the Ultralytics found (this Python's, or ``python=``/``target=``), record the originals,
     then verify with a smoke run (skipped by ``no_verify`` and ``dry_run``).
 
     ``val_rect_fix`` also runs the opt-in transform of blog step 4.10. ``modules`` are ``FILE.py[:NAME[=RULE]]``
-    modules of your own (README, "Your own modules"). ``on_install`` is called with the install once it is found, ``on_stage``
+    modules of your own (README, "Your own modules"). ``train`` adds one short epoch through Ultralytics' own
+    trainer to the smoke run (README, "Verification"). ``on_install`` is called with the install once it is found, ``on_stage``
     with each verification stage (for progress display).
     """
     yaml = _yaml(yaml)
@@ -110,11 +111,12 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
         result = actions.apply(install, dry_run=dry_run, options=options, force=force,
                                module_specs=tuple(str(m) for m in modules))
     with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
-        return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage)
+        return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage,
+                             train=train)
 
 
 def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_verify: bool, yaml: str,
-                  on_stage: Progress) -> ApplyResult:
+                  on_stage: Progress, train: bool = False) -> ApplyResult:
     result.notes = [not_needed_note(t["name"], install.release) for t in result.transforms
                     if t["state"] == "not-needed"]
     if dry_run and result.plan is not None:
@@ -131,7 +133,7 @@ def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_ve
         _restart_warning(result, install)
     if not no_verify and not result.already:
         try:
-            result.verification = _verify(install, yaml, on_stage)
+            result.verification = _verify(install, yaml, on_stage, train)
         except PatchError as exc:  # say which rule each module went in with: a wrong one is the usual cause
             rules = [f"{r['name']}={r['rule']}" + (" (from its signature)" if r.get("inferred") else "")
                      for r in result.modules if r.get("rule")]
@@ -190,19 +192,20 @@ def revert(*, python: str | None = None, target: str | None = None, force: bool 
 
 
 def check(*, python: str | None = None, target: str | None = None, static: bool = False,
-          error_on_warn: bool = False, yaml: str = DEFAULT_YAML,
+          error_on_warn: bool = False, yaml: str = DEFAULT_YAML, train: bool = False,
           on_install: Callable[[Install], None] | None = None, on_stage: Progress = _quiet) -> CheckResult:
-    """Is the patch whole and unchanged, and does it run (skipped by ``static``)?
+    """Is the patch whole and unchanged, and does it run (skipped by ``static``)? ``train`` adds one short
+    epoch through Ultralytics' own trainer to the smoke run.
 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
     with if_interrupted("Interrupted: check changes nothing, the install is as it was. Run `rtdetr-patch check` "
                         "again."):
-        return _check(python, target, static, error_on_warn, yaml, on_install, on_stage)
+        return _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train)
 
 
-def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) -> CheckResult:
+def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train=False) -> CheckResult:
     yaml = _yaml(yaml)
     install = locate(python, target)
     if on_install:
@@ -212,7 +215,7 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage) ->
     code = verdict(result, error_on_warn)
     if code == Exit.OK and not static:
         try:
-            result.verification = _verify(install, yaml, on_stage)
+            result.verification = _verify(install, yaml, on_stage, train)
         except PatchError as exc:
             code = int(exc.code)
             result.problems.append(str(exc))

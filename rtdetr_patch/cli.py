@@ -23,6 +23,10 @@ from .api import DEFAULT_YAML, AdoptResult, ApplyResult, CheckResult, Result, Re
 from .patcher.errors import Exit, PatchError
 from .patcher.locate import Install
 
+TRAIN_OPTION = click.option("--train", is_flag=True,
+                            help="Also train one short epoch of the yaml through Ultralytics' own trainer (generated "
+                                 "data, your Ultralytics settings and callbacks as they are): what would break "
+                                 "model.train() breaks here first.")
 YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
                            help="The model yaml the verification builds: a shipped name "
                                 "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.")
@@ -238,13 +242,22 @@ def figures_table(fig: dict) -> Table:
     table.add_row("one optimizer step", f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still "
                   f"finite ({fig['loss_after_step']})")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
-    table.add_row(f"GFLOPs at {fig['imgsz']}", f"{fig['gflops']:.1f}")
+    gflops = fig.get("gflops")
+    table.add_row(f"GFLOPs at {fig['imgsz']}", "not reported for this model (its get_flops gives 0)" if gflops is None
+                  else f"{gflops:.1f}" + (" (thop; the release's get_flops gives 0)"
+                                           if fig.get("gflops_source") == "thop" else ""))
     if fig.get("fuse"):
         table.add_row("model.fuse() for deploy", f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
                       f"{fig['fuse']['deploy_modules']} modules switched to deploy")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))
+    trained = fig.get("trainer")
+    if trained:
+        on = ", ".join(trained["integrations"]) or "none"
+        table.add_row("Ultralytics' trainer (--train)",
+                      f"{trained['iterations']} iterations at {trained['imgsz']}, nc={trained['nc']}, losses "
+                      f"{escape(str(trained['losses']))}; integrations on: {escape(on)} ({trained['seconds']} s)")
     return table
 
 
@@ -274,13 +287,14 @@ def print_notes(result: Result) -> None:
                    "inputs, inputs-out, count, head, block, backbone; default: from its signature). FILE.py alone: "
                    "every list-returning backbone in the file.")
 @YAML_OPTION
+@TRAIN_OPTION
 @JSON_OPTION
 @QUIET_OPTION
-def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml, as_json, quiet) -> None:
+def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml, train, as_json, quiet) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     setup(quiet, as_json)
     result = call(ApplyResult, as_json, api.apply, python=python, target=target, dry_run=dry_run,
-                  no_verify=no_verify, val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml)
+                  no_verify=no_verify, val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml, train=train)
     if as_json:
         emit(json.dumps(result.to_dict(), indent=2))
         return
@@ -463,13 +477,14 @@ def revert(python, target, force, as_json, quiet) -> None:
 @click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release "
               "(notes such as 'not needed on this release' never fail).")
 @YAML_OPTION
+@TRAIN_OPTION
 @JSON_OPTION
 @QUIET_OPTION
-def check(python, target, static, error_on_warn, yaml, as_json, quiet) -> None:
+def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
     setup(quiet, as_json)
     report = call(CheckResult, as_json, api.check, python=python, target=target, static=static,
-                  error_on_warn=error_on_warn, yaml=yaml)
+                  error_on_warn=error_on_warn, yaml=yaml, train=train)
     if as_json:
         emit(json.dumps(report.to_dict(), indent=2))
         sys.exit(report.exit_code)

@@ -25,7 +25,7 @@ from rtdetr_patch.patcher import plan as plan_module
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.locate import release_key
 
-FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "models/yolo/detect/train.py")
+FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "nn/modules/head.py", "models/yolo/detect/train.py")
 ADDED = ("nn/Addmodules/__init__.py", "nn/Addmodules/MobileNetV3.py", "cfg/models/rt-detr/rtdetr-MobileNetV3.yaml")
 
 # `for m in self.model` loops with `y.append(x if m.i in self.save else None)`, per release:
@@ -44,6 +44,8 @@ def expected_outcome(name: str, release: str) -> Outcome:
         return Outcome.PATCHED if key < release_key("8.1.0") else Outcome.NOT_NEEDED
     if name == "repc3-expansion":
         return Outcome.PATCHED if key < release_key("8.3.100") else Outcome.NOT_NEEDED
+    if name == "decoder-anchors":  # RTDETRDecoder caches its anchors from 8.3.206 on
+        return Outcome.PATCHED if key >= release_key("8.3.210") else Outcome.NOT_NEEDED
     if name in ("safe-load", "restricted-layers"):  # restricted loading (_SafeLoad) appears after 8.4.0
         return Outcome.PATCHED if key > release_key("8.4.0") else Outcome.NOT_NEEDED
     return Outcome.PATCHED
@@ -61,6 +63,8 @@ def expected_marks(rel: str, release: str) -> int:
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
         return 2 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
+    if rel == "nn/modules/head.py":
+        return 1 if expected_outcome("decoder-anchors", release) is Outcome.PATCHED else 0
     return 0  # val-rect changes one argument and adds no comment
 
 
@@ -75,6 +79,9 @@ def removable(rel: str, release: str) -> dict[str, int]:
     if rel == "nn/modules/block.py":
         n = 1 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
         return {r"self\.cv1 = Conv\(c1, c2, 1, 1\)": n, r"self\.cv2 = Conv\(c1, c2, 1, 1\)": n}
+    if rel == "nn/modules/head.py":
+        n = 1 if expected_outcome("decoder-anchors", release) is Outcome.PATCHED else 0
+        return {r"if self\.dynamic or self\.shapes != shapes:": n}
     if rel == "utils/torch_utils.py":
         return {r"return 0": 0}  # re-indented into the fallback, never dropped
     return {r"return build_yolo_dataset\(.*rect=mode == (\"val\"|'val').*": 1}
@@ -259,6 +266,8 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
         want.add("ultralytics/utils/torch_utils.py")
     if expected_outcome("repc3-expansion", release) is Outcome.PATCHED:
         want.add("ultralytics/nn/modules/block.py")
+    if expected_outcome("decoder-anchors", release) is Outcome.PATCHED:
+        want.add("ultralytics/nn/modules/head.py")
     assert changed == want  # val-rect is opt-in: train.py untouched
     new = set(patched) - set(pristine)
     assert new >= {f"ultralytics/{rel}" for rel in ADDED}

@@ -8,7 +8,8 @@ Stages: import torch and the patched Ultralytics (from ``--root``, first on ``sy
 ``RTDETR(<yaml>)``; an eval forward at ``--imgsz`` with shape checks, also of each backbone
 output; a train-mode loss on a small synthetic batch and a backward pass with finite gradients;
 parameters and GFLOPs (the release's own ``get_flops``, the one ``model.info()`` prints); and
-stock ``rtdetr-l.yaml`` still builds with its usual parameter count.
+stock ``rtdetr-l.yaml`` still builds with its usual parameter count; with ``--train``, one short epoch
+through Ultralytics' own trainer on a generated dataset (``train_check.py``).
 """
 
 from __future__ import annotations
@@ -109,12 +110,13 @@ def run(args) -> dict:
 
     stage("train-mode loss, backward and one optimizer step")
     model.train()
-    model.nc = model.yaml.get("nc", 80)  # the trainer sets this from the dataset
+    nc = int(getattr(model.model[-1], "nc", None) or model.yaml.get("nc", 80))
+    model.nc = nc  # the trainer sets this from the dataset
     size = args.train_imgsz
     batch = {
         "img": torch.rand(2, 3, size, size),
         "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
-        "cls": torch.tensor([[1.0], [5.0], [2.0]]),
+        "cls": torch.tensor([[float(c % nc)] for c in (1, 5, 2)]),  # class ids the yaml's nc has (nc: 1 included)
         "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.25, 0.3, 0.2, 0.2], [0.6, 0.4, 0.5, 0.3]]),
     }
     torch.manual_seed(1)  # RT-DETR's denoising queries are random: the same draw before and after the step
@@ -151,9 +153,7 @@ def run(args) -> dict:
     stage("parameters and GFLOPs")
     model.eval()
     params = sum(p.numel() for p in model.parameters())
-    gflops = get_flops(model, args.imgsz)
-    if not gflops:
-        raise RuntimeError("get_flops returned 0: GFLOPs are not reported for this model")
+    gflops, flops_source = flops(torch, model, args.imgsz, get_flops)
     lap("GFLOPs")
 
     stage("stock rtdetr-l.yaml")
@@ -171,6 +171,14 @@ def run(args) -> dict:
     reloaded = users_backbones_reload(torch, args.root)
     lap("users' backbones")
 
+    trained = None
+    if args.train:
+        from train_check import train_run  # beside this file
+
+        stage("one epoch through Ultralytics' trainer")
+        trained = train_run(args.yaml, yolo, nc, args.train_imgsz)
+        lap("trainer")
+
     return {
         "release": ultralytics.__version__,
         "torch": torch.__version__,
@@ -183,18 +191,45 @@ def run(args) -> dict:
         "backbone_widths": widths,
         "backbone_shapes": shapes,
         "output_shape": list(y.shape),
+        "nc": nc,
         "loss": round(float(total), 4),
         "loss_after_step": round(float(stepped), 4),
         "stepped_tensors": moved,
         "backbone_grad_tensors": len(grads),
         "params": params,
-        "gflops": round(float(gflops), 2),
+        "gflops": None if gflops is None else round(float(gflops), 2),
+        "gflops_source": flops_source,
         "rtdetr_l_params": stock_params,
         "users_backbones": reloaded,
         "fuse": fusion,
+        "trainer": trained,
         "timings": timings,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
+    """GFLOPs at ``imgsz`` and where they came from: the release's own ``get_flops`` (what ``model.info()``
+    prints), else thop on a copy of the model at the full size (some releases' ``get_flops`` give 0 for models
+    its stride-sized probe cannot run), else None: a figure, never a reason to fail."""
+    try:
+        found = get_flops(model, imgsz)
+    except Exception:  # noqa: BLE001 - a figure only
+        found = 0
+    if found:
+        return float(found), "get_flops"
+    try:
+        import copy
+
+        import thop
+
+        with torch.no_grad():
+            macs = thop.profile(copy.deepcopy(model), inputs=[torch.zeros(1, 3, imgsz, imgsz)], verbose=False)[0]
+        if macs:
+            return macs * 2 / 1e9, "thop"
+    except Exception:  # noqa: BLE001
+        pass
+    return None, "not available"
 
 
 def fuse_check(torch, model, x) -> dict:
@@ -299,6 +334,7 @@ def main() -> int:
     parser.add_argument("--train-imgsz", type=int, default=320)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--native", action="store_true", help="the yaml uses Ultralytics' TorchVision rows")
+    parser.add_argument("--train", action="store_true", help="also one short epoch through Ultralytics' trainer")
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.root))
     os.environ.setdefault("YOLO_OFFLINE", "1")

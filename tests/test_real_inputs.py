@@ -1,0 +1,87 @@
+"""Inputs nobody tuned the tool for: the user's own yaml with few classes, and Ultralytics' own trainer with
+the user's settings (TensorBoard on, as releases up to 8.3 wrote it) through ``--train``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import LATEST, snapshot, wheel
+from rtdetr_patch.patcher.errors import Exit, PatchError
+from rtdetr_patch.patcher.locate import locate
+from rtdetr_patch.patcher.verify import verify
+
+
+def own_yaml(root: Path, shipped: str, nc: int, folder: Path) -> Path:
+    """A copy of a yaml the install ships, as a user's own file with ``nc`` classes."""
+    found = next((root / "ultralytics" / "cfg" / "models").rglob(shipped))
+    text, count = re.subn(r"(?m)^nc: \d+", f"nc: {nc}", found.read_text(encoding="utf-8"))
+    assert count == 1, shipped
+    path = folder / shipped.replace(".yaml", f"-nc{nc}.yaml")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shipped, nc", [("yolov8.yaml", 2), ("rtdetr-MobileNetV3.yaml", 1)])
+def test_the_smoke_run_takes_a_yaml_with_few_classes(shipped, nc, tree, cli, tmp_path):
+    """The smoke batch's class ids lie within the yaml's nc (ids 1, 5, 2 failed every yaml with nc of 5 or less)."""
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    yaml = own_yaml(root, shipped, nc, tmp_path)
+    result = cli("check", "--target", root, "--json", "--yaml", yaml)
+    assert result.exit_code == 0, result.output
+    fig = json.loads(result.output)["verification"]
+    assert fig["nc"] == nc and fig["loss"] > 0 and fig["loss_after_step"] > 0
+    if fig["family"] == "yolo":
+        assert fig["output_shape"][:2] == [1, 4 + nc]  # boxes + nc class scores per anchor
+
+
+def tensorboard_settings(root: Path, folder: Path) -> Path:
+    """A settings file written by the release itself, with TensorBoard on (the default up to 8.3.x)."""
+    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from ultralytics.utils import SETTINGS\nSETTINGS.update(tensorboard=True)\n"
+            "print(SETTINGS['tensorboard'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "YOLO_CONFIG_DIR": str(folder), "YOLO_OFFLINE": "1"})
+    assert done.returncode == 0 and done.stdout.strip().endswith("True"), done.stderr[-2000:]
+    return folder
+
+
+@pytest.mark.slow
+def test_train_with_tensorboard_on_trains_once_patched(tree, cli, tmp_path, monkeypatch):
+    """With TensorBoard on, the trainer traces the live model under inference mode when training starts; on
+    8.4 the RT-DETR decoder cached its anchors from that pass and the first backward failed. `check --train`
+    goes through that trainer: it passes on the patched install, and, with only the decoder's file put back
+    as the release ships it, fails with the trainer's own error and the fix."""
+    import tensorboard  # noqa: F401  (the test extra installs it: without it, Ultralytics skips the callback)
+
+    root = tree(LATEST)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)  # Ultralytics turns its logging callbacks off under pytest
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tensorboard_settings(root, tmp_path / "config")))
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    yaml = own_yaml(root, "rtdetr-MobileNetV3.yaml", 2, tmp_path)  # a user's own yaml with two classes
+    result = cli("check", "--target", root, "--json", "--train", "--yaml", yaml)
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.output)["verification"]["trainer"]
+    assert trained["integrations"] == ["tensorboard"] and trained["nc"] == 2
+    assert trained["iterations"] == 2 and trained["losses"] and all(v > 0 for v in trained["losses"])
+
+    head = root / "ultralytics" / "nn" / "modules" / "head.py"
+    with zipfile.ZipFile(wheel(LATEST)) as zf:
+        head.write_bytes(zf.read("ultralytics/nn/modules/head.py"))
+    before = snapshot(root)
+    with pytest.raises(PatchError) as info:
+        verify(locate(None, str(root)), yaml=str(yaml), train=True)
+    assert info.value.code == Exit.VERIFY
+    assert "failed in Ultralytics' own trainer" in info.value.message
+    assert "Inference tensors cannot be saved for backward" in info.value.message
+    assert "decoder-anchors" in info.value.hint and "yolo settings tensorboard=False" in info.value.hint
+    assert snapshot(root) == before  # the run's dataset and weights lived in a temporary folder
