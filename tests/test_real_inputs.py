@@ -85,3 +85,19 @@ def test_train_with_tensorboard_on_trains_once_patched(tree, cli, tmp_path, monk
     assert "Inference tensors cannot be saved for backward" in info.value.message
     assert "decoder-anchors" in info.value.hint and "yolo settings tensorboard=False" in info.value.hint
     assert snapshot(root) == before  # the run's dataset and weights lived in a temporary folder
+
+
+def test_the_family_of_a_users_yaml_comes_from_its_rows_not_its_comments(tmp_path):
+    """A YOLO yaml whose comment names RTDETRDecoder (a repository's note on its Detect row) is a YOLO model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "patcher" / "target"))
+    try:
+        import smoke
+    finally:
+        sys.path.pop(0)
+    rows = "backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\nhead:\n  - [[-1], 1, {head}, [nc]]  # {note}\n"
+    yolo = tmp_path / "yolo11-ASF.yaml"
+    yolo.write_text("nc: 2\n" + rows.format(head="Detect", note="RTDETRDecoder would take P3-P5 here"), encoding="utf-8")
+    rtdetr = tmp_path / "rtdetr-own.yaml"
+    rtdetr.write_text("nc: 2\n" + rows.format(head="RTDETRDecoder", note="Detect"), encoding="utf-8")
+    assert smoke.is_yolo(str(yolo)) is True
+    assert smoke.is_yolo(str(rtdetr)) is False

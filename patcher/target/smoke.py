@@ -269,9 +269,18 @@ def is_yolo(yaml: str) -> bool:
     """A YOLO model (Detect head): a shipped yaml by its name, the user's own by its head."""
     found = own_yaml(yaml)
     if found:
-        with open(found, encoding="utf-8") as handle:
-            return "RTDETRDecoder" not in handle.read()
+        return "RTDETRDecoder" not in row_modules(found)
     return os.path.basename(yaml).lower().startswith("yolo")
+
+
+def row_modules(path: str) -> set[str]:
+    """The module names the rows of a model yaml give (comments and other keys are not rows)."""
+    import yaml as pyyaml  # PyYAML: Ultralytics reads its yamls with it
+
+    with open(path, encoding="utf-8") as handle:
+        data = pyyaml.safe_load(handle) or {}
+    rows = [row for key in ("backbone", "head") for row in (data.get(key) or []) if isinstance(row, list)]
+    return {str(row[2]) for row in rows if len(row) > 2}
 
 
 def first_tensor(out):
