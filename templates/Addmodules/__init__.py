@@ -15,7 +15,8 @@
   ``rtdetr_patch_module_args`` (the rules are listed in ``RULES``, and explained in the README:
   "Your own modules"). ``ResNet.py`` is the series' ResNet base (``ConvNormLayer``, ``Blocks``).
 * ``rtdetr_patch_deploy`` is called by ``model.fuse()``: ``switch_to_deploy()`` of every module
-  defined in this package (re-parameterised blocks, batch-norm folding).
+  defined in this package (re-parameterised blocks, batch-norm folding), and ``fuse_convs()``/``fuse()``
+  where an added file writes them.
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
@@ -211,14 +212,57 @@ def _fits(m, args, row, name, rule) -> None:
             f"builds its arguments: rtdetr-patch apply --module FILE.py:{name}=RULE") from None
 
 
-def rtdetr_patch_deploy(model) -> int:
-    """``switch_to_deploy()`` on every module of a class this package defines; the number switched."""
+DEPLOY_METHODS = ("switch_to_deploy", "fuse_convs", "fuse")  # the series' names for "switch to the deploy form"
+
+
+def rtdetr_patch_deployable(model) -> list:
+    """(module, method name) for every module that ``model.fuse()`` switches through ``rtdetr_patch_deploy``.
+
+    ``switch_to_deploy()`` of any module of a class an added file defines (DBB, the shipped MobileNetV3
+    and ResNet). ``fuse_convs()`` (the series' RepConv variants, the GELAN family's RepConvN) and
+    ``fuse()`` (RepVGGDW-style blocks) only where that method is written in an added file and in no
+    other class of the module's MRO: where Ultralytics' own class (RepConv, RepVGGDW, Detect) defines
+    it, the release's own loop calls it, and calling it here too would fuse twice. A ``fuse`` that takes
+    arguments (a fusion block's ``fuse(a, b)``) is not a deploy switch and is left alone.
+    """
+    import inspect
+
     mine = tuple(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES))
+    found = []
+    for layer in model.modules():
+        if not isinstance(layer, mine) or getattr(layer, "_rtdetr_patch_deployed", False):
+            continue
+        for name in DEPLOY_METHODS:
+            method = getattr(layer, name, None)
+            if not callable(method):
+                continue
+            if name != "switch_to_deploy":
+                owners = [c for c in type(layer).__mro__ if name in vars(c)]
+                if not owners or any(c not in mine for c in owners):
+                    continue  # not written in an added file, or also Ultralytics' own: the release calls it
+                try:
+                    inspect.signature(method).bind()
+                except (TypeError, ValueError):
+                    continue
+            found.append((layer, name))
+            break
+    return found
+
+
+def rtdetr_patch_deploy(model) -> int:
+    """Switch every deployable module (``rtdetr_patch_deployable``) to its deploy form; the number switched.
+
+    Called by ``model.fuse()`` before the release's own loop, while the branches' batch norms are still
+    there to fold. After ``fuse_convs()``/``fuse()`` the module's ``forward_fuse`` becomes its forward,
+    as Ultralytics does for its RepConv; each module is switched once, however often ``fuse()`` runs.
+    """
     switched = 0
-    for layer in list(model.modules()):
-        if isinstance(layer, mine) and callable(getattr(layer, "switch_to_deploy", None)):
-            layer.switch_to_deploy()
-            switched += 1
+    for layer, name in rtdetr_patch_deployable(model):
+        getattr(layer, name)()
+        if name != "switch_to_deploy" and callable(getattr(layer, "forward_fuse", None)):
+            layer.forward = layer.forward_fuse
+        layer._rtdetr_patch_deployed = True
+        switched += 1
     return switched
 
 
