@@ -14,8 +14,10 @@ from .decoder_anchors import DecoderAnchors
 from .fuse_deploy import FuseDeploy
 from .get_flops import GetFlopsRealSize
 from .layer_loops import LayerLoops
+from .legacy_preds import LegacyHeadPreds
 from .parse_model import ParseModelBackbones
 from .parse_model_modules import ParseModelModules
+from .registered_heads import RegisteredHeads
 from .repc3 import RepC3Expansion
 from .restricted_layers import RestrictedLayers
 from .safe_load import SafeLoadAllow
@@ -29,6 +31,8 @@ ALL: tuple[type[Transform], ...] = (
     ParseModelModules,
     LayerLoops,
     StrideProbe,
+    RegisteredHeads,
+    LegacyHeadPreds,
     SafeLoadAllow,
     RestrictedLayers,
     FuseDeploy,

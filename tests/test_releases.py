@@ -46,6 +46,8 @@ def expected_outcome(name: str, release: str) -> Outcome:
         return Outcome.PATCHED if key < release_key("8.3.100") else Outcome.NOT_NEEDED
     if name == "decoder-anchors":  # RTDETRDecoder caches its anchors from 8.3.206 on
         return Outcome.PATCHED if key >= release_key("8.3.210") else Outcome.NOT_NEEDED
+    if name == "legacy-head-preds":  # Detect's dict contract starts at 8.4.0
+        return Outcome.PATCHED if key >= release_key("8.4.0") else Outcome.NOT_NEEDED
     if name in ("safe-load", "restricted-layers"):  # restricted loading (_SafeLoad) appears after 8.4.0
         return Outcome.PATCHED if key > release_key("8.4.0") else Outcome.NOT_NEEDED
     return Outcome.PATCHED
@@ -72,7 +74,14 @@ def expected_marks(rel: str, release: str) -> int:
 def removable(rel: str, release: str) -> dict[str, int]:
     if rel == "nn/tasks.py":
         restricted = 1 if expected_outcome("restricted-layers", release) is Outcome.PATCHED else 0
+        dict_preds = 1 if expected_outcome("legacy-head-preds", release) is Outcome.PATCHED else 0
+        multiline = 1 if release_key(release) >= release_key("8.3.100") else 0  # _apply's `isinstance(\n m, Detect\n):`
         return {r"s = 256  # 2x min stride": 1,
+                # registered-heads: the head checks of _apply, DetectionModel.__init__ and guess_model_task
+                r"(el)?if isinstance\(m, (Detect|\(Detect, [\w, ]+\))\):( +# includes all Detect subclasses.*)?": 3 - multiline,
+                r"\):  # includes all Detect subclasses.*": multiline,
+                r"return self\.criterion\(preds, batch\)": dict_preds,  # legacy-head-preds
+                r"output = self\.forward\(x\)": dict_preds,
                 r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
                 r"save\.extend\(x % i for x in .*": 1,
                 r"if restricted and not \(isinstance\(m, type\) and issubclass\(m, torch\.nn\.Module\)\):": restricted}
@@ -182,6 +191,12 @@ def test_replacements_are_the_intended_ones(runs, release):
     assert "m_.i, m_.f, m_.type = i + backbone_shift, f, t" in tasks
     assert "save.extend(x % (i + backbone_shift) for x in" in tasks
     assert tasks.count("from ultralytics.nn.Addmodules import *") == 1
+    heads = re.findall(r"^ +(?:el)?if isinstance\(\s*m, (?:Detect|\(Detect[^)]*\))\s*\) or rtdetr_patch_is_head\(m\):", tasks, re.M)
+    assert len(heads) == 3 and tasks.count("rtdetr_patch_is_head(m)") == 4  # ... and cfg2task's last branch
+    assert re.search(r"^ +if rtdetr_patch_is_head\(m\):\n +return \"detect\"$", tasks, re.M)
+    dict_preds = expected_outcome("legacy-head-preds", release) is Outcome.PATCHED
+    assert ("return self.criterion(rtdetr_patch_preds(self.model[-1], preds), batch)" in tasks) == dict_preds
+    assert ("output = rtdetr_patch_preds(self.model[-1], self.forward(x))" in tasks) == dict_preds
     train = files["models/yolo/detect/train.py"].after
     assert "rect=False" in train and "rect=mode ==" not in train
     repc3 = re.search(r"^class RepC3\b.*?(?=^class )", files["nn/modules/block.py"].after, re.M | re.S).group(0)

@@ -17,7 +17,9 @@ from rtdetr_patch.patches import MARK, Outcome, TargetMissing
 from rtdetr_patch.patches.decoder_anchors import DecoderAnchors
 from rtdetr_patch.patches.get_flops import GetFlopsRealSize
 from rtdetr_patch.patches.layer_loops import LayerLoops
+from rtdetr_patch.patches.legacy_preds import LegacyHeadPreds
 from rtdetr_patch.patches.parse_model import ParseModelBackbones
+from rtdetr_patch.patches.registered_heads import RegisteredHeads
 from rtdetr_patch.patches.repc3 import RepC3Expansion
 from rtdetr_patch.patches.restricted_layers import RestrictedLayers
 from rtdetr_patch.patches.stride_probe import StrideProbe
@@ -627,7 +629,8 @@ def test_every_transform_reports_what_it_looked_for():
         assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.BLOG_STEP
         # safe-load is "not needed" without _SafeLoad; with the class but not its shape, the target is missing
         code = {SafeLoadAllow: "class _SafeLoad:\n    pass\n",
-                RestrictedLayers: "def parse_model(d):\n    restricted = False\n"}.get(cls, "x = 1\n")
+                RestrictedLayers: "def parse_model(d):\n    restricted = False\n",
+                LegacyHeadPreds: HEADS_BEFORE.replace("output = self.forward(x)", "output = x")}.get(cls, "x = 1\n")
         message = assert_missing(cls, code)
         assert message.startswith(cls.LOOKED_FOR)
 
@@ -843,3 +846,95 @@ def test_fuse_deploy_before_after_and_missing(guard):
     assert_before_after(FuseDeploy, before, after)
     assert after.count("rtdetr_patch_deploy") == 1  # `other` is not touched
     assert_missing(FuseDeploy, before.replace("self.model.modules()", "self.modules()"), "BaseModel.fuse")
+
+
+# -- registered-heads and legacy-head-preds ----------------------------------------------------------
+HEADS_BEFORE = src('''
+    class BaseModel(nn.Module):
+        def _apply(self, fn):
+            self = super()._apply(fn)
+            m = self.model[-1]  # Detect()
+            if isinstance(
+                m, Detect
+            ):  # includes all Detect subclasses
+                m.stride = fn(m.stride)
+            return self
+
+        def loss(self, batch, preds=None):
+            if preds is None:
+                preds = self.forward(batch["img"])
+            return self.criterion(preds, batch)
+
+
+    class DetectionModel(BaseModel):
+        def __init__(self, cfg="yolov8n.yaml", ch=3, nc=None, verbose=True):
+            m = self.model[-1]  # Detect()
+            if isinstance(m, (Detect, Segment)):
+                s = 256  # 2x min stride
+
+                def _forward(x):
+                    output = self.forward(x)
+                    if "one2many" in output:
+                        output = output["one2many"]
+                    return output["feats"]
+
+                m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])
+
+
+    class WorldModel(DetectionModel):
+        def loss(self, batch, preds=None):
+            return self.criterion(preds, batch)
+
+
+    def guess_model_task(model):
+        def cfg2task(cfg):
+            """Guess from YAML dictionary."""
+            m = cfg["head"][-1][-2].lower()  # output module name
+            if "detect" in m:
+                return "detect"
+
+        for m in model.modules():
+            if isinstance(m, Segment):
+                return "segment"
+            elif isinstance(m, (Detect, WorldDetect)):
+                return "detect"
+''')
+HEADS_AFTER = (HEADS_BEFORE
+               .replace("        ):  # includes", "        ) or rtdetr_patch_is_head(m):  # includes")
+               .replace("if isinstance(m, (Detect, Segment)):", "if isinstance(m, (Detect, Segment)) or rtdetr_patch_is_head(m):")
+               .replace("elif isinstance(m, (Detect, WorldDetect)):",
+                        "elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):")
+               .replace('            return "detect"\n\n',
+                        '            return "detect"\n        if rtdetr_patch_is_head(m):\n            return "detect"\n\n'))
+PREDS_AFTER = (HEADS_BEFORE
+               .replace("        return self.criterion(preds, batch)\n\n\nclass DetectionModel",
+                        "        return self.criterion(rtdetr_patch_preds(self.model[-1], preds), batch)\n\n\n"
+                        "class DetectionModel")
+               .replace("output = self.forward(x)", "output = rtdetr_patch_preds(self.model[-1], self.forward(x))"))
+
+
+def test_registered_heads_before_after_and_missing():
+    assert HEADS_AFTER.count("rtdetr_patch_is_head(m)") == 4 and "isinstance(m, Segment):" in HEADS_AFTER
+    assert_before_after(RegisteredHeads, HEADS_BEFORE, HEADS_AFTER)
+    no_apply = HEADS_BEFORE.replace("m, Detect\n", "m, Segment\n")
+    assert_missing(RegisteredHeads, no_apply, "not found in: BaseModel._apply")
+    no_cfg2task = HEADS_BEFORE.replace("def cfg2task(cfg):", "def cfg_to_task(cfg):")
+    assert_missing(RegisteredHeads, no_cfg2task, "not found in: guess_model_task.cfg2task")
+    half = HEADS_AFTER.replace("elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):",
+                               "elif isinstance(m, (Detect, WorldDetect)):")
+    assert_missing(RegisteredHeads, half, "found it both patched and unpatched")
+
+
+def test_legacy_head_preds_before_after_not_needed_and_missing():
+    assert PREDS_AFTER.count("rtdetr_patch_preds(self.model[-1], ") == 2  # WorldModel.loss keeps its own
+    assert_before_after(LegacyHeadPreds, HEADS_BEFORE, PREDS_AFTER)
+    assert LegacyHeadPreds.RELEASES[0] == (8, 4, 0) and LegacyHeadPreds in patches.ALL
+    # up to 8.3 the probe reads the maps themselves: not needed, and the file is left as it is
+    old = HEADS_BEFORE.replace('                output = self.forward(x)\n', "").replace(
+        'output["one2many"]', "output[0]").replace('return output["feats"]', "return self.forward(x)")
+    assert "output = self.forward(x)" not in old and '"feats"' not in old
+    code, outcome = transform(LegacyHeadPreds, old)
+    assert outcome is Outcome.NOT_NEEDED and code == old
+    no_loss = HEADS_BEFORE.replace("return self.criterion(preds, batch)\n\n\nclass DetectionModel",
+                                   "return self.criterion(batch, preds)\n\n\nclass DetectionModel")
+    assert_missing(LegacyHeadPreds, no_loss, "BaseModel.loss")

@@ -242,7 +242,7 @@ def fuse_check(torch, model, x) -> dict:
     try:
         with torch.no_grad():
             model(x)
-            deploy = sum(1 for m in model.modules() if callable(getattr(m, "switch_to_deploy", None)))
+            deploy = deployable(model)
             model.fuse(verbose=False)
             model(x)
     finally:
@@ -255,6 +255,17 @@ def fuse_check(torch, model, x) -> dict:
         raise RuntimeError(f"model.fuse() changed the features the head receives: max |diff| {diff:.3g} (largest "
                            f"value {scale:.3g})")
     return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(seen[0])}
+
+
+def deployable(model) -> int:
+    """How many modules ``model.fuse()`` switches to deploy through the added package (switch_to_deploy,
+    fuse_convs, fuse of the added files), by the package's own count where it has one."""
+    from ultralytics.nn import Addmodules
+
+    count = getattr(Addmodules, "rtdetr_patch_deployable", None)
+    if count is not None:
+        return len(count(model))
+    return sum(1 for m in model.modules() if callable(getattr(m, "switch_to_deploy", None)))
 
 
 def own_yaml(yaml: str) -> str | None:

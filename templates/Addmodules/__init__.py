@@ -15,7 +15,11 @@
   ``rtdetr_patch_module_args`` (the rules are listed in ``RULES``, and explained in the README:
   "Your own modules"). ``ResNet.py`` is the series' ResNet base (``ConvNormLayer``, ``Blocks``).
 * ``rtdetr_patch_deploy`` is called by ``model.fuse()``: ``switch_to_deploy()`` of every module
-  defined in this package (re-parameterised blocks, batch-norm folding).
+  defined in this package (re-parameterised blocks, batch-norm folding), and ``fuse_convs()``/``fuse()``
+  where an added file writes them.
+* ``rtdetr_patch_is_head`` lets a head registered with the rule ``head`` pass ``tasks.py``'s
+  ``isinstance(m, Detect)`` checks; ``rtdetr_patch_preds`` hands the 8.4 loss a head's 8.0-8.3 list of
+  maps as the dict it reads.
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
@@ -211,15 +215,130 @@ def _fits(m, args, row, name, rule) -> None:
             f"builds its arguments: rtdetr-patch apply --module FILE.py:{name}=RULE") from None
 
 
-def rtdetr_patch_deploy(model) -> int:
-    """``switch_to_deploy()`` on every module of a class this package defines; the number switched."""
+DEPLOY_METHODS = ("switch_to_deploy", "fuse_convs", "fuse")  # the series' names for "switch to the deploy form"
+
+
+def rtdetr_patch_deployable(model) -> list:
+    """(module, method name) for every module that ``model.fuse()`` switches through ``rtdetr_patch_deploy``.
+
+    ``switch_to_deploy()`` of any module of a class an added file defines (DBB, the shipped MobileNetV3
+    and ResNet). ``fuse_convs()`` (the series' RepConv variants, the GELAN family's RepConvN) and
+    ``fuse()`` (RepVGGDW-style blocks) only where that method is written in an added file and in no
+    other class of the module's MRO: where Ultralytics' own class (RepConv, RepVGGDW, Detect) defines
+    it, the release's own loop calls it, and calling it here too would fuse twice. A ``fuse`` that takes
+    arguments (a fusion block's ``fuse(a, b)``) is not a deploy switch and is left alone.
+    """
+    import inspect
+
     mine = tuple(rtdetr_patch_module_classes(*RTDETR_PATCH_SAFE_MODULES))
+    found = []
+    for layer in model.modules():
+        if not isinstance(layer, mine) or getattr(layer, "_rtdetr_patch_deployed", False):
+            continue
+        for name in DEPLOY_METHODS:
+            method = getattr(layer, name, None)
+            if not callable(method):
+                continue
+            if name != "switch_to_deploy":
+                owners = [c for c in type(layer).__mro__ if name in vars(c)]
+                if not owners or any(c not in mine for c in owners):
+                    continue  # not written in an added file, or also Ultralytics' own: the release calls it
+                try:
+                    inspect.signature(method).bind()
+                except (TypeError, ValueError):
+                    continue
+            found.append((layer, name))
+            break
+    return found
+
+
+def rtdetr_patch_deploy(model) -> int:
+    """Switch every deployable module (``rtdetr_patch_deployable``) to its deploy form; the number switched.
+
+    Called by ``model.fuse()`` before the release's own loop, while the branches' batch norms are still
+    there to fold. After ``fuse_convs()``/``fuse()`` the module's ``forward_fuse`` becomes its forward,
+    as Ultralytics does for its RepConv; each module is switched once, however often ``fuse()`` runs.
+    """
     switched = 0
-    for layer in list(model.modules()):
-        if isinstance(layer, mine) and callable(getattr(layer, "switch_to_deploy", None)):
-            layer.switch_to_deploy()
-            switched += 1
+    for layer, name in rtdetr_patch_deployable(model):
+        getattr(layer, name)()
+        if name != "switch_to_deploy" and callable(getattr(layer, "forward_fuse", None)):
+            layer.forward = layer.forward_fuse
+        layer._rtdetr_patch_deployed = True
+        switched += 1
     return switched
+
+
+def rtdetr_patch_is_head(m) -> bool:
+    """Whether ``m`` (a module, or a yaml row's module name) is a head registered with the rule ``head``.
+
+    ``tasks.py`` asks this beside its own ``isinstance(m, Detect)`` checks (the stride probe, ``_apply``
+    moving the head's strides and anchors, ``guess_model_task``), which a head written as a plain
+    ``nn.Module`` does not pass: the series' repositories add each such head to those checks by hand.
+    """
+    heads = [c for c, rule in RTDETR_PATCH_MODULES.items() if rule == "head" and isinstance(c, type)]
+    if isinstance(m, str):
+        return m.lower() in {c.__name__.lower() for c in heads}
+    return isinstance(m, tuple(heads))
+
+
+class RtdetrPatchHeadError(TypeError):
+    """A head of the 8.0-8.3 contract whose list of maps cannot be read as this release's prediction dict."""
+
+
+def _where(head) -> str:
+    import inspect
+
+    import ultralytics
+
+    try:
+        path = inspect.getsourcefile(type(head)) or type(head).__module__
+    except TypeError:
+        path = type(head).__module__
+    return f"{type(head).__name__} ({path}, Ultralytics {ultralytics.__version__})"
+
+
+def _maps_to_dict(head, maps) -> dict:
+    """The release's ``{"boxes", "scores", "feats"}`` from the 8.0-8.3 head output: one ``[b, 4*reg_max+nc, h, w]``
+    map per level, box distributions first (the split the loss of those releases made itself)."""
+    import torch
+
+    nc, reg_max = getattr(head, "nc", None), getattr(head, "reg_max", None)
+    if not isinstance(nc, int) or not isinstance(reg_max, int):
+        raise RtdetrPatchHeadError(
+            f"{_where(head)} returns a list of feature maps in training (the contract of Ultralytics 8.0-8.3), and "
+            f"this release's loss reads a dict of boxes and scores. Splitting the maps needs the head's `nc` and "
+            f"`reg_max` as ints (got nc={nc!r}, reg_max={reg_max!r}): set `self.nc` and `self.reg_max` in its __init__")
+    no = nc + 4 * reg_max
+    if any(t.shape[1] != no for t in maps):
+        raise RtdetrPatchHeadError(
+            f"{_where(head)} returns maps of {[int(t.shape[1]) for t in maps]} channels in training, where "
+            f"4 * reg_max + nc = {no}: each map must hold the box distributions then the class scores "
+            f"(torch.cat((cv2(x), cv3(x)), 1), as the 8.0-8.3 Detect does)")
+    flat = torch.cat([t.view(t.shape[0], no, -1) for t in maps], 2)
+    boxes, scores = flat.split((4 * reg_max, nc), 1)
+    return {"boxes": boxes, "scores": scores, "feats": list(maps)}
+
+
+def _is_maps(x) -> bool:
+    import torch
+
+    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(t, torch.Tensor) and t.ndim == 4 for t in x)
+
+
+def rtdetr_patch_preds(head, preds):
+    """A head's raw output in the form this release's detection loss reads (Ultralytics 8.4 and later).
+
+    From 8.4 ``Detect`` returns ``{"boxes", "scores", "feats"}`` in training and ``(y, that dict)`` in eval;
+    heads written for 8.0-8.3 return their list of maps (and ``(y, maps)``). Those are turned into the
+    dict; anything else (every stock head's dict, an RT-DETR tuple, a tensor) is returned as it is, the
+    same object.
+    """
+    if _is_maps(preds):
+        return _maps_to_dict(head, preds)
+    if isinstance(preds, tuple) and len(preds) == 2 and not isinstance(preds[1], dict) and _is_maps(preds[1]):
+        return preds[0], _maps_to_dict(head, preds[1])
+    return preds
 
 
 def rtdetr_patch_probe_size(layers, size: int) -> int:
@@ -258,4 +377,5 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
 
 __all__ = ["MobileNetV3", "ConvNormLayer", "Blocks", "RTDETR_PATCH_BACKBONES",
            "RTDETR_PATCH_MODULES", "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_args",
-           "rtdetr_patch_deploy", "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals"]
+           "rtdetr_patch_deploy", "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals", "rtdetr_patch_is_head",
+           "rtdetr_patch_preds"]
