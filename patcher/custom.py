@@ -30,6 +30,7 @@ import json
 import keyword
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +54,11 @@ from .target.target_common import (  # noqa: E402
     ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, unscaled)
 
 PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
+# torch layers registered by a rule (``--module torch.nn:Conv2d=conv``, or carried by ``adopt`` from a tree whose
+# parse_model gives them a branch): one generated file that imports them, so that rows naming ``nn.Conv2d`` build
+# by that rule on this install
+TORCH_SPEC = "torch.nn"
+TORCH_STEM = "adopted_torch_layers"  # adopt in place: replaced by the pristine release, then patched (module folder)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,11 @@ class UserModule:
 
     def rule_of(self, name: str) -> str | None:
         return dict(self.rules).get(name)
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the user's file, or ``torch.nn`` for torch layers given a rule."""
+        return str(self.source) if self.source is not None else TORCH_SPEC if self.name == TORCH_STEM else self.name
 
     @property
     def rel(self) -> str:
@@ -127,9 +138,67 @@ def candidates(tree: ast.Module) -> tuple[list[str], list[str]]:
     return classes, functions
 
 
+def torch_layers(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> UserModule:
+    """The generated module that registers torch layers by their rules (names as in ``torch.nn``)."""
+    names = tuple(dict.fromkeys(n for n, _ in rules))
+    return UserModule(name=TORCH_STEM, data=torch_layers_data(names), classes=names, explicit=True, rules=tuple(rules))
+
+
+def torch_layers_data(names) -> bytes:
+    """The generated file that imports the torch layers registered by a rule."""
+    return ('"""torch layers registered by their rule: yaml rows naming nn.NAME build by it (rtdetr-patch adopt, or '
+            'apply --module torch.nn:NAME=RULE)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in names)
+            ).encode("utf-8")
+
+
+def merge_torch_layers(before: UserModule, new: UserModule) -> UserModule:
+    """Torch layers registered earlier and now: one file, the new rule winning for a layer given again."""
+    rules = dict(before.rules)
+    rules.update(new.rules)
+    merged = torch_layers(list(rules.items()))
+    return replace(merged, safe_names=tuple(sorted(set(before.safe_names) | set(new.safe_names))), report=new.report)
+
+
+def parse_torch_spec(spec: str, wanted: str, install: Install) -> UserModule:
+    """``torch.nn:Conv2d=conv``: torch layers given a rule, for yamls whose repository gave ``nn.Conv2d`` rows a
+    branch of its own. Every layer needs its rule (a single-input one), and no yaml of the release may name it: a
+    registration holds for every row naming the layer, and the release's own yamls must build as shipped."""
+    rules: list[tuple[str, str]] = []
+    for part in (p.strip() for p in wanted.split(",")):
+        item, _, rule = part.partition("=")
+        item = item.removeprefix("nn.")
+        if not item.isidentifier() or keyword.iskeyword(item) or not item[:1].isupper():
+            raise _fail(f"--module {spec}: '{item}' is not the name of a torch layer (torch.nn.Conv2d is Conv2d).",
+                        "Give --module torch.nn:NAME=RULE, e.g. --module torch.nn:Conv2d=conv.")
+        if rule not in SINGLE:
+            raise _fail(f"--module {spec}: a torch layer needs its rule, one of {', '.join(SINGLE)} "
+                        f"(got {rule or 'none'}).", f"Give the rule its rows need: --module torch.nn:{item}=conv "
+                        "makes a row [-1, 1, nn.Conv2d, [256, 1]] build nn.Conv2d(c1, 256, 1).")
+        if item in dict(rules):
+            raise _fail(f"--module {spec}: {item} is given twice.", "Give each name once.")
+        rules.append((item, rule))
+    models = install.package / "cfg" / "models"
+    for item, _ in rules:
+        shipped = sorted(p.relative_to(models).as_posix() for p in models.rglob("*.yaml")
+                         if re.search(rf"\bnn\.{item}\s*,", p.read_text(encoding="utf-8", errors="replace")))
+        if shipped:
+            raise _fail(f"--module {spec}: Ultralytics {install.release}'s own yamls have nn.{item} rows "
+                        f"({', '.join(shipped[:3])}{', ...' if len(shipped) > 3 else ''}); registering it would change "
+                        "how they build.", f"Give your module its own name: a class in a file of yours that "
+                        f"subclasses nn.{item}, registered with --module FILE.py:NAME=RULE. Nothing was written.")
+    clash = sorted({n for n, _ in rules} & (taken_names(install) | RESERVED | OURS))
+    if clash:
+        raise _fail(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics {install.release} "
+                    "already uses in nn/tasks.py.", "Register it through a file of yours: --module FILE.py:NAME=RULE.")
+    return torch_layers(rules)
+
+
 def parse_spec(spec: str, install: Install) -> UserModule:
-    """``FILE.py`` or ``FILE.py:NAME``: the module and the names it registers, checked statically."""
+    """``FILE.py``, ``FILE.py:NAME`` or ``torch.nn:NAME=RULE``: the module and the names it registers, checked
+    statically."""
     head, sep, tail = spec.rpartition(":")
+    if sep and head == TORCH_SPEC:
+        return parse_torch_spec(spec, tail, install)
     explicit = bool(sep and head.endswith(".py"))
     path_text, wanted = (head, tail) if explicit else (spec, "")
     path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
@@ -203,6 +272,9 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
         twice = sorted(set(before.classes) & set(module.classes))
         if twice:
             raise _fail(f"--module {spec}: {', '.join(twice)} is given twice.", "Give each name once.")
+        if module.name == TORCH_STEM and module.source is None:
+            merged[None] = torch_layers(before.rules + module.rules)
+            continue
         classes = before.classes + tuple(c for c in module.classes if c not in before.classes)
         rules = before.rules + tuple(r for r in module.rules if r[0] not in dict(before.rules))
         merged[module.source] = replace(before, classes=classes, rules=rules)
@@ -229,7 +301,7 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
         row = {"name": name, "kind": entry.get("kind", "?"), **{k: entry.get(k) for k in
                ("channels", "strides", "params", "build_s", "attr")}, "status": "ok", "note": ""}
         rows.append(row)
-        where = f"--module {module.source}:{name}"
+        where = f"--module {module.label}:{name}"
         if "needs_args" in entry:
             row["status"] = "needs arguments"
             row["note"] = "give them in the yaml row"
@@ -314,7 +386,8 @@ def yaml_spec(install: Install, yaml: str | None, modules: list[UserModule]) -> 
             return None
     letter = re.search(r"yolo(?:e-)?v?\d+([nslmx])", Path(yaml).stem)
     return {"path": str(path), "scale": letter.group(1) if letter else None,
-            "rules": {name: rule or None for m in modules for name, rule in m.rules},
+            "rules": {(f"nn.{name}" if m.name == TORCH_STEM else name): rule or None for m in modules
+                      for name, rule in m.rules},
             "backbones": sorted({"MobileNetV3", *(c for m in modules for c in m.backbones)})}
 
 
@@ -340,26 +413,31 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
         ruled = dict(module.rules)
         spec = [{"name": c, "rule": ruled.get(c) or None, "backbone": c not in ruled} for c in module.classes]
         try:
-            done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(module.source),
-                                   json.dumps(spec), *([json.dumps(rows)] if rows else [])], capture_output=True, text=True, timeout=900,
-                                  cwd=str(module.source.parent))
+            with tempfile.TemporaryDirectory() as scratch:
+                source = module.source
+                if source is None:  # a generated module (torch layers): checked as the file it will be
+                    source = Path(scratch) / f"{module.name}.py"
+                    source.write_bytes(module.data)
+                done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(source),
+                                       json.dumps(spec), *([json.dumps(rows)] if rows else [])], capture_output=True,
+                                      text=True, timeout=900, cwd=str(source.parent))
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
             tail = (done.stderr or "")[-800:] if done is not None else ""
-            raise _fail(f"--module {module.source}: could not be checked with {install.python}: {exc} {tail}",
+            raise _fail(f"--module {module.label}: could not be checked with {install.python}: {exc} {tail}",
                         "Check that this interpreter runs and has torch.")
         if "import" in answer:
             missing = answer.get("missing") or ""
             if missing.startswith(ADDED_PACKAGE + "."):
-                raise _fail(f"--module {module.source} imports {missing} (a relative import, `from . import "
+                raise _fail(f"--module {module.label} imports {missing} (a relative import, `from . import "
                             f"{missing.rsplit('.', 1)[1]}`), which will not be in nn/Addmodules of Ultralytics "
                             f"{install.release}: the file is copied there alone ({answer['import']}).",
                             "Give the sibling its own --module option on an earlier apply, or import it "
                             "absolutely (`from ultralytics.nn.modules import ...`). Nothing was written.")
             if missing and missing.split(".")[0] != "ultralytics":
-                raise _fail(f"--module {module.source} imports '{answer['missing']}', which {install.python} "
+                raise _fail(f"--module {module.label} imports '{answer['missing']}', which {install.python} "
                             f"does not have ({answer['import']}).", _install_hint(answer["missing"], install))
-            raise _fail(f"--module {module.source}: running the file at import fails: {answer['import']}",
+            raise _fail(f"--module {module.label}: running the file at import fails: {answer['import']}",
                         "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
                         "not run); nothing was written.")
         entries = answer["candidates"]
@@ -395,7 +473,7 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         row = {"name": name, "kind": entry.get("kind", "?"), "rule": rule, "status": "ok", "note": "",
                "inferred": bool(entry.get("inferred"))}
         rows.append(row)
-        where = f"--module {module.source}:{name}"
+        where = f"--module {module.label}:{name}"
         if entry.get("error"):
             row["status"], row["note"] = "refused", entry["error"]
             errors.append(f"{where}: {entry['error']}")
@@ -410,8 +488,10 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         why = f" ({entry['why']})" if entry.get("inferred") and entry.get("why") else ""
         said = f"{entry['why']}; " if why else ""
         tried = _tried(entry)
+        source = entry.get("probe_source")
+        at_row = f" (at {source})" if source and source not in ("the default probe", "equal widths") else ""
         if "build_error" in entry and rule in SINGLE:
-            row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}{tried}"
+            row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}{at_row}{tried}"
             errors.append(f"{where}: {row['note']}. {_other_rules(rule, entry)}")
             continue
         if "forward_error" in entry and "returned NoneType" in entry["forward_error"]:
@@ -428,7 +508,7 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         if entry["measured"] != entry["expected"]:
             fits = _fitting(entry)
             row["status"] = "refused"
-            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']} on inputs of {entry['probe_inputs']} "
+            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of {entry['probe_inputs']} "
                            f"channels returns {entry['measured']} channels, but the rule records {entry['expected']} "
                            f"for the next row{tried}" + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
             errors.append(f"{where}: {row['note']}")

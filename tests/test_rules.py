@@ -439,3 +439,58 @@ def test_a_relative_import_of_a_file_that_is_not_copied_is_refused(tree, cli, st
     assert "imports ultralytics.nn.Addmodules.helpers_not_copied (a relative import, `from . import " \
            "helpers_not_copied`), which will not be in nn/Addmodules of Ultralytics 8.4.190" in out
     assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+# -- torch layers given a rule ----------------------------------------------------------------------
+def test_torch_layers_take_a_rule_for_rows_their_repository_rewrote(tree, cli, state_home):
+    """``--module torch.nn:Conv2d=conv``: [-1, 1, nn.Conv2d, [48, 1]] builds nn.Conv2d(c1, 48, 1), as in the
+    repositories that gave nn.Conv2d a branch; the generated file is adopt's, and a later apply adds to it."""
+    root = tree(LATEST)
+    pristine = snapshot(root)
+    applied = cli("apply", "--target", root, "--module", "torch.nn:Conv2d=conv", "--yaml", FIXTURES / "yolo-conv2d.yaml")
+    assert applied.exit_code == 0, applied.output
+    assert "Patched and verified." in flat(applied.output)
+    layers = root / "ultralytics/nn/Addmodules/adopted_torch_layers.py"
+    assert "from torch.nn import Conv2d\n" in layers.read_text(encoding="utf-8")
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "Conv2d: 'conv'" in init
+    again = cli("apply", "--target", root, "--no-verify", "--module", "torch.nn:Conv1d=conv")
+    assert again.exit_code == 0, again.output
+    assert layers.read_text(encoding="utf-8").endswith("from torch.nn import Conv2d\nfrom torch.nn import Conv1d\n")
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "Conv1d: 'conv'" in init and "Conv2d: 'conv'" in init
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == pristine
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("torch.nn:Upsample=same", "Ultralytics 8.4.190's own yamls have nn.Upsample rows"),
+    ("torch.nn:Conv2d", "a torch layer needs its rule, one of conv, conv-n, same, plain (got none)"),
+    ("torch.nn:Conv2d=concat", "a torch layer needs its rule, one of conv, conv-n, same, plain (got concat)"),
+    ("torch.nn:NoSuchLayer=conv", "--module torch.nn: running the file at import fails: ImportError: cannot import "
+                                  "name 'NoSuchLayer' from 'torch.nn'"),
+])
+def test_a_torch_layer_that_cannot_take_a_rule_is_refused(tree, cli, state_home, spec, words):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", spec)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert words in flat(result.output)
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+def test_a_refusal_at_a_yaml_row_names_the_row_and_every_width_tried():
+    from rtdetr_patch.patcher import custom
+
+    tries = [{"source": "row 0 of the yaml", "probe_call": "Widen(3)", "probe_inputs": [3], "measured": 6, "expected": 3},
+             {"source": "the default probe", "probe_call": "Widen(64)", "probe_inputs": [64], "measured": 128,
+              "expected": 64}]
+    entry = {"kind": "class", "rule": "same", "params_names": ["c", "e"], "binds": ["same", "conv"], **tries[0],
+             "probe_out": 3, "probe_source": "row 0 of the yaml", "tries": tries}
+    module = custom.UserModule(name="wrong", data=b"", classes=("Widen",), source=Path("wrong.py"),
+                               rules=(("Widen", "same"),))
+    rules, errors, _ = custom._judge_modules(module, {"Widen": entry})
+    assert rules == [] and len(errors) == 1
+    assert errors[0] == ("--module wrong.py:Widen: under the rule 'same', Widen(3) (at row 0 of the yaml) on inputs of "
+                         "[3] channels returns 6 channels, but the rule records 3 for the next row; also tried the "
+                         "default probe: Widen(64) gives 128 channels where the rule records 64")
