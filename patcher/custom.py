@@ -426,6 +426,11 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
             tail = (done.stderr or "")[-800:] if done is not None else ""
             raise _fail(f"--module {module.label}: could not be checked with {install.python}: {exc} {tail}",
                         "Check that this interpreter runs and has torch.")
+        if "ultralytics" in answer:
+            raise _fail(f"--module {module.label}: Ultralytics {install.release} at {install.package} does not import "
+                        f"with {install.python}, before the file is read: {answer['ultralytics']}",
+                        "Run `rtdetr-patch check` to see what is wrong with the install (a file added by an earlier "
+                        "--module may no longer import). Nothing was written.")
         if "import" in answer:
             missing = answer.get("missing") or ""
             if missing.startswith(ADDED_PACKAGE + "."):

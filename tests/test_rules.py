@@ -494,3 +494,18 @@ def test_a_refusal_at_a_yaml_row_names_the_row_and_every_width_tried():
     assert errors[0] == ("--module wrong.py:Widen: under the rule 'same', Widen(3) (at row 0 of the yaml) on inputs of "
                          "[3] channels returns 6 channels, but the rule records 3 for the next row; also tried the "
                          "default probe: Widen(64) gives 128 channels where the rule records 64")
+
+
+def test_an_install_that_does_not_import_is_not_blamed_on_the_file(tree, cli, state_home):
+    """The preflight imports ultralytics.nn before the file (its relative imports' parent): when that fails, the
+    message says the install is broken, not that the user's file fails at import."""
+    root = tree(LATEST)
+    conv = root / "ultralytics/nn/modules/conv.py"
+    conv.write_text(conv.read_text(encoding="utf-8") + "\nraise RuntimeError('broken install')\n", encoding="utf-8")
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'convs.py'}:SpaceConv")
+    out = flat(result.output)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert "Ultralytics 8.4.190 at" in out and "before the file is read: RuntimeError: broken install" in out
+    assert "running the file at import fails" not in out and "rtdetr-patch check" in out
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))

@@ -37,9 +37,7 @@ import target_common as common  # beside this file: the script's folder is first
 
 def load(root: str, path: str):
     """Import the file as ``ultralytics.nn.Addmodules.<stem>``, the module it will be once copied."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # the file's own absolute sibling imports
-    sys.path.insert(0, root)
-    import ultralytics.nn  # the relative imports' parent (on a patched install it imports the added package too)
+    import ultralytics.nn  # the relative imports' parent (imported by main, before the file)
 
     package = sys.modules.get(common.ADDED_PACKAGE)
     if package is None:  # not patched yet: a bare package where it will be, so `..` is ultralytics.nn
@@ -252,9 +250,19 @@ def yaml_rows(yaml_spec: dict | None, spec: list[dict], loaded) -> dict:
 def main() -> int:
     root, path, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     yaml_spec = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # the file's own absolute sibling imports
+    sys.path.insert(0, root)
     try:
         import torch
-
+    except BaseException as exc:  # noqa: BLE001
+        print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": getattr(exc, "name", None)}))
+        return 0
+    try:
+        import ultralytics.nn  # noqa: F401 - on a patched install this imports the added package and its files too
+    except BaseException as exc:  # noqa: BLE001 - the install, not the user's file, is broken
+        print(json.dumps({"ultralytics": f"{type(exc).__name__}: {exc}"[:800]}))
+        return 0
+    try:
         loaded = load(root, path)
     except ModuleNotFoundError as exc:
         print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name}))
