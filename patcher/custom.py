@@ -496,7 +496,8 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         source = entry.get("probe_source")
         at_row = f" (at {source})" if source and source not in ("the default probe", "equal widths") else ""
         if "build_error" in entry and rule in SINGLE:
-            row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}{at_row}{tried}"
+            row["status"] = "refused"
+            row["note"] = f"under the rule '{rule}'{why}, {entry['build_error']}{at_row}{tried}"
             errors.append(f"{where}: {row['note']}. {_other_rules(rule, entry)}")
             continue
         if "forward_error" in entry and "returned NoneType" in entry["forward_error"]:
@@ -513,16 +514,18 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         if entry["measured"] != entry["expected"]:
             fits = _fitting(entry)
             row["status"] = "refused"
-            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of {entry['probe_inputs']} "
-                           f"channels returns {entry['measured']} channels, but the rule records {entry['expected']} "
-                           f"for the next row{tried}" + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
+            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of "
+                           f"{entry['probe_inputs']} channels returns {entry['measured']} channels, but the rule records "
+                           f"{entry['expected']} for the next row{tried}"
+                           + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
             errors.append(f"{where}: {row['note']}")
             continue
         first = (entry.get("tries") or [{}])[0]
         at = "" if entry.get("probe_source") in (None, "the default probe") else f" (built at {entry['probe_source']}"
         if at and first.get("probe_call") != entry["probe_call"]:
             at += f"; {_outcome(first)}"
-        row["note"] = f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says{at}{')' if at else ''}"
+        row["note"] = (f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says"
+                       f"{at}{')' if at else ''}")
         rules.append((name, rule))
     return rules, errors, rows
 

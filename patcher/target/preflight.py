@@ -13,16 +13,16 @@ package will have (so a relative import of a file that will not be there fails h
 
 A backbone (``rule`` "backbone") is built with default arguments (or its factory called), run once
 at 640x640, and reported with its maps' channels and strides and the globals a checkpoint of it
-holds. Any other module is built under its rule at probe widths (``target_common.probe_plan``: the widths of the yaml's rows that name it, the
-default 64 -> 128, equal widths, an image's 3 channels), as ``parse_model`` would build a row without
-arguments of its own, run once, and its output width measured against the width the rule records;
-the first build that fits wins, and every try is reported. A module without a rule gets the one its
-constructor's parameters (and the yaml's rows) imply.
+holds. Any other module is built under its rule at probe widths (``target_common.probe_plan``: the
+widths of the yaml's rows that name it, the default 64 -> 128, equal widths, an image's 3 channels),
+as ``parse_model`` would build a row without arguments of its own, run once, and its output width
+measured against the width the rule records; the first build that fits wins, and every try is
+reported. A module without a rule gets the one its constructor's parameters (and the yaml's rows)
+imply. ``{"ultralytics": ...}`` says that the install itself does not import.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.machinery
 import importlib.util
 import inspect
@@ -113,7 +113,7 @@ def held_globals(net, torch) -> dict:
     """Classes from other packages an instance holds, and every global its checkpoint pickles (torch 2.5+)."""
     classes = {(type(m).__module__, type(m).__qualname__) for m in net.modules()}
     external = sorted(f"{mod}.{qual}" for mod, qual in classes
-                      if not mod.startswith(common.ADDED_PACKAGE + ".") and not mod.startswith("torch.nn.modules") and "<locals>" not in qual)
+                      if not mod.startswith((common.ADDED_PACKAGE + ".", "torch.nn.modules")) and "<locals>" not in qual)
     try:
         with tempfile.TemporaryDirectory() as folder:
             saved = os.path.join(folder, "module.pt")
@@ -241,7 +241,8 @@ def yaml_rows(yaml_spec: dict | None, spec: list[dict], loaded) -> dict:
         for name, rule in list(rules.items()):
             obj = getattr(loaded, name, None)
             if rule is None and obj is not None:
-                rules[name] = common.rule_from_params(*params_of(obj), [r["args"] for r in rows.get(name, [])] or None)[0]
+                args = [r["args"] for r in rows.get(name, [])] or None
+                rules[name] = common.rule_from_params(*params_of(obj), args)[0]
         return common.yaml_rows(model, rules, scale, stops)
     except Exception:  # noqa: BLE001 - a yaml that does not read is the smoke run's to report
         return {}
