@@ -62,10 +62,11 @@ def _conflicts(plan: "Plan", record: Record | None, replaced: frozenset[str] = f
 
 
 def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = frozenset(), force: bool = False,
-          module_specs: tuple[str, ...] = ()) -> ApplyResult:
+          module_specs: tuple[str, ...] = (), yaml: str | None = None) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything.
 
     ``options`` are the opt-in transforms asked for, by their ``Transform.OPTION`` (``{"val_rect_fix"}``).
+    ``yaml`` (``--yaml``) is the model yaml whose rows the ``--module`` preflight reads widths and rules from.
     """
     if module_specs:
         from .custom import parse_specs  # the --module machinery loads only when modules are given
@@ -79,7 +80,8 @@ def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = 
         if not new and record is not None and options <= record.options and record.intact(install, __version__):
             result = _already(install, record)  # every byte as recorded: nothing to plan or parse
         else:
-            result = _plan_and_apply(install, store, record, new, dry_run=dry_run, options=options, force=force)
+            result = _plan_and_apply(install, store, record, new, dry_run=dry_run, options=options, force=force,
+                                     yaml=yaml)
         result.recovered = held.recovered
         result.ultralytics, result.dry_run, result.store = describe(install), dry_run, str(store.dir)
         return result
@@ -95,15 +97,20 @@ def _already(install: Install, record: Record) -> ApplyResult:
 
 
 def _plan_and_apply(install: Install, store: Store, record: Record | None, new: list, *, dry_run: bool,
-                    options: frozenset[str], force: bool) -> ApplyResult:
+                    options: frozenset[str], force: bool, yaml: str | None = None) -> ApplyResult:
     refuse_hand_patched(install, record)
     same = record if record and record.release == install.release else None
     if new and not dry_run:
         from .custom import check_modules  # the --module preflight: only when modules are given
 
-        new = check_modules(install, new)
+        new = check_modules(install, new, yaml)
     modules = {m.name: m for m in recorded_modules(store, same)}
-    modules.update((m.name, m) for m in new)
+    for m in new:
+        from .custom import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
+
+        if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file
+            m = merge_torch_layers(modules[m.name], m)
+        modules[m.name] = m
     options = options | (same.options if same else frozenset())
     upgraded, sources = None, None
     if same and same.adopted.get("in_place") and same.tool != __version__:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import branches
-from .custom import RESERVED, UserModule, bound_names, taken_names
+from .custom import RESERVED, TORCH_STEM, UserModule, bound_names, taken_names, torch_layers_data
 from .errors import Exit, PatchError
 from .locate import Install, read_release
 from .pristine import pristine_package
@@ -41,7 +41,6 @@ MANAGED = ("nn/tasks.py",)
 # torch layers the tree's parse_model gives a branch of its own (``nn.Conv2d`` in the conv set): registered by
 # their rule from one generated file, so that rows using them build as in the tree
 TORCH_FILE = "<torch.nn>"
-TORCH_STEM = "adopted_torch_layers"  # replaced by the pristine release in place, then patched (with the module folder)
 
 
 @dataclass
@@ -347,9 +346,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
         if row.file == TORCH_FILE:
             layers = files.setdefault(TORCH_STEM, FileRow(TORCH_FILE, TORCH_STEM, b""))
             layers.names.append(row.name[3:])
-            layers.data = ('"""torch layers the adopted tree\'s parse_model gives a branch of their own '
-                           '(rtdetr-patch adopt)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in layers.names)
-                           ).encode("utf-8")
+            layers.data = torch_layers_data(layers.names)
             continue
         stem = PurePosixPath(row.file).stem
         if stem in files and files[stem].rel != row.file:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import ast
 import json
 import keyword
+import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -50,9 +52,14 @@ PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop"}
 from .target.target_common import (  # noqa: E402
-    IN_NAMES, MULTI, OUT_NAMES, PROBE_IN, PROBE_OUT, RULES, SINGLE, USER_MODULE)
+    ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, unscaled)
 
 PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
+# torch layers registered by a rule (``--module torch.nn:Conv2d=conv``, or carried by ``adopt`` from a tree whose
+# parse_model gives them a branch): one generated file that imports them, so that rows naming ``nn.Conv2d`` build
+# by that rule on this install
+TORCH_SPEC = "torch.nn"
+TORCH_STEM = "adopted_torch_layers"  # adopt in place: replaced by the pristine release, then patched (module folder)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class UserModule:
 
     def rule_of(self, name: str) -> str | None:
         return dict(self.rules).get(name)
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the user's file, or ``torch.nn`` for torch layers given a rule."""
+        return str(self.source) if self.source is not None else TORCH_SPEC if self.name == TORCH_STEM else self.name
 
     @property
     def rel(self) -> str:
@@ -127,9 +139,67 @@ def candidates(tree: ast.Module) -> tuple[list[str], list[str]]:
     return classes, functions
 
 
+def torch_layers(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> UserModule:
+    """The generated module that registers torch layers by their rules (names as in ``torch.nn``)."""
+    names = tuple(dict.fromkeys(n for n, _ in rules))
+    return UserModule(name=TORCH_STEM, data=torch_layers_data(names), classes=names, explicit=True, rules=tuple(rules))
+
+
+def torch_layers_data(names) -> bytes:
+    """The generated file that imports the torch layers registered by a rule."""
+    return ('"""torch layers registered by their rule: yaml rows naming nn.NAME build by it (rtdetr-patch adopt, or '
+            'apply --module torch.nn:NAME=RULE)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in names)
+            ).encode("utf-8")
+
+
+def merge_torch_layers(before: UserModule, new: UserModule) -> UserModule:
+    """Torch layers registered earlier and now: one file, the new rule winning for a layer given again."""
+    rules = dict(before.rules)
+    rules.update(new.rules)
+    merged = torch_layers(list(rules.items()))
+    return replace(merged, safe_names=tuple(sorted(set(before.safe_names) | set(new.safe_names))), report=new.report)
+
+
+def parse_torch_spec(spec: str, wanted: str, install: Install) -> UserModule:
+    """``torch.nn:Conv2d=conv``: torch layers given a rule, for yamls whose repository gave ``nn.Conv2d`` rows a
+    branch of its own. Every layer needs its rule (a single-input one), and no yaml of the release may name it: a
+    registration holds for every row naming the layer, and the release's own yamls must build as shipped."""
+    rules: list[tuple[str, str]] = []
+    for part in (p.strip() for p in wanted.split(",")):
+        item, _, rule = part.partition("=")
+        item = item.removeprefix("nn.")
+        if not item.isidentifier() or keyword.iskeyword(item) or not item[:1].isupper():
+            raise _fail(f"--module {spec}: '{item}' is not the name of a torch layer (torch.nn.Conv2d is Conv2d).",
+                        "Give --module torch.nn:NAME=RULE, e.g. --module torch.nn:Conv2d=conv.")
+        if rule not in SINGLE:
+            raise _fail(f"--module {spec}: a torch layer needs its rule, one of {', '.join(SINGLE)} "
+                        f"(got {rule or 'none'}).", f"Give the rule its rows need: --module torch.nn:{item}=conv "
+                        "makes a row [-1, 1, nn.Conv2d, [256, 1]] build nn.Conv2d(c1, 256, 1).")
+        if item in dict(rules):
+            raise _fail(f"--module {spec}: {item} is given twice.", "Give each name once.")
+        rules.append((item, rule))
+    models = install.package / "cfg" / "models"
+    for item, _ in rules:
+        shipped = sorted(p.relative_to(models).as_posix() for p in models.rglob("*.yaml")
+                         if re.search(rf"\bnn\.{item}\s*,", p.read_text(encoding="utf-8", errors="replace")))
+        if shipped:
+            raise _fail(f"--module {spec}: Ultralytics {install.release}'s own yamls have nn.{item} rows "
+                        f"({', '.join(shipped[:3])}{', ...' if len(shipped) > 3 else ''}); registering it would change "
+                        "how they build.", f"Give your module its own name: a class in a file of yours that "
+                        f"subclasses nn.{item}, registered with --module FILE.py:NAME=RULE. Nothing was written.")
+    clash = sorted({n for n, _ in rules} & (taken_names(install) | RESERVED | OURS))
+    if clash:
+        raise _fail(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics {install.release} "
+                    "already uses in nn/tasks.py.", "Register it through a file of yours: --module FILE.py:NAME=RULE.")
+    return torch_layers(rules)
+
+
 def parse_spec(spec: str, install: Install) -> UserModule:
-    """``FILE.py`` or ``FILE.py:NAME``: the module and the names it registers, checked statically."""
+    """``FILE.py``, ``FILE.py:NAME`` or ``torch.nn:NAME=RULE``: the module and the names it registers, checked
+    statically."""
     head, sep, tail = spec.rpartition(":")
+    if sep and head == TORCH_SPEC:
+        return parse_torch_spec(spec, tail, install)
     explicit = bool(sep and head.endswith(".py"))
     path_text, wanted = (head, tail) if explicit else (spec, "")
     path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
@@ -203,6 +273,9 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
         twice = sorted(set(before.classes) & set(module.classes))
         if twice:
             raise _fail(f"--module {spec}: {', '.join(twice)} is given twice.", "Give each name once.")
+        if module.name == TORCH_STEM and module.source is None:
+            merged[None] = torch_layers(before.rules + module.rules)
+            continue
         classes = before.classes + tuple(c for c in module.classes if c not in before.classes)
         rules = before.rules + tuple(r for r in module.rules if r[0] not in dict(before.rules))
         merged[module.source] = replace(before, classes=classes, rules=rules)
@@ -229,7 +302,7 @@ def _judge(module: UserModule, entries: dict) -> tuple[list[str], list[str], lis
         row = {"name": name, "kind": entry.get("kind", "?"), **{k: entry.get(k) for k in
                ("channels", "strides", "params", "build_s", "attr")}, "status": "ok", "note": ""}
         rows.append(row)
-        where = f"--module {module.source}:{name}"
+        where = f"--module {module.label}:{name}"
         if "needs_args" in entry:
             row["status"] = "needs arguments"
             row["note"] = "give them in the yaml row"
@@ -287,21 +360,45 @@ ACCEPTED = ("torch.nn.modules.", "ultralytics.")
 def safe_names(module: UserModule, entry: dict) -> set[str]:
     """Dotted names restricted loading must accept for a checkpoint of this backbone, as installed."""
     names = set(entry.get("external", []))
+    own = f"{ADDED_PACKAGE}.{module.name}."  # the preflight imports the file under the name it is installed as
     for name in entry.get("globals", []):
-        if name.startswith(USER_MODULE + "."):
-            name = f"ultralytics.nn.Addmodules.{module.name}.{name[len(USER_MODULE) + 1:]}"
-        elif name.startswith(ACCEPTED) or name == "builtins.getattr":
+        if not name.startswith(own) and (name.startswith(ACCEPTED) or name == "builtins.getattr"):
             continue
         names.add(name)
     return names
 
 
-def check_modules(install: Install, modules: list[UserModule]) -> list[UserModule]:
+def yaml_spec(install: Install, yaml: str | None, modules: list[UserModule]) -> dict | None:
+    """What the preflight needs to read the ``--yaml`` rows that name the modules (None: no such yaml file).
+
+    ``yaml`` is the user's file (a path) or a name shipped in the install's ``cfg/models``; a YOLO name's scale
+    letter (``yolov8s-x.yaml``) picks the scale, as Ultralytics does, else the yaml's first scale is read.
+    """
+    if not yaml:
+        return None
+    path = Path(yaml)
+    if not path.is_file():
+        name = path.name
+        found = [p for wanted in dict.fromkeys((name, unscaled(name)))
+                 for p in sorted((install.package / "cfg" / "models").rglob(wanted))]
+        candidates_ = [path.with_name(unscaled(name))] + found
+        path = next((p for p in candidates_ if p.is_file()), None)
+        if path is None:
+            return None
+    letter = re.search(r"yolo(?:e-)?v?\d+([nslmx])", Path(yaml).stem)
+    return {"path": str(path), "scale": letter.group(1) if letter else None,
+            "rules": {(f"nn.{name}" if m.name == TORCH_STEM else name): rule or None for m in modules
+                      for name, rule in m.rules},
+            "backbones": sorted({"MobileNetV3", *(c for m in modules for c in m.backbones)})}
+
+
+def check_modules(install: Install, modules: list[UserModule], yaml: str | None = None) -> list[UserModule]:
     """Import each file and check each name in the target interpreter, before anything is written.
 
     Returns the modules with the names that passed (a file given without NAME keeps only those),
     the rule of every module (given, or inferred from its signature and confirmed by a probe build)
-    and the classes from other packages that restricted loading must accept.
+    and the classes from other packages that restricted loading must accept. ``yaml`` (``--yaml``) gives the
+    rows that name each module: the widths it is probed at first, and the rule of an optional output width.
     """
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
@@ -311,24 +408,42 @@ def check_modules(install: Install, modules: list[UserModule]) -> list[UserModul
     if len(set(every)) != len(every):
         raise _fail(f"--module: the same name appears in two files: {', '.join(every)}.")
     checked = []
+    rows = yaml_spec(install, yaml, modules)
     for module in modules:
         done = None
         ruled = dict(module.rules)
         spec = [{"name": c, "rule": ruled.get(c) or None, "backbone": c not in ruled} for c in module.classes]
         try:
-            done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(module.source),
-                                   json.dumps(spec)], capture_output=True, text=True, timeout=900,
-                                  cwd=str(module.source.parent))
+            with tempfile.TemporaryDirectory() as scratch:
+                source = module.source
+                if source is None:  # a generated module (torch layers): checked as the file it will be
+                    source = Path(scratch) / f"{module.name}.py"
+                    source.write_bytes(module.data)
+                done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(source),
+                                       json.dumps(spec), *([json.dumps(rows)] if rows else [])], capture_output=True,
+                                      text=True, timeout=900, cwd=str(source.parent))
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
             tail = (done.stderr or "")[-800:] if done is not None else ""
-            raise _fail(f"--module {module.source}: could not be checked with {install.python}: {exc} {tail}",
+            raise _fail(f"--module {module.label}: could not be checked with {install.python}: {exc} {tail}",
                         "Check that this interpreter runs and has torch.")
+        if "ultralytics" in answer:
+            raise _fail(f"--module {module.label}: Ultralytics {install.release} at {install.package} does not import "
+                        f"with {install.python}, before the file is read: {answer['ultralytics']}",
+                        "Run `rtdetr-patch check` to see what is wrong with the install (a file added by an earlier "
+                        "--module may no longer import). Nothing was written.")
         if "import" in answer:
-            if answer.get("missing") and answer["missing"].split(".")[0] not in ("ultralytics", USER_MODULE):
-                raise _fail(f"--module {module.source} imports '{answer['missing']}', which {install.python} "
+            missing = answer.get("missing") or ""
+            if missing.startswith(ADDED_PACKAGE + "."):
+                raise _fail(f"--module {module.label} imports {missing} (a relative import, `from . import "
+                            f"{missing.rsplit('.', 1)[1]}`), which will not be in nn/Addmodules of Ultralytics "
+                            f"{install.release}: the file is copied there alone ({answer['import']}).",
+                            "Give the sibling its own --module option on an earlier apply, or import it "
+                            "absolutely (`from ultralytics.nn.modules import ...`). Nothing was written.")
+            if missing and missing.split(".")[0] != "ultralytics":
+                raise _fail(f"--module {module.label} imports '{answer['missing']}', which {install.python} "
                             f"does not have ({answer['import']}).", _install_hint(answer["missing"], install))
-            raise _fail(f"--module {module.source}: running the file at import fails: {answer['import']}",
+            raise _fail(f"--module {module.label}: running the file at import fails: {answer['import']}",
                         "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
                         "not run); nothing was written.")
         entries = answer["candidates"]
@@ -364,7 +479,7 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         row = {"name": name, "kind": entry.get("kind", "?"), "rule": rule, "status": "ok", "note": "",
                "inferred": bool(entry.get("inferred"))}
         rows.append(row)
-        where = f"--module {module.source}:{name}"
+        where = f"--module {module.label}:{name}"
         if entry.get("error"):
             row["status"], row["note"] = "refused", entry["error"]
             errors.append(f"{where}: {entry['error']}")
@@ -378,9 +493,13 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
             continue
         why = f" ({entry['why']})" if entry.get("inferred") and entry.get("why") else ""
         said = f"{entry['why']}; " if why else ""
+        tried = _tried(entry)
+        source = entry.get("probe_source")
+        at_row = f" (at {source})" if source and source not in ("the default probe", "equal widths") else ""
         if "build_error" in entry and rule in SINGLE:
-            row["status"], row["note"] = "refused", f"under the rule '{rule}'{why}, {entry['build_error']}"
-            errors.append(f"{where}: {row['note']}. {_other_rules(rule)}")
+            row["status"] = "refused"
+            row["note"] = f"under the rule '{rule}'{why}, {entry['build_error']}{at_row}{tried}"
+            errors.append(f"{where}: {row['note']}. {_other_rules(rule, entry)}")
             continue
         if "forward_error" in entry and "returned NoneType" in entry["forward_error"]:
             row["status"], row["note"] = "refused", f"{entry['forward_error']} (does its forward lack a `return`?)"
@@ -390,35 +509,77 @@ def _judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, s
         unprobed = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry else
                                           entry.get("forward_error") or entry.get("build_error"))
         if unprobed:
-            row["note"] = f"{said}not probed here ({unprobed}): the smoke run of your yaml builds it"
+            row["note"] = f"{said}not probed here ({unprobed}{tried}): the smoke run of your yaml builds it"
             rules.append((name, rule))
             continue
         if entry["measured"] != entry["expected"]:
             fits = _fitting(entry)
             row["status"] = "refused"
-            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']} on inputs of {entry['probe_inputs']} "
-                           f"channels returns {entry['measured']} channels, but the rule records {entry['expected']} "
-                           f"for the next row" + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
+            row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of "
+                           f"{entry['probe_inputs']} channels returns {entry['measured']} channels, but the rule records "
+                           f"{entry['expected']} for the next row{tried}"
+                           + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
             errors.append(f"{where}: {row['note']}")
             continue
-        row["note"] = f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says"
+        first = (entry.get("tries") or [{}])[0]
+        at = "" if entry.get("probe_source") in (None, "the default probe") else f" (built at {entry['probe_source']}"
+        if at and first.get("probe_call") != entry["probe_call"]:
+            at += f"; {_outcome(first)}"
+        row["note"] = (f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says"
+                       f"{at}{')' if at else ''}")
         rules.append((name, rule))
     return rules, errors, rows
+
+
+def _outcome(attempt: dict) -> str:
+    """One probe build, in a few words: ``C2PSA(64, 128, 1): AssertionError``, ``X(64) gives 3 channels``."""
+    for key in ("build_error", "forward_error", "needs_args"):
+        if key in attempt:
+            return attempt[key][:160]
+    return f"{attempt['probe_call']} gives {attempt['measured']} channels where the rule records {attempt['expected']}"
+
+
+def _tried(entry: dict) -> str:
+    """The other widths the preflight built a module at, when none fitted (empty when it was built once)."""
+    others = [t for t in entry.get("tries") or [] if t.get("probe_call") != entry.get("probe_call")]
+    if not others:
+        return ""
+    return "; also tried " + "; ".join(f"{t['source']}: {_outcome(t)}" for t in others)
 
 
 def _fitting(entry: dict) -> str | None:
     """A rule whose recorded width matches what the probe measured (same inputs), if one does."""
     measured, params = entry["measured"], entry.get("params_names") or []
-    if measured == PROBE_OUT and len(params) > 1 and params[1] in OUT_NAMES:  # it does take an output width
-        return "conv"
-    if measured == PROBE_IN:
-        return "same" if params and params[0] in IN_NAMES else "plain"
+    widths, out = entry.get("probe_inputs") or [None], entry.get("probe_out")
+    if measured == out and measured != widths[0] and len(params) > 1 and params[1] in OUT_NAMES:
+        return "conv"  # it does take an output width
+    if measured == widths[0]:
+        return "same" if params and (params[0] in IN_NAMES or params[0] in LEAD_NAMES) else "plain"
     return None
 
 
-def _other_rules(rule: str) -> str:
-    return ("If it takes several inputs (a list), give a several-input rule: " + ", ".join(MULTI) +
-            ("; if it takes no width, =plain" if rule != "plain" else ""))
+LISTS = re.compile(r"\blist\b|tuple|subscript|index|iterable|unpack|len\(\)|zip", re.I)
+
+
+def _other_rules(rule: str, entry: dict) -> str:
+    """The rules that could build a module refused under ``rule``: only those whose arguments its constructor
+    takes, and the several-input ones only where the failure or a parameter's name says it wanted a list."""
+    fits = [r for r in entry.get("binds") or RULES if r != rule]
+    errors = " ".join(t.get("build_error", "") + t.get("forward_error", "") for t in entry.get("tries") or [])
+    listed = LISTS.search(errors) or any("list" in p or p in ("chs", "dims", "widths") for p in
+                                         entry.get("params_names") or [])
+    several = [r for r in MULTI if r in fits and r != "head"] if listed or not entry.get("params_names") else []
+    single = [r for r in ("conv", "conv-n", "same", "plain") if r in fits]
+    parts = []
+    if several:
+        parts.append("If it takes several inputs (a list), give a several-input rule: " + ", ".join(several))
+    if single:
+        parts.append("the single-input rules its constructor takes: " + ", ".join(f"={r}" for r in single))
+    if not parts:
+        return (f"No other rule's arguments fit its constructor, and under '{rule}' it builds at none of the widths "
+                "tried: give --yaml with your model yaml, so that it is probed at its rows' widths, or make it build "
+                "at the widths its rows give it")
+    return "; ".join(parts)
 
 
 def registry_block(modules: list[UserModule]) -> bytes:

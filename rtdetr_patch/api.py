@@ -109,7 +109,7 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
         if on_install:
             on_install(install)
         result = actions.apply(install, dry_run=dry_run, options=options, force=force,
-                               module_specs=tuple(str(m) for m in modules))
+                               module_specs=tuple(str(m) for m in modules), yaml=yaml)
     with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
         return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage,
                              train=train)

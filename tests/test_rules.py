@@ -64,9 +64,29 @@ def modules_args(specs=ALL_MODULES) -> list[str]:
     (["inc", "channel"], None),  # ScalSeq: two input-width names: ambiguous
     (["c2", "k"], None),  # an output width first
     (["k", "c1"], None),  # a width that is not first
+    (["d_model", "nhead", "dim_feedforward", "dropout"], "same"),  # a transformer encoder layer
+    (["embed_dim", "num_heads"], "same"),
+    (["hidden_dim", "num_heads", "mlp_ratio"], "same"),
+    (["dim", "hidden_dim"], "same"),  # an FFN: the hidden width second is not an output width
+    (["dim_in", "dim_out"], "conv"),
+    (["dim_in", "dim_out", "n"], "conv-n"),
+    (["in_channels", "out_channels"], "conv"),
 ])
 def test_rule_from_the_signatures_of_real_files(params, rule):
     assert common.rule_from_params(params)[0] == rule
+
+
+@pytest.mark.parametrize("rows, rule, words", [
+    (None, "conv", "read as conv (a row gives the width: [-1, 1, NAME, [256]]); for rows without arguments give =same"),
+    ([[]], "same", "and the yaml's rows give no arguments"),
+    ([[], []], "same", "and the yaml's rows give no arguments"),
+    ([[256]], "conv", "and the yaml's rows give it"),
+    ([[256], []], None, "some of the yaml's rows give it and some do not"),
+])
+def test_an_optional_output_width_follows_the_yaml_rows(rows, rule, words):
+    found, why = common.rule_from_params(["in_channels", "out_channels"], ("out_channels",), rows)
+    assert found == rule and words in why and "(in_channels, out_channels=None, ...)" in why
+    assert common.rule_from_params(["in_channels", "out_channels"], (), [[]])[0] == "conv"  # not optional: rows moot
 
 
 # -- names that cross the process boundary ----------------------------------------------------
@@ -107,6 +127,15 @@ def test_the_names_the_engine_the_programs_and_the_added_package_share():
         assert re.search(r"^from target_common import|^import target_common", text, re.M), program
         assert "rtdetr_patch" not in re.sub(r"rtdetr_patch_\w+|rtdetr-patch", "", text.split('"""', 2)[2]), program
     assert added["RTDETR_PATCH_MODULES"] == "{ConvNormLayer: 'conv', Blocks: 'resnet-stage'}"
+    # the preflight imports a file as the module it is once copied (nn/Addmodules/<stem>.py, the template's folder),
+    # and the checkpoint globals it reports under that name are the ones restricted loading must accept
+    rel = custom.UserModule(name="stem", data=b"", classes=()).rel
+    assert common.ADDED_PACKAGE + ".stem" == "ultralytics." + rel.removesuffix(".py").replace("/", ".")
+    assert common.ADDED_PACKAGE.rsplit(".", 1)[1] == (REPO / "templates" / "Addmodules").name
+    entry = {"globals": ["ultralytics.nn.Addmodules.stem.act", "ultralytics.nn.modules.conv.Conv", "builtins.getattr",
+                         "ultralytics.nn.Addmodules.other.act", "timm.layers.DropPath"]}
+    assert custom.safe_names(custom.UserModule(name="stem", data=b"", classes=()), entry) == {
+        "ultralytics.nn.Addmodules.stem.act", "timm.layers.DropPath"}
 
 
 # -- the whole way: apply, build, train a step, fuse, revert ------------------------------------
@@ -283,3 +312,200 @@ def test_resnet_yamls_match_the_official_table(tree, cli, capsys):
     for name, (params, gflops) in measured.items():
         want_p, want_g = OFFICIAL[name]
         assert abs(params / 1e6 - want_p) / want_p < 0.05 and abs(gflops - want_g) / want_g < 0.05, name
+
+
+# -- files written for their destination, widths the default probe does not give ------------------
+EXTRA = FIXTURES / "extra_style.py"
+EXTRA_NAMES = f"{EXTRA}:Enhance,C2fGate,PSAKeep,Encoder,Project"
+
+
+def test_the_probe_plan_tries_the_rows_widths_first_then_equal_then_an_image():
+    rows = [{"row": 10, "args": [256], "inputs": [256], "out": 256, "numbers": [256]}]
+    assert common.probe_plan("conv-n", rows) == [([256], 256, "row 10 of the yaml"), ([64], 128, "the default probe"),
+                                                 ([64], 64, "equal widths"), ([128], 128, "equal widths")]
+    assert common.probe_plan("same") == [([64], 128, "the default probe"), ([128], 128, "equal widths"),
+                                         ([3], 3, "an image's channels")]
+    unknown = [{"row": 4, "args": [8, 96], "inputs": None, "out": 8, "numbers": [96]}]  # widths not followed
+    assert common.probe_plan("same", unknown)[0] == ([96], 96, "row 4's argument 96")
+    assert common.probe_plan("concat")[:2] == [([64, 32], 128, "the default probe"), ([64, 64], 64, "equal widths")]
+
+
+def test_the_rows_widths_are_the_ones_parse_model_gives(release_trees, tmp_path):
+    """The walk over a yaml's rows (``yaml_rows``) against the input widths of the real model's layers, on stock
+    yamls of every family it must follow: YOLOv8 scaled, YOLO11 (C3k2, C2PSA) and RT-DETR-l (HGStem, AIFI)."""
+    root = release_trees(LATEST)
+    names = ["yolov8s.yaml", "yolo11n.yaml", "rtdetr-l.yaml"]
+    script = tmp_path / "widths.py"
+    script.write_text(
+        "import json, sys, torch\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel\n"
+        "out = {}\n"
+        f"for name in {names!r}:\n"
+        "    cls = RTDETRDetectionModel if name.startswith('rtdetr') else DetectionModel\n"
+        "    model = cls(name, verbose=False).eval()\n"
+        "    seen = {}\n"
+        "    for i, m in enumerate(model.model[:-1]):\n"
+        "        m.register_forward_pre_hook(lambda m, a, i=i: seen.__setitem__(i, [t.shape[1] for t in a[0]]\n"
+        "                                    if isinstance(a[0], list) else [a[0].shape[1]]))\n"
+        "    with torch.no_grad():\n"
+        "        model.predict(torch.zeros(1, 3, 64, 64)) if hasattr(model, 'predict') else model(torch.zeros(1, 3, 64, 64))\n"
+        "    out[name] = seen\n"
+        "print(json.dumps(out))\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    import yaml as pyyaml
+
+    for name in names:
+        path = next((root / "ultralytics/cfg/models").rglob(common.unscaled(name)))
+        model = pyyaml.safe_load(path.read_text(encoding="utf-8"))
+        every = {str(row[2]): None for row in model["backbone"] + model["head"]}
+        scale = re.search(r"yolo(?:e-)?v?\d+([nslmx])", name)
+        rows = common.yaml_rows(model, every, scale.group(1) if scale else None)
+        followed = {r["row"]: r["inputs"] for found in rows.values() for r in found if r["inputs"] is not None}
+        layers = len(model["backbone"]) + len(model["head"]) - 1  # the head's inputs are not hooked
+        assert len([i for i in followed if i < layers]) == layers, name  # every row followed
+        for i, inputs in followed.items():
+            if i < layers:
+                assert inputs == measured[name][str(i)], (name, i)
+
+
+def test_relative_imports_and_the_rows_widths_build_train_and_revert(tree, cli):
+    """A file of `from ..modules import Conv` imports, registered with the yaml that uses it: each module is probed
+    at its row's widths, and the smoke run builds, trains a step and fuses the model from the copied file."""
+    root = tree(LATEST)
+    pristine = snapshot(root)
+    applied = cli("apply", "--target", root, "--module", EXTRA_NAMES, "--yaml", FIXTURES / "yolo-extra.yaml")
+    out = flat(applied.output)
+    assert applied.exit_code == 0, applied.output
+    assert "Patched and verified." in out
+    for name, rule in (("Enhance", "same"), ("C2fGate", "conv-n"), ("PSAKeep", "conv-n"), ("Encoder", "same"),
+                       ("Project", "same")):
+        assert f"rule {rule} (from its signature)" in out.split(f"{name} (", 1)[1][:80], name
+    assert "Enhance(3) gives 3 channels, as the rule says (built at row 0 of the yaml)" in out
+    assert "PSAKeep(256, 256, 1) gives 256 channels, as the rule says (built at row 10 of the yaml)" in out
+    assert "Encoder(256) gives 256 channels, as the rule says (built at row 11 of the yaml)" in out
+    assert "an optional output width, and the yaml's rows give no arguments" in out
+    copied = (root / "ultralytics/nn/Addmodules/extra_style.py").read_text(encoding="utf-8")
+    assert "from ..modules import Conv" in copied  # the file as written, no rewriting
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == pristine
+
+
+@pytest.mark.slow
+def test_relative_imports_on_the_old_release(tree, cli):
+    root = tree(OLD)
+    applied = cli("apply", "--target", root, "--module", EXTRA_NAMES, "--yaml", FIXTURES / "yolo-extra.yaml")
+    assert applied.exit_code == 0, applied.output
+    assert "Patched and verified." in flat(applied.output)
+
+
+def test_without_a_yaml_the_probe_tries_equal_widths_and_an_image(tree, cli):
+    root = tree(LATEST)
+    result = cli("apply", "--target", root, "--no-verify", "--module", EXTRA_NAMES)
+    out = flat(result.output)
+    assert result.exit_code == 0, result.output
+    assert "PSAKeep(64, 64, 1) gives 64 channels, as the rule says (built at equal widths; PSAKeep(64, 128, 1): " \
+           "AssertionError)" in out
+    assert "Enhance(3) gives 3 channels, as the rule says (built at an image's channels; Enhance(64) on 1x64x32x32 " \
+           "inputs: RuntimeError" in out
+    assert "Encoder(64) gives 64 channels, as the rule says" in out  # d_model: same, at the default probe
+    assert "Project (class): rule conv (from its signature): ok: it takes (in_channels, out_channels=None, ...): an " \
+           "optional output width, read as conv" in out
+
+
+def test_no_width_fits_names_the_widths_tried_and_no_several_input_rule(tree, cli, state_home):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{EXTRA}:Strict")
+    out = flat(result.output)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert "under the rule 'conv' (it takes (c1, c2, ...): input and output widths), Strict(64, 128): " \
+           "AssertionError; also tried equal widths: Strict(64, 64): AssertionError; equal widths: Strict(128, 128): " \
+           "AssertionError" in out
+    assert "several-input" not in out and "a several-input rule" not in out
+    assert "No other rule's arguments fit its constructor, and under 'conv' it builds at none of the widths tried: " \
+           "give --yaml with your model yaml" in out
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+def test_a_relative_import_of_a_file_that_is_not_copied_is_refused(tree, cli, state_home):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'sibling.py'}:Scaled")
+    out = flat(result.output)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert "imports ultralytics.nn.Addmodules.helpers_not_copied (a relative import, `from . import " \
+           "helpers_not_copied`), which will not be in nn/Addmodules of Ultralytics 8.4.190" in out
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+# -- torch layers given a rule ----------------------------------------------------------------------
+def test_torch_layers_take_a_rule_for_rows_their_repository_rewrote(tree, cli, state_home):
+    """``--module torch.nn:Conv2d=conv``: [-1, 1, nn.Conv2d, [48, 1]] builds nn.Conv2d(c1, 48, 1), as in the
+    repositories that gave nn.Conv2d a branch; the generated file is adopt's, and a later apply adds to it."""
+    root = tree(LATEST)
+    pristine = snapshot(root)
+    applied = cli("apply", "--target", root, "--module", "torch.nn:Conv2d=conv", "--yaml", FIXTURES / "yolo-conv2d.yaml")
+    assert applied.exit_code == 0, applied.output
+    assert "Patched and verified." in flat(applied.output)
+    layers = root / "ultralytics/nn/Addmodules/adopted_torch_layers.py"
+    assert "from torch.nn import Conv2d\n" in layers.read_text(encoding="utf-8")
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "Conv2d: 'conv'" in init
+    again = cli("apply", "--target", root, "--no-verify", "--module", "torch.nn:Conv1d=conv")
+    assert again.exit_code == 0, again.output
+    assert layers.read_text(encoding="utf-8").endswith("from torch.nn import Conv2d\nfrom torch.nn import Conv1d\n")
+    init = (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
+    assert "Conv1d: 'conv'" in init and "Conv2d: 'conv'" in init
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == pristine
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("torch.nn:Upsample=same", "Ultralytics 8.4.190's own yamls have nn.Upsample rows"),
+    ("torch.nn:Conv2d", "a torch layer needs its rule, one of conv, conv-n, same, plain (got none)"),
+    ("torch.nn:Conv2d=concat", "a torch layer needs its rule, one of conv, conv-n, same, plain (got concat)"),
+    ("torch.nn:NoSuchLayer=conv", "--module torch.nn: running the file at import fails: ImportError: cannot import "
+                                  "name 'NoSuchLayer' from 'torch.nn'"),
+])
+def test_a_torch_layer_that_cannot_take_a_rule_is_refused(tree, cli, state_home, spec, words):
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", spec)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert words in flat(result.output)
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+def test_a_refusal_at_a_yaml_row_names_the_row_and_every_width_tried():
+    from rtdetr_patch.patcher import custom
+
+    tries = [{"source": "row 0 of the yaml", "probe_call": "Widen(3)", "probe_inputs": [3], "measured": 6, "expected": 3},
+             {"source": "the default probe", "probe_call": "Widen(64)", "probe_inputs": [64], "measured": 128,
+              "expected": 64}]
+    entry = {"kind": "class", "rule": "same", "params_names": ["c", "e"], "binds": ["same", "conv"], **tries[0],
+             "probe_out": 3, "probe_source": "row 0 of the yaml", "tries": tries}
+    module = custom.UserModule(name="wrong", data=b"", classes=("Widen",), source=Path("wrong.py"),
+                               rules=(("Widen", "same"),))
+    rules, errors, _ = custom._judge_modules(module, {"Widen": entry})
+    assert rules == [] and len(errors) == 1
+    assert errors[0] == ("--module wrong.py:Widen: under the rule 'same', Widen(3) (at row 0 of the yaml) on inputs of "
+                         "[3] channels returns 6 channels, but the rule records 3 for the next row; also tried the "
+                         "default probe: Widen(64) gives 128 channels where the rule records 64")
+
+
+def test_an_install_that_does_not_import_is_not_blamed_on_the_file(tree, cli, state_home):
+    """The preflight imports ultralytics.nn before the file (its relative imports' parent): when that fails, the
+    message says the install is broken, not that the user's file fails at import."""
+    root = tree(LATEST)
+    conv = root / "ultralytics/nn/modules/conv.py"
+    conv.write_text(conv.read_text(encoding="utf-8") + "\nraise RuntimeError('broken install')\n", encoding="utf-8")
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'convs.py'}:SpaceConv")
+    out = flat(result.output)
+    assert result.exit_code == Exit.MODULE, result.output
+    assert "Ultralytics 8.4.190 at" in out and "before the file is read: RuntimeError: broken install" in out
+    assert "running the file at import fails" not in out and "rtdetr-patch check" in out
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))

@@ -1,20 +1,29 @@
 """The ``--module`` preflight: import a user's file and check each name, in the target interpreter.
 
-Started as ``python preflight.py ROOT FILE SPEC_JSON`` (``ROOT`` holds the ``ultralytics`` to
-import, ``SPEC_JSON`` a list of ``{"name", "rule", "backbone"}``) with the file's folder as the
-working directory. It prints one JSON line: ``{"import": ..., "missing": ...}`` when the file does
-not import, else ``{"candidates": {name: entry}}``.
+Started as ``python preflight.py ROOT FILE SPEC_JSON [YAML_JSON]`` (``ROOT`` holds the ``ultralytics``
+to import, ``SPEC_JSON`` a list of ``{"name", "rule", "backbone"}``, ``YAML_JSON`` the ``--yaml`` to read
+rows from: ``{"path", "scale", "rules", "backbones"}`` with the rules of every ``--module`` name) with the
+file's folder as the working directory. It prints one JSON line: ``{"import": ..., "missing": ...}``
+when the file does not import, else ``{"candidates": {name: entry}}``.
+
+The file is imported as the module it will be once copied, ``ultralytics.nn.Addmodules.<stem>``, so
+``from ..modules import Conv`` resolves to ``ultralytics.nn.modules`` as it will there; on an install
+without the added package yet, a bare package of that name stands in, whose path is the folder the
+package will have (so a relative import of a file that will not be there fails here too).
 
 A backbone (``rule`` "backbone") is built with default arguments (or its factory called), run once
 at 640x640, and reported with its maps' channels and strides and the globals a checkpoint of it
-holds. Any other module is built under its rule at probe widths (``target_common``), as
-``parse_model`` would build a row without arguments of its own, run once, and its output width
-measured against the width the rule records. A module without a rule gets the one its
-constructor's parameters imply.
+holds. Any other module is built under its rule at probe widths (``target_common.probe_plan``: the
+widths of the yaml's rows that name it, the default 64 -> 128, equal widths, an image's 3 channels),
+as ``parse_model`` would build a row without arguments of its own, run once, and its output width
+measured against the width the rule records; the first build that fits wins, and every try is
+reported. A module without a rule gets the one its constructor's parameters (and the yaml's rows)
+imply. ``{"ultralytics": ...}`` says that the install itself does not import.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -27,23 +36,38 @@ import target_common as common  # beside this file: the script's folder is first
 
 
 def load(root: str, path: str):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # the file's own sibling imports
-    sys.path.insert(0, root)
-    spec = importlib.util.spec_from_file_location(common.USER_MODULE, path)
+    """Import the file as ``ultralytics.nn.Addmodules.<stem>``, the module it will be once copied."""
+    import ultralytics.nn  # the relative imports' parent (imported by main, before the file)
+
+    package = sys.modules.get(common.ADDED_PACKAGE)
+    if package is None:  # not patched yet: a bare package where it will be, so `..` is ultralytics.nn
+        where = os.path.join(os.path.dirname(ultralytics.nn.__file__), common.ADDED_PACKAGE.rsplit(".", 1)[1])
+        spec = importlib.machinery.ModuleSpec(common.ADDED_PACKAGE, None, is_package=True)
+        spec.submodule_search_locations = [where]
+        package = importlib.util.module_from_spec(spec)
+        package.__path__ = [where]
+        sys.modules[common.ADDED_PACKAGE] = package
+        ultralytics.nn.Addmodules = package
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = f"{common.ADDED_PACKAGE}.{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[common.USER_MODULE] = module  # as an imported module is: registries such as timm's look it up
+    sys.modules[name] = module  # as an imported module is: registries such as timm's look it up
     spec.loader.exec_module(module)
+    setattr(package, stem, module)
     return module
 
 
-def params_of(obj) -> list[str]:
-    """The positional parameter names a row's arguments fill (``self`` and ``*args``/``**kwargs`` left out)."""
+def params_of(obj) -> tuple[list[str], tuple[str, ...]]:
+    """The positional parameter names a row's arguments fill (``self`` and ``*args``/``**kwargs`` left out), and
+    those of them whose default is ``None``."""
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
-        return []
+        return [], ()
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [p.name for p in signature.parameters.values() if p.kind in kinds]
+    params = [p for p in signature.parameters.values() if p.kind in kinds]
+    return [p.name for p in params], tuple(p.name for p in params if p.default is None)
 
 
 def needs_arguments(exc: BaseException) -> bool:
@@ -89,7 +113,7 @@ def held_globals(net, torch) -> dict:
     """Classes from other packages an instance holds, and every global its checkpoint pickles (torch 2.5+)."""
     classes = {(type(m).__module__, type(m).__qualname__) for m in net.modules()}
     external = sorted(f"{mod}.{qual}" for mod, qual in classes
-                      if mod != common.USER_MODULE and not mod.startswith("torch.nn.modules") and "<locals>" not in qual)
+                      if not mod.startswith((common.ADDED_PACKAGE + ".", "torch.nn.modules")) and "<locals>" not in qual)
     try:
         with tempfile.TemporaryDirectory() as folder:
             saved = os.path.join(folder, "module.pt")
@@ -109,12 +133,12 @@ def builds_a_backbone(obj, torch) -> bool:
     return isinstance(net, torch.nn.Module) and any(getattr(net, a, None) is not None for a in common.CONTRACT)
 
 
-def module(obj, rule: str | None, torch) -> dict:
-    """Build ``obj`` under its rule at the probe widths, run it once, and measure its output width."""
-    params = params_of(obj)
+def module(obj, rule: str | None, torch, rows: list[dict] = ()) -> dict:
+    """Build ``obj`` under its rule at each of the probe plan's widths until one fits; its output width measured."""
+    params, optional = params_of(obj)
     entry = {"params_names": params, "rule": rule, "inferred": rule is None}
     if rule is None:
-        rule, why = common.rule_from_params(params)
+        rule, why = common.rule_from_params(params, optional, [r["args"] for r in rows] or None)
         entry["rule"], entry["why"] = rule, why
         if rule is None:
             return entry
@@ -122,18 +146,63 @@ def module(obj, rule: str | None, torch) -> dict:
         entry["probe"] = ("a head is built by the yaml rows that name it" if rule == "head" else
                           "a block is built by the Blocks rows that name it")
         return entry
-    widths, out = common.probe_widths(rule), common.PROBE_OUT
+    entry["binds"] = binds(obj, params)
+    tries = []
+    for widths, out, source in common.probe_plan(rule, rows):
+        result = probe(obj, rule, widths, out, torch)
+        result["source"] = source
+        tries.append(result)
+        if "needs_args" in result or result.get("measured") == result.get("expected") is not None:
+            break
+    fits = next((t for t in tries if "measured" in t and t["measured"] == t["expected"]), None)
+    chosen = fits or next((t for t in tries if "measured" in t), tries[0])  # a measured width says most
+    for key in ("needs_args", "build_error", "forward_error", "measured", "expected", "probe_call", "probe_inputs",
+                "probe_out", "params"):
+        if key in chosen:
+            entry[key] = chosen[key]
+    entry["probe_source"] = chosen["source"]
+    entry["tries"] = [{k: t[k] for k in ("source", "probe_call", "probe_inputs", "measured", "expected", "build_error",
+                                         "forward_error", "needs_args") if k in t} for t in tries]
+    if fits is not None:
+        entry.update(held_globals(fits.pop("net"), torch))
+    return entry
+
+
+def binds(obj, params: list[str]) -> list[str]:
+    """The rules whose probe arguments the constructor accepts (a refusal suggests only these). A constructor
+    without named parameters (``*args`` or none) accepts only the rules that pass it nothing."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return list(common.RULES)
+    fitting = []
+    for rule in common.SINGLE + common.MULTI:
+        args = common.probe_args(rule, common.probe_widths(rule), common.PROBE_OUT) if rule != "head" else [1, [1]]
+        if args and not params:
+            continue
+        try:
+            signature.bind(*args)
+        except TypeError:
+            continue
+        fitting.append(rule)
+    return fitting
+
+
+def probe(obj, rule: str, widths: list[int], out: int, torch) -> dict:
+    """One build of ``obj`` under ``rule`` at ``widths`` (and ``out``), run once at 32x32."""
     args = common.probe_args(rule, widths, out)
     call = f"{obj.__name__}({', '.join(map(repr, args))})"
+    result = {"probe_call": call, "probe_inputs": widths, "probe_out": out}
     try:
         net = obj(*args)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the parent
-        entry["needs_args" if needs_arguments(exc) else "build_error"] = f"{call}: {type(exc).__name__}: {exc}"[:500]
-        return entry
+        result["needs_args" if needs_arguments(exc) else "build_error"] = \
+            f"{call}: {type(exc).__name__}: {exc}".rstrip(": ")[:500]
+        return result
     if not isinstance(net, torch.nn.Module):
-        entry["build_error"] = f"{call} returns {type(net).__name__}, not a torch.nn.Module"
-        return entry
-    entry["params"] = sum(p.numel() for p in net.parameters())
+        result["build_error"] = f"{call} returns {type(net).__name__}, not a torch.nn.Module"
+        return result
+    result["params"] = sum(p.numel() for p in net.parameters())
     size = common.PROBE_SIZE
     inputs = [torch.rand(1, w, size, size) for w in widths]
     try:
@@ -141,25 +210,60 @@ def module(obj, rule: str | None, torch) -> dict:
         with torch.no_grad():
             y = first_tensor(net(inputs[0] if rule in common.SINGLE else inputs), torch)
     except BaseException as exc:  # noqa: BLE001
-        entry["forward_error"] = f"{call} on {'x'.join(map(str, (1, widths[0], size, size)))} inputs: " \
-                                 f"{type(exc).__name__}: {exc}"[:500]
-        return entry
+        result["forward_error"] = f"{call} on {'x'.join(map(str, (1, widths[0], size, size)))} inputs: " \
+                                  f"{type(exc).__name__}: {exc}".rstrip(": ")[:500]
+        return result
     if y is None or y.ndim != 4:
-        entry["forward_error"] = f"{call} returned {type(y).__name__}, not a feature map"
-        return entry
-    entry["measured"] = int(y.shape[1])
-    entry["expected"] = common.expected_width(rule, widths, out)
-    entry["probe_call"] = call
-    entry["probe_inputs"] = widths
-    entry.update(held_globals(net, torch))
-    return entry
+        result["forward_error"] = f"{call} returned {type(y).__name__}, not a feature map"
+        return result
+    result["measured"] = int(y.shape[1])
+    result["expected"] = common.expected_width(rule, widths, out)
+    result["net"] = net
+    return result
+
+
+def yaml_rows(yaml_spec: dict | None, spec: list[dict], loaded) -> dict:
+    """The rows of the ``--yaml`` that name each module (``target_common.yaml_rows``); {} without one.
+
+    Twice: the rows' arguments first, which the rule of a module without one may depend on (an optional output
+    width), then the widths, which follow the rules."""
+    if not yaml_spec:
+        return {}
+    try:
+        import yaml
+
+        with open(yaml_spec["path"], encoding="utf-8") as handle:
+            model = yaml.safe_load(handle)
+        rules = dict(yaml_spec.get("rules") or {})
+        rules.update((item["name"], item.get("rule")) for item in spec if not item.get("backbone"))
+        scale, stops = yaml_spec.get("scale"), tuple(yaml_spec.get("backbones") or ())
+        rows = common.yaml_rows(model, rules, scale, stops)
+        for name, rule in list(rules.items()):
+            obj = getattr(loaded, name, None)
+            if rule is None and obj is not None:
+                args = [r["args"] for r in rows.get(name, [])] or None
+                rules[name] = common.rule_from_params(*params_of(obj), args)[0]
+        return common.yaml_rows(model, rules, scale, stops)
+    except Exception:  # noqa: BLE001 - a yaml that does not read is the smoke run's to report
+        return {}
 
 
 def main() -> int:
     root, path, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    yaml_spec = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # the file's own absolute sibling imports
+    sys.path.insert(0, root)
     try:
         import torch
-
+    except BaseException as exc:  # noqa: BLE001
+        print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": getattr(exc, "name", None)}))
+        return 0
+    try:
+        import ultralytics.nn  # noqa: F401 - on a patched install this imports the added package and its files too
+    except BaseException as exc:  # noqa: BLE001 - the install, not the user's file, is broken
+        print(json.dumps({"ultralytics": f"{type(exc).__name__}: {exc}"[:800]}))
+        return 0
+    try:
         loaded = load(root, path)
     except ModuleNotFoundError as exc:
         print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name}))
@@ -167,6 +271,7 @@ def main() -> int:
     except BaseException as exc:  # noqa: BLE001
         print(json.dumps({"import": f"{type(exc).__name__}: {exc}"}))
         return 0
+    rows = yaml_rows(yaml_spec, spec, loaded)
     out = {}
     for item in spec:
         obj = getattr(loaded, item["name"], None)
@@ -177,7 +282,7 @@ def main() -> int:
             elif item.get("rule") is None and builds_a_backbone(obj, torch):
                 out[item["name"]] = {"kind": kind, "as_backbone": True, **backbone(obj, torch)}
             else:
-                out[item["name"]] = {"kind": kind, **module(obj, item.get("rule"), torch)}
+                out[item["name"]] = {"kind": kind, **module(obj, item.get("rule"), torch, rows.get(item["name"], []))}
         except BaseException as exc:  # noqa: BLE001
             out[item["name"]] = {"kind": kind, "error": f"{type(exc).__name__}: {str(exc)[:400]}"}
     print(json.dumps({"candidates": out}))
