@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import json
 import keyword
+import os
 import re
 import subprocess
 import tempfile
@@ -52,7 +53,7 @@ PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop"}
 from .target.target_common import (  # noqa: E402
-    ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, unscaled)
+    ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, STAGE_ENV, unscaled)
 
 PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
 # torch layers registered by a rule (``--module torch.nn:Conv2d=conv``, or carried by ``adopt`` from a tree whose
@@ -72,6 +73,7 @@ class UserModule:
     explicit: bool = field(default=False, compare=False)  # NAME given as FILE.py:NAME
     report: tuple = field(default=(), compare=False)  # per candidate, from the preflight (for the output)
     rules: tuple[tuple[str, str], ...] = ()  # (name, rule) of every name that is not a backbone ("" until checked)
+    carried_by: str = field(default="", compare=False)  # a sibling file a given file imports (`from .X import`)
 
     @property
     def backbones(self) -> tuple[str, ...]:
@@ -279,7 +281,69 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
         classes = before.classes + tuple(c for c in module.classes if c not in before.classes)
         rules = before.rules + tuple(r for r in module.rules if r[0] not in dict(before.rules))
         merged[module.source] = replace(before, classes=classes, rules=rules)
-    return list(merged.values())
+    given = list(merged.values())
+    return given + companions(given)
+
+
+SHIPPED = ("MobileNetV3", "ResNet")  # files rtdetr-patch ships in nn/Addmodules: a relative import of them finds ours
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "Addmodules"  # (installed: rtdetr_patch/templates)
+
+
+def sibling_imports(tree: ast.Module, folder: Path) -> list[tuple[str, Path | None]]:
+    """(stem, file beside it or None) for every module a file imports relatively from its own folder:
+    ``from .X import ...``, ``from .X.Y import ...`` and ``from . import X`` (at any depth of the file:
+    inside ``try:`` blocks and functions too)."""
+    found: dict[str, Path | None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            stems = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+            for stem in stems:
+                path = folder / f"{stem}.py"
+                found.setdefault(stem, path if path.is_file() else None)
+    return list(found.items())
+
+
+def companions(given: list[UserModule]) -> list[UserModule]:
+    """The files beside the given ones that they import relatively, and those files' own, copied with them.
+
+    The series' ``extra_modules`` files import one another (``from .attention import EMA``): each such sibling
+    becomes ``nn/Addmodules/<stem>.py`` beside the file that imports it, so the import resolves there as it did
+    in the repository. A sibling registers no names (only the files given with ``--module`` do). The shipped
+    ``MobileNetV3``/``ResNet`` answer imports of those names; a sibling that is not there is left to the
+    preflight, which names it.
+    """
+    seen = {m.source for m in given if m.source is not None}
+    names = {m.name for m in given}
+    queue = [m for m in given if m.source is not None]
+    out: list[UserModule] = []
+    while queue:
+        importer = queue.pop(0)
+        try:
+            tree = ast.parse(importer.data, filename=str(importer.source))
+        except (SyntaxError, ValueError):
+            continue  # a given file that does not parse is refused by parse_spec; a sibling below
+        for stem, path in sibling_imports(tree, importer.source.parent):
+            if path is None or stem in SHIPPED or path.resolve() in seen:
+                continue
+            path = path.resolve()
+            seen.add(path)
+            where = f"--module {given[0].label if importer.carried_by else importer.label}"
+            if not stem.isidentifier() or keyword.iskeyword(stem) or stem.startswith("_") or stem in RESERVED \
+                    or stem in names:
+                raise _fail(f"{where}: {importer.source.name} imports .{stem}, the file {path} beside it, which "
+                            f"cannot be carried into nn/Addmodules under that name (it is rtdetr-patch's own, or "
+                            f"another file's of this apply).", "Rename the sibling and its import. Nothing was written.")
+            data = path.read_bytes()
+            try:
+                ast.parse(data, filename=str(path))
+            except (SyntaxError, ValueError) as exc:
+                raise _fail(f"{where}: {importer.source.name} imports .{stem}, and {path} does not parse: {exc}")
+            module = UserModule(name=stem, data=data, classes=(), source=path, explicit=True,
+                                carried_by=str(importer.source))
+            names.add(stem)
+            out.append(module)
+            queue.append(module)
+    return out
 
 
 def pip_package(missing: str) -> str:
@@ -409,7 +473,16 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
         raise _fail(f"--module: the same name appears in two files: {', '.join(every)}.")
     checked = []
     rows = yaml_spec(install, yaml, modules)
+    # what nn/Addmodules will hold besides the install's own: the preflight's stand-in package finds them there
+    stage = [str(m.source) for m in modules if m.source is not None]
+    stage += [str(TEMPLATES / f"{stem}.py") for stem in SHIPPED]
+    env = {**os.environ, STAGE_ENV: json.dumps(stage)}
     for module in modules:
+        if module.carried_by:  # a sibling: imported (so checked) by the preflight of the file that imports it
+            checked.append(replace(module, report=({"name": f"{module.name}.py", "kind": "file", "status": "ok",
+                                                    "note": f"carried with {Path(module.carried_by).name}, which "
+                                                            f"imports it (from .{module.name} import ...)"},)))
+            continue
         done = None
         ruled = dict(module.rules)
         spec = [{"name": c, "rule": ruled.get(c) or None, "backbone": c not in ruled} for c in module.classes]
@@ -421,7 +494,7 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
                     source.write_bytes(module.data)
                 done = subprocess.run([install.python, str(PREFLIGHT), str(install.root), str(source),
                                        json.dumps(spec), *([json.dumps(rows)] if rows else [])], capture_output=True,
-                                      text=True, timeout=900, cwd=str(source.parent))
+                                      text=True, timeout=900, cwd=str(source.parent), env=env)
             answer = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
             tail = (done.stderr or "")[-800:] if done is not None else ""
@@ -435,11 +508,18 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
         if "import" in answer:
             missing = answer.get("missing") or ""
             if missing.startswith(ADDED_PACKAGE + "."):
-                raise _fail(f"--module {module.label} imports {missing} (a relative import, `from . import "
-                            f"{missing.rsplit('.', 1)[1]}`), which will not be in nn/Addmodules of Ultralytics "
-                            f"{install.release}: the file is copied there alone ({answer['import']}).",
-                            "Give the sibling its own --module option on an earlier apply, or import it "
-                            "absolutely (`from ultralytics.nn.modules import ...`). Nothing was written.")
+                stem = missing[len(ADDED_PACKAGE) + 1:].split(".")[0]
+                raise _fail(f"--module {module.label} imports .{stem} (a relative import of a file beside it), and "
+                            f"there is no {stem}.py in {module.source.parent if module.source else 'its folder'} "
+                            f"to carry with it ({answer['import']}).",
+                            f"Put {stem}.py beside it (the file of its repository that defines what it imports), or "
+                            "import that name from Ultralytics (`from ..modules import ...`). Nothing was written.")
+            if missing.startswith("ultralytics."):
+                raise _fail(f"--module {module.label} imports {missing}, which Ultralytics {install.release} does not "
+                            f"have ({answer['import']}): its repository added that module to its own copy of "
+                            "Ultralytics.", "Copy what it imports from there into a file beside it and import it "
+                            "relatively (`from .name import X`), or carry the whole fork: `rtdetr-patch adopt --from "
+                            "DIR`. Nothing was written.")
             if missing and missing.split(".")[0] != "ultralytics":
                 raise _fail(f"--module {module.label} imports '{answer['missing']}', which {install.python} "
                             f"does not have ({answer['import']}).", _install_hint(answer["missing"], install))
@@ -594,7 +674,8 @@ def registry_block(modules: list[UserModule]) -> bytes:
         return b""
     lines = ["", "", "# Users' backbones and modules (rtdetr-patch apply --module)", "import importlib as _importlib", ""]
     for module in modules:
-        lines.append(f"from .{module.name} import {', '.join(module.classes)}")
+        if module.classes:  # (a sibling carried with a file registers no names: the file that imports it loads it)
+            lines.append(f"from .{module.name} import {', '.join(module.classes)}")
     backbones = sorted(c for m in modules for c in m.backbones)
     if backbones:
         lines.append(f"RTDETR_PATCH_BACKBONES = RTDETR_PATCH_BACKBONES | {{{', '.join(backbones)}}}")

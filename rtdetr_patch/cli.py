@@ -502,7 +502,8 @@ def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) ->
                       f"{a['state']}[/]")
     for mod in report.modules:
         table.add_row("(--module)", "", mod["file"], ", ".join(f"{name} ({mod.get('rules', {}).get(name, 'backbone')})"
-                                                             for name in mod["classes"]))
+                                                             for name in mod["classes"])
+                      or "no names: a file beside yours that they import")
     out.print(table)
     if report.adopted:
         a = report.adopted

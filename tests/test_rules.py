@@ -436,8 +436,9 @@ def test_a_relative_import_of_a_file_that_is_not_copied_is_refused(tree, cli, st
     result = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'sibling.py'}:Scaled")
     out = flat(result.output)
     assert result.exit_code == Exit.MODULE, result.output
-    assert "imports ultralytics.nn.Addmodules.helpers_not_copied (a relative import, `from . import " \
-           "helpers_not_copied`), which will not be in nn/Addmodules of Ultralytics 8.4.190" in out
+    assert f"imports .helpers_not_copied (a relative import of a file beside it), and there is no " \
+           f"helpers_not_copied.py in {FIXTURES} to carry with it" in out
+    assert "Put helpers_not_copied.py beside it" in out
     assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
 
 
@@ -508,4 +509,54 @@ def test_an_install_that_does_not_import_is_not_blamed_on_the_file(tree, cli, st
     assert result.exit_code == Exit.MODULE, result.output
     assert "Ultralytics 8.4.190 at" in out and "before the file is read: RuntimeError: broken install" in out
     assert "running the file at import fails" not in out and "rtdetr-patch check" in out
+    assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+# -- files beside a module that it imports relatively --------------------------------------------------
+SIBLINGS = FIXTURES / "siblings"
+
+
+def test_siblings_a_file_imports_are_carried_with_it(tree, cli, state_home):
+    """``from .gate import ChannelGate`` in gated.py, ``from . import squeeze`` in gate.py: both siblings go into
+    nn/Addmodules beside it (a file nothing imports stays out), the yaml with two classes trains, a later apply
+    keeps them, and revert gives the tree back byte for byte."""
+    root = tree(LATEST)
+    before = snapshot(root)
+    result = cli("apply", "--target", root, "--module", f"{SIBLINGS / 'gated.py'}:ConvGated",
+                 "--yaml", SIBLINGS / "yolo-gated.yaml", "--json")
+    assert result.exit_code == 0, result.output
+    added = root / "ultralytics" / "nn" / "Addmodules"
+    for name in ("gated.py", "gate.py", "squeeze.py"):
+        assert (added / name).read_bytes() == (SIBLINGS / name).read_bytes(), name
+    assert not (added / "unused.py").exists()
+    report = json.loads(result.output)
+    assert "ConvGated" in report["verification"]["registered_layers"] and report["verification"]["nc"] == 2
+    carried = {r["name"]: r["note"] for r in report["modules"] if r["kind"] == "file"}
+    assert carried == {"gate.py": "carried with gated.py, which imports it (from .gate import ...)",
+                       "squeeze.py": "carried with gate.py, which imports it (from .squeeze import ...)"}
+    init = (added / "__init__.py").read_text(encoding="utf-8")
+    assert "from .gated import ConvGated" in init and "from .gate import" not in init  # siblings register nothing
+
+    again = cli("apply", "--target", root, "--no-verify", "--module", f"{FIXTURES / 'attention.py'}:ParamFree")
+    assert again.exit_code == 0, again.output
+    assert (added / "gate.py").is_file() and (added / "squeeze.py").is_file()
+    checked = cli("check", "--target", root, "--static", "--json")
+    assert json.loads(checked.output)["ok"], checked.output
+    assert cli("revert", "--target", root).exit_code == 0
+    assert snapshot(root) == before
+
+
+def test_an_import_of_a_module_only_a_fork_has_is_named(tree, cli, state_home, tmp_path):
+    """``from ..modules.cgfe import X``: a module its repository added to its own Ultralytics."""
+    root = tree(LATEST)
+    before = snapshot(root)
+    source = tmp_path / "forky.py"
+    source.write_text("from torch import nn\n\nfrom ..modules.cgfe import CGFE  # noqa: F401\n\n\n"
+                      "class Forky(nn.Module):\n    def __init__(self, c1):\n        super().__init__()\n\n"
+                      "    def forward(self, x):\n        return x\n", encoding="utf-8")
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{source}:Forky")
+    assert result.exit_code == Exit.MODULE, result.output
+    out = flat(result.output)
+    assert "imports ultralytics.nn.modules.cgfe, which Ultralytics 8.4.190 does not have" in out
+    assert "rtdetr-patch adopt --from DIR" in out
     assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))

@@ -48,6 +48,9 @@ def load(root: str, path: str):
         package.__path__ = [where]
         sys.modules[common.ADDED_PACKAGE] = package
         ultralytics.nn.Addmodules = package
+    staged = stage(json.loads(os.environ.get(common.STAGE_ENV) or "[]"))
+    if staged:  # this apply's files and rtdetr-patch's own, found first: relative imports resolve as once copied
+        package.__path__ = [staged, *[p for p in package.__path__ if p != staged]]
     stem = os.path.splitext(os.path.basename(path))[0]
     name = f"{common.ADDED_PACKAGE}.{stem}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -56,6 +59,21 @@ def load(root: str, path: str):
     spec.loader.exec_module(module)
     setattr(package, stem, module)
     return module
+
+
+def stage(files: list[str]) -> str | None:
+    """A temporary folder holding ``files`` under their names: what nn/Addmodules will hold after this apply."""
+    if not files:
+        return None
+    import atexit
+    import shutil
+
+    folder = tempfile.mkdtemp(prefix="rtdetr-patch-stage-")
+    atexit.register(shutil.rmtree, folder, True)
+    for file in files:
+        if os.path.isfile(file):
+            shutil.copyfile(file, os.path.join(folder, os.path.basename(file)))
+    return folder
 
 
 def params_of(obj) -> tuple[list[str], tuple[str, ...]]:

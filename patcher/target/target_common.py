@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
+STAGE_ENV = "RTDETR_PATCH_STAGE"  # the preflight's files of nn/Addmodules-to-be (a JSON list of paths)
 # The package a --module file is copied into (nn/Addmodules/<stem>.py); the preflight imports the file as
 # ADDED_PACKAGE.<stem>, so its relative imports (``from ..modules import Conv``) resolve as they will there.
 ADDED_PACKAGE = "ultralytics.nn.Addmodules"
