@@ -523,6 +523,14 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
             if missing and missing.split(".")[0] != "ultralytics":
                 raise _fail(f"--module {module.label} imports '{answer['missing']}', which {install.python} "
                             f"does not have ({answer['import']}).", _install_hint(answer["missing"], install))
+            lacking = re.search(r"cannot import name '(\w+)' from '(ultralytics[\w.]*)'", answer["import"])
+            if lacking:
+                name, where = lacking.groups()
+                raise _fail(f"--module {module.label} imports {name} from {where}, which Ultralytics {install.release} "
+                            f"does not define: its repository added {name} to its own copy of Ultralytics.",
+                            f"Copy {name} (and what it needs) into a file beside it and import it relatively (`from "
+                            f".name import {name}`), or carry the whole fork: `rtdetr-patch adopt --from DIR`. "
+                            "Nothing was written.")
             raise _fail(f"--module {module.label}: running the file at import fails: {answer['import']}",
                         "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
                         "not run); nothing was written.")

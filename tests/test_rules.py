@@ -560,3 +560,17 @@ def test_an_import_of_a_module_only_a_fork_has_is_named(tree, cli, state_home, t
     assert "imports ultralytics.nn.modules.cgfe, which Ultralytics 8.4.190 does not have" in out
     assert "rtdetr-patch adopt --from DIR" in out
     assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
+
+
+def test_an_import_of_a_name_only_a_forks_ultralytics_defines_is_named(tree, cli, state_home, tmp_path):
+    """``from ..modules.conv import DSConv``: the fork appended DSConv to Ultralytics' conv.py."""
+    root = tree(LATEST)
+    source = tmp_path / "dsblock.py"
+    source.write_text("from torch import nn\n\nfrom ..modules.conv import Conv, DSConv  # noqa: F401\n\n\n"
+                      "class DSBlock(nn.Module):\n    def __init__(self, c1):\n        super().__init__()\n\n"
+                      "    def forward(self, x):\n        return x\n", encoding="utf-8")
+    result = cli("apply", "--target", root, "--no-verify", "--module", f"{source}:DSBlock")
+    assert result.exit_code == Exit.MODULE, result.output
+    out = flat(result.output)
+    assert "imports DSConv from ultralytics.nn.modules.conv, which Ultralytics 8.4.190 does not define" in out
+    assert "Copy DSConv (and what it needs) into a file beside it" in out
