@@ -51,7 +51,7 @@ STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the 
 # import name -> what to pip install, where they differ or are common in backbone files
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
-             "torchsummary": "torchsummary", "thop": "thop"}
+             "torchsummary": "torchsummary", "thop": "thop", "pywt": "PyWavelets", "mmengine": "mmengine"}
 from .target.target_common import (  # noqa: E402
     ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, STAGE_ENV, unscaled)
 
@@ -290,16 +290,23 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "Addmodules" 
 
 
 def sibling_imports(tree: ast.Module, folder: Path) -> list[tuple[str, Path | None]]:
-    """(stem, file beside it or None) for every module a file imports relatively from its own folder:
-    ``from .X import ...``, ``from .X.Y import ...`` and ``from . import X`` (at any depth of the file:
-    inside ``try:`` blocks and functions too)."""
+    """(stem, file beside it or None) for every module a file imports from its own folder: relatively
+    (``from .X import ...``, ``from .X.Y import ...``, ``from . import X``) or by the name it will have once
+    copied (``from ultralytics.nn.Addmodules.X import ...``, the blog series' own spelling), at any depth of
+    the file (inside ``try:`` blocks and functions too)."""
     found: dict[str, Path | None] = {}
+    package = ADDED_PACKAGE + "."
     for node in ast.walk(tree):
+        stems: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             stems = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-            for stem in stems:
-                path = folder / f"{stem}.py"
-                found.setdefault(stem, path if path.is_file() else None)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(package):
+            stems = [node.module[len(package):].split(".")[0]]  # `from ultralytics.nn.Addmodules.X import ...`
+        elif isinstance(node, ast.Import):
+            stems = [a.name[len(package):].split(".")[0] for a in node.names if a.name.startswith(package)]
+        for stem in stems:
+            path = folder / f"{stem}.py"
+            found.setdefault(stem, path if path.is_file() else None)
     return list(found.items())
 
 

@@ -517,7 +517,7 @@ SIBLINGS = FIXTURES / "siblings"
 
 
 def test_siblings_a_file_imports_are_carried_with_it(tree, cli, state_home):
-    """``from .gate import ChannelGate`` in gated.py, ``from . import squeeze`` in gate.py: both siblings go into
+    """``from ultralytics.nn.Addmodules.gate import ChannelGate`` in gated.py, ``from . import squeeze`` in gate.py: both siblings go into
     nn/Addmodules beside it (a file nothing imports stays out), the yaml with two classes trains, a later apply
     keeps them, and revert gives the tree back byte for byte."""
     root = tree(LATEST)
@@ -532,7 +532,7 @@ def test_siblings_a_file_imports_are_carried_with_it(tree, cli, state_home):
     report = json.loads(result.output)
     assert "ConvGated" in report["verification"]["registered_layers"] and report["verification"]["nc"] == 2
     carried = {r["name"]: r["note"] for r in report["modules"] if r["kind"] == "file"}
-    assert carried == {"gate.py": "carried with gated.py, which imports it (from .gate import ...)",
+    assert carried == {"gate.py": "carried with gated.py, which imports it (from .gate import ...)",  # (absolutely)
                        "squeeze.py": "carried with gate.py, which imports it (from .squeeze import ...)"}
     init = (added / "__init__.py").read_text(encoding="utf-8")
     assert "from .gated import ConvGated" in init and "from .gate import" not in init  # siblings register nothing
