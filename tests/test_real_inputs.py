@@ -30,7 +30,7 @@ def own_yaml(root: Path, shipped: str, nc: int, folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shipped, nc", [("yolov8.yaml", 2), ("rtdetr-MobileNetV3.yaml", 1)])
+@pytest.mark.parametrize("shipped, nc", [("yolov8.yaml", 2)])  # RT-DETR, nc 1: the --train test below
 def test_the_smoke_run_takes_a_yaml_with_few_classes(shipped, nc, tree, cli, tmp_path):
     """The smoke batch's class ids lie within the yaml's nc (ids 1, 5, 2 failed every yaml with nc of 5 or less)."""
     root = tree(LATEST)
@@ -67,11 +67,11 @@ def test_train_with_tensorboard_on_trains_once_patched(tree, cli, tmp_path, monk
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)  # Ultralytics turns its logging callbacks off under pytest
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tensorboard_settings(root, tmp_path / "config")))
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0
-    yaml = own_yaml(root, "rtdetr-MobileNetV3.yaml", 2, tmp_path)  # a user's own yaml with two classes
+    yaml = own_yaml(root, "rtdetr-MobileNetV3.yaml", 1, tmp_path)  # a user's own yaml with one class
     result = cli("check", "--target", root, "--json", "--train", "--yaml", yaml)
     assert result.exit_code == 0, result.output
     trained = json.loads(result.output)["verification"]["trainer"]
-    assert trained["integrations"] == ["tensorboard"] and trained["nc"] == 2
+    assert trained["integrations"] == ["tensorboard"] and trained["nc"] == 1
     assert trained["iterations"] == 2 and trained["losses"] and all(v > 0 for v in trained["losses"])
 
     head = root / "ultralytics" / "nn" / "modules" / "head.py"
