@@ -332,8 +332,11 @@ def rtdetr_patch_preds(head, preds):
     From 8.4 ``Detect`` returns ``{"boxes", "scores", "feats"}`` in training and ``(y, that dict)`` in eval;
     heads written for 8.0-8.3 return their list of maps (and ``(y, maps)``). Those are turned into the
     dict; anything else (every stock head's dict, an RT-DETR tuple, a tensor) is returned as it is, the
-    same object.
+    same object. Only a head registered with the rule ``head`` is read so: a stock head's output is never
+    touched, whatever its form.
     """
+    if not rtdetr_patch_is_head(head):
+        return preds
     if _is_maps(preds):
         return _maps_to_dict(head, preds)
     if isinstance(preds, tuple) and len(preds) == 2 and not isinstance(preds[1], dict) and _is_maps(preds[1]):
