@@ -2,6 +2,8 @@
 #   make demo   the main job: a project-local venv with a pinned Ultralytics, apply, check (figures table)
 #   make test   the test suite (downloads the release wheels it needs into ~/.cache/rtdetr-patch/wheels)
 #   make test-fast  the inner loop: everything but the tests marked slow (real model builds, training, kills)
+#   make test-unit  seconds: the tests that need no Ultralytics wheel and no network (transforms on small sources,
+#                   rules, MobileNetV3, layout); a test that asks for a wheel there fails
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +11,7 @@ ULTRALYTICS ?= 8.4.190
 # pytest workers (pytest-xdist): the suite is mostly waiting on subprocesses, two overlap well on 2 cores
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast bench bench-stock clean
+.PHONY: demo test test-fast test-unit bench bench-stock clean
 
 $(VENV)/.ready-$(ULTRALYTICS): pyproject.toml Makefile
 	@echo "Setting up $(VENV): rtdetr-patch with its test extras, and Ultralytics $(ULTRALYTICS) with torch"
@@ -27,6 +29,9 @@ test: $(VENV)/.ready-$(ULTRALYTICS)
 
 test-fast: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+test-unit: $(VENV)/.ready-$(ULTRALYTICS)
+	RTDETR_PATCH_UNIT=1 $(BIN)/python -m pytest -m unit -q
 
 bench: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python benchmarks/bench_cli.py

@@ -34,6 +34,9 @@ def wheel_cache() -> Path:
 
 
 def wheel(release: str) -> Path:
+    if os.environ.get("RTDETR_PATCH_UNIT"):  # `make test-unit`: a test that needs a release's wheel is not a unit test
+        raise RuntimeError(f"the unit tier takes no Ultralytics wheel (asked for {release}): this test needs a real "
+                           "release tree; give it one of conftest.WHEEL_FIXTURES")
     cache = wheel_cache()
     found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     if not found:  # into a folder of this process first, then renamed: a parallel worker never sees half a wheel
@@ -45,6 +48,19 @@ def wheel(release: str) -> Path:
         found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     assert found, f"no wheel for ultralytics {release} in {cache}"
     return found[0]
+
+
+# Fixtures that extract a real Ultralytics release (from its wheel): a test that uses none of them, and is not
+# marked slow or wheels (a test that reads wheels itself), is a unit test (`make test-unit`: seconds, no wheel, no network).
+WHEEL_FIXTURES = {"release_trees", "tree", "memo_plans", "runs", "trained", "patched_latest", "stock", "checkout",
+                  "own_cache"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        heavy = item.get_closest_marker("slow") or item.get_closest_marker("wheels")
+        if not (set(getattr(item, "fixturenames", ())) & WHEEL_FIXTURES) and not heavy:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")

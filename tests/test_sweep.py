@@ -13,11 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import wheel
 
 SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_releases.py"
 
 
+@pytest.mark.wheels  # the sweep downloads and reads real release wheels itself
 def test_sweep_on_a_fixed_set(tmp_path):
     releases = ["8.0.136", "8.0.179", "8.4.190"]
     for release in releases:
