@@ -84,6 +84,30 @@ def _yaml(yaml: str) -> str:
     return yaml
 
 
+def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
+    """A yaml given by name must be one the install ships (or, for ``adds``, one ``apply`` adds): else refuse it
+    before anything is written, with the closest names, instead of failing in the smoke run after writing."""
+    if Path(yaml).is_absolute():
+        return  # the user's own file (``_yaml`` made it absolute and checked it exists)
+    wanted = {yaml, unscaled(yaml)}
+    from importlib import resources
+
+    added = Path(str(resources.files("rtdetr_patch.templates")))  # the yamls apply adds
+    roots = [install.package / "cfg" / "models"] + ([added] if adds else [])
+    names = {p.name for root in roots if root.is_dir() for p in root.rglob("*.y*ml")}
+    if wanted & names:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(yaml, sorted(names), n=4, cutoff=0.6)
+    raise PatchError(Exit.USAGE, f"--yaml {yaml}: Ultralytics {install.release} at {install.package} ships no yaml of "
+                     f"that name{', nor does rtdetr-patch add one' if adds else ''}, and there is no such file in "
+                     f"{Path.cwd()}.",
+                     (f"Did you mean {', '.join(close)}? " if close else "") +
+                     f"The shipped yamls are under {install.package / 'cfg' / 'models'}; for your own yaml give its "
+                     "path. Nothing was written.")
+
+
 def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False) -> dict:
     from .patcher.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
 
@@ -108,6 +132,8 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
         install = locate(python, target)
         if on_install:
             on_install(install)
+        if not no_verify and not dry_run:
+            _known_yaml(install, yaml, adds=True)
         result = actions.apply(install, dry_run=dry_run, options=options, force=force,
                                module_specs=tuple(str(m) for m in modules), yaml=yaml)
     with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
@@ -210,6 +236,8 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, tr
     install = locate(python, target)
     if on_install:
         on_install(install)
+    if not static:
+        _known_yaml(install, yaml, adds=False)
     result = inspect(install)
     result.static = static
     code = verdict(result, error_on_warn)

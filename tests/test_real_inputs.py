@@ -101,3 +101,21 @@ def test_the_family_of_a_users_yaml_comes_from_its_rows_not_its_comments(tmp_pat
     rtdetr.write_text("nc: 2\n" + rows.format(head="RTDETRDecoder", note="Detect"), encoding="utf-8")
     assert smoke.is_yolo(str(yolo)) is True
     assert smoke.is_yolo(str(rtdetr)) is False
+
+
+@pytest.mark.parametrize("command", ["apply", "check"])
+def test_a_yaml_name_nobody_ships_is_refused_before_anything_is_written(command, tree, cli, state_home):
+    """A misspelt bare name (MobileNetV4 for MobileNetV3) is refused up front with the closest names, not after
+    writing the patch by twenty lines of Ultralytics traceback from the smoke run."""
+    root = tree(LATEST)
+    if command == "check":
+        assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    before = snapshot(root)
+    result = cli(command, "--target", root, "--yaml", "rtdetr-MobileNetV4.yaml")
+    assert result.exit_code == Exit.USAGE, result.output
+    out = " ".join(result.output.split())
+    assert "--yaml rtdetr-MobileNetV4.yaml: Ultralytics 8.4.190" in out and "ships no yaml of that name" in out
+    assert "Did you mean rtdetr-MobileNetV3.yaml" in out and "Nothing was written." in out
+    assert snapshot(root) == before
+    if command == "apply":
+        assert not list(state_home.rglob("manifest.json"))
