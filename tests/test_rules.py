@@ -546,31 +546,23 @@ def test_siblings_a_file_imports_are_carried_with_it(tree, cli, state_home):
     assert snapshot(root) == before
 
 
-def test_an_import_of_a_module_only_a_fork_has_is_named(tree, cli, state_home, tmp_path):
-    """``from ..modules.cgfe import X``: a module its repository added to its own Ultralytics."""
+@pytest.mark.parametrize("imported, words", [
+    ("from ..modules.cgfe import CGFE",  # a module its repository added to its own Ultralytics
+     ("imports ultralytics.nn.modules.cgfe, which Ultralytics 8.4.190 does not have", "rtdetr-patch adopt --from DIR")),
+    ("from ..modules.conv import Conv, DSConv",  # the fork appended DSConv to Ultralytics' conv.py
+     ("imports DSConv from ultralytics.nn.modules.conv, which Ultralytics 8.4.190 does not define",
+      "Copy DSConv (and what it needs) into a file beside it")),
+])
+def test_an_import_of_what_only_a_forks_ultralytics_has_is_named(imported, words, tree, cli, state_home, tmp_path):
     root = tree(LATEST)
     before = snapshot(root)
     source = tmp_path / "forky.py"
-    source.write_text("from torch import nn\n\nfrom ..modules.cgfe import CGFE  # noqa: F401\n\n\n"
+    source.write_text(f"from torch import nn\n\n{imported}  # noqa: F401\n\n\n"
                       "class Forky(nn.Module):\n    def __init__(self, c1):\n        super().__init__()\n\n"
                       "    def forward(self, x):\n        return x\n", encoding="utf-8")
     result = cli("apply", "--target", root, "--no-verify", "--module", f"{source}:Forky")
     assert result.exit_code == Exit.MODULE, result.output
     out = flat(result.output)
-    assert "imports ultralytics.nn.modules.cgfe, which Ultralytics 8.4.190 does not have" in out
-    assert "rtdetr-patch adopt --from DIR" in out
+    for word in words:
+        assert word in out, word
     assert snapshot(root) == before and not list(state_home.rglob("manifest.json"))
-
-
-def test_an_import_of_a_name_only_a_forks_ultralytics_defines_is_named(tree, cli, state_home, tmp_path):
-    """``from ..modules.conv import DSConv``: the fork appended DSConv to Ultralytics' conv.py."""
-    root = tree(LATEST)
-    source = tmp_path / "dsblock.py"
-    source.write_text("from torch import nn\n\nfrom ..modules.conv import Conv, DSConv  # noqa: F401\n\n\n"
-                      "class DSBlock(nn.Module):\n    def __init__(self, c1):\n        super().__init__()\n\n"
-                      "    def forward(self, x):\n        return x\n", encoding="utf-8")
-    result = cli("apply", "--target", root, "--no-verify", "--module", f"{source}:DSBlock")
-    assert result.exit_code == Exit.MODULE, result.output
-    out = flat(result.output)
-    assert "imports DSConv from ultralytics.nn.modules.conv, which Ultralytics 8.4.190 does not define" in out
-    assert "Copy DSConv (and what it needs) into a file beside it" in out
