@@ -9,6 +9,7 @@ test in seconds, and is killed with its whole process group.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import select
@@ -34,6 +35,8 @@ class Terminal:
 
         self.argv = argv
         self.raw = ""
+        # a character of several bytes (the tables' borders) can end one read and start the next
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.status: int | None = None
         pid, fd = pty.fork()
         if pid == 0:  # the child: size its terminal, then become the command
@@ -57,7 +60,7 @@ class Terminal:
             return False
         if not data:
             return False
-        self.raw += data.decode("utf-8", "replace")
+        self.raw += self.decoder.decode(data)
         return True
 
     @property
