@@ -41,6 +41,7 @@ from . import MobileNetV3 as _mobilenetv3
 from . import ResNet as _resnet
 from .MobileNetV3 import MobileNetV3
 from .ResNet import Blocks, ConvNormLayer
+from .iou_losses import rtdetr_patch_criterion, rtdetr_patch_iou_loss
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
 RTDETR_PATCH_MODULES = {ConvNormLayer: "conv", Blocks: "resnet-stage"}  # module -> its channel rule
@@ -381,4 +382,4 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
 __all__ = ["MobileNetV3", "ConvNormLayer", "Blocks", "RTDETR_PATCH_BACKBONES",
            "RTDETR_PATCH_MODULES", "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_args",
            "rtdetr_patch_deploy", "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals", "rtdetr_patch_is_head",
-           "rtdetr_patch_preds"]
+           "rtdetr_patch_preds", "rtdetr_patch_iou_loss", "rtdetr_patch_criterion"]
