@@ -36,7 +36,7 @@ class IouLossChoice(Transform):
     FILE = "nn/tasks.py"
     BLOG_STEP = "-"
     LOOKED_FOR = "`def parse_model(d, ...)` and the `return ...` of each `init_criterion`"
-    SCOPE = ("parse_model", "*.init_criterion")
+    SCOPE = ("*.init_criterion",)  # parse_model is read at its leave_FunctionDef, without a walk into it
 
     def __init__(self) -> None:
         super().__init__()

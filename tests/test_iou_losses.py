@@ -292,3 +292,22 @@ def test_criterion_attachment():
     assert il.rtdetr_patch_iou_in_use(crit) == {"name": "nwd", "args": {"ratio": 0.3}, "calls": 0}
     with pytest.raises(il.IouLossError, match="has no such term.*Remove `iou_loss`"):
         il.rtdetr_patch_criterion(model, cls_loss())
+
+
+def test_check_prints_the_loss_in_use():
+    """`check` (tables) shows the smoke run's and the trainer's box IoU loss, as the JSON reports them."""
+    from rich.console import Console
+
+    from rtdetr_patch.cli import figures_table
+
+    fig = {"yaml": "y.yaml", "seconds": 1, "torch": "2", "backbone_shapes": [], "output_shape": [1, 300, 5],
+           "loss": 1.0, "backbone_grad_tensors": 3, "loss_after_step": 0.9, "params": 10, "imgsz": 640,
+           "gflops": 1.0, "rtdetr_l_params": 32_970_476,
+           "iou_loss": {"name": "inner-ciou", "args": {"ratio": 0.8}, "calls": 13, "source": "model yaml"},
+           "trainer": {"integrations": [], "iterations": 2, "imgsz": 320, "nc": 1, "losses": [1.0], "seconds": 3,
+                       "iou_loss": {"name": "giou", "args": {}, "calls": None, "source": "Ultralytics"}}}
+    console = Console(width=200, record=True)
+    console.print(figures_table(fig))
+    text = console.export_text()
+    assert "box IoU loss" in text and "inner-ciou {'ratio': 0.8} (model yaml, 13 calls)" in text
+    assert "box IoU loss in the trainer" in text and "giou (Ultralytics)" in text
