@@ -311,3 +311,19 @@ def test_check_prints_the_loss_in_use():
     text = console.export_text()
     assert "box IoU loss" in text and "inner-ciou {'ratio': 0.8} (model yaml, 13 calls)" in text
     assert "box IoU loss in the trainer" in text and "giou (Ultralytics)" in text
+
+
+def test_attachment_reaches_both_branches_and_skips_rotated_boxes():
+    """An end-to-end head's criterion holds two detection losses: each BboxLoss gets its own instance (its own
+    Wise-IoU mean). OBB's RotatedBboxLoss computes probiou: a yaml that chooses a loss for it is refused."""
+    losses = pytest.importorskip("ultralytics.utils.loss")
+    model = types.SimpleNamespace(yaml={"iou_loss": "wiou-v3"}, args=None, stride=torch.tensor([8.0, 16.0, 32.0]))
+    branch = lambda: types.SimpleNamespace(bbox_loss=losses.BboxLoss(16), hyp={})  # noqa: E731
+    e2e = types.SimpleNamespace(one2many=branch(), one2one=branch())
+    assert il.rtdetr_patch_criterion(model, e2e) is e2e
+    first, second = e2e.one2many.bbox_loss.rtdetr_patch_iou, e2e.one2one.bbox_loss.rtdetr_patch_iou
+    assert first.name == second.name == "wiou-v3" and first.variant is not second.variant
+    assert first.strides == [8.0, 16.0, 32.0] and first.imgsz == 640
+    obb = types.SimpleNamespace(bbox_loss=losses.RotatedBboxLoss(16))
+    with pytest.raises(il.IouLossError, match="no such term"):
+        il.rtdetr_patch_criterion(model, obb)

@@ -516,9 +516,9 @@ def rtdetr_patch_criterion(model, criterion):
     imgsz = hyp.get("imgsz", 640) if isinstance(hyp, dict) else getattr(hyp, "imgsz", 640)
     imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz
     stride = getattr(model, "stride", None)
-    choice = IouLossChoice(variant, str(cfg[KEY]).lower(), cfg.get(ARGS_KEY), stride, imgsz or 640)
-    for target in targets:
-        target.rtdetr_patch_iou = choice
+    for i, target in enumerate(targets):  # one instance each: E2ELoss's two branches keep their own running means
+        each = variant if i == 0 else make(cfg[KEY], cfg.get(ARGS_KEY))
+        target.rtdetr_patch_iou = IouLossChoice(each, str(cfg[KEY]).lower(), cfg.get(ARGS_KEY), stride, imgsz or 640)
     return criterion
 
 
