@@ -84,6 +84,16 @@ class _BoxTerm(Transform):
 
     FLAG = ""  # the keyword the release's call passes (CIoU, GIoU)
     EXTRA = ""  # what else the site hands the choice
+    KEEPS_EDITS = True  # the series' forks edit exactly this term by hand: theirs is left as it is
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.method = False  # the scope's method is in the file
+
+    def leave_FunctionDef(self, original, updated):
+        if len(self.functions) == 1 and self.classes and self._in_scope(self.classes[-1], self.functions[-1]):
+            self.method = True
+        return super().leave_FunctionDef(original, updated)
 
     def leave_SimpleStatementLine(self, original, updated):
         if len(self.functions) != 1 or not self.classes or not self._in_scope(self.classes[-1], self.functions[-1]):
@@ -112,6 +122,8 @@ class _BoxTerm(Transform):
 
     def run(self, module: cst.Module):
         new = module.visit(self)
+        if self.outcome is None and self.method:
+            return module, Outcome.NOT_NEEDED  # the method is there, its box term edited by hand: left as it is
         if self.outcome is None:
             raise TargetMissing(self.LOOKED_FOR)
         return new, self.outcome
@@ -122,7 +134,9 @@ class YoloBoxIou(_BoxTerm):
     uses the model yaml's ``iou_loss`` when ``init_criterion`` attached one (``self.rtdetr_patch_iou``), and
     the release's own call otherwise (the very same expression: stock training is unchanged bit for bit).
     The choice also gets the anchor points and the foreground mask, from which it knows each box's feature
-    level (MPDIoU's image size and NWD's pixel scale). Not a blog step: the series' loss column.
+    level (MPDIoU's image size and NWD's pixel scale). Not a blog step: the series' loss column. A box term
+    already edited by hand (a fork's own loss) is left as it is ("not needed"); a yaml that then chooses
+    ``iou_loss`` is refused when the criterion is built, naming the file.
     """
 
     NAME = "iou-loss-yolo"
@@ -142,6 +156,7 @@ class DetrBoxIou(_BoxTerm):
     uses the model yaml's ``iou_loss`` when ``init_criterion`` attached one (``self.rtdetr_patch_iou``), and
     the release's own call otherwise. The boxes are normalised (``size=1.0``). The Hungarian matcher and the
     IoU-aware classification target keep the release's ``bbox_iou``. Not a blog step: the series' loss column.
+    A box term edited by hand is left as it is, as in ``iou-loss-yolo``.
     """
 
     NAME = "iou-loss-detr"

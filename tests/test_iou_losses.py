@@ -281,7 +281,7 @@ def test_yolo_box_term_bit_for_bit_and_routed():
 
 
 def test_criterion_attachment():
-    loss_module = pytest.importorskip("ultralytics.models.utils.loss")
+    real, loss_module = _patched("ultralytics.models.utils.loss", DetrBoxIou)
     cls_loss = pytest.importorskip("ultralytics.utils.loss").v8ClassificationLoss
     model = types.SimpleNamespace(yaml={"nc": 2}, args={"imgsz": 320}, stride=torch.tensor([8.0, 16.0, 32.0]))
     crit = loss_module.RTDETRDetectionLoss(nc=2)
@@ -292,6 +292,10 @@ def test_criterion_attachment():
     assert il.rtdetr_patch_iou_in_use(crit) == {"name": "nwd", "args": {"ratio": 0.3}, "calls": 0}
     with pytest.raises(il.IouLossError, match="has no such term.*Remove `iou_loss`"):
         il.rtdetr_patch_criterion(model, cls_loss())
+    # a loss file whose box term is not the release's (a fork's own edit, which apply leaves as it is)
+    with pytest.raises(il.IouLossError, match=r"box term of models/utils/loss.py \(RTDETRDetectionLoss\) is not the "
+                                              r"release's.*Remove `iou_loss`"):
+        il.rtdetr_patch_criterion(model, real.RTDETRDetectionLoss(nc=2))
 
 
 def test_check_prints_the_loss_in_use():
@@ -316,7 +320,7 @@ def test_check_prints_the_loss_in_use():
 def test_attachment_reaches_both_branches_and_skips_rotated_boxes():
     """An end-to-end head's criterion holds two detection losses: each BboxLoss gets its own instance (its own
     Wise-IoU mean). OBB's RotatedBboxLoss computes probiou: a yaml that chooses a loss for it is refused."""
-    losses = pytest.importorskip("ultralytics.utils.loss")
+    _, losses = _patched("ultralytics.utils.loss", YoloBoxIou)
     model = types.SimpleNamespace(yaml={"iou_loss": "wiou-v3"}, args=None, stride=torch.tensor([8.0, 16.0, 32.0]))
     branch = lambda: types.SimpleNamespace(bbox_loss=losses.BboxLoss(16), hyp={})  # noqa: E731
     e2e = types.SimpleNamespace(one2many=branch(), one2one=branch())

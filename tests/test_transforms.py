@@ -1013,7 +1013,18 @@ def test_iou_loss_transforms(cls, before, after):
 
 def test_iou_loss_transforms_missing():
     assert_missing(IouLossChoice, IOU_TASKS_BEFORE.replace("def parse_model", "def build_model"), "parse_model")
-    assert_missing(YoloBoxIou, YOLO_LOSS_BEFORE.replace("CIoU=True", "DIoU=True"), "CIoU=True", "BboxLoss.forward")
-    assert_missing(DetrBoxIou, DETR_LOSS_BEFORE.replace("xywh=True, GIoU=True)\n    ", "GIoU=True)\n    ", 1), "_get_loss_bbox")
+    assert_missing(YoloBoxIou, YOLO_LOSS_BEFORE.replace("class BboxLoss", "class BoxLoss"), "CIoU=True", "BboxLoss.forward")
+    assert_missing(DetrBoxIou, DETR_LOSS_BEFORE.replace("def _get_loss_bbox", "def _bbox_loss"), "_get_loss_bbox")
     half = IOU_TASKS_AFTER.replace("return rtdetr_patch_criterion(self, v8DetectionLoss(self))", "return v8DetectionLoss(self)")
     assert_missing(IouLossChoice, half, "hand-edited")
+
+
+@pytest.mark.parametrize(("cls", "code"), [
+    (YoloBoxIou, YOLO_LOSS_BEFORE.replace("CIoU=True)", "WIoU=True)")),  # a fork's own loss, chosen by a flag
+    (DetrBoxIou, DETR_LOSS_BEFORE.replace("1.0 - bbox_iou(pred_bboxes, gt_bboxes, xywh=True, GIoU=True)",
+                                          "my_loss(pred_bboxes, gt_bboxes)")),
+])
+def test_iou_loss_leaves_a_box_term_edited_by_hand(cls, code):
+    """The series' forks edit exactly this line: theirs is kept (not needed), the apply goes on."""
+    assert cls.KEEPS_EDITS
+    assert transform(cls, code) == (code, Outcome.NOT_NEEDED)

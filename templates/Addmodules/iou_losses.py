@@ -24,6 +24,7 @@ import torch
 
 EPS = 1e-7
 KEY, ARGS_KEY = "iou_loss", "iou_loss_args"
+ATTR = "rtdetr_patch_iou"  # what a patched loss file reads
 
 
 class IouLossError(ValueError):
@@ -512,6 +513,14 @@ def rtdetr_patch_criterion(model, criterion):
         raise IouLossError(f"the model yaml's `{KEY}: {cfg[KEY]}` chooses the box-regression IoU loss, but this "
                            f"model's loss ({type(criterion).__name__}) has no such term (it applies to detection, "
                            f"segmentation and pose models of YOLO, and to RT-DETR). Remove `{KEY}` from the yaml.")
+    for target in targets:
+        method = getattr(type(target), "_get_loss_bbox", None) or type(target).forward
+        if ATTR not in getattr(getattr(method, "__code__", None), "co_names", ()):
+            where = "models/utils/loss.py" if hasattr(type(target), "_get_loss_bbox") else "utils/loss.py"
+            raise IouLossError(f"the model yaml's `{KEY}: {cfg[KEY]}` cannot be used: the box term of {where} "
+                               f"({type(target).__name__}) is not the release's (edited by hand), so rtdetr-patch left "
+                               f"it as it is. Remove `{KEY}` from the yaml, or put back the release's {where} and run "
+                               "`rtdetr-patch apply` again.")
     hyp = getattr(model, "args", None)
     imgsz = hyp.get("imgsz", 640) if isinstance(hyp, dict) else getattr(hyp, "imgsz", 640)
     imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz
