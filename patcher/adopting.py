@@ -105,8 +105,9 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         managed = {t.FILE for t in transforms}
         sources, current = {}, {}
         if in_place:
+            kept_edits = {t.FILE for t in transforms if t.KEEPS_EDITS}  # patched as the tree has them
             for rel in survey.modified:
-                if rel in managed:
+                if rel in managed and rel not in kept_edits:
                     sources[rel] = (survey.pristine / PurePosixPath(rel)).read_bytes()
                     current[rel] = (install.package / PurePosixPath(rel)).read_bytes()
         gained = [n for n in survey.names if n.status == "carried"]

@@ -13,6 +13,7 @@ from .base import MARK, Outcome, TargetMissing, Transform
 from .decoder_anchors import DecoderAnchors
 from .fuse_deploy import FuseDeploy
 from .get_flops import GetFlopsRealSize
+from .iou_loss import DetrBoxIou, IouLossChoice, YoloBoxIou
 from .layer_loops import LayerLoops
 from .legacy_preds import LegacyHeadPreds
 from .parse_model import ParseModelBackbones
@@ -40,6 +41,9 @@ ALL: tuple[type[Transform], ...] = (
     RepC3Expansion,
     DecoderAnchors,
     ValRect,
+    IouLossChoice,
+    YoloBoxIou,
+    DetrBoxIou,
 )
 OPTIONS: tuple[str, ...] = tuple(t.OPTION for t in ALL if t.OPTION)  # the opt-in transforms' options
 

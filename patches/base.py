@@ -57,6 +57,10 @@ class Transform(cst.CSTTransformer):
     # The releases that can need it, as (first, last) keys of ``release_key``; None: every release.
     # Outside them the file is not even parsed for it; inside, the shape check still decides.
     RELEASES: ClassVar[tuple[tuple[int, ...], tuple[int, ...]] | None] = None
+    # True where the transform edits a file that forks edit on purpose (the losses): an in-place ``adopt``
+    # patches the tree's own copy instead of replacing it with the release's, and a target changed by hand is
+    # left as it is (the transform says NOT_NEEDED) instead of stopping the apply.
+    KEEPS_EDITS: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()

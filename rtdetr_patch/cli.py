@@ -239,6 +239,9 @@ def figures_table(fig: dict) -> Table:
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
     table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
                   f"{fig['backbone_grad_tensors']} {'backbone' if fig['backbone_shapes'] else 'model'} tensors")
+    iou = fig.get("iou_loss")
+    if iou:
+        table.add_row("box IoU loss", iou_loss_text(iou))
     table.add_row("one optimizer step", f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still "
                   f"finite ({fig['loss_after_step']})")
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
@@ -258,7 +261,16 @@ def figures_table(fig: dict) -> Table:
         table.add_row("Ultralytics' trainer (--train)",
                       f"{trained['iterations']} iterations at {trained['imgsz']}, nc={trained['nc']}, losses "
                       f"{escape(str(trained['losses']))}; integrations on: {escape(on)} ({trained['seconds']} s)")
+        if trained.get("iou_loss"):
+            table.add_row("box IoU loss in the trainer", iou_loss_text(trained["iou_loss"]))
     return table
+
+
+def iou_loss_text(iou: dict) -> str:
+    """``siou {theta: 4} (model yaml, 13 calls)`` / ``giou (Ultralytics)``."""
+    args = " " + escape(str(iou["args"])) if iou.get("args") else ""
+    calls = f", {iou['calls']} calls" if iou.get("calls") else ""
+    return f"{escape(iou['name'])}{args} ({escape(iou['source'])}{calls})"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -94,7 +94,8 @@ def test_an_install_edited_after_the_blog_is_adopted_in_place_and_reverted_byte_
     assert "replaced by Ultralytics" in edits["utils/torch_utils.py"] and "not carried" in edits["models/utils/loss.py"]
     tasks = (package / "nn" / "tasks.py").read_text(encoding="utf-8")
     assert "elif m is Weird" not in tasks and "RTDETR_PATCH_MODULES" in tasks  # pristine + the managed patch
-    assert (package / "models" / "utils" / "loss.py").read_bytes().endswith(b"# my loss tweak: a heavier GIoU term\n")
+    loss = (package / "models" / "utils" / "loss.py").read_bytes()  # the tree's own copy, patched in place
+    assert loss.endswith(b"# my loss tweak: a heavier GIoU term\n") and loss.count(b"self.rtdetr_patch_iou(") == 1
     kept = Path(result["kept"])
     for rel in ("nn/tasks.py", "nn/Addmodules/__init__.py", "nn/Addmodules/needs_pkg.py", "models/utils/loss.py"):
         assert hashlib.sha256((kept / rel).read_bytes()).hexdigest() == before[f"ultralytics/{rel}"]
@@ -106,7 +107,7 @@ def test_an_install_edited_after_the_blog_is_adopted_in_place_and_reverted_byte_
     assert again.exit_code == 0 and "Already adopted" in again.output, again.output
     reverted = cli("revert", "--target", root)
     assert reverted.exit_code == 0, reverted.output
-    assert "left as you edited it" in reverted.output and "models/utils/loss.py" in reverted.output
+    assert "models/utils/loss.py" in reverted.output  # put back as the reader edited it (its tweak included)
     assert snapshot(root) == before  # every byte of the hand-edited install, as it was
 
 

@@ -42,7 +42,7 @@ def test_api_round_trip_returns_objects(tree):
     pristine = snapshot(root)
     applied = apply(target=str(root), no_verify=True)
     assert isinstance(applied, rtdetr_patch.ApplyResult) and applied.ok and applied.exit_code == 0
-    assert applied.written == ["nn/tasks.py", "nn/modules/head.py"] and "nn/Addmodules/MobileNetV3.py" in applied.added
+    assert applied.written == ["nn/tasks.py", "nn/modules/head.py", "utils/loss.py", "models/utils/loss.py"] and "nn/Addmodules/MobileNetV3.py" in applied.added
     assert {t["name"]: t["state"] for t in applied.transforms}["parse-model"] == "patched"
     assert applied.ultralytics["release"] == LATEST and applied.restart_needed is False
     assert applied.verification is None  # no_verify, as --no-verify
@@ -55,7 +55,8 @@ def test_api_round_trip_returns_objects(tree):
     assert again.already and again.written == []
 
     undone = revert(target=str(root))
-    assert isinstance(undone, rtdetr_patch.RevertResult) and undone.restored == ["nn/tasks.py", "nn/modules/head.py"]
+    assert isinstance(undone, rtdetr_patch.RevertResult) and undone.restored == ["nn/tasks.py", "nn/modules/head.py", "utils/loss.py",
+                                                                                   "models/utils/loss.py"]
     assert snapshot(root) == pristine
 
 

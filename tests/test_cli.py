@@ -180,7 +180,8 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert result.exit_code == Exit.NOT_PATCHED, result.output
     out = flat(result.output)
     assert ("not applied: tasks-import, parse-model, parse-model-modules, layer-loops, stride-probe, registered-heads, "
-            "legacy-head-preds, safe-load, restricted-layers, fuse-deploy, decoder-anchors") in out
+            "legacy-head-preds, safe-load, restricted-layers, fuse-deploy, iou-loss-choice, decoder-anchors, iou-loss-yolo, "
+            "iou-loss-detr") in out
     assert "nn/Addmodules/MobileNetV3.py is missing" in out
     assert "this install is not patched: run `rtdetr-patch apply`" in out
     assert f"FAILED (exit {int(Exit.NOT_PATCHED)})" in out
@@ -192,7 +193,8 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert {t["name"]: t["state"] for t in report["transforms"]} == {
         "tasks-import": "missing", "parse-model": "missing", "parse-model-modules": "missing", "layer-loops": "missing", "stride-probe": "missing",
         "registered-heads": "missing", "legacy-head-preds": "missing", "safe-load": "missing", "restricted-layers": "missing", "fuse-deploy": "missing", "get-flops": "not-needed",
-        "repc3-expansion": "not-needed", "decoder-anchors": "missing"}
+        "repc3-expansion": "not-needed", "decoder-anchors": "missing", "iou-loss-choice": "missing", "iou-loss-yolo": "missing",
+        "iou-loss-detr": "missing"}
     assert snapshot(root) == before and not manifests(state_home)
 
 

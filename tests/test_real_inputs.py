@@ -119,3 +119,32 @@ def test_a_yaml_name_nobody_ships_is_refused_before_anything_is_written(command,
     assert snapshot(root) == before
     if command == "apply":
         assert not list(state_home.rglob("manifest.json"))
+
+
+@pytest.mark.slow
+def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(tree, cli, tmp_path):
+    """An RT-DETR and a YOLO11 yaml each choose an IoU loss (``iou_loss``); `check --train` reports that loss in
+    the smoke run's criterion and in the criterion of Ultralytics' own trainer, called in every iteration.
+    A name that does not exist is refused when the model is built, naming the key and the accepted values."""
+    root = tree(LATEST)
+    assert cli("apply", "--target", root, "--no-verify").exit_code == 0
+    rtdetr = own_yaml(root, "rtdetr-MobileNetV3.yaml", 1, tmp_path)
+    rtdetr.write_text(rtdetr.read_text(encoding="utf-8") + "\niou_loss: wiou-v3\niou_loss_args: {momentum: 0.05}\n",
+                      encoding="utf-8")
+    yolo = own_yaml(root, "yolo11.yaml", 2, tmp_path)
+    yolo = yolo.rename(tmp_path / "yolo11n-mpdiou.yaml")  # Ultralytics' scale letter: n
+    yolo.write_text(yolo.read_text(encoding="utf-8") + "\niou_loss: mpdiou\n", encoding="utf-8")
+    for yaml, name, args in ((rtdetr, "wiou-v3", {"momentum": 0.05}), (yolo, "mpdiou", {})):
+        result = cli("check", "--target", root, "--json", "--train", "--yaml", yaml)
+        assert result.exit_code == 0, result.output
+        fig = json.loads(result.output)["verification"]
+        assert fig["iou_loss"]["name"] == name and fig["iou_loss"]["args"] == args, fig["iou_loss"]
+        assert fig["iou_loss"]["source"] == "model yaml" and fig["iou_loss"]["calls"] >= 1
+        trained = fig["trainer"]
+        assert trained["iou_loss"]["name"] == name and trained["iou_loss"]["calls"] >= trained["iterations"] == 2
+        assert all(v > 0 for v in trained["losses"])
+
+    yolo.write_text(yolo.read_text(encoding="utf-8").replace("iou_loss: mpdiou", "iou_loss: mpd-iou"), encoding="utf-8")
+    refused = cli("check", "--target", root, "--json", "--yaml", yolo)
+    assert refused.exit_code == Exit.VERIFY
+    assert "`iou_loss: mpd-iou`" in refused.output and "Accepted values" in refused.output and "mpdiou" in refused.output

@@ -25,7 +25,8 @@ from rtdetr_patch.patcher import plan as plan_module
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.locate import release_key
 
-FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "nn/modules/head.py", "models/yolo/detect/train.py")
+FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "nn/modules/head.py", "models/yolo/detect/train.py",
+         "utils/loss.py", "models/utils/loss.py")
 ADDED = ("nn/Addmodules/__init__.py", "nn/Addmodules/MobileNetV3.py", "cfg/models/rt-detr/rtdetr-MobileNetV3.yaml")
 
 # `for m in self.model` loops with `y.append(x if m.i in self.save else None)`, per release:
@@ -36,6 +37,13 @@ LOOPS = {"8.0.136": 2, "8.0.227": 2, "8.1.0": 2, "8.2.0": 3, "8.3.0": 3,
 LOOP_METHODS = {2: set(REQUIRED),
                 3: set(REQUIRED) | {("WorldModel", "predict")},
                 4: set(REQUIRED) | {("WorldModel", "predict"), ("YOLOEModel", "predict")}}
+
+
+# `return ...` lines of init_criterion methods (iou-loss-choice wraps each), per release: Detection, Segmentation,
+# Pose, Classification, RT-DETR everywhere; OBB from 8.1; 8.4.190 adds SemanticSegmentation and Depth.
+CRITERIA = {"8.0.136": 5, "8.0.227": 5, "8.1.0": 6, "8.2.0": 6, "8.3.0": 6, "8.3.100": 6, "8.3.253": 6, "8.4.0": 6,
+            "8.4.190": 8}
+INIT_CRITERION_RETURN = r"return (?!rtdetr_patch_criterion)\w+\(.*\)(?: if .* else .*\))?"
 
 
 def expected_outcome(name: str, release: str) -> Outcome:
@@ -60,13 +68,15 @@ def expected_marks(rel: str, release: str) -> int:
         # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
         restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
-        return 1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted  # ... and fuse-deploy  # the allow-list line and the restricted layer check
+        return 1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted + 1  # ... the iou_loss check in parse_model ... and fuse-deploy  # the allow-list line and the restricted layer check
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
         return 2 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/head.py":
         return 1 if expected_outcome("decoder-anchors", release) is Outcome.PATCHED else 0
+    if rel in ("utils/loss.py", "models/utils/loss.py"):
+        return 1  # the box term's bbox_iou call, routed through the yaml's iou_loss
     return 0  # val-rect changes one argument and adds no comment
 
 
@@ -81,6 +91,7 @@ def removable(rel: str, release: str) -> dict[str, int]:
                 r"(el)?if isinstance\(m, (Detect|\(Detect, [\w, ]+\))\):( +# includes all Detect subclasses.*)?": 3 - multiline,
                 r"\):  # includes all Detect subclasses.*": multiline,
                 r"return self\.criterion\(preds, batch\)": dict_preds,  # legacy-head-preds
+                INIT_CRITERION_RETURN: CRITERIA[release],  # iou-loss-choice: each init_criterion's return
                 r"output = self\.forward\(x\)": dict_preds,
                 r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
                 r"save\.extend\(x % i for x in .*": 1,
@@ -91,6 +102,10 @@ def removable(rel: str, release: str) -> dict[str, int]:
     if rel == "nn/modules/head.py":
         n = 1 if expected_outcome("decoder-anchors", release) is Outcome.PATCHED else 0
         return {r"if self\.dynamic or self\.shapes != shapes:": n}
+    if rel == "utils/loss.py":
+        return {r"iou = bbox_iou\(pred_bboxes\[fg_mask\], target_bboxes\[fg_mask\], xywh=False, CIoU=True\)": 1}
+    if rel == "models/utils/loss.py":
+        return {r"loss\[name_giou\] = 1\.0 - bbox_iou\(pred_bboxes, gt_bboxes, xywh=True, GIoU=True\)": 1}
     if rel == "utils/torch_utils.py":
         return {r"return 0": 0}  # re-indented into the fallback, never dropped
     return {r"return build_yolo_dataset\(.*rect=mode == (\"val\"|'val').*": 1}
@@ -197,6 +212,12 @@ def test_replacements_are_the_intended_ones(runs, release):
     dict_preds = expected_outcome("legacy-head-preds", release) is Outcome.PATCHED
     assert ("return self.criterion(rtdetr_patch_preds(self.model[-1], preds), batch)" in tasks) == dict_preds
     assert ("output = rtdetr_patch_preds(self.model[-1], self.forward(x))" in tasks) == dict_preds
+    assert tasks.count("return rtdetr_patch_criterion(self, ") == CRITERIA[release]
+    assert re.search(r"^    rtdetr_patch_iou_loss\(d\)  # rtdetr-patch", tasks, re.M)
+    for rel, flag in (("utils/loss.py", "CIoU"), ("models/utils/loss.py", "GIoU")):
+        after = files[rel].after
+        assert after.count(f'{flag}=True) if getattr(self, "rtdetr_patch_iou", None) is None else self.rtdetr_patch_iou(') == 1
+        assert after.count("release=bbox_iou") == 1
     train = files["models/yolo/detect/train.py"].after
     assert "rect=False" in train and "rect=mode ==" not in train
     repc3 = re.search(r"^class RepC3\b.*?(?=^class )", files["nn/modules/block.py"].after, re.M | re.S).group(0)
@@ -276,7 +297,7 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
         assert (package / rel).is_file(), rel
         assert f"ultralytics/{rel}" in patched
     changed = {p for p in pristine if patched[p] != pristine[p]}
-    want = {"ultralytics/nn/tasks.py"}
+    want = {"ultralytics/nn/tasks.py", "ultralytics/utils/loss.py", "ultralytics/models/utils/loss.py"}
     if expected_outcome("get-flops", release) is Outcome.PATCHED:
         want.add("ultralytics/utils/torch_utils.py")
     if expected_outcome("repc3-expansion", release) is Outcome.PATCHED:

@@ -124,6 +124,9 @@ def run(args) -> dict:
     total = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
     if not torch.isfinite(total):
         raise RuntimeError(f"train-mode loss is not finite: {total}")
+    from train_check import iou_loss_in_use  # beside this file
+
+    iou_loss = iou_loss_in_use(model, yolo)
     total.backward()
     grads = [p.grad for p in (backbone or model).parameters() if p.grad is not None]
     if not grads:
@@ -193,6 +196,7 @@ def run(args) -> dict:
         "output_shape": list(y.shape),
         "nc": nc,
         "loss": round(float(total), 4),
+        "iou_loss": iou_loss,
         "loss_after_step": round(float(stepped), 4),
         "stepped_tensors": moved,
         "backbone_grad_tensors": len(grads),

@@ -114,10 +114,32 @@ def train_run(yaml: str, yolo: bool, nc: int, imgsz: int) -> dict:
         if not all(map(_finite, losses)):
             raise RuntimeError(f"the trainer's losses are not finite: {losses}")
         best = getattr(trainer, "best", None)
-        return {"epochs": 1, "iterations": len(batches), "imgsz": imgsz, "nc": nc,
+        iou = iou_loss_in_use(trainer.model, yolo)
+        return {"iou_loss": iou, "epochs": 1, "iterations": len(batches), "imgsz": imgsz, "nc": nc,
                 "loss_names": list(getattr(trainer, "loss_names", [])), "losses": losses,
                 "saved_weights": bool(best) and os.path.isfile(str(best)),
                 "integrations": integrations(trainer), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def iou_loss_in_use(model, yolo: bool) -> dict:
+    """The box-regression IoU loss the model's criterion uses: the model yaml's ``iou_loss`` (name, parameters,
+    calls so far), or the release's own (CIoU for YOLO, GIoU for RT-DETR). A yaml that chooses one whose
+    criterion does not use it is an error: the loss files are not patched."""
+    cfg = getattr(model, "yaml", None)
+    chosen = cfg.get("iou_loss") if isinstance(cfg, dict) else None
+    try:
+        from ultralytics.nn.Addmodules.iou_losses import rtdetr_patch_iou_in_use
+    except ImportError:  # an added package from before the losses
+        found = None
+    else:
+        found = rtdetr_patch_iou_in_use(getattr(model, "criterion", None))
+    if chosen is not None and (found is None or not found["calls"]):
+        raise RuntimeError(f"the model yaml chooses `iou_loss: {chosen}`, but the criterion "
+                           f"{'does not hold it' if found is None else 'never called it'}: rtdetr-patch apply "
+                           "patches nn/tasks.py, utils/loss.py and models/utils/loss.py; run it again")
+    if found is not None:
+        return {**found, "source": "model yaml"}
+    return {"name": "ciou" if yolo else "giou", "args": {}, "calls": None, "source": "Ultralytics"}
 
 
 def _numbers(loss) -> list[float]:
