@@ -42,7 +42,7 @@ RESERVED = {"MobileNetV3", "ResNet", "ConvNormLayer", "Blocks", "RTDETR_PATCH_MO
             "rtdetr_patch_deploy", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
             "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_classes",
             "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals", "rtdetr_patch_deployable", "rtdetr_patch_is_head",
-            "rtdetr_patch_preds"}
+            "rtdetr_patch_preds", "rtdetr_patch_iou_loss", "rtdetr_patch_criterion", "iou_losses"}
 OURS = {"MobileNetV3", "ConvNormLayer", "Blocks"}  # rtdetr-patch's own modules: a user's may not take their names
 CONTRACT = ("width_list", "channel")  # the attribute that lists a backbone's output channels
 PROBE = 640
@@ -285,7 +285,7 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
     return given + companions(given)
 
 
-SHIPPED = ("MobileNetV3", "ResNet")  # files rtdetr-patch ships in nn/Addmodules: a relative import of them finds ours
+SHIPPED = ("MobileNetV3", "ResNet", "iou_losses")  # files rtdetr-patch ships in nn/Addmodules: a relative import of them finds ours
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "Addmodules"  # (installed: rtdetr_patch/templates)
 
 

@@ -90,14 +90,14 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
     if Path(yaml).is_absolute():
         return  # the user's own file (``_yaml`` made it absolute and checked it exists)
     wanted = {yaml, unscaled(yaml)}
-    from importlib import resources
+    from importlib import resources  # only a verifying command with a yaml name looks the names up
 
     added = Path(str(resources.files("rtdetr_patch.templates")))  # the yamls apply adds
     roots = [install.package / "cfg" / "models"] + ([added] if adds else [])
     names = {p.name for root in roots if root.is_dir() for p in root.rglob("*.y*ml")}
     if wanted & names:
         return
-    import difflib
+    import difflib  # only for the refusal's closest names
 
     close = difflib.get_close_matches(yaml, sorted(names), n=4, cutoff=0.6)
     raise PatchError(Exit.USAGE, f"--yaml {yaml}: Ultralytics {install.release} at {install.package} ships no yaml of "
