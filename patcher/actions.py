@@ -105,12 +105,13 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
 
         new = check_modules(install, new, yaml)
     modules = {m.name: m for m in recorded_modules(store, same)}
-    for m in new:
+    if new:
         from .custom import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
 
-        if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file
-            m = merge_torch_layers(modules[m.name], m)
-        modules[m.name] = m
+        for m in new:
+            if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file
+                m = merge_torch_layers(modules[m.name], m)
+            modules[m.name] = m
     options = options | (same.options if same else frozenset())
     upgraded, sources = None, None
     if same and same.adopted.get("in_place") and same.tool != __version__:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import branches
-from .custom import RESERVED, TORCH_STEM, UserModule, bound_names, taken_names, torch_layers_data
+from .custom import RESERVED, SHIPPED, TORCH_STEM, UserModule, bound_names, taken_names, torch_layers_data
 from .errors import Exit, PatchError
 from .locate import Install, read_release
 from .pristine import pristine_package
@@ -36,7 +36,7 @@ SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 OURS = {"MobileNetV3": "rtdetr-patch's own MobileNetV3 (the blog's backbone)",
         "Blocks": "rtdetr-patch's own ResNet base (Blocks, the series' ResNet stages)",
         "ConvNormLayer": "rtdetr-patch's own ResNet base (ConvNormLayer)"}
-OUR_FILES = {"__init__.py", "MobileNetV3.py", "ResNet.py", "iou_losses.py"}  # the added package's own files
+OUR_FILES = {"__init__.py", *(f"{stem}.py" for stem in SHIPPED)}  # the added package's own files
 MANAGED = ("nn/tasks.py",)
 # torch layers the tree's parse_model gives a branch of its own (``nn.Conv2d`` in the conv set): registered by
 # their rule from one generated file, so that rows using them build as in the tree

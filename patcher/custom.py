@@ -33,6 +33,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 from .errors import Exit, PatchError
@@ -285,8 +286,10 @@ def parse_specs(specs: tuple[str, ...] | list[str], install: Install) -> list[Us
     return given + companions(given)
 
 
-SHIPPED = ("MobileNetV3", "ResNet", "iou_losses")  # files rtdetr-patch ships in nn/Addmodules: a relative import of them finds ours
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "Addmodules"  # (installed: rtdetr_patch/templates)
+# The files rtdetr-patch ships in nn/Addmodules (plan.add_files copies every one): a relative import of them finds
+# ours, and a user's file may not take their names (RESERVED holds them)
+TEMPLATES = Path(str(resources.files("rtdetr_patch.templates").joinpath("Addmodules")))
+SHIPPED = tuple(sorted(p.stem for p in TEMPLATES.glob("*.py") if p.stem != "__init__"))
 
 
 def sibling_imports(tree: ast.Module, folder: Path) -> list[tuple[str, Path | None]]:

@@ -121,6 +121,7 @@ def test_the_names_the_engine_the_programs_and_the_added_package_share():
     assert exported - {"MobileNetV3"} <= custom.RESERVED | {"rtdetr_patch_outputs"} | custom.OURS
     for helper in ("rtdetr_patch_module_args", "rtdetr_patch_deploy", "rtdetr_patch_channels"):
         assert helper in custom.RESERVED
+    assert set(custom.SHIPPED) == {"MobileNetV3", "ResNet", "iou_losses"} and set(custom.SHIPPED) <= custom.RESERVED
     assert verify.PREFIX == common.PREFIX and verify.SMOKE.is_file() and custom.PREFLIGHT.is_file()
     for program in (verify.SMOKE, custom.PREFLIGHT):
         text = program.read_text(encoding="utf-8")
