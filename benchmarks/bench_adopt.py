@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as run from the repository
 
 from rtdetr_patch import api  # noqa: E402
-from rtdetr_patch.patcher.pristine import cache_home, pristine_package  # noqa: E402
+from rtdetr_patch.patcher.install.pristine import cache_home, pristine_package  # noqa: E402
 
 
 def target_tree(release: str, into: Path) -> Path:

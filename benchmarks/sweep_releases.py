@@ -128,8 +128,8 @@ def differences(before: dict[str, str], after: dict[str, str]) -> str:
 
 def sweep_one(release: str, wheel: str) -> dict:
     from rtdetr_patch import PatchError, apply, check, revert
-    from rtdetr_patch.patcher.locate import locate
-    from rtdetr_patch.patcher.report import inspect
+    from rtdetr_patch.patcher.install.locate import locate
+    from rtdetr_patch.patcher.commands.check import inspect
 
     record: dict = {"release": release, "outcome": "pass", "message": "", "transforms": {}, "warnings": [],
                     "seconds": {}}

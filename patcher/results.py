@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, ClassVar
 
 from .errors import PatchError
-from .locate import Install
+from .install.locate import Install
 from .version import __version__
 
 if TYPE_CHECKING:  # the plan module needs libcst; a result only holds a plan that was made
-    from .plan import Plan
+    from .plan.planner import Plan
 
 JSON_SCHEMA = 1
 

@@ -1,7 +1,7 @@
 """The transforms, one per concern, in the order they are applied; installed as ``rtdetr_patch.patches``.
 
 They need libcst (the engine imports this package only where a run plans) and import nothing of the
-engine but the outcome vocabulary (``rtdetr_patch.patcher.outcome``).
+engine but the outcome vocabulary (``rtdetr_patch.patcher.states``).
 
 Each transform is a small libcst class whose docstring names the blog step it implements
 (the CSDN article "RT-DETR有效改进: 利用MobileNetV3替换Backbone").

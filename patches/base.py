@@ -25,7 +25,7 @@ from typing import ClassVar, Iterator, Sequence
 
 import libcst as cst
 
-from ..patcher.outcome import Outcome  # the vocabulary lives where the record-only paths can read it
+from ..patcher.states import Outcome  # the vocabulary lives where the record-only paths can read it
 from . import match as m
 
 MARK = "rtdetr-patch"

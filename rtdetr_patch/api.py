@@ -36,12 +36,13 @@ import warnings as _warnings
 from pathlib import Path
 from typing import Callable
 
-from .patcher import actions
+from .patcher.commands import apply as applying
+from .patcher.commands import revert as reverting
+from .patcher.commands.check import inspect, not_needed_note, verdict
 from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchError, if_interrupted
-from .patcher.locate import Install, locate
-from .patcher.target.target_common import unscaled
-from .patcher.report import inspect, not_needed_note, verdict
+from .patcher.install.locate import Install, locate
 from .patcher.results import JSON_SCHEMA, AdoptResult, ApplyResult, CheckResult, Result, RevertResult, describe
+from .patcher.target.target_common import unscaled
 
 DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
 Progress = Callable[[str], None]
@@ -109,7 +110,7 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
 
 
 def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False) -> dict:
-    from .patcher.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
+    from .patcher.target.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
 
     return verify(install, yaml=yaml, on_stage=on_stage, train=train)
 
@@ -134,7 +135,7 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
             on_install(install)
         if not no_verify and not dry_run:
             _known_yaml(install, yaml, adds=True)
-        result = actions.apply(install, dry_run=dry_run, options=options, force=force,
+        result = applying.apply(install, dry_run=dry_run, options=options, force=force,
                                module_specs=tuple(str(m) for m in modules), yaml=yaml)
     with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
         return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage,
@@ -181,7 +182,7 @@ def adopt(*, python: str | None = None, target: str | None = None, source: str |
     for a machine without PyPI. The plan is in the result (``names``, ``files``, ``yamls``, ``edits``); with
     ``dry_run`` nothing is written, else the patch is written and verified (``no_verify`` skips that).
     """
-    from .patcher.adopting import adopt as adopting  # the survey and its probes load only for adopt
+    from .patcher.commands.adopt import adopt as adopting  # the survey and its probes load only for adopt
 
     yaml = _yaml(yaml)
     with if_interrupted(NOTHING_WRITTEN):
@@ -211,7 +212,7 @@ def revert(*, python: str | None = None, target: str | None = None, force: bool 
         install = locate(python, target)
         if on_install:
             on_install(install)
-        result = actions.revert(install, force=force)
+        result = reverting.revert(install, force=force)
     if _restart_needed(install, bool(result.restored or result.removed)):
         _restart_warning(result, install)
     return result

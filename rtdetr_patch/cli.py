@@ -15,13 +15,13 @@ import time
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.text import Text
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, api
 from .api import DEFAULT_YAML, AdoptResult, ApplyResult, CheckResult, Result, RevertResult
 from .patcher.errors import Exit, PatchError
-from .patcher.locate import Install
+from .patcher.install.locate import Install
 
 TRAIN_OPTION = click.option("--train", is_flag=True,
                             help="Also train one short epoch of the yaml through Ultralytics' own trainer (generated "

@@ -17,7 +17,7 @@ import pytest
 
 from rtdetr_patch import __version__, api
 from rtdetr_patch.patcher.errors import Exit, PatchError
-from rtdetr_patch.patcher.safety import INTERRUPT_ENV, KILL_ENV
+from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
 
 import terminal
 from adopt_trees import blog_tree

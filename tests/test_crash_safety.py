@@ -13,7 +13,7 @@ import pytest
 
 from conftest import LATEST, OLD, snapshot
 from rtdetr_patch.patcher.errors import Exit
-from rtdetr_patch.patcher.safety import KILL_ENV
+from rtdetr_patch.patcher.disk.killpoints import KILL_ENV
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 
@@ -30,7 +30,7 @@ def run(args, env):
     if not hasattr(os, "fork"):
         return subprocess.run([sys.executable, "-m", "rtdetr_patch", *map(str, args)], env=env, capture_output=True,
                               text=True, timeout=300)
-    import rtdetr_patch.patcher.safety
+    import rtdetr_patch.patcher.disk.killpoints
     from rtdetr_patch.cli import main
 
     pid = os.fork()
@@ -38,7 +38,7 @@ def run(args, env):
         try:
             os.environ.clear()
             os.environ.update(env)
-            rtdetr_patch.patcher.safety._reached = 0
+            rtdetr_patch.patcher.disk.killpoints._reached = 0
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -126,9 +126,9 @@ def test_concurrent_runs_never_interleave(tree, tmp_path):
 
 
 def test_lock_held_gives_a_clear_message(tree, tmp_path, monkeypatch):
-    from rtdetr_patch.patcher.locate import locate
-    from rtdetr_patch.patcher.safety import InstallLock
-    from rtdetr_patch.patcher.store import Store
+    from rtdetr_patch.patcher.install.locate import locate
+    from rtdetr_patch.patcher.disk.lock import InstallLock
+    from rtdetr_patch.patcher.record.store import Store
 
     root = tree(LATEST)
     monkeypatch.setenv("RTDETR_PATCH_HOME", str(tmp_path / "state"))

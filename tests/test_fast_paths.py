@@ -22,10 +22,10 @@ import pytest
 
 from conftest import LATEST, OLD, RELEASES, snapshot
 from rtdetr_patch import patches
-from rtdetr_patch.patcher import source
+from rtdetr_patch.patcher.plan import source
 from rtdetr_patch.patcher.errors import Exit
-from rtdetr_patch.patcher.locate import locate
-from rtdetr_patch.patcher.report import inspect
+from rtdetr_patch.patcher.install.locate import locate
+from rtdetr_patch.patcher.commands.check import inspect
 
 
 def test_one_parse_per_file_per_run(tree, cli, monkeypatch):

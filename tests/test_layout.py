@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from rtdetr_patch.patcher import files
+from rtdetr_patch.patcher.disk import files
 from rtdetr_patch.patcher.errors import Exit, PatchError
-from rtdetr_patch.patcher.locate import locate
-from rtdetr_patch.patcher.record import Record
+from rtdetr_patch.patcher.install.locate import locate
+from rtdetr_patch.patcher.record.manifest import Record
 from rtdetr_patch.patcher.results import ApplyResult, RevertResult
-from rtdetr_patch.patcher.store import Store
+from rtdetr_patch.patcher.record.store import Store
 from conftest import LATEST
 
 REPO = Path(__file__).resolve().parent.parent

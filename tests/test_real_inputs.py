@@ -15,8 +15,8 @@ import pytest
 
 from conftest import LATEST, snapshot, wheel
 from rtdetr_patch.patcher.errors import Exit, PatchError
-from rtdetr_patch.patcher.locate import locate
-from rtdetr_patch.patcher.verify import verify
+from rtdetr_patch.patcher.install.locate import locate
+from rtdetr_patch.patcher.target.verify import verify
 
 
 def own_yaml(root: Path, shipped: str, nc: int, folder: Path) -> Path:

@@ -21,9 +21,9 @@ from rtdetr_patch.patches import MARK, Outcome
 from rtdetr_patch.patches.layer_loops import REQUIRED, LayerLoops
 
 from conftest import RELEASES, snapshot
-from rtdetr_patch.patcher import plan as plan_module
+from rtdetr_patch.patcher.plan import planner as plan_module
 from rtdetr_patch.patcher.errors import Exit
-from rtdetr_patch.patcher.locate import release_key
+from rtdetr_patch.patcher.install.locate import release_key
 
 FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "nn/modules/head.py", "models/yolo/detect/train.py",
          "utils/loss.py", "models/utils/loss.py")
@@ -251,7 +251,7 @@ _PLANNED: dict[tuple, tuple[bytes, list]] = {}
 
 @pytest.fixture
 def memo_plans(monkeypatch):
-    """Memoise ``rtdetr_patch.patcher.plan.plan_file`` by (release, file, transforms, bytes), for the whole session.
+    """Memoise ``rtdetr_patch.patcher.plan.planner.plan_file`` by (release, file, transforms, bytes), for the whole session.
 
     A file's plan is a pure function of those (the path only enters error messages, and errors are
     never memoised), so this changes no outcome; it only spares the libcst passes a command would

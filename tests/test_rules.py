@@ -104,7 +104,8 @@ def template_constants() -> dict:
 
 def test_the_names_the_engine_the_programs_and_the_added_package_share():
     """One fast test for every name and number spelled on both sides of the process boundary."""
-    from rtdetr_patch.patcher import custom, verify
+    from rtdetr_patch.patcher.modules import user_modules as custom
+    from rtdetr_patch.patcher.target import verify
     from rtdetr_patch.patches import parse_model, parse_model_modules
 
     added = template_constants()
@@ -482,7 +483,7 @@ def test_a_torch_layer_that_cannot_take_a_rule_is_refused(tree, cli, state_home,
 
 
 def test_a_refusal_at_a_yaml_row_names_the_row_and_every_width_tried():
-    from rtdetr_patch.patcher import custom
+    from rtdetr_patch.patcher.modules import user_modules as custom
 
     tries = [{"source": "row 0 of the yaml", "probe_call": "Widen(3)", "probe_inputs": [3], "measured": 6, "expected": 3},
              {"source": "the default probe", "probe_call": "Widen(64)", "probe_inputs": [64], "measured": 128,

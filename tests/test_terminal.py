@@ -25,7 +25,7 @@ import terminal
 from conftest import LATEST, snapshot
 from terminal import COLOUR, HIDE_CURSOR, SHOW_CURSOR, Terminal
 from rtdetr_patch.patcher.errors import Exit
-from rtdetr_patch.patcher.safety import INTERRUPT_ENV
+from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV
 
 pytestmark = pytest.mark.skipif(not terminal.available(), reason="pseudo-terminals are POSIX (Windows has none)")
 
@@ -217,7 +217,7 @@ def test_ctrl_c_with_output_piped(tree, tmp_path):
 
 def fork_run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """The CLI in a forked child with its own environment and checkpoint counter: (exit code, output)."""
-    import rtdetr_patch.patcher.safety
+    import rtdetr_patch.patcher.disk.killpoints
     from rtdetr_patch.cli import main
 
     with tempfile.TemporaryFile() as log:
@@ -227,7 +227,7 @@ def fork_run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
             try:
                 os.environ.clear()
                 os.environ.update(env)
-                rtdetr_patch.patcher.safety._reached = 0
+                rtdetr_patch.patcher.disk.killpoints._reached = 0
                 os.dup2(log.fileno(), 1)
                 os.dup2(log.fileno(), 2)
                 sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", closefd=False)  # not pytest's capture
@@ -301,7 +301,7 @@ def test_ctrl_c_at_every_write_of_apply_and_revert(tree, tmp_path):
 
 def test_api_interrupt_stays_a_keyboard_interrupt(tree, monkeypatch):
     """In a notebook, interrupting the kernel during apply raises KeyboardInterrupt, with the state on it."""
-    import rtdetr_patch.patcher.safety as safety
+    import rtdetr_patch.patcher.disk.killpoints as safety
     from rtdetr_patch import apply
 
     root = tree(LATEST)

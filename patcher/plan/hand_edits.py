@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Callable
 
 import libcst as cst
-from ..patches import match as m
 
-from .errors import PatchError
-from .locate import Install
+from ...patches import match as m
+from ...patches.base import MARK, block_of, methods, statements
+from ..errors import PatchError
+from ..install.locate import Install
 from .source import parse
-from ..patches.base import MARK, block_of, methods, statements
 
 _BACKBONE_FLAG = m.Assign(targets=[m.AssignTarget(target=m.Name("backbone"))],
                           value=m.Name("False") | m.Name("True"))

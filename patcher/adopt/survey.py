@@ -13,7 +13,7 @@ The tree is an install edited by following the series (adopted in place) or a fo
 What this module decides is a :class:`Survey`: per name carried (with its rule and file) or not
 and why, per file its names and the sibling files it imports, per yaml what it needs. The probes
 (import each file, build each yaml, in the target interpreter) and the writing are in
-``actions.adopt``.
+``commands.adopt``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ import keyword
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..errors import Exit, PatchError
+from ..install.locate import Install, read_release
+from ..install.pristine import pristine_package
+from ..modules.user_modules import (
+    RESERVED,
+    SHIPPED,
+    TORCH_STEM,
+    UserModule,
+    bound_names,
+    taken_names,
+    torch_layers_data,
+)
+from ..record.manifest import ADDED_PACKAGE
 from . import branches
-from .custom import RESERVED, SHIPPED, TORCH_STEM, UserModule, bound_names, taken_names, torch_layers_data
-from .errors import Exit, PatchError
-from .locate import Install, read_release
-from .pristine import pristine_package
-from .record import ADDED_PACKAGE
 
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from .errors import Exit, PatchError
-from .files import digest_of
-from .locate import TESTED_RELEASES, Install
-from .outcome import CHECK_STATES, STATES
-from .record import Record
+from ..disk.files import digest_of
+from ..errors import Exit, PatchError
+from ..install.locate import TESTED_RELEASES, Install
+from ..record.manifest import Record
+from ..record.store import Store
+from ..results import CheckResult, describe
+from ..states import CHECK_STATES, STATES
+from ..version import __version__
+from ..write.session import session
 from .recorded import hand_edits, recorded_modules, transforms_for
-from .results import CheckResult, describe
-from .session import session
-from .store import Store
-from .version import __version__
 
 # Why a transform is not needed, per transform (a fact about the release: a note, not a warning).
 NOT_NEEDED_WHY = {
@@ -80,7 +80,9 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
 
 def from_files(install: Install, store: Store) -> CheckResult:
     """The report found by planning every file again (the record is absent, stale or contradicted)."""
-    from . import plan  # libcst from here on; looked up at call time, so a test may stand in for plan_file
+    from ..plan import (
+        planner as plan,  # libcst from here on; looked up at call time, so a test may stand in for plan_file
+    )
 
     record = store.read()
     hand = hand_edits(install, record)

@@ -8,11 +8,11 @@ import subprocess
 from collections import deque
 from pathlib import Path
 
-from .errors import Exit, PatchError
-from .locate import Install
-from .target.target_common import PREFIX
+from ..errors import Exit, PatchError
+from ..install.locate import Install
+from .target_common import PREFIX
 
-SMOKE = Path(__file__).with_name("target") / "smoke.py"
+SMOKE = Path(__file__).with_name("smoke.py")
 TIMEOUT_S = 1800
 
 

@@ -1,39 +1,17 @@
-"""Crash safety and concurrency: the per-install lock, and the kill-point hook for the tests.
+"""The per-install lock: one rtdetr-patch at a time on an install.
 
-* The lock is an OS file lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows) on a file
-  in the install's state folder. The OS drops it when the process dies, even by SIGKILL, so a
-  crashed run never leaves a stale lock behind. A second run waits for it, then stops clearly.
-* ``checkpoint`` is the kill-point hook for the tests: with ``RTDETR_PATCH_KILL_AT=N`` the process
-  dies (``os._exit``, no clean-up, as SIGKILL) at the N-th checkpoint it reaches; with
-  ``RTDETR_PATCH_INTERRUPT_AT=N`` a ``KeyboardInterrupt`` is raised there instead, as Ctrl-C would.
-
-The journal (the manifest's ``state``) and the recovery that reads it live in ``session.py``; the
-durable, atomic file writes in ``files.py``.
+An OS file lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows) on a file in the install's
+state folder. The OS drops it when the process dies, even by SIGKILL, so a crashed run never leaves a
+stale lock behind. A second run waits for it, then stops clearly.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-from .errors import Exit, PatchError
-
-KILL_ENV = "RTDETR_PATCH_KILL_AT"
-INTERRUPT_ENV = "RTDETR_PATCH_INTERRUPT_AT"
-_reached = 0
-
-
-def checkpoint() -> None:
-    global _reached
-    at = os.environ.get(KILL_ENV)
-    if at is not None and _reached == int(at):
-        os._exit(137)
-    ctrl_c = os.environ.get(INTERRUPT_ENV)
-    _reached += 1
-    if ctrl_c is not None and _reached - 1 == int(ctrl_c):
-        raise KeyboardInterrupt
+from ..errors import Exit, PatchError
 
 
 class InstallLock:

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import Exit, PatchError, reinstall
-from .files import sha256
-from .locate import Install
-from .record import Record
-from .store import Store
+from ..disk.files import sha256
+from ..errors import Exit, PatchError, reinstall
+from ..install.locate import Install
+from ..record.manifest import Record
+from ..record.store import Store
 
 if TYPE_CHECKING:
-    from .custom import UserModule
+    from ..modules.user_modules import UserModule
 
 
 def transforms_for(record: Record | None, options: frozenset[str] = frozenset()) -> tuple:
     """The transforms to plan: the default ones, and the opt-in ones asked for now or recorded."""
-    from .. import patches  # libcst: only a run that plans gets here
+    from ... import patches  # libcst: only a run that plans gets here
 
     return patches.selected(options | (record.options if record else frozenset()))
 
 
 def recorded_modules(store: Store, record: Record | None) -> list["UserModule"]:
     """The users' backbones an earlier apply added (their files come from the store)."""
-    from .custom import UserModule  # the --module machinery loads only where a record has modules
+    from ..modules.user_modules import UserModule  # the --module machinery loads only where a record has modules
 
     return [UserModule(name=m.name, data=store.module(m.name), classes=m.classes, safe_names=m.safe_names,
                        rules=m.rules)
@@ -38,8 +38,10 @@ def recorded_modules(store: Store, record: Record | None) -> list["UserModule"]:
 
 def hand_edits(install: Install, record: Record | None) -> list[str]:
     """The blog's hand edits found in the install (files of ours, by record or by content, excluded)."""
-    from . import plan  # libcst, like handmade below; looked up at call time, so a test may stand in for it
-    from .handmade import blog_edits
+    from ..plan import (
+        planner as plan,  # libcst, like handmade below; looked up at call time, so a test may stand in for it
+    )
+    from ..plan.hand_edits import blog_edits
 
     def ours() -> set[str]:  # asked for only when tasks.py shows the blog's edits
         owned = {a.path for a in record.added} if record else set()
@@ -64,7 +66,7 @@ def refuse_hand_patched(install: Install, record: Record | None) -> None:
 def applied_bytes(install: Install, store: Store, record: Record, rel: str) -> bytes | None:
     """The bytes apply wrote to ``rel``: rebuilt from the recorded original (or the recorded original itself
     when another rtdetr-patch release wrote the patch), or the added file's template; None if unknown."""
-    from . import plan  # libcst: only an edited file's diff needs the transforms again
+    from ..plan import planner as plan  # libcst: only an edited file's diff needs the transforms again
 
     entry = record.file(rel)
     if entry is not None:

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import libcst as cst
 
-from .. import patches
-from ..patches import Outcome, TargetMissing, Transform
-
-from .custom import registry_block
-from .errors import Exit, PatchError, reinstall
-from .locate import Install, release_key
-from .record import ADDED_PACKAGE
+from ... import patches
+from ...patches import Outcome, TargetMissing, Transform
+from ..errors import Exit, PatchError, reinstall
+from ..install.locate import Install, release_key
+from ..modules.user_modules import registry_block
+from ..record.manifest import ADDED_PACKAGE
 from .source import parse, render
 
 YAML_DIR = "cfg/models/rt-detr"

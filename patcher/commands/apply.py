@@ -1,8 +1,9 @@
-"""``apply`` and ``revert``: plan, record, write, and undo, inside one session per install.
+"""``apply``: plan every transform, record the originals, then write everything, inside one session.
 
-The jobs around them live apart: ``files`` (atomic writes and permissions), ``record`` (the typed
-manifest), ``session`` (store, lock and recovery), ``report`` (``check`` and its exit code) and
-``plan`` (the transforms over the sources, the only part that needs libcst, imported when needed).
+An apply over an older rtdetr-patch's patch first takes that patch back (``revert.revert_recorded``).
+The jobs around it live apart: ``disk`` (atomic writes and permissions), ``record`` (the typed manifest and
+the store), ``write`` (lock and recovery), ``plan`` (the transforms over the sources, the only part that
+needs libcst, imported when needed).
 """
 
 from __future__ import annotations
@@ -10,20 +11,21 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from .errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted, reinstall
-from .files import atomic_write, remove_dir, require_writable, sha256
-from .locate import Install
-from .outcome import STATES, Outcome
-from .record import ADDED_PACKAGE, AddedEntry, FileEntry, ModuleEntry, Record, StepEntry
-from .recorded import applied_bytes, recorded_modules, refuse_hand_patched, transforms_for
-from .results import ApplyResult, RevertResult, describe
-from .safety import checkpoint
-from .session import Store, session, undo
-from .store import now
-from .version import __version__
+from ..disk.files import atomic_write, remove_dir, require_writable, sha256
+from ..disk.killpoints import checkpoint
+from ..errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted, reinstall
+from ..install.locate import Install
+from ..record.manifest import ADDED_PACKAGE, AddedEntry, FileEntry, ModuleEntry, Record, StepEntry
+from ..record.store import now
+from ..results import ApplyResult, describe
+from ..states import STATES
+from ..version import __version__
+from ..write.session import Store, session
+from .recorded import recorded_modules, refuse_hand_patched, transforms_for
+from .revert import revert_recorded
 
 if TYPE_CHECKING:  # libcst and the preflight load only when a run plans
-    from .plan import Plan
+    from ..plan.planner import Plan
 
 
 # -- apply ---------------------------------------------------------------------------------------
@@ -69,7 +71,7 @@ def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = 
     ``yaml`` (``--yaml``) is the model yaml whose rows the ``--module`` preflight reads widths and rules from.
     """
     if module_specs:
-        from .custom import parse_specs  # the --module machinery loads only when modules are given
+        from ..modules.user_modules import parse_specs  # the --module machinery loads only when modules are given
 
         new = parse_specs(module_specs, install)
     else:
@@ -101,12 +103,12 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
     refuse_hand_patched(install, record)
     same = record if record and record.release == install.release else None
     if new and not dry_run:
-        from .custom import check_modules  # the --module preflight: only when modules are given
+        from ..modules.user_modules import check_modules  # the --module preflight: only when modules are given
 
         new = check_modules(install, new, yaml)
     modules = {m.name: m for m in recorded_modules(store, same)}
     if new:
-        from .custom import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
+        from ..modules.user_modules import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
 
         for m in new:
             if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file
@@ -129,7 +131,7 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
         else:
             with if_interrupted("Interrupted while taking back the patch of an older rtdetr-patch: the next "
                                 "rtdetr-patch command finishes that revert; then run `rtdetr-patch apply`."):
-                _revert(install, store, force=False)
+                revert_recorded(install, store, force=False)
             record = same = None
     extra, current, adopted = _adopted_state(install, store, same) if same and same.adopted else ((), None, None)
     result = _apply(install, store, record, same, dry_run=dry_run, options=options, force=force,
@@ -142,7 +144,7 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
 def _adopted_state(install: Install, store: Store, same: Record) -> tuple[tuple, dict[str, bytes], dict]:
     """What an apply after ``adopt`` keeps of it: the yamls it added, the originals of the files it replaced in
     place (the user's own ``nn/Addmodules/__init__.py``...), and its account in the record."""
-    from .plan import template_files  # libcst: this run plans
+    from ..plan.planner import template_files  # libcst: this run plans
 
     shipped = {rel for rel, _ in template_files(install)}
     managed = {t.FILE for t in transforms_for(same)}
@@ -159,7 +161,7 @@ def _adopted_state(install: Install, store: Store, same: Record) -> tuple[tuple,
 
 def _outdated(install: Install, same: Record, options: frozenset[str], modules: tuple) -> bool:
     """Whether the patch an earlier rtdetr-patch recorded differs from the one this release would write."""
-    from . import plan  # libcst: an upgrade plans
+    from ..plan import planner as plan  # libcst: an upgrade plans
 
     try:
         return not plan.make_plan(install, transforms_for(same, options), modules).complete
@@ -178,7 +180,7 @@ def _new_record(install: Install, plan: "Plan", record: Record | None, same: Rec
     ``current`` (an in-place adopt): the bytes files have now where the plan starts from other ones (the
     pristine release) or an addition replaces one; those bytes are the originals, put back by ``revert``.
     """
-    from .. import patches  # already loaded: this run planned
+    from ... import patches  # already loaded: this run planned
 
     current = current or {}
     files, originals = [], {}
@@ -216,8 +218,8 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
     ``sources`` are the bytes to plan from instead of the files' current ones (a dry run of an upgrade, an
     in-place adopt). ``adopt`` also gives ``extra`` files to add (its yamls), ``current`` (the bytes an in-place
     adopt replaces, recorded as originals), ``adopted`` (for the record) and ``kept`` (files for the store)."""
-    from . import plan as planning  # libcst from here on
-    from .checkout import refuse_uncommitted  # gitpython: only a run that writes asks git
+    from ..install.checkout import refuse_uncommitted  # gitpython: only a run that writes asks git
+    from ..plan import planner as planning  # libcst from here on
 
     current = current or {}
     plan = planning.make_plan(install, transforms_for(same, options), modules, sources=sources, extra=extra)
@@ -298,105 +300,5 @@ def _apply(install: Install, store: Store, record: Record | None, same: Record |
 def _on_disk(path: Path) -> bytes | None:
     """A file's bytes before this run writes it (what a rollback puts back), None where there is none."""
     return path.read_bytes() if path.is_file() and not path.is_symlink() else None
-
-
-# -- revert and recovery --------------------------------------------------------------------------
-def revert(install: Install, *, force: bool = False) -> RevertResult:
-    with session(install) as held:
-        result = RevertResult(recovered=held.recovered) if held.recovered else \
-            _revert(install, held.store, force=force)
-    result.ultralytics = describe(install)
-    return result
-
-
-def _revert(install: Install, store: Store, *, force: bool) -> RevertResult:
-    record = store.read()
-    if record is None:
-        from . import plan as planning  # libcst: with no record, only the sources can tell
-
-        refuse_hand_patched(install, None)
-        plan = planning.make_plan(install)
-        if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
-            raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} looks patched, but "
-                             f"rtdetr-patch has no record of it in {store.dir}.",
-                             f"Reinstall it instead: {reinstall(install.release)}")
-        return RevertResult(nothing=True)
-
-    result = RevertResult()
-    if record.release != install.release:
-        result.stale_release = record.release
-    edited: list[tuple[str, bytes]] = []
-    checked: list[Path] = []
-    entries = [(e.path, e.patched_sha256, e.original_sha256) for e in record.files
-               if not result.stale_release] + [(e.path, e.sha256, None) for e in record.added]
-    for rel, ours, original in entries:
-        path = install.package / PurePosixPath(rel)
-        if not path.is_file():
-            continue
-        current = path.read_bytes()
-        if sha256(current) in (ours, original):
-            checked.append(path)
-            continue
-        if not force:
-            raise PatchError(Exit.CHANGED, f"{path} changed since apply (Ultralytics {install.release}); "
-                             "revert would lose those edits. Your edits (what apply wrote -> the file now):\n"
-                             + _edit_diff(install, store, record, rel, current),
-                             "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
-                             "in the store), or " + _fresh_copy_advice(install, rel, added=original is None))
-        edited.append((rel, current))
-        checked.append(path)
-    require_writable(checked, install)
-    stamp = now().replace(":", "-")
-    for rel, data in edited:
-        keep = store.dir / "edited" / stamp / PurePosixPath(rel)
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_bytes(data)
-        result.kept.append(str(keep))
-    with if_interrupted("Interrupted while reverting: the next rtdetr-patch command finishes the revert (run "
-                        "`rtdetr-patch revert`)."):
-        undo(install, store, record, result, frozenset(rel for rel, _ in edited), journal="reverting")
-        store.forget(f"revert: Ultralytics {install.release} at {install.package}")
-    adopted = record.adopted or {}
-    if adopted.get("in_place"):  # the hand edits adopt never managed stay as the user made them
-        result.left_as_edited = [e["path"] for e in adopted.get("edits", []) if e.get("path") not in result.restored]
-    with if_interrupted("Interrupted after reverting: the install is pristine again."):
-        checkpoint()
-    return result
-
-
-MAX_DIFF_LINES = 300
-
-
-def _edit_diff(install: Install, store: Store, record: Record, rel: str, current: bytes) -> str:
-    """The user's own edit: a diff from the bytes apply wrote (rebuilt from the recorded original, or the
-    added file's template) to the file now, so the patch itself is not shown as a change."""
-    import difflib  # only a refused revert shows a diff
-
-    wrote = applied_bytes(install, store, record, rel)
-    if wrote is None:
-        return "(the file apply wrote cannot be rebuilt here)"
-    lines = list(difflib.unified_diff(wrote.decode("utf-8", "replace").splitlines(keepends=True),
-                                      current.decode("utf-8", "replace").splitlines(keepends=True),
-                                      fromfile=f"applied/{rel}", tofile=f"now/{rel}", n=2))
-    if len(lines) > MAX_DIFF_LINES:
-        lines = lines[:MAX_DIFF_LINES] + [f"... {len(lines) - MAX_DIFF_LINES} more diff lines\n"]
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip("\n")
-
-
-def _fresh_copy_advice(install: Install, rel: str, added: bool) -> str:
-    """How to get Ultralytics' own file back: git for a checkout, pip for an installed package."""
-    from .checkout import repository  # gitpython: only this advice asks whether the install is a checkout
-
-    if added:  # a file rtdetr-patch added: nobody else has a copy of it
-        return (f"move {install.package / PurePosixPath(rel)} somewhere of yours if you want to keep it, then run "
-                "`rtdetr-patch revert` again.")
-    repo = repository(install)
-    if repo is not None:
-        top = Path(repo.working_tree_dir).resolve()
-        path = (install.package / PurePosixPath(rel)).resolve().relative_to(top).as_posix()
-        return (f"drop both your edit and the patch with `git -C {top} checkout -- {path}` (this is a git "
-                "checkout), then run `rtdetr-patch revert` to finish.")
-    return (f"drop both with `{reinstall(install.release)}`, then run "
-            "`rtdetr-patch revert` to clear the record.")
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import Exit, PatchError
-from .files import digest_of
-from .locate import Install
+from ..disk.files import digest_of
+from ..errors import Exit, PatchError
+from ..install.locate import Install
 
 FORMAT = 1
 ADDED_PACKAGE = "nn/Addmodules"  # the package of added backbones inside ultralytics/

@@ -6,9 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from .errors import Exit, PatchError
-from .locate import Install
-from .safety import checkpoint
+from ..errors import Exit, PatchError
+from ..install.locate import Install
+from .killpoints import checkpoint
 
 
 def sha256(data: bytes) -> str:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Exit, PatchError, reinstall
+from ..errors import Exit, PatchError, reinstall
 
 MIN_RELEASE = "8.0.136"  # the blog's layout: ultralytics/nn/tasks.py and ultralytics/utils/torch_utils.py
 # Releases whose real files the test suite patches; check warns outside [first, last].

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from .errors import Exit, PatchError
-from .locate import Install
+from ..errors import Exit, PatchError
+from ..install.locate import Install
 
 RESERVED = {"MobileNetV3", "ResNet", "ConvNormLayer", "Blocks", "RTDETR_PATCH_MODULES", "rtdetr_patch_module_args",
             "rtdetr_patch_deploy", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
@@ -53,10 +53,19 @@ STRIDES = {3: (8, 16, 32), 4: (4, 8, 16, 32), 5: (2, 4, 8, 16, 32)}  # what the 
 PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
              "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
              "torchsummary": "torchsummary", "thop": "thop", "pywt": "PyWavelets", "mmengine": "mmengine"}
-from .target.target_common import (  # noqa: E402
-    ADDED_PACKAGE, IN_NAMES, LEAD_NAMES, MULTI, OUT_NAMES, RULES, SINGLE, STAGE_ENV, unscaled)
+from ..target.target_common import (  # noqa: E402
+    ADDED_PACKAGE,
+    IN_NAMES,
+    LEAD_NAMES,
+    MULTI,
+    OUT_NAMES,
+    RULES,
+    SINGLE,
+    STAGE_ENV,
+    unscaled,
+)
 
-PREFLIGHT = Path(__file__).with_name("target") / "preflight.py"  # runs in the target interpreter
+PREFLIGHT = Path(__file__).parent.parent / "target" / "preflight.py"  # runs in the target interpreter
 # torch layers registered by a rule (``--module torch.nn:Conv2d=conv``, or carried by ``adopt`` from a tree whose
 # parse_model gives them a branch): one generated file that imports them, so that rows naming ``nn.Conv2d`` build
 # by that rule on this install

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .errors import Exit, PatchError, reinstall
+from ..errors import Exit, PatchError, reinstall
 
 BOM = b"\xef\xbb\xbf"
 

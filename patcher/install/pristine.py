@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import Exit, PatchError
+from ..errors import Exit, PatchError
 from .locate import read_release
 
 ENV = "RTDETR_PATCH_CACHE"

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from .files import atomic_write, clean_temporaries, digest_of, remove_dir
-from .locate import Install
-from .record import Record
-from .safety import InstallLock, checkpoint
-from .store import Store
+from ..disk.files import atomic_write, clean_temporaries, digest_of, remove_dir
+from ..disk.killpoints import checkpoint
+from ..disk.lock import InstallLock
+from ..install.locate import Install
+from ..record.manifest import Record
+from ..record.store import Store
 
 
 @dataclass

@@ -16,10 +16,10 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from .errors import Exit, PatchError, reinstall
-from .files import replace_file, sha256
-from .locate import Install
-from .record import FORMAT, Record
+from ..disk.files import replace_file, sha256
+from ..errors import Exit, PatchError, reinstall
+from ..install.locate import Install
+from .manifest import FORMAT, Record
 
 ENV = "RTDETR_PATCH_HOME"
 

@@ -1,13 +1,13 @@
 """``adopt``: survey the tree, probe what it carries on the target, then write it as one managed patch.
 
-Orchestration only (the reading is ``adopt.py``, the writing ``actions._apply``):
+Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply._apply``):
 
 1. survey the tree against its pristine release (names, rules, files, yamls, edits);
 2. probe, in the target interpreter and in parallel: each carried file imported on its own in a
    staged copy of the target with the patch written in it (a file whose import fails costs only
    its own names), and every yaml built in the tree itself, on its own release;
 3. stage the final patch and build every yaml on the target: parameters side by side;
-4. unless ``dry_run``, write through ``actions._apply`` (all or nothing, originals recorded first). In
+4. unless ``dry_run``, write through ``apply._apply`` (all or nothing, originals recorded first). In
    place, the pristine release's ``tasks.py`` (and every file a transform edits) replaces the
    hand-edited one, and every hand-edited or added file of the tree is kept in the store first.
 """
@@ -22,18 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from . import adopt as reading
-from .custom import pip_package
-from .errors import Exit, PatchError
-from .files import sha256
-from .locate import Install
+from ..adopt import survey as reading
+from ..disk.files import sha256
+from ..errors import Exit, PatchError
+from ..install.locate import Install
+from ..modules.user_modules import pip_package
+from ..results import AdoptResult
+from ..target.target_common import PREFIX
+from ..version import __version__
+from ..write.session import session
 from .recorded import recorded_modules, transforms_for
-from .results import AdoptResult
-from .session import session
-from .target.target_common import PREFIX
-from .version import __version__
 
-PROBE = Path(__file__).with_name("target") / "adopt_probe.py"
+PROBE = Path(__file__).parent.parent / "target" / "adopt_probe.py"
 PROBE_TIMEOUT = 3600  # a fork with a hundred yamls builds each of them on the CPU
 
 
@@ -76,7 +76,8 @@ def _pip_line(missing: str, install: Install) -> str:
 
 def adopt(install: Install, *, source: str | None = None, wheel: str | None = None, dry_run: bool = False,
           force: bool = False, on_stage: Callable[[str], None] = lambda s: None) -> AdoptResult:
-    from . import actions, plan as planning  # libcst: adopt always plans
+    from ..plan import planner as planning  # libcst: adopt always plans
+    from . import apply as applying
 
     def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
         on_stage(f"adopt: {text}")
@@ -190,7 +191,7 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
             result.plan = final
             return result
         say("writing")
-        applied = actions._apply(install, store, record, same, dry_run=False, options=frozenset(), force=force,
+        applied = applying._apply(install, store, record, same, dry_run=False, options=frozenset(), force=force,
                                  modules=modules, sources=sources, extra=extra, current=current | replaced,
                                  adopted=adopted, kept=kept)
         result.written, result.added, result.plan = applied.written, applied.added, applied.plan
@@ -209,7 +210,7 @@ def _already(install: Install, record, store, recovered: str | None) -> AdoptRes
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:
     """The tree's yamls, each where the tree has it, unless the target holds another file there."""
-    from .plan import template_files  # libcst: already loaded, adopt plans
+    from ..plan.planner import template_files  # libcst: already loaded, adopt plans
 
     ours = {a.path: a.sha256 for a in same.added} if same else {}
     shipped = {rel for rel, _ in template_files(install)}

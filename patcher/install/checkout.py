@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import Exit, PatchError
+from ..errors import Exit, PatchError
 from .locate import Install
 
 
