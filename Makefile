@@ -11,7 +11,7 @@ ULTRALYTICS ?= 8.4.190
 # pytest workers (pytest-xdist): the suite is mostly waiting on subprocesses, two overlap well on 2 cores
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast test-unit bench bench-stock clean
+.PHONY: demo test test-fast test-unit typecheck lint bench bench-stock clean
 
 $(VENV)/.ready-$(ULTRALYTICS): pyproject.toml Makefile
 	@echo "Setting up $(VENV): rtdetr-patch with its test extras, and Ultralytics $(ULTRALYTICS) with torch"
@@ -32,6 +32,18 @@ test-fast: $(VENV)/.ready-$(ULTRALYTICS)
 
 test-unit: $(VENV)/.ready-$(ULTRALYTICS)
 	RTDETR_PATCH_UNIT=1 $(BIN)/python -m pytest -m unit -q
+
+# mypy on the package as installed: the repository's folders linked where pyproject's package-dir puts them
+TYPECHECK := build/typecheck
+typecheck: $(VENV)/.ready-$(ULTRALYTICS)
+	rm -rf $(TYPECHECK)/rtdetr_patch && mkdir -p $(TYPECHECK)/rtdetr_patch
+	for f in rtdetr_patch/*.py; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/rtdetr_patch/; done
+	for d in patcher patches templates; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/rtdetr_patch/$$d; done
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p rtdetr_patch
+
+lint: $(VENV)/.ready-$(ULTRALYTICS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(VENV)/.ready-$(ULTRALYTICS)
 	$(BIN)/python benchmarks/bench_cli.py
