@@ -251,6 +251,11 @@ def test_pip_install_adds_one_import_package(tmp_path):
                  "rtdetr_patch/patcher/target/target_common.py", "rtdetr_patch/templates/Addmodules/ResNet.py", "rtdetr_patch/patches/parse_model.py",
                  "rtdetr_patch/templates/Addmodules/MobileNetV3.py", "rtdetr_patch/templates/yolo/11/yolo11-MobileNetV3.yaml"):
         assert must in names, must
+    # Every source file of the folders pyproject maps (a subfolder missing from its package list would be left
+    # out of the wheel and break the installed tool), and py.typed for the typed API.
+    shipped = {f"rtdetr_patch/{rel}" for rel in tracked if rel.endswith(".py") and rel.split("/")[0] in
+               ("patcher", "patches")} | {"rtdetr_patch/py.typed"}
+    assert shipped <= set(names), sorted(shipped - set(names))
     # Installed into a folder of its own, it runs as `python -m rtdetr_patch` without the repository.
     site = tmp_path / "site"
     with zipfile.ZipFile(whl) as zf:
