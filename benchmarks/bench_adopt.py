@@ -8,7 +8,7 @@ downloads it once into the tool's cache), with this Python as the interpreter th
 forks' own files often need packages of their own (torchsummary, mmengine, PyWavelets): install
 them first, or the yamls will not build in the fork either. Prints, per fork: names found,
 carried (by rule) and not carried (why), files carried, yamls that build in the fork and on the
-target, the same parameters, and seconds. The figures in the README come from this script.
+target, the same parameters, and seconds. The figures in docs/adopt.md come from this script.
 """
 
 from __future__ import annotations

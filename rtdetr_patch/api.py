@@ -123,8 +123,8 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
     then verify with a smoke run (skipped by ``no_verify`` and ``dry_run``).
 
     ``val_rect_fix`` also runs the opt-in transform of blog step 4.10. ``modules`` are ``FILE.py[:NAME[=RULE]]``
-    modules of your own (README, "Your own modules"). ``train`` adds one short epoch through Ultralytics' own
-    trainer to the smoke run (README, "Verification"). ``on_install`` is called with the install once it is found, ``on_stage``
+    modules of your own (README, "Your own backbones and modules"). ``train`` adds one short epoch through Ultralytics' own
+    trainer to the smoke run (docs/verification.md). ``on_install`` is called with the install once it is found, ``on_stage``
     with each verification stage (for progress display).
     """
     yaml = _yaml(yaml)

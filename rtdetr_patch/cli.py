@@ -31,7 +31,7 @@ YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=
                            help="The model yaml the verification builds: a shipped name "
                                 "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON object instead of tables (README: \"Output for scripts: --json\").")
+                           help="Print one JSON object instead of tables (docs/options.md: \"Output for scripts: --json\").")
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
 
 
