@@ -1,7 +1,7 @@
 """What every transform shares: the outcome vocabulary, the errors, and small CST helpers.
 
 A transform is a ``libcst.CSTTransformer`` over one Ultralytics source file. It finds its target by
-shape (module, class, function and statement structure, through the matchers of ``match.py``), never by line
+shape (module, class, function and statement structure, through ``libcst.matchers``), never by line
 numbers or exact text, and touches nothing else. After ``run`` it reports one of three outcomes:
 
 * ``PATCHED``: it found the pristine target and rewrote it (the returned module differs);
@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import ClassVar, Iterator, Sequence
 
 import libcst as cst
+import libcst.matchers as m
 
 from ..patcher.states import Outcome  # the vocabulary lives where the record-only paths can read it
-from . import match as m
 
 MARK = "rtdetr-patch"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import Outcome, TargetMissing, Transform, expression
 
@@ -65,7 +65,7 @@ class LegacyHeadPreds(Transform):
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         if self.classes[-1:] != ["DetectionModel"] or self.functions != ["__init__", "_forward"]:
             return updated
-        if not m.matches(updated.targets, [m.AssignTarget(target=m.Name("output"))]):
+        if not m.matches(updated, m.Assign(targets=[m.AssignTarget(target=m.Name("output"))])):
             return updated
         return updated.with_changes(value=self._wrap(updated.value, "probe", _FORWARD))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, is_simple, statement
 

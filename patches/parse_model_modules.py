@@ -4,7 +4,7 @@ convolutions, C2f-style blocks, necks, up-sampling, fusion, heads, the ResNet ba
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, statement
 from .parse_model import chain_else, insert_before_else, is_branch_chain, layer_loop

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 import libcst as cst
+import libcst.matchers as m
 
-from ...patches import match as m
 from ...patches.base import MARK, block_of, methods, statements
 from ..errors import PatchError
 from ..install.locate import Install
