@@ -62,13 +62,9 @@ class DecoderAnchors(Transform):
             self.uncached = True
         return updated
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.outcome is None and self.uncached:
-            self.outcome = Outcome.NOT_NEEDED
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """No cached test, and the anchors are built on every call: nothing can go stale."""
+        return self.outcome is None and self.uncached
 
 
 def _terms(test: cst.BaseExpression) -> list[cst.BaseExpression]:

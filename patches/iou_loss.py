@@ -72,11 +72,11 @@ class IouLossChoice(Transform):
         at = 1 if docstring else 0
         return func.with_changes(body=func.body.with_changes(body=body[:at] + [line] + body[at:]))
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.seen != {"parse_model", "criterion"} or self.outcome is None:
+    def check_found(self) -> None:
+        """Both parts: ``parse_model``'s check and at least one ``init_criterion``."""
+        if self.seen != {"parse_model", "criterion"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+        super().check_found()
 
 
 class _BoxTerm(Transform):
@@ -120,13 +120,9 @@ class _BoxTerm(Transform):
     def fits(self, line: cst.SimpleStatementLine) -> bool:
         return True
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.outcome is None and self.method:
-            return module, Outcome.NOT_NEEDED  # the method is there, its box term edited by hand: left as it is
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """The method is there, its box term edited by hand: left as it is."""
+        return self.outcome is None and self.method
 
 
 class YoloBoxIou(_BoxTerm):

@@ -70,12 +70,15 @@ class LayerLoops(Transform):
                 return updated.with_changes(body=updated.body.with_changes(body=stmts))
         return updated
 
-    def run(self, module: cst.Module):
-        # Walk only the methods that hold such a loop (found by a look at their statements).
+    def outcome_before_walk(self, module: cst.Module) -> Outcome | None:
+        """Walk only the methods that hold such a loop (found by a look at their statements)."""
         self.scope = tuple(f"{cls}.{func.name.value}" for cls, func in methods(module)
                            if cls is not None and any(isinstance(s, cst.For) and m.matches(s, _LOOP)
                                                     for s in statements(block_of(func))))
-        new = module.visit(self)
+        return None
+
+    def check_found(self) -> None:
+        """Every loop of ``REQUIRED``, and all of them patched or none: the outcome is the loops' own."""
         found = set(self.patched) | set(self.applied)
         missing = [f"{c}.{f}" for c, f in REQUIRED if (c, f) not in found]
         if missing:
@@ -85,4 +88,3 @@ class LayerLoops(Transform):
                                 f"{', '.join(c + '.' + f for c, f in self.applied)} already patched; "
                                 "the file looks hand-edited)")
         self.outcome = Outcome.PATCHED if self.patched else Outcome.APPLIED
-        return new, self.outcome

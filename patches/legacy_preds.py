@@ -75,10 +75,12 @@ class LegacyHeadPreds(Transform):
             self.reads_feats = True
         return updated
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if not self.reads_feats and "probe" not in self.seen:
-            return module, Outcome.NOT_NEEDED  # the stride probe reads no dict: Detect returns its maps (up to 8.3)
-        if self.seen != {"loss", "probe"} or self.outcome is None:
+    def not_needed(self) -> bool:
+        """The stride probe reads no dict: Detect returns its maps (up to 8.3)."""
+        return not self.reads_feats and "probe" not in self.seen
+
+    def check_found(self) -> None:
+        """Both places: ``BaseModel.loss`` and the stride probe."""
+        if self.seen != {"loss", "probe"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+        super().check_found()

@@ -91,9 +91,9 @@ class RegisteredHeads(Transform):
         self.settle(Outcome.PATCHED)
         return updated.with_changes(body=updated.body.with_changes(body=body + [statement(CFG2TASK)]))
 
-    def run(self, module: cst.Module):
-        new, outcome = super().run(module)
+    def check_found(self) -> None:
+        """Every site of ``SITES``."""
+        super().check_found()
         missing = [s for s in SITES.values() if s not in self.seen]
         if missing:
             raise TargetMissing(f"{self.LOOKED_FOR} (not found in: {', '.join(missing)})")
-        return new, outcome

@@ -55,8 +55,8 @@ class RepC3Expansion(Transform):
             )
         return updated
 
-    def run(self, module: cst.Module):
-        new, outcome = super().run(module)
+    def check_found(self) -> None:
+        """Both convolutions, ``cv1`` and ``cv2``."""
+        super().check_found()
         if self.seen != {"cv1", "cv2"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, outcome

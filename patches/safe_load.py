@@ -60,10 +60,6 @@ class SafeLoadAllow(Transform):
         body.insert(returns[-1], statement(ALLOW))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if not self.has_safe_load:
-            return module, Outcome.NOT_NEEDED
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """No ``_SafeLoad`` class: the release has no restricted loading."""
+        return not self.has_safe_load
