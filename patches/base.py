@@ -186,14 +186,20 @@ def simple_statement(code: str) -> cst.SimpleStatementLine:
 def compound_statement(code: str, **parts: cst.BaseStatement | cst.BaseSuite) -> cst.BaseCompoundStatement:
     """A compound statement (``if``, ``try``) from a template whose ``{name}`` placeholders, each on a line of its
     own, ``parts`` fill: a statement of the file, or a whole block (``libcst.helpers.parse_template_statement``)."""
-    return ensure_type(parse_template_statement(code, **parts), cst.BaseCompoundStatement)
+    stmt = parse_template_statement(code, _CONFIG, **parts)
+    if not isinstance(stmt, cst.BaseCompoundStatement):
+        raise TypeError(f"not a compound statement: {code!r}")
+    return stmt
+
+
+_CONFIG = cst.PartialParserConfig()  # parse_template_statement's own default
 
 
 def expression(code: str) -> cst.BaseExpression:
     return cst.parse_expression(code)
 
 
-def is_simple(stmt: cst.CSTNode, matcher: m.BaseMatcherNode) -> bool:
+def is_simple(stmt: cst.CSTNode, matcher: m.BaseSmallStatement) -> bool:
     """True when ``stmt`` is a one-statement line whose statement matches ``matcher``."""
     return m.matches(stmt, m.SimpleStatementLine(body=[matcher]))
 

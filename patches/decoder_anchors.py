@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, expression, trailing_comment
+from .base import MARK, Outcome, Transform, expression, trailing_comment
 
 STALE = "(self.anchors.is_inference() and not torch.is_inference_mode_enabled())"
 _SHAPES_TEST = m.Comparison(left=m.Attribute(value=m.Name("self"), attr=m.Name("shapes")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.helpers import ensure_type
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, statement, trailing_comment
 
@@ -105,7 +106,7 @@ class _BoxTerm(Transform):
             m.ZeroOrMore(), m.Arg(keyword=m.Name(self.FLAG), value=m.Name("True")), m.ZeroOrMore()]))
         if len(calls) != 1 or not self.fits(updated):
             return updated
-        call = calls[0]
+        call = ensure_type(calls[0], cst.Call)
         positional = [a for a in call.args if a.keyword is None]
         xywh = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "xywh"), None)
         if len(positional) != 2 or xywh is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, methods, statement, statements
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, compound_statement, is_simple, methods, statements
 
 # ``for m in self.model:`` and ``for m in self.model[:-1]:``
 _SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
@@ -15,11 +15,12 @@ _SAVE_OUTPUT = m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("ap
                              args=[m.Arg(m.IfExp(body=m.Name("x"), orelse=m.Name("None")))]))
 _OUR_TEST = m.Call(func=m.Name("getattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString()), m.ZeroOrMore()])
 
+# ``{line}``: the loop's own statement, spliced in by ``libcst.helpers.parse_template_statement``
 KEEP_OUTPUTS = f"""\
 if getattr(m, "backbone", False):  # {MARK}: keep each output of a list-returning backbone (blog step 4.7)
     x = rtdetr_patch_outputs(x, y, self.save)
 else:
-    pass
+    {{line}}
 """
 
 # The loops the blog's yaml needs on every release: building, training and validating RT-DETR.
@@ -61,11 +62,9 @@ class LayerLoops(Transform):
                     and any(is_simple(s, _SAVE_OUTPUT) for s in block_of(stmt.orelse)):
                 self.applied.append(where)
                 return updated
-            if is_simple(stmt, _SAVE_OUTPUT):
-                branch = statement(KEEP_OUTPUTS)
-                orelse = branch.orelse.with_changes(
-                    body=branch.orelse.body.with_changes(body=[stmt.with_changes(leading_lines=[])]))
-                stmts[index] = branch.with_changes(orelse=orelse, leading_lines=stmt.leading_lines)
+            if isinstance(stmt, cst.SimpleStatementLine) and is_simple(stmt, _SAVE_OUTPUT):
+                branch = compound_statement(KEEP_OUTPUTS, line=stmt.with_changes(leading_lines=[]))
+                stmts[index] = branch.with_changes(leading_lines=stmt.leading_lines)
                 self.patched.append(where)
                 return updated.with_changes(body=updated.body.with_changes(body=stmts))
         return updated

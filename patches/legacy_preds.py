@@ -45,7 +45,7 @@ class LegacyHeadPreds(Transform):
         self.seen: set[str] = set()
         self.reads_feats = False  # the probe's `output["feats"]`: this release's Detect returns a dict
 
-    def _wrap(self, value: cst.BaseExpression, where: str, pristine: m.BaseMatcherNode) -> cst.BaseExpression:
+    def _wrap(self, value: cst.BaseExpression, where: str, pristine: m.Name | m.Call) -> cst.BaseExpression:
         if m.matches(value, m.Call(func=m.Name(HELPER), args=[m.Arg(), m.Arg(pristine)])):
             self.seen.add(where)
             self.settle(Outcome.APPLIED)

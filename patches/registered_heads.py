@@ -27,7 +27,7 @@ def _names_detect(node: cst.BaseExpression) -> bool:
 
 
 def _is_detect_check(test: cst.BaseExpression) -> bool:
-    return (m.matches(test, m.Call(func=m.Name("isinstance"))) and len(test.args) == 2
+    return (isinstance(test, cst.Call) and m.matches(test, m.Call(func=m.Name("isinstance"))) and len(test.args) == 2
             and m.matches(test.args[0].value, m.Name("m")) and _names_detect(test.args[1].value))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.helpers import ensure_type
 
 from .base import (MARK, Outcome, TargetMissing, Transform, block_of, expression, methods, statements,
                    trailing_comment)
@@ -57,7 +58,7 @@ class RestrictedLayers(Transform):
                                                        for s in block_of(updated)):
             self.settle(Outcome.PATCHED)
             test = cst.BooleanOperation(left=updated.test, operator=cst.And(), right=expression(ALSO))
-            header = updated.body.header
+            header = ensure_type(updated.body, cst.IndentedBlock).header  # block_of found the raise in it
             if header.comment is None:
                 header = trailing_comment(f"{MARK}: registered backbones and modules may be factories (blog step 5.2)")
             return updated.with_changes(test=test, body=updated.body.with_changes(header=header))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
+from .base import MARK, Outcome, Transform, is_simple, statement
 
 SAFE_GLOBALS = "rtdetr_patch_safe_globals"
 ALLOW = f"allow += {SAFE_GLOBALS}(allow)  # {MARK}: the classes a checkpoint of an added backbone holds\n"
