@@ -111,7 +111,8 @@ class Transform(cst.CSTTransformer):
         return bool(self.classes) and self.classes[-1] == cls and bool(self.functions) and self.functions[-1] == func
 
     def run(self, module: cst.Module) -> tuple[cst.Module, Outcome]:
-        """The module (rewritten where PATCHED, the very same one where NOT_NEEDED) and the outcome."""
+        """The module (rewritten where PATCHED, the one given where a look before the walk decides or the
+        release does not need the transform) and the outcome."""
         early = self.outcome_before_walk(module)
         if early is not None:
             return module, early
@@ -183,6 +184,9 @@ def simple_statement(code: str) -> cst.SimpleStatementLine:
     return ensure_type(cst.parse_statement(code), cst.SimpleStatementLine)
 
 
+_CONFIG = cst.PartialParserConfig()  # parse_template_statement's own default
+
+
 def compound_statement(code: str, **parts: cst.BaseStatement | cst.BaseSuite) -> cst.BaseCompoundStatement:
     """A compound statement (``if``, ``try``) from a template whose ``{name}`` placeholders, each on a line of its
     own, ``parts`` fill: a statement of the file, or a whole block (``libcst.helpers.parse_template_statement``)."""
@@ -190,9 +194,6 @@ def compound_statement(code: str, **parts: cst.BaseStatement | cst.BaseSuite) ->
     if not isinstance(stmt, cst.BaseCompoundStatement):
         raise TypeError(f"not a compound statement: {code!r}")
     return stmt
-
-
-_CONFIG = cst.PartialParserConfig()  # parse_template_statement's own default
 
 
 def expression(code: str) -> cst.BaseExpression:
