@@ -1,7 +1,7 @@
 """What every transform shares: the outcome vocabulary, the errors, and small CST helpers.
 
 A transform is a ``libcst.CSTTransformer`` over one Ultralytics source file. It finds its target by
-shape (module, class, function and statement structure, through the matchers of ``match.py``), never by line
+shape (module, class, function and statement structure, through ``libcst.matchers``), never by line
 numbers or exact text, and touches nothing else. After ``run`` it reports one of three outcomes:
 
 * ``PATCHED``: it found the pristine target and rewrote it (the returned module differs);
@@ -10,6 +10,12 @@ numbers or exact text, and touches nothing else. After ``run`` it reports one of
 
 When the target cannot be found it raises :class:`TargetMissing` with what it looked for; the
 orchestration in ``patcher`` adds the file and the release to the message and writes nothing.
+
+``run`` is the same for every transform; a transform declares what it decides beyond its walk through
+three hooks: ``outcome_before_walk`` (a cheap look at the module's statements that can settle the
+outcome, or narrow the scope, before any walk), ``not_needed`` (after the walk: this release already
+behaves correctly, so the file is left alone) and ``check_found`` (after the walk: every part of the
+target was found, else :class:`TargetMissing`).
 
 Each transform is scoped: ``SCOPE`` names the functions and methods it may change
 (``"parse_model"``, ``"DetectionModel.__init__"``, ``"*.*"`` for every method of every class) and
@@ -21,12 +27,13 @@ comment carrying ``MARK``), found at the same place the pristine target would be
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence, TypeVar
 
 import libcst as cst
+import libcst.matchers as m
+from libcst.helpers import ensure_type, parse_template_statement
 
 from ..patcher.states import Outcome  # the vocabulary lives where the record-only paths can read it
-from . import match as m
 
 MARK = "rtdetr-patch"
 
@@ -104,10 +111,34 @@ class Transform(cst.CSTTransformer):
         return bool(self.classes) and self.classes[-1] == cls and bool(self.functions) and self.functions[-1] == func
 
     def run(self, module: cst.Module) -> tuple[cst.Module, Outcome]:
+        """The module (rewritten where PATCHED, the one given where a look before the walk decides or the
+        release does not need the transform) and the outcome."""
+        early = self.outcome_before_walk(module)
+        if early is not None:
+            return module, early
         new = module.visit(self)
-        if self.outcome is None:
+        if self.not_needed():
+            return module, Outcome.NOT_NEEDED
+        self.check_found()
+        if self.outcome is None:  # check_found settles or raises; this keeps the type honest
             raise TargetMissing(self.LOOKED_FOR)
         return new, self.outcome
+
+    # The hooks ``run`` consults: a transform overrides the ones it needs, never ``run`` itself.
+    def outcome_before_walk(self, module: cst.Module) -> Outcome | None:
+        """A look at the module's statements before the walk: an outcome that needs no walk (the release does
+        not need the transform, or it is already applied), or None to walk. It may narrow ``self.scope``."""
+        return None
+
+    def not_needed(self) -> bool:
+        """After the walk: whether this release already behaves correctly, so the file is left alone."""
+        return False
+
+    def check_found(self) -> None:
+        """After the walk: raise :class:`TargetMissing` unless every part of the target was found (by default,
+        any part: the walk settled an outcome)."""
+        if self.outcome is None:
+            raise TargetMissing(self.LOOKED_FOR)
 
     def settle(self, outcome: Outcome) -> None:
         """Record an outcome; a file with the target twice must agree on it."""
@@ -148,11 +179,28 @@ def statement(code: str) -> cst.BaseStatement:
     return cst.parse_statement(code)
 
 
+def simple_statement(code: str) -> cst.SimpleStatementLine:
+    """``statement`` for a one-line statement."""
+    return ensure_type(cst.parse_statement(code), cst.SimpleStatementLine)
+
+
+_CONFIG = cst.PartialParserConfig()  # parse_template_statement's own default
+
+
+def compound_statement(code: str, **parts: cst.BaseStatement | cst.BaseSuite) -> cst.BaseCompoundStatement:
+    """A compound statement (``if``, ``try``) from a template whose ``{name}`` placeholders, each on a line of its
+    own, ``parts`` fill: a statement of the file, or a whole block (``libcst.helpers.parse_template_statement``)."""
+    stmt = parse_template_statement(code, _CONFIG, **parts)
+    if not isinstance(stmt, cst.BaseCompoundStatement):
+        raise TypeError(f"not a compound statement: {code!r}")
+    return stmt
+
+
 def expression(code: str) -> cst.BaseExpression:
     return cst.parse_expression(code)
 
 
-def is_simple(stmt: cst.CSTNode, matcher: m.BaseMatcherNode) -> bool:
+def is_simple(stmt: cst.CSTNode, matcher: m.BaseSmallStatement) -> bool:
     """True when ``stmt`` is a one-statement line whose statement matches ``matcher``."""
     return m.matches(stmt, m.SimpleStatementLine(body=[matcher]))
 
@@ -164,7 +212,11 @@ def block_of(node: cst.CSTNode) -> Sequence[cst.BaseStatement]:
     return ()
 
 
-def with_block(node: cst.CSTNode, stmts: Sequence[cst.BaseStatement]) -> cst.CSTNode:
+_Compound = TypeVar("_Compound", cst.If, cst.For, cst.FunctionDef)
+
+
+def with_block(node: _Compound, stmts: Sequence[cst.BaseStatement]) -> _Compound:
+    """``node`` with the statements of its indented block replaced."""
     return node.with_changes(body=node.body.with_changes(body=list(stmts)))
 
 

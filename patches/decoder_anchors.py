@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, expression, trailing_comment
+from .base import MARK, Outcome, Transform, expression, trailing_comment
 
 STALE = "(self.anchors.is_inference() and not torch.is_inference_mode_enabled())"
 _SHAPES_TEST = m.Comparison(left=m.Attribute(value=m.Name("self"), attr=m.Name("shapes")),
@@ -62,13 +62,9 @@ class DecoderAnchors(Transform):
             self.uncached = True
         return updated
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.outcome is None and self.uncached:
-            self.outcome = Outcome.NOT_NEEDED
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """No cached test, and the anchors are built on every call: nothing can go stale."""
+        return self.outcome is None and self.uncached
 
 
 def _terms(test: cst.BaseExpression) -> list[cst.BaseExpression]:

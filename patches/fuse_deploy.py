@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, statement, with_block
 

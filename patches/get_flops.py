@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
+from libcst.helpers import ensure_type
 
-from .base import MARK, Outcome, Transform, statement
+from .base import MARK, Outcome, Transform, compound_statement
 
 # ``torch.empty((1, c, *imgsz), ...)``: the release already profiles at the real image size.
 _REAL_SIZE_PROBE = m.Call(
@@ -20,8 +21,8 @@ try:  # {MARK}: the stride-sized probe fails for RT-DETR, profile at the real im
     im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
     return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
 except Exception:
-    pass
-"""
+    {{body}}
+"""  # ``{body}``: the release's own ``except`` block, spliced in by ``libcst.helpers.parse_template_statement``
 
 
 class GetFlopsRealSize(Transform):
@@ -51,22 +52,25 @@ class GetFlopsRealSize(Transform):
         tries = [i for i, s in enumerate(body) if isinstance(s, cst.Try)]
         if not tries:
             return updated
-        outer: cst.Try = body[tries[-1]]
+        outer = ensure_type(body[tries[-1]], cst.Try)
         handler = outer.handlers[-1] if outer.handlers else None
         if handler is None:
             return updated
         first = handler.body.body[0] if handler.body.body else None
-        if isinstance(first, cst.Try) and first.body.header.comment and MARK in first.body.header.comment.value:
+        if isinstance(first, cst.Try) and _is_ours(first):
             self.settle(Outcome.APPLIED)
             return updated
         if m.findall(updated, _REAL_SIZE_PROBE):
             self.settle(Outcome.NOT_NEEDED)
             return updated
         self.settle(Outcome.PATCHED)
-        fallback: cst.Try = statement(FALLBACK)
-        fallback = fallback.with_changes(
-            handlers=[fallback.handlers[0].with_changes(body=handler.body)]
-        )
+        fallback = compound_statement(FALLBACK, body=handler.body)
         new_handler = handler.with_changes(body=handler.body.with_changes(body=[fallback]))
         body[tries[-1]] = outer.with_changes(handlers=[*outer.handlers[:-1], new_handler])
         return updated.with_changes(body=updated.body.with_changes(body=body))
+
+
+def _is_ours(stmt: cst.Try) -> bool:
+    """Our fallback: a ``try:`` whose header comment carries the mark."""
+    comment = stmt.body.header.comment if isinstance(stmt.body, cst.IndentedBlock) else None
+    return comment is not None and MARK in comment.value

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
+from libcst.helpers import ensure_type
 
 from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, statement, trailing_comment
 
@@ -72,11 +73,11 @@ class IouLossChoice(Transform):
         at = 1 if docstring else 0
         return func.with_changes(body=func.body.with_changes(body=body[:at] + [line] + body[at:]))
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.seen != {"parse_model", "criterion"} or self.outcome is None:
+    def check_found(self) -> None:
+        """Both parts: ``parse_model``'s check and at least one ``init_criterion``."""
+        if self.seen != {"parse_model", "criterion"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+        super().check_found()
 
 
 class _BoxTerm(Transform):
@@ -105,7 +106,7 @@ class _BoxTerm(Transform):
             m.ZeroOrMore(), m.Arg(keyword=m.Name(self.FLAG), value=m.Name("True")), m.ZeroOrMore()]))
         if len(calls) != 1 or not self.fits(updated):
             return updated
-        call = calls[0]
+        call = ensure_type(calls[0], cst.Call)
         positional = [a for a in call.args if a.keyword is None]
         xywh = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "xywh"), None)
         if len(positional) != 2 or xywh is None:
@@ -120,13 +121,9 @@ class _BoxTerm(Transform):
     def fits(self, line: cst.SimpleStatementLine) -> bool:
         return True
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if self.outcome is None and self.method:
-            return module, Outcome.NOT_NEEDED  # the method is there, its box term edited by hand: left as it is
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """The method is there, its box term edited by hand: left as it is."""
+        return self.outcome is None and self.method
 
 
 class YoloBoxIou(_BoxTerm):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, methods, statement, statements
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, compound_statement, is_simple, methods, statements
 
 # ``for m in self.model:`` and ``for m in self.model[:-1]:``
 _SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
@@ -15,11 +15,12 @@ _SAVE_OUTPUT = m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("ap
                              args=[m.Arg(m.IfExp(body=m.Name("x"), orelse=m.Name("None")))]))
 _OUR_TEST = m.Call(func=m.Name("getattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString()), m.ZeroOrMore()])
 
+# ``{line}``: the loop's own statement, spliced in by ``libcst.helpers.parse_template_statement``
 KEEP_OUTPUTS = f"""\
 if getattr(m, "backbone", False):  # {MARK}: keep each output of a list-returning backbone (blog step 4.7)
     x = rtdetr_patch_outputs(x, y, self.save)
 else:
-    pass
+    {{line}}
 """
 
 # The loops the blog's yaml needs on every release: building, training and validating RT-DETR.
@@ -61,21 +62,22 @@ class LayerLoops(Transform):
                     and any(is_simple(s, _SAVE_OUTPUT) for s in block_of(stmt.orelse)):
                 self.applied.append(where)
                 return updated
-            if is_simple(stmt, _SAVE_OUTPUT):
-                branch = statement(KEEP_OUTPUTS)
-                orelse = branch.orelse.with_changes(
-                    body=branch.orelse.body.with_changes(body=[stmt.with_changes(leading_lines=[])]))
-                stmts[index] = branch.with_changes(orelse=orelse, leading_lines=stmt.leading_lines)
+            if isinstance(stmt, cst.SimpleStatementLine) and is_simple(stmt, _SAVE_OUTPUT):
+                branch = compound_statement(KEEP_OUTPUTS, line=stmt.with_changes(leading_lines=[]))
+                stmts[index] = branch.with_changes(leading_lines=stmt.leading_lines)
                 self.patched.append(where)
                 return updated.with_changes(body=updated.body.with_changes(body=stmts))
         return updated
 
-    def run(self, module: cst.Module):
-        # Walk only the methods that hold such a loop (found by a look at their statements).
+    def outcome_before_walk(self, module: cst.Module) -> Outcome | None:
+        """Walk only the methods that hold such a loop (found by a look at their statements)."""
         self.scope = tuple(f"{cls}.{func.name.value}" for cls, func in methods(module)
                            if cls is not None and any(isinstance(s, cst.For) and m.matches(s, _LOOP)
                                                     for s in statements(block_of(func))))
-        new = module.visit(self)
+        return None
+
+    def check_found(self) -> None:
+        """Every loop of ``REQUIRED``, and all of them patched or none: the outcome is the loops' own."""
         found = set(self.patched) | set(self.applied)
         missing = [f"{c}.{f}" for c, f in REQUIRED if (c, f) not in found]
         if missing:
@@ -85,4 +87,3 @@ class LayerLoops(Transform):
                                 f"{', '.join(c + '.' + f for c, f in self.applied)} already patched; "
                                 "the file looks hand-edited)")
         self.outcome = Outcome.PATCHED if self.patched else Outcome.APPLIED
-        return new, self.outcome

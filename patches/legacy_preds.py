@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import Outcome, TargetMissing, Transform, expression
 
@@ -45,7 +45,7 @@ class LegacyHeadPreds(Transform):
         self.seen: set[str] = set()
         self.reads_feats = False  # the probe's `output["feats"]`: this release's Detect returns a dict
 
-    def _wrap(self, value: cst.BaseExpression, where: str, pristine: m.BaseMatcherNode) -> cst.BaseExpression:
+    def _wrap(self, value: cst.BaseExpression, where: str, pristine: m.Name | m.Call) -> cst.BaseExpression:
         if m.matches(value, m.Call(func=m.Name(HELPER), args=[m.Arg(), m.Arg(pristine)])):
             self.seen.add(where)
             self.settle(Outcome.APPLIED)
@@ -65,7 +65,7 @@ class LegacyHeadPreds(Transform):
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         if self.classes[-1:] != ["DetectionModel"] or self.functions != ["__init__", "_forward"]:
             return updated
-        if not m.matches(updated.targets, [m.AssignTarget(target=m.Name("output"))]):
+        if not m.matches(updated, m.Assign(targets=[m.AssignTarget(target=m.Name("output"))])):
             return updated
         return updated.with_changes(value=self._wrap(updated.value, "probe", _FORWARD))
 
@@ -75,10 +75,12 @@ class LegacyHeadPreds(Transform):
             self.reads_feats = True
         return updated
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if not self.reads_feats and "probe" not in self.seen:
-            return module, Outcome.NOT_NEEDED  # the stride probe reads no dict: Detect returns its maps (up to 8.3)
-        if self.seen != {"loss", "probe"} or self.outcome is None:
+    def not_needed(self) -> bool:
+        """The stride probe reads no dict: Detect returns its maps (up to 8.3)."""
+        return not self.reads_feats and "probe" not in self.seen
+
+    def check_found(self) -> None:
+        """Both places: ``BaseModel.loss`` and the stride probe."""
+        if self.seen != {"loss", "probe"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+        super().check_found()

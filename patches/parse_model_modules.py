@@ -4,10 +4,11 @@ convolutions, C2f-style blocks, necks, up-sampling, fusion, heads, the ResNet ba
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
+from libcst.helpers import ensure_type
 
-from .base import MARK, Outcome, TargetMissing, Transform, block_of, statement
-from .parse_model import chain_else, insert_before_else, is_branch_chain, layer_loop
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, statement, with_block
+from .parse_model import chain_else, has_branch, insert_before_else, is_branch_chain, layer_loop
 
 REGISTRY = "RTDETR_PATCH_MODULES"
 BRANCH = f"""\
@@ -46,20 +47,18 @@ class ParseModelModules(Transform):
         if found is None:
             raise TargetMissing("the layer loop of parse_model (the `for` that assigns `m_`)")
         body, at = found
-        loop_body = list(block_of(body[at]))
+        loop = ensure_type(body[at], cst.For)
+        loop_body = list(block_of(loop))
         chains = [i for i, s in enumerate(loop_body) if is_branch_chain(s)]
         if not chains:
             raise TargetMissing("the module-type if/elif chain ending in `else: c2 = ch[f]` in parse_model")
-        chain = loop_body[chains[0]]
-        node = chain
-        while isinstance(node, cst.If):
-            if m.matches(node.test, _OUR_TEST):
-                self.settle(Outcome.APPLIED)
-                return updated
-            node = node.orelse
+        chain = ensure_type(loop_body[chains[0]], cst.If)
+        if has_branch(chain, _OUR_TEST):
+            self.settle(Outcome.APPLIED)
+            return updated
         if chain_else(chain) is None:
             raise TargetMissing("the final `else: c2 = ch[f]` of parse_model's module-type chain")
-        loop_body[chains[0]] = insert_before_else(chain, statement(BRANCH))
-        body[at] = body[at].with_changes(body=body[at].body.with_changes(body=loop_body))
+        loop_body[chains[0]] = insert_before_else(chain, ensure_type(statement(BRANCH), cst.If))
+        body[at] = with_block(loop, loop_body)
         self.settle(Outcome.PATCHED)
-        return updated.with_changes(body=updated.body.with_changes(body=body))
+        return with_block(updated, body)

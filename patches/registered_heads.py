@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import Outcome, TargetMissing, Transform, block_of, expression, statement
 
@@ -27,7 +27,7 @@ def _names_detect(node: cst.BaseExpression) -> bool:
 
 
 def _is_detect_check(test: cst.BaseExpression) -> bool:
-    return (m.matches(test, m.Call(func=m.Name("isinstance"))) and len(test.args) == 2
+    return (isinstance(test, cst.Call) and m.matches(test, m.Call(func=m.Name("isinstance"))) and len(test.args) == 2
             and m.matches(test.args[0].value, m.Name("m")) and _names_detect(test.args[1].value))
 
 
@@ -91,9 +91,9 @@ class RegisteredHeads(Transform):
         self.settle(Outcome.PATCHED)
         return updated.with_changes(body=updated.body.with_changes(body=body + [statement(CFG2TASK)]))
 
-    def run(self, module: cst.Module):
-        new, outcome = super().run(module)
+    def check_found(self) -> None:
+        """Every site of ``SITES``."""
+        super().check_found()
         missing = [s for s in SITES.values() if s not in self.seen]
         if missing:
             raise TargetMissing(f"{self.LOOKED_FOR} (not found in: {', '.join(missing)})")
-        return new, outcome

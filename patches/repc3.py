@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
+from libcst.helpers import ensure_type
 
 from .base import MARK, Outcome, TargetMissing, Transform, trailing_comment
 
@@ -37,11 +38,12 @@ class RepC3Expansion(Transform):
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
         if not self.in_method("RepC3", "__init__") or len(updated.body) != 1 or not m.matches(updated.body[0], _CV):
             return updated
-        assign = updated.body[0]
-        args = list(assign.value.args)
+        assign = ensure_type(updated.body[0], cst.Assign)
+        call = ensure_type(assign.value, cst.Call)
+        args = list(call.args)
         if len(args) < 2 or not isinstance(args[1].value, cst.Name):
             return updated
-        self.seen.add(assign.targets[0].target.attr.value)
+        self.seen.add(ensure_type(assign.targets[0].target, cst.Attribute).attr.value)
         width = args[1].value.value
         if width == "c_":
             comment = updated.trailing_whitespace.comment
@@ -50,13 +52,13 @@ class RepC3Expansion(Transform):
             self.settle(Outcome.PATCHED)
             args[1] = args[1].with_changes(value=cst.Name("c_"))
             return updated.with_changes(
-                body=[assign.with_changes(value=assign.value.with_changes(args=args))],
+                body=[assign.with_changes(value=call.with_changes(args=args))],
                 trailing_whitespace=trailing_comment(f"{MARK}: hidden width c_ (expansion honoured)"),
             )
         return updated
 
-    def run(self, module: cst.Module):
-        new, outcome = super().run(module)
+    def check_found(self) -> None:
+        """Both convolutions, ``cv1`` and ``cv2``."""
+        super().check_found()
         if self.seen != {"cv1", "cv2"}:
             raise TargetMissing(self.LOOKED_FOR)
-        return new, outcome

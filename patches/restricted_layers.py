@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
+from libcst.helpers import ensure_type
 
 from .base import (MARK, Outcome, TargetMissing, Transform, block_of, expression, methods, statements,
                    trailing_comment)
@@ -46,41 +47,35 @@ class RestrictedLayers(Transform):
 
     def __init__(self) -> None:
         super().__init__()
-        self.has_check = False
         self.has_restricted = False  # parse_model computes `restricted = ...` (releases with _SafeLoad)
 
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.If:
         if self.functions[-1:] != ["parse_model"]:
             return updated
         if m.matches(updated.test, _OURS):
-            self.has_check = True
             self.settle(Outcome.APPLIED)
         elif m.matches(updated.test, _CHECK) and any(m.matches(s, m.SimpleStatementLine(body=[m.Raise()]))
                                                        for s in block_of(updated)):
-            self.has_check = True
             self.settle(Outcome.PATCHED)
             test = cst.BooleanOperation(left=updated.test, operator=cst.And(), right=expression(ALSO))
-            header = updated.body.header
+            header = ensure_type(updated.body, cst.IndentedBlock).header  # block_of found the raise in it
             if header.comment is None:
                 header = trailing_comment(f"{MARK}: registered backbones and modules may be factories (blog step 5.2)")
             return updated.with_changes(test=test, body=updated.body.with_changes(header=header))
         return updated
 
-    def run(self, module: cst.Module):
-        # A look at parse_model's statements first: most releases have no `restricted` at all, and a
-        # patched one needs no walk; only a pristine check is rewritten by the (statement-level) walk.
+    def outcome_before_walk(self, module: cst.Module) -> Outcome | None:
+        """A look at parse_model's statements first: most releases have no `restricted` at all (not needed), and
+        a patched one needs no walk; only a pristine check is rewritten by the (statement-level) walk."""
         body = next((f for cls, f in methods(module) if cls is None and f.name.value == "parse_model"), None)
         shapes = list(statements(block_of(body))) if body is not None else []
         self.has_restricted = any(isinstance(s, cst.SimpleStatementLine) and any(m.matches(x, _RESTRICTED)
                                   for x in s.body if isinstance(x, cst.Assign)) for s in shapes)
         if not self.has_restricted:
-            return module, Outcome.NOT_NEEDED
+            return Outcome.NOT_NEEDED
         ifs = [s for s in shapes if isinstance(s, cst.If)]
         if any(m.matches(s.test, _OURS) for s in ifs):
-            return module, Outcome.APPLIED
+            return Outcome.APPLIED
         if not any(m.matches(s.test, _CHECK) for s in ifs):
             raise TargetMissing(self.LOOKED_FOR)
-        new = module.visit(self)
-        if not self.has_check:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+        return None

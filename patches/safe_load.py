@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
-from .base import MARK, Outcome, TargetMissing, Transform, is_simple, statement
+from .base import MARK, Outcome, Transform, is_simple, statement
 
 SAFE_GLOBALS = "rtdetr_patch_safe_globals"
 ALLOW = f"allow += {SAFE_GLOBALS}(allow)  # {MARK}: the classes a checkpoint of an added backbone holds\n"
@@ -60,10 +60,6 @@ class SafeLoadAllow(Transform):
         body.insert(returns[-1], statement(ALLOW))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
-    def run(self, module: cst.Module):
-        new = module.visit(self)
-        if not self.has_safe_load:
-            return module, Outcome.NOT_NEEDED
-        if self.outcome is None:
-            raise TargetMissing(self.LOOKED_FOR)
-        return new, self.outcome
+    def not_needed(self) -> bool:
+        """No ``_SafeLoad`` class: the release has no restricted loading."""
+        return not self.has_safe_load

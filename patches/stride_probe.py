@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
 from .base import Outcome, TargetMissing, Transform, expression
 
@@ -40,6 +40,6 @@ class StrideProbe(Transform):
         elif m.matches(value, m.Integer(PRISTINE)):
             self.settle(Outcome.PATCHED)
             return updated.with_changes(value=expression(f"{HELPER}(self.model, {PRISTINE})"))
-        elif m.matches(value, m.Integer()):
+        elif isinstance(value, cst.Integer):
             raise TargetMissing(f"{self.LOOKED_FOR} (found `s = {value.value}`: the file looks hand-edited)")
         return updated

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import libcst as cst
-from . import match as m
+import libcst.matchers as m
 
-from .base import MARK, Outcome, Transform, statement
+from .base import MARK, Outcome, Transform, simple_statement
 
 PACKAGE = "ultralytics.nn.Addmodules"
 IMPORT_LINE = f"from {PACKAGE} import *  # noqa: F403  {MARK}: added backbones (blog step 4.3)\n"
@@ -46,5 +46,5 @@ class TasksImport(Transform):
         if last is None:
             return updated
         self.settle(Outcome.PATCHED)
-        body.insert(last + 1, statement(IMPORT_LINE))
+        body.insert(last + 1, simple_statement(IMPORT_LINE))
         return updated.with_changes(body=body)

@@ -122,3 +122,43 @@ def snapshot(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under root (Python's __pycache__ left out)."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+# -- plans memoised for the whole session ----------------------------------------------------------
+_PLANNED: dict[tuple, tuple[bytes, list]] = {}
+
+
+@pytest.fixture
+def memo_plans(monkeypatch):
+    """Memoise ``rtdetr_patch.patcher.plan.planner.plan_file`` by (release, file, transforms, bytes), for the whole session.
+
+    A file's plan is a pure function of those (the path only enters error messages, and errors are
+    never memoised), so this changes no outcome; it only spares the libcst passes a command would
+    repeat on bytes an earlier command already planned (check after apply again, the second revert
+    after the first apply, the many tests that start from the same pristine tree). Every distinct
+    input is still planned for real once by the product. ``test_releases``, ``test_cli`` and
+    ``test_transforms`` use it, so the whole suite stays fast on two cores. It holds because every
+    caller reaches the function through the module at call time (``plan.plan_file``, ``make_plan``'s
+    own global), never through a name bound at import.
+    """
+    from rtdetr_patch.patcher.plan import planner as plan_module  # libcst: only the sessions that plan import it
+
+    real = plan_module.plan_file
+
+    def cached(install, rel, transforms, data=None, **more):
+        if more:  # a signature this memo does not know: plan for real
+            return real(install, rel, transforms, data, **more)
+        if data is None:
+            try:
+                data = (install.package / rel).read_bytes()
+            except OSError:
+                return real(install, rel, transforms)
+        key = (install.release, rel, tuple(transforms), data)
+        if key not in _PLANNED:
+            change = real(install, rel, transforms, data)
+            _PLANNED[key] = (change.before, change.after, change.steps)
+        before, after, steps = _PLANNED[key]  # before is b"" where the release gates the file out
+        return plan_module.FileChange(rel=rel, path=install.package / rel, before=before, after=after,
+                                      steps=list(steps))
+
+    monkeypatch.setattr(plan_module, "plan_file", cached)

@@ -23,7 +23,7 @@ import terminal
 from adopt_trees import blog_tree
 from conftest import LATEST, OLD, snapshot, wheel
 from terminal import Terminal
-from test_terminal import SMOKE, STARTS, cursor_shown, environment, flat
+from helpers import SMOKE, STARTS, cursor_shown, environment, flat
 
 pytestmark = pytest.mark.slow
 EXPECTED = {"EMA": ("carried", "same"), "Zoom_cat": ("carried", "concat"), "C2f_EMA": ("carried", "conv-n"),

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import LATEST, OLD, RELEASES, snapshot
-from test_releases import memo_plans  # noqa: F401  (fixture: plan each distinct file once per session)
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import MIN_RELEASE, read_release, release_key
 

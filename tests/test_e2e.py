@@ -16,12 +16,7 @@ Phase wall times and the ONNX-vs-torch difference are printed with the prefix ``
 
 from __future__ import annotations
 
-import json
-import os
-import random
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,88 +24,15 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import LATEST, OLD
+from helpers import IMGSZ, NAMES, assert_offline, make_dataset, offline_env, run_phase
 from rtdetr_patch.cli import main as cli_main
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 
-WORKER = Path(__file__).with_name("e2e_worker.py")
-IMGSZ = 128
 EPOCHS = 2
 BATCH = 4
 OPSET = 17  # RT-DETR's decoder needs grid_sample (opset 16+)
-NAMES = ("box", "disc")
 ONNX_TOLERANCE = 1e-3  # outputs are normalized boxes and sigmoid scores, all in [0, 1]
-PHASE_TIMEOUT = 600
-
-
-def make_dataset(folder: Path, n_train: int = 8, n_val: int = 4, size: int = IMGSZ, seed: int = 0) -> Path:
-    """Images with 1-3 filled rectangles (class 0) or ellipses (class 1), YOLO labels, and a data yaml."""
-    from PIL import Image, ImageDraw
-
-    rng = random.Random(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        (folder / "images" / split).mkdir(parents=True, exist_ok=True)
-        (folder / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            background = tuple(rng.randint(0, 80) for _ in range(3))
-            img = Image.new("RGB", (size, size), background)
-            draw = ImageDraw.Draw(img)
-            lines = []
-            for _ in range(rng.randint(1, 3)):
-                cls = rng.randint(0, 1)
-                w, h = rng.randint(size // 6, size // 2), rng.randint(size // 6, size // 2)
-                x0, y0 = rng.randint(0, size - w - 1), rng.randint(0, size - h - 1)
-                colour = tuple(rng.randint(120, 255) for _ in range(3))
-                box = [x0, y0, x0 + w, y0 + h]
-                (draw.rectangle if cls == 0 else draw.ellipse)(box, fill=colour)
-                lines.append(f"{cls} {(x0 + w / 2) / size:.6f} {(y0 + h / 2) / size:.6f} {w / size:.6f} {h / size:.6f}")
-            img.save(folder / "images" / split / f"{split}{i}.png")
-            (folder / "labels" / split / f"{split}{i}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    data = folder / "data.yaml"
-    data.write_text(f"path: {folder.as_posix()}\ntrain: images/train\nval: images/val\n"
-                    f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES)), encoding="utf-8")
-    return data
-
-
-def offline_env(work: Path, release: str, **extra: str) -> dict[str, str]:
-    """Environment for a worker: offline, user settings and caches in tmp, a local font as Arial.ttf."""
-    home, config = work / "home", work / "yolo-config"
-    config.mkdir(parents=True, exist_ok=True)
-    home.mkdir(parents=True, exist_ok=True)
-    # check_det_dataset wants Arial.ttf in USER_CONFIG_DIR: $YOLO_CONFIG_DIR (8.0.x) or $YOLO_CONFIG_DIR/Ultralytics
-    for font in (config / "Arial.ttf", config / "Ultralytics" / "Arial.ttf"):
-        if not font.exists():
-            import matplotlib
-
-            font.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRALYTICS_", "YOLO_", "TORCH_FORCE_"))}
-    env.update(HOME=str(home), YOLO_CONFIG_DIR=str(config), YOLO_OFFLINE="1", XDG_CONFIG_HOME=str(home / ".config"),
-               MPLCONFIGDIR=str(home / "mpl"), TORCH_HOME=str(home / "torch"), OMP_NUM_THREADS="2",
-               PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore")
-    if release.startswith("8.0."):
-        # 8.0.x calls torch.load without weights_only on its own checkpoints; torch 2.6+ would refuse them.
-        env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    env.update(extra)
-    return env
-
-
-def run_phase(phase: str, spec: dict, env: dict[str, str], cwd: Path) -> tuple[dict, float, str]:
-    """Run one worker phase; return (its result object, wall seconds, its combined output for messages)."""
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, str(WORKER), phase, json.dumps(spec)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=PHASE_TIMEOUT)
-    wall = time.perf_counter() - t0
-    log = (done.stdout + "\n" + done.stderr)[-6000:]
-    lines = [l for l in done.stdout.splitlines() if l.startswith("E2E_RESULT ")]
-    assert done.returncode == 0 and lines, f"worker {phase} failed (rc {done.returncode}):\n{log}"
-    return json.loads(lines[-1][len("E2E_RESULT "):]), wall, log
-
-
-def assert_offline(attempts: list[str], what: str) -> None:
-    """Only connectivity probes to DNS servers (port 53; 8.0.x's is_online) may have been tried, all refused."""
-    others = [a for a in attempts if not a.endswith(", 53)")]
-    assert not others, f"{what} tried to reach the network (refused): {others}"
 
 
 def say(capsys, text: str) -> None:

@@ -21,7 +21,6 @@ from rtdetr_patch.patches import MARK, Outcome
 from rtdetr_patch.patches.layer_loops import REQUIRED, LayerLoops
 
 from conftest import RELEASES, snapshot
-from rtdetr_patch.patcher.plan import planner as plan_module
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.install.locate import release_key
 
@@ -246,43 +245,6 @@ def test_layer_loops(runs, release):
 
 
 # -- through the CLI, on a copy --------------------------------------------------------------
-_PLANNED: dict[tuple, tuple[bytes, list]] = {}
-
-
-@pytest.fixture
-def memo_plans(monkeypatch):
-    """Memoise ``rtdetr_patch.patcher.plan.planner.plan_file`` by (release, file, transforms, bytes), for the whole session.
-
-    A file's plan is a pure function of those (the path only enters error messages, and errors are
-    never memoised), so this changes no outcome; it only spares the libcst passes a command would
-    repeat on bytes an earlier command already planned (check after apply again, the second revert
-    after the first apply, the many tests that start from the same pristine tree). Every distinct
-    input is still planned for real once by the product. ``test_cli`` and ``test_transforms`` use
-    it too, so the whole suite stays fast on two cores. It holds because every caller reaches the
-    function through the module at call time (``plan.plan_file``, ``make_plan``'s own global), never
-    through a name bound at import.
-    """
-    real = plan_module.plan_file
-
-    def cached(install, rel, transforms, data=None, **more):
-        if more:  # a signature this memo does not know: plan for real
-            return real(install, rel, transforms, data, **more)
-        if data is None:
-            try:
-                data = (install.package / rel).read_bytes()
-            except OSError:
-                return real(install, rel, transforms)
-        key = (install.release, rel, tuple(transforms), data)
-        if key not in _PLANNED:
-            change = real(install, rel, transforms, data)
-            _PLANNED[key] = (change.before, change.after, change.steps)
-        before, after, steps = _PLANNED[key]  # before is b"" where the release gates the file out
-        return plan_module.FileChange(rel=rel, path=install.package / rel, before=before, after=after,
-                                      steps=list(steps))
-
-    monkeypatch.setattr(plan_module, "plan_file", cached)
-
-
 @pytest.mark.parametrize("release", RELEASES)
 def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     root = tree(release)

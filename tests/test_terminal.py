@@ -23,36 +23,19 @@ import pytest
 
 import terminal
 from conftest import LATEST, snapshot
-from terminal import COLOUR, HIDE_CURSOR, SHOW_CURSOR, Terminal
+from helpers import SMOKE, STARTS, cursor_shown, environment, flat
+from terminal import COLOUR, Terminal
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV
 
 pytestmark = pytest.mark.skipif(not terminal.available(), reason="pseudo-terminals are POSIX (Windows has none)")
 
 PROGRESS = "verifying in a fresh process"
-STARTS = 20  # seconds: the install line and the progress line appear within a second or two
-SMOKE = 120  # seconds: a whole smoke run takes about 10 on 2 cores
 STATIC = 30  # seconds: a command without the smoke run takes under 1
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TERM")}
-    env["TERM"] = "xterm-256color"
-    env.update(extra)
-    return env
 
 
 def tool(*args) -> list[str]:
     return [sys.executable, "-m", "rtdetr_patch", *map(str, args)]
-
-
-def cursor_shown(raw: str) -> bool:
-    """The cursor is visible at the end: no hide without a later show."""
-    return raw.rfind(HIDE_CURSOR) < raw.rfind(SHOW_CURSOR) or HIDE_CURSOR not in raw
 
 
 def smoke_processes(root: Path) -> list[int]:

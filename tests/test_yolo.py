@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from conftest import LATEST, OLD, snapshot
 from rtdetr_patch.cli import main as cli_main
-from test_e2e import assert_offline, make_dataset, offline_env, run_phase
+from helpers import assert_offline, make_dataset, offline_env, run_phase
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbones"
 DDP_WORKER = Path(__file__).with_name("ddp_worker.py")

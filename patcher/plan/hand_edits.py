@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 import libcst as cst
+import libcst.matchers as m
 
-from ...patches import match as m
 from ...patches.base import MARK, block_of, methods, statements
 from ..errors import PatchError
 from ..install.locate import Install
@@ -34,32 +34,12 @@ def blog_edits(install: Install, ours: Callable[[], set[str]]) -> list[str]:
     ``ours()`` gives the added files that are ours (by record or by content). Module files alone, with a pristine
     ``tasks.py``, are no hand patch: ``apply`` reports them as a conflict and never overwrites them.
     """
-    found: list[str] = []
     tasks = install.package / "nn" / "tasks.py"
     try:
         module = parse(tasks.read_bytes(), str(tasks))[0]
     except (OSError, PatchError):
         module = None
-    if module is not None:
-        flags = hasattr_calls = 0
-        for cls, func in methods(module):  # statements only: no expression is entered
-            for stmt in statements(block_of(func)):
-                if cls is None and func.name.value == "parse_model" and isinstance(stmt, cst.SimpleStatementLine) \
-                        and any(m.matches(s, _BACKBONE_FLAG) for s in stmt.body if isinstance(s, cst.Assign)):
-                    flags += 1
-                elif cls is not None and isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Call) \
-                        and m.matches(stmt.test, _HASATTR_BACKBONE) \
-                        and "backbone" in getattr(stmt.test.args[1].value, "value", ""):
-                    hasattr_calls += 1
-        if flags:
-            found.append("`backbone = False/True` in parse_model (blog step 4.4/4.5)")
-        if hasattr_calls:
-            found.append(f"`hasattr(m, 'backbone')` in {hasattr_calls} layer loop(s) (blog step 4.7)")
-        imports = [s for s in module.body if m.matches(s, _ADDMODULES_IMPORT)]
-        ours_in_tasks = any(s.trailing_whitespace.comment and MARK in s.trailing_whitespace.comment.value
-                            for s in imports)
-        if imports and not ours_in_tasks:
-            found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
+    found = edits_in_tasks(module) if module is not None else []
     folder = install.package / "nn" / "Addmodules"
     if found and folder.is_dir() and not folder.is_symlink():  # files alone are a conflict, not a hand patch
         owned = ours()
@@ -67,4 +47,29 @@ def blog_edits(install: Install, ours: Callable[[], set[str]]) -> list[str]:
                         if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in owned)
         if theirs:
             found.append(f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (blog step 4.1/4.2)")
+    return found
+
+
+def edits_in_tasks(module: cst.Module) -> list[str]:
+    """The blog's edits of ``tasks.py`` (steps 4.3, 4.4/4.5 and 4.7) found in its module."""
+    found: list[str] = []
+    flags = hasattr_calls = 0
+    for cls, func in methods(module):  # statements only: no expression is entered
+        for stmt in statements(block_of(func)):
+            if cls is None and func.name.value == "parse_model" and isinstance(stmt, cst.SimpleStatementLine) \
+                    and any(m.matches(s, _BACKBONE_FLAG) for s in stmt.body if isinstance(s, cst.Assign)):
+                flags += 1
+            elif cls is not None and isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Call) \
+                    and m.matches(stmt.test, _HASATTR_BACKBONE) \
+                    and "backbone" in getattr(stmt.test.args[1].value, "value", ""):
+                hasattr_calls += 1
+    if flags:
+        found.append("`backbone = False/True` in parse_model (blog step 4.4/4.5)")
+    if hasattr_calls:
+        found.append(f"`hasattr(m, 'backbone')` in {hasattr_calls} layer loop(s) (blog step 4.7)")
+    imports = [s for s in module.body if isinstance(s, cst.SimpleStatementLine) and m.matches(s, _ADDMODULES_IMPORT)]
+    ours_in_tasks = any(s.trailing_whitespace.comment and MARK in s.trailing_whitespace.comment.value
+                        for s in imports)
+    if imports and not ours_in_tasks:
+        found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
     return found
