@@ -386,9 +386,11 @@ def check_table(result: CheckResult) -> Table:
     for t in result.transforms:
         made.add_row(t.name, t.blog_step, t.file, f"[{CHECK_COLOURS[t.state]}]{t.state}[/]")
     for f in result.files:
-        made.add_row("(patched file)", "", f.path, f"[{'green' if f.state is FileState.PATCHED else 'red'}]{f.state}[/]")
+        made.add_row("(patched file)", "", f.path, f"[{'green' if f.state is FileState.PATCHED else 'red'}]"
+                     f"{f.state}[/]")
     for a in result.added:
-        made.add_row("(added)", "4.1-5.1", a.path, f"[{'green' if a.state is AddedState.PRESENT else 'red'}]{a.state}[/]")
+        made.add_row("(added)", "4.1-5.1", a.path, f"[{'green' if a.state is AddedState.PRESENT else 'red'}]"
+                     f"{a.state}[/]")
     for mod in result.modules:
         made.add_row("(--module)", "", mod.file, module_names(mod))
     return made

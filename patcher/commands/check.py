@@ -197,4 +197,5 @@ def verdict(result: CheckResult, error_on_warn: bool) -> int:
 def module_row(module: Any) -> CheckModuleRow:
     """A ``--module`` file as check reports it: its names, and each name's rule ("backbone" for a backbone)."""
     rules = dict(module.rules)
-    return CheckModuleRow(module.rel, tuple(module.classes), {name: rules.get(name, "backbone") for name in module.classes})
+    return CheckModuleRow(module.rel, tuple(module.classes),
+                          {name: rules.get(name, "backbone") for name in module.classes})
