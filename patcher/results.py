@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import PatchError
 from .install.locate import Install
-from .states import AddedState, FileState, Outcome, TransformState
+from .states import AddedState, AdoptStatus, FileState, Outcome, TransformState
 from .version import __version__
 
 if TYPE_CHECKING:  # the plan module needs libcst; a result only holds a plan that was made
@@ -126,7 +126,7 @@ class AdoptNameRow(Row):
     The JSON leaves out what is not known (a rule, a file, a reason, a branch's code)."""
 
     name: str
-    status: str
+    status: AdoptStatus
     rule: str | None = None
     file: str | None = None
     why: str = ""
@@ -134,6 +134,11 @@ class AdoptNameRow(Row):
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_dict().items() if v not in (None, "")}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> AdoptNameRow:
+        """The row ``to_dict`` gave (an adopt's record keeps them)."""
+        return cls(**{**row, "status": AdoptStatus(row["status"])})
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ class AdoptFileRow(Row):
     path: str
     stem: str
     names: tuple[str, ...]
-    status: str
+    status: AdoptStatus
     why: str
 
 
@@ -171,6 +176,12 @@ class AdoptEditRow(Row):
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_dict().items() if k != "defines" or v is not None}
+
+    @classmethod
+    def from_dict(cls, edit: dict[str, Any]) -> AdoptEditRow:
+        """A survey's edit, or the row ``to_dict`` gave (an adopt's record keeps them)."""
+        defines = edit.get("defines")
+        return cls(edit["path"], edit["why"], None if defines is None else tuple(defines))
 
 
 @dataclass(frozen=True)

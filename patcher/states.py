@@ -3,7 +3,8 @@
 - ``Outcome``: what a transform found in a source (apply reports it, the record keeps it);
 - ``TransformState``: a transform's state as check reports it (read off the record, or off a fresh plan);
 - ``FileState``: a patched file's state (check);
-- ``AddedState``: an added file's state (check).
+- ``AddedState``: an added file's state (check);
+- ``AdoptStatus``: what adopt does with a name or a module file of the tree.
 
 Kept apart from ``patches/base.py`` (which needs libcst) so that the answers read off a record, which
 never parse a source, can use the same vocabulary without importing libcst.
@@ -69,3 +70,12 @@ class AddedState(State):
     CHANGED = "changed since apply"
     NOT_OURS = "not ours"  # a file of someone else's where the patch adds one
     MISSING = "missing"
+
+
+class AdoptStatus(State):
+    """adopt: what becomes of a name parse_model gained in the tree, or of a module file of the tree."""
+
+    CARRIED = "carried"
+    OURS = "ours"  # rtdetr-patch's own module builds it
+    NATIVE = "native"  # the target's Ultralytics has it already
+    NOT_CARRIED = "not carried"

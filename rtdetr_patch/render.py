@@ -26,14 +26,15 @@ from .patcher.results import (
     Result,
     RevertResult,
 )
-from .patcher.states import AddedState, FileState, Outcome, TransformState
+from .patcher.states import AddedState, AdoptStatus, FileState, Outcome, TransformState
 from .patcher.version import __version__
 
 APPLY_COLOURS = {Outcome.PATCHED: "green", Outcome.APPLIED: "green", Outcome.NOT_NEEDED: "dim"}
 CHECK_COLOURS = {TransformState.APPLIED: "green", TransformState.NOT_NEEDED: "dim", TransformState.MISSING: "red",
                  TransformState.UNRECOGNISED: "red"}
 MODULE_COLOURS = {"ok": "green", "ok, unusual strides": "yellow", "needs arguments": "yellow", "refused": "red"}
-NAME_COLOURS = {"carried": "green", "ours": "green", "native": "yellow", "not carried": "red"}
+NAME_COLOURS = {AdoptStatus.CARRIED: "green", AdoptStatus.OURS: "green", AdoptStatus.NATIVE: "yellow",
+                AdoptStatus.NOT_CARRIED: "red"}
 
 
 # -- for scripts -----------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ def adoption(out: Console, result: AdoptResult) -> None:
     for column in ("name", "status", "rule", "file", "why"):
         names.add_column(column, overflow="fold")
     for n in result.names:
-        names.add_row(escape(n.name), f"[{NAME_COLOURS.get(n.status, 'red')}]{n.status}[/]", n.rule or "",
+        names.add_row(escape(n.name), f"[{NAME_COLOURS[n.status]}]{n.status}[/]", n.rule or "",
                       escape(n.file or ""), escape(n.why))
     out.print(names)
     for n in result.names:
@@ -283,7 +284,7 @@ def adoption(out: Console, result: AdoptResult) -> None:
             out.print(f"[red]{escape(n.name)}[/]: the branch no rule expresses:", soft_wrap=True)
             out.print(Text(n.code, style="dim"), soft_wrap=True)
     for f in result.files:
-        if f.status != "carried":
+        if f.status is not AdoptStatus.CARRIED:
             out.print(f"[red]not carried[/] {escape(f.path)}: {escape(f.why)}", soft_wrap=True)
     if result.yamls:
         out.print(yamls_table(result))
@@ -403,7 +404,7 @@ def module_names(mod: CheckModuleRow) -> str:
 
 def adopted_line(adopted: dict) -> str:
     """What adopt carried, as its record keeps it."""
-    carried = [n["name"] for n in adopted.get("names", []) if n.get("status") == "carried"]
+    carried = [n["name"] for n in adopted.get("names", []) if n.get("status") == AdoptStatus.CARRIED]
     return (f"Adopted from {escape(str(adopted.get('source')))} (Ultralytics "
             f"{escape(str(adopted.get('source_release')))}): {len(carried)} modules, "
             f"{len(adopted.get('yamls', []))} yamls; {len(adopted.get('edits', []))} edits left as they were.")

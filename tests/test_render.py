@@ -30,7 +30,7 @@ from rtdetr_patch.patcher.results import (
     CheckTransformRow,
     RevertResult,
 )
-from rtdetr_patch.patcher.states import AddedState, FileState, Outcome, TransformState
+from rtdetr_patch.patcher.states import AddedState, AdoptStatus, FileState, Outcome, TransformState
 
 STORE = "/state/installs/abc"
 
@@ -176,9 +176,10 @@ def test_revert_nothing_or_recovered(result, said):
 def adopted(**kw) -> AdoptResult:
     return AdoptResult(
         source="/fork/ultralytics", source_release="8.0.227", store=STORE,
-        names=[AdoptNameRow("EMA", "carried", "same", "nn/Addmodules/attention.py", "runs as 'same'"),
-               AdoptNameRow("Weird", "not carried", why="no rule", code="c2 = ch[f] * 3")],
-        files=[AdoptFileRow("nn/Addmodules/needs_pkg.py", "needs_pkg", ("Absent",), "not carried", "import fails")],
+        names=[AdoptNameRow("EMA", AdoptStatus.CARRIED, "same", "nn/Addmodules/attention.py", "runs as 'same'"),
+               AdoptNameRow("Weird", AdoptStatus.NOT_CARRIED, why="no rule", code="c2 = ch[f] * 3")],
+        files=[AdoptFileRow("nn/Addmodules/needs_pkg.py", "needs_pkg", ("Absent",), AdoptStatus.NOT_CARRIED,
+                            "import fails")],
         yamls=[AdoptYamlRow("cfg/models/rt-detr/mine.yaml", ("EMA",), True, "", {"params": 100}, {"params": 90})],
         edits=[AdoptEditRow("models/utils/loss.py", "not carried")],
         summary=AdoptSummary(names=2, carried=1, yamls=1, build_in_source=1, build_on_target=1, same_params=0), **kw)
@@ -281,6 +282,9 @@ def test_adopt_json_rows():
     assert list(data["yamls"][0]) == ["path", "uses", "carried", "why", "source", "target"]
     assert data["edits"] == [{"path": "models/utils/loss.py", "why": "not carried"}]
     assert AdoptEditRow("a.py", "why", ("X",)).to_dict() == {"path": "a.py", "why": "why", "defines": ["X"]}
+    for row in data["names"]:  # as an adopt's record keeps them, read back by an adopt that finds nothing new
+        assert AdoptNameRow.from_dict(row).to_dict() == row
+    assert AdoptEditRow.from_dict({"path": "a.py", "why": "w", "defines": ["X"]}).defines == ("X",)
     assert list(data["summary"]) == ["names", "carried", "yamls", "build_in_source", "build_on_target", "same_params"]
     assert AdoptResult().to_dict()["summary"] == {}
 

@@ -29,6 +29,7 @@ from ..errors import Exit, PatchError
 from ..install.locate import Install
 from ..modules.user_modules import pip_package
 from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
+from ..states import AdoptStatus
 from ..target.target_common import PREFIX
 from ..version import __version__
 from ..write.session import session
@@ -205,10 +206,11 @@ def _already(install: Install, record, store, recovered: str | None) -> AdoptRes
     adopted = record.adopted
     return AdoptResult(already=True, in_place=True, source=adopted.get("source"),
                        source_release=adopted.get("source_release"),
-                       names=[AdoptNameRow(**n) for n in adopted.get("names", [])],
+                       names=[AdoptNameRow.from_dict(n) for n in adopted.get("names", [])],
                        yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"])
                               for y in adopted.get("yamls", [])],
-                       edits=[edit_row(e) for e in adopted.get("edits", [])], recovered=recovered, store=str(store.dir))
+                       edits=[AdoptEditRow.from_dict(e) for e in adopted.get("edits", [])], recovered=recovered,
+                       store=str(store.dir))
 
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:
@@ -244,17 +246,12 @@ def _replaced(install: Install, plan, current: dict[str, bytes], in_place: bool)
     return out
 
 
-def edit_row(edit: dict) -> AdoptEditRow:
-    """An edit not carried (a survey's, or one an adopt recorded): ``{"path", "why"}``, maybe ``"defines"``."""
-    defines = edit.get("defines")
-    return AdoptEditRow(edit["path"], edit["why"], None if defines is None else tuple(defines))
-
-
 def _report(result: AdoptResult, survey: reading.Survey) -> None:
-    result.names = [AdoptNameRow(n.name, n.status, n.rule, n.file, n.why, n.code) for n in survey.names]
-    result.files = [AdoptFileRow(r.rel, r.stem, tuple(r.names), r.status, r.why) for r in survey.files.values()]
+    result.names = [AdoptNameRow(n.name, AdoptStatus(n.status), n.rule, n.file, n.why, n.code) for n in survey.names]
+    result.files = [AdoptFileRow(r.rel, r.stem, tuple(r.names), AdoptStatus(r.status), r.why)
+                    for r in survey.files.values()]
     result.yamls = [AdoptYamlRow(y.rel, tuple(y.uses), y.carried, y.why, y.source, y.target) for y in survey.yamls]
-    result.edits = [edit_row(e) for e in survey.edits]
+    result.edits = [AdoptEditRow.from_dict(e) for e in survey.edits]
     for y in survey.yamls:
         if y.stock_edit:
             result.edits.append(AdoptEditRow(y.rel, "a yaml of Ultralytics edited in place: not carried"))
