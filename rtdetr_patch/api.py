@@ -42,6 +42,7 @@ from .patcher.commands.check import inspect, not_needed_note, verdict
 from .patcher.errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, PatchError, if_interrupted
 from .patcher.install.locate import Install, locate
 from .patcher.results import JSON_SCHEMA, AdoptResult, ApplyResult, CheckResult, Result, RevertResult, describe
+from .patcher.states import Outcome
 from .patcher.target.target_common import unscaled
 
 DEFAULT_YAML = "rtdetr-MobileNetV3.yaml"
@@ -144,8 +145,8 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
 
 def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_verify: bool, yaml: str,
                   on_stage: Progress, train: bool = False) -> ApplyResult:
-    result.notes = [not_needed_note(t["name"], install.release) for t in result.transforms
-                    if t["state"] == "not-needed"]
+    result.notes = [not_needed_note(t.name, install.release) for t in result.transforms
+                    if t.state is Outcome.NOT_NEEDED]
     if dry_run and result.plan is not None:
         import difflib  # only a dry run shows a diff
 

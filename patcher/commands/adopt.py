@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -27,7 +28,8 @@ from ..disk.files import sha256
 from ..errors import Exit, PatchError
 from ..install.locate import Install
 from ..modules.user_modules import pip_package
-from ..results import AdoptResult
+from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
+from ..states import AdoptStatus
 from ..target.target_common import PREFIX
 from ..version import __version__
 from ..write.session import session
@@ -174,15 +176,15 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         for y in yamls:
             y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
         _report(result, survey)
-        for edit in result.edits:  # in place, a file a transform edits is replaced, not left: say so
-            if edit["path"] in sources:
-                edit["why"] = (f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
-                               "copy is kept in the store; `rtdetr-patch revert` puts it back)")
+        result.edits = [  # in place, a file a transform edits is replaced, not left: say so
+            replace(edit, why=f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
+                              "copy is kept in the store; `rtdetr-patch revert` puts it back)")
+            if edit.path in sources else edit for edit in result.edits]
         adopted = {"source": str(package), "source_release": survey.release, "in_place": in_place,
                    "names": [n.to_dict() for n in survey.names],
-                   "yamls": [{"path": y["path"], "source": y["source"], "target": y["target"]} for y in result.yamls
-                             if y["carried"]],
-                   "edits": result.edits}
+                   "yamls": [{"path": y.path, "source": y.source, "target": y.target} for y in result.yamls
+                             if y.carried],
+                   "edits": [e.to_dict() for e in result.edits]}
         kept = {}
         if in_place:
             kept = {rel: (package / PurePosixPath(rel)).read_bytes() for rel in survey.modified + survey.added}
@@ -203,9 +205,12 @@ def _already(install: Install, record, store, recovered: str | None) -> AdoptRes
     """An install adopted in place before, every file as recorded: the account from the record."""
     adopted = record.adopted
     return AdoptResult(already=True, in_place=True, source=adopted.get("source"),
-                       source_release=adopted.get("source_release"), names=list(adopted.get("names", [])),
-                       yamls=[{**y, "uses": [], "carried": True, "why": ""} for y in adopted.get("yamls", [])],
-                       edits=list(adopted.get("edits", [])), recovered=recovered, store=str(store.dir))
+                       source_release=adopted.get("source_release"),
+                       names=[AdoptNameRow.from_dict(n) for n in adopted.get("names", [])],
+                       yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"])
+                              for y in adopted.get("yamls", [])],
+                       edits=[AdoptEditRow.from_dict(e) for e in adopted.get("edits", [])], recovered=recovered,
+                       store=str(store.dir))
 
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:
@@ -242,20 +247,20 @@ def _replaced(install: Install, plan, current: dict[str, bytes], in_place: bool)
 
 
 def _report(result: AdoptResult, survey: reading.Survey) -> None:
-    result.names = [n.to_dict() for n in survey.names]
-    result.files = [{"path": r.rel, "stem": r.stem, "names": r.names, "status": r.status, "why": r.why}
+    result.names = [AdoptNameRow(n.name, AdoptStatus(n.status), n.rule, n.file, n.why, n.code) for n in survey.names]
+    result.files = [AdoptFileRow(r.rel, r.stem, tuple(r.names), AdoptStatus(r.status), r.why)
                     for r in survey.files.values()]
-    result.yamls = [y.to_dict() for y in survey.yamls]
-    result.edits = list(survey.edits)
+    result.yamls = [AdoptYamlRow(y.rel, tuple(y.uses), y.carried, y.why, y.source, y.target) for y in survey.yamls]
+    result.edits = [AdoptEditRow.from_dict(e) for e in survey.edits]
     for y in survey.yamls:
         if y.stock_edit:
-            result.edits.append({"path": y.rel, "why": "a yaml of Ultralytics edited in place: not carried"})
+            result.edits.append(AdoptEditRow(y.rel, "a yaml of Ultralytics edited in place: not carried"))
     built = [y for y in survey.yamls if y.carried and "params" in y.source]
     on_target = [y for y in built if "params" in y.target]
-    result.summary = {"names": len(survey.names), "carried": sum(n.status == "carried" for n in survey.names),
-                      "yamls": sum(y.carried for y in survey.yamls), "build_in_source": len(built),
-                      "build_on_target": len(on_target),
-                      "same_params": sum(y.source["params"] == y.target["params"] for y in on_target)}
+    result.summary = AdoptSummary(names=len(survey.names), carried=sum(n.status == "carried" for n in survey.names),
+                                  yamls=sum(y.carried for y in survey.yamls), build_in_source=len(built),
+                                  build_on_target=len(on_target),
+                                  same_params=sum(y.source["params"] == y.target["params"] for y in on_target))
 
 
 __all__ = ["adopt"]

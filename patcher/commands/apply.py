@@ -17,8 +17,8 @@ from ..errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_int
 from ..install.locate import Install
 from ..record.manifest import ADDED_PACKAGE, AddedEntry, FileEntry, ModuleEntry, Record, StepEntry
 from ..record.store import now
-from ..results import ApplyResult, describe
-from ..states import STATES
+from ..results import ApplyAdditionRow, ApplyResult, ApplyTransformRow, describe
+from ..states import Outcome
 from ..version import __version__
 from ..write.session import Store, session
 from .recorded import recorded_modules, refuse_hand_patched, transforms_for
@@ -33,9 +33,9 @@ def _describe_plan(result: ApplyResult) -> ApplyResult:
     """Fill ``transforms``/``additions`` from the plan, as the install is now (after any writes)."""
     plan = result.plan
     if plan is not None:
-        result.transforms = [{"name": s.transform.NAME, "blog_step": s.transform.BLOG_STEP,
-                              "file": s.transform.FILE, "state": s.outcome.value} for s in plan.steps]
-        result.additions = [{"path": a.rel, "bytes": len(a.data), "present": a.present} for a in plan.additions]
+        result.transforms = [ApplyTransformRow(s.transform.NAME, s.transform.BLOG_STEP, s.transform.FILE, s.outcome)
+                             for s in plan.steps]
+        result.additions = [ApplyAdditionRow(a.rel, len(a.data), a.present) for a in plan.additions]
     return result
 
 
@@ -93,9 +93,9 @@ def _already(install: Install, record: Record) -> ApplyResult:
     """The answer to a repeated apply, read off an intact record (the same a fresh plan would give)."""
     sizes = {a.path: (install.package / PurePosixPath(a.path)).stat().st_size for a in record.added}
     return ApplyResult(plan=None, already=True,
-                       transforms=[{"name": t.name, "blog_step": t.blog_step, "file": t.file,
-                                    "state": STATES[t.outcome]} for t in record.transforms],
-                       additions=[{"path": a.path, "bytes": sizes[a.path], "present": True} for a in record.added])
+                       transforms=[ApplyTransformRow(t.name, t.blog_step, t.file, Outcome.after_apply(t.outcome))
+                                   for t in record.transforms],
+                       additions=[ApplyAdditionRow(a.path, sizes[a.path], True) for a in record.added])
 
 
 def _plan_and_apply(install: Install, store: Store, record: Record | None, new: list, *, dry_run: bool,

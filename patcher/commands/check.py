@@ -9,14 +9,16 @@ compared, which finds what changed, what is missing and what was edited by hand.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from types import ModuleType
+from typing import Any
 
 from ..disk.files import digest_of
 from ..errors import Exit, PatchError
 from ..install.locate import TESTED_RELEASES, Install
 from ..record.manifest import Record
 from ..record.store import Store
-from ..results import CheckResult, describe
-from ..states import CHECK_STATES, STATES
+from ..results import CheckAddedRow, CheckFileRow, CheckModuleRow, CheckResult, CheckTransformRow, describe
+from ..states import AddedState, FileState, TransformState
 from ..version import __version__
 from ..write.session import session
 from .recorded import hand_edits, recorded_modules, transforms_for
@@ -66,16 +68,20 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
     """The report of an intact patch, read off its record."""
     result = _base(install, store, record.release)
     for step in record.transforms:
-        state = STATES[step.outcome]
-        result.transforms.append({"name": step.name, "file": step.file, "blog_step": step.blog_step,
-                                  "state": state})
-        if state == "not-needed":
-            result.notes.append(not_needed_note(step.name, install.release))
-    result.files = [{"path": f.path, "state": "patched"} for f in record.files]
+        _report_transform(result, install, CheckTransformRow(step.name, step.file, step.blog_step,
+                                                             TransformState.recorded(step.outcome)))
+    result.files = [CheckFileRow(f.path, FileState.PATCHED) for f in record.files]
     result.modules = [module_row(m) for m in record.modules]
     result.adopted = record.adopted or None
-    result.added = [{"path": a.path, "state": "present"} for a in record.added]
+    result.added = [CheckAddedRow(a.path, AddedState.PRESENT) for a in record.added]
     return _settle(result, Exit.OK)
+
+
+def _report_transform(result: CheckResult, install: Install, row: CheckTransformRow) -> None:
+    """One transform's row; one not needed on this release is also a note."""
+    result.transforms.append(row)
+    if row.state is TransformState.NOT_NEEDED:
+        result.notes.append(not_needed_note(row.name, install.release))
 
 
 def from_files(install: Install, store: Store) -> CheckResult:
@@ -91,69 +97,92 @@ def from_files(install: Install, store: Store) -> CheckResult:
     if hand:
         result.hand_patched = hand
         problems.append("edited by hand (following the blog): " + "; ".join(hand))
-    stale = record is not None and record.release != install.release
+    stale_release = record.release if record is not None and record.release != install.release else None
+    stale = stale_release is not None
     if stale:
-        problems.append(f"the patch was applied to Ultralytics {record.release}, but the install is "
+        problems.append(f"the patch was applied to Ultralytics {stale_release}, but the install is "
                         f"now {install.release}: the patch is gone; run `rtdetr-patch apply` again")
+    current = None if stale else record  # the record of this very release, if any
+    _plan_transforms(result, install, plan, current)
+    missing = [t.name for t in result.transforms if t.state is TransformState.MISSING]
+    if missing and not stale:
+        problems.append(f"not applied: {', '.join(missing)}")
+    _older_patch(result, current)
+    if current is not None:
+        _check_files(result, install, current)
+    modules = [] if stale else recorded_modules(store, record)
+    result.modules = [module_row(m) for m in modules]
+    _check_additions(result, install, plan, record, modules)
+    if record is None and not missing and not problems:
+        result.warnings.append(f"patched, but no record in {store.dir}: revert is not possible")
+    code = _exit_code(result, record, hand, stale)
+    if code is Exit.NOT_PATCHED and missing and len(missing) == len(result.transforms) - len(result.notes) \
+            and not record:
+        problems.append("this install is not patched: run `rtdetr-patch apply`")
+    return _settle(result, code)
+
+
+def _plan_transforms(result: CheckResult, install: Install, plan: ModuleType, record: Record | None) -> None:
+    """Each file planned again: a row per transform (all ``unrecognised`` where the file's plan fails)."""
     by_file: dict[str, list] = {}
-    for transform in transforms_for(None if stale else record):
+    for transform in transforms_for(record):
         by_file.setdefault(transform.FILE, []).append(transform)
     for rel, group in by_file.items():
         try:
             change = plan.plan_file(install, rel, group)
         except PatchError as exc:
             for transform in group:
-                result.transforms.append({"name": transform.NAME, "file": rel, "blog_step": transform.BLOG_STEP,
-                                          "state": "unrecognised"})
-            problems.append(exc.message)
+                result.transforms.append(CheckTransformRow(transform.NAME, rel, transform.BLOG_STEP,
+                                                           TransformState.UNRECOGNISED))
+            result.problems.append(exc.message)
             continue
         for step in change.steps:
-            state = CHECK_STATES[step.outcome]
-            result.transforms.append({"name": step.transform.NAME, "file": rel,
-                                      "blog_step": step.transform.BLOG_STEP, "state": state})
-            if state == "not-needed":
-                result.notes.append(not_needed_note(step.transform.NAME, install.release))
-    missing = [t["name"] for t in result.transforms if t["state"] == "missing"]
-    if missing and not stale:
-        problems.append(f"not applied: {', '.join(missing)}")
-    older = record.tool if record and not stale else None
-    if older != __version__ and older and any(t["state"] in ("missing", "unrecognised") for t in result.transforms):
-        problems.append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
-                        f"replace it with this release's ({__version__})")
-    if record and not stale:
-        for entry in record.files:
-            digest = digest_of(install.package / PurePosixPath(entry.path))
-            state = ("patched" if digest == entry.patched_sha256 else
-                     "pristine" if digest == entry.original_sha256 else "changed since apply")
-            result.files.append({"path": entry.path, "state": state})
-            if state != "patched":
-                problems.append(f"{entry.path} is {state}")
-    modules = [] if stale else recorded_modules(store, record)
-    result.modules = [module_row(m) for m in modules]
+            _report_transform(result, install, CheckTransformRow(step.transform.NAME, rel, step.transform.BLOG_STEP,
+                                                                 TransformState.planned(step.outcome)))
+
+
+def _older_patch(result: CheckResult, record: Record | None) -> None:
+    """A patch an earlier rtdetr-patch wrote, which this release's plan no longer finds whole: apply replaces it."""
+    older = record.tool if record else None
+    unfinished = (TransformState.MISSING, TransformState.UNRECOGNISED)
+    if older != __version__ and older and any(t.state in unfinished for t in result.transforms):
+        result.problems.append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
+                               f"replace it with this release's ({__version__})")
+
+
+def _check_files(result: CheckResult, install: Install, record: Record) -> None:
+    """Each recorded file against the SHA-256 apply wrote and the original's."""
+    for entry in record.files:
+        digest = digest_of(install.package / PurePosixPath(entry.path))
+        state = (FileState.PATCHED if digest == entry.patched_sha256 else
+                 FileState.PRISTINE if digest == entry.original_sha256 else FileState.CHANGED)
+        result.files.append(CheckFileRow(entry.path, state))
+        if state is not FileState.PATCHED:
+            result.problems.append(f"{entry.path} is {state}")
+
+
+def _check_additions(result: CheckResult, install: Install, plan: ModuleType, record: Record | None,
+                     modules: list) -> None:
+    """Each file the patch adds: there as the plan makes it, changed, someone else's, or missing."""
     recorded_added = {a.path for a in record.added} if record else set()
     for add in plan.make_plan(install, (), tuple(modules)).additions:
         if add.present:
-            state = "present"
+            state = AddedState.PRESENT
         elif add.path.is_file():
-            state = "changed since apply" if add.rel in recorded_added else "not ours"
+            state = AddedState.CHANGED if add.rel in recorded_added else AddedState.NOT_OURS
         else:
-            state = "missing"
-        result.added.append({"path": add.rel, "state": state})
-        if state != "present":
-            problems.append(f"{add.rel} is {state}")
-    if record is None and not missing and not problems:
-        result.warnings.append(f"patched, but no record in {store.dir}: revert is not possible")
+            state = AddedState.MISSING
+        result.added.append(CheckAddedRow(add.rel, state))
+        if state is not AddedState.PRESENT:
+            result.problems.append(f"{add.rel} is {state}")
+
+
+def _exit_code(result: CheckResult, record: Record | None, hand: list[str], stale: bool) -> Exit:
     if hand:
-        code = Exit.HAND_PATCHED
-    elif stale or (record and any(f["state"] != "patched" for f in result.files)):
-        code = Exit.CHANGED
-    elif problems:
-        code = Exit.NOT_PATCHED
-        if missing and len(missing) == len(result.transforms) - len(result.notes) and not record:
-            problems.append("this install is not patched: run `rtdetr-patch apply`")
-    else:
-        code = Exit.OK
-    return _settle(result, code)
+        return Exit.HAND_PATCHED
+    if stale or (record and any(f.state is not FileState.PATCHED for f in result.files)):
+        return Exit.CHANGED
+    return Exit.NOT_PATCHED if result.problems else Exit.OK
 
 
 def verdict(result: CheckResult, error_on_warn: bool) -> int:
@@ -165,8 +194,8 @@ def verdict(result: CheckResult, error_on_warn: bool) -> int:
     return result.exit_code
 
 
-def module_row(module) -> dict:
+def module_row(module: Any) -> CheckModuleRow:
     """A ``--module`` file as check reports it: its names, and each name's rule ("backbone" for a backbone)."""
     rules = dict(module.rules)
-    return {"file": module.rel, "classes": list(module.classes),
-            "rules": {name: rules.get(name, "backbone") for name in module.classes}}
+    return CheckModuleRow(module.rel, tuple(module.classes),
+                          {name: rules.get(name, "backbone") for name in module.classes})
