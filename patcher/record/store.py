@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path, PurePosixPath
 
 from ..disk.files import replace_file, sha256
 from ..errors import Exit, PatchError, reinstall
+from ..install.folders import tool_folder
 from ..install.locate import Install
 from .manifest import FORMAT, Record
 
@@ -25,13 +25,7 @@ ENV = "RTDETR_PATCH_HOME"
 
 
 def state_home() -> Path:
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "rtdetr-patch"
+    return tool_folder(ENV, "XDG_STATE_HOME", ".local/state")
 
 
 def install_key(package: Path) -> str:
