@@ -1,13 +1,14 @@
 """``adopt``: survey the tree, probe what it carries on the target, then write it as one managed patch.
 
-Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply._apply``):
+Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply.write_plan``):
 
 1. survey the tree against its pristine release (names, rules, files, yamls, edits);
 2. probe, in the target interpreter and in parallel: each carried file imported on its own in a
    staged copy of the target with the patch written in it (a file whose import fails costs only
    its own names), and every yaml built in the tree itself, on its own release;
 3. stage the final patch and build every yaml on the target: parameters side by side;
-4. unless ``dry_run``, write through ``apply._apply`` (all or nothing, originals recorded first). In
+4. unless ``dry_run``, write the final plan through ``apply.write_plan`` (a changeset handed to the transaction:
+   all or nothing, originals recorded first). In
    place, the pristine release's ``tasks.py`` (and every file a transform edits) replaces the
    hand-edited one, and every hand-edited or added file of the tree is kept in the store first.
 """
@@ -27,10 +28,13 @@ from ..disk.files import sha256
 from ..errors import Exit, PatchError
 from ..install.locate import Install
 from ..modules.user_modules import pip_package
+from ..record.manifest import AdoptedAccount, Record
+from ..record.store import Store
 from ..results import AdoptResult
 from ..target.target_common import PREFIX
 from ..version import __version__
 from ..write.session import session
+from .apply import Adoption, Found, write_plan
 from .recorded import recorded_modules, transforms_for
 
 PROBE = Path(__file__).parent.parent / "target" / "adopt_probe.py"
@@ -77,7 +81,6 @@ def _pip_line(missing: str, install: Install) -> str:
 def adopt(install: Install, *, source: str | None = None, wheel: str | None = None, dry_run: bool = False,
           force: bool = False, on_stage: Callable[[str], None] = lambda s: None) -> AdoptResult:
     from ..plan import planner as planning  # libcst: adopt always plans
-    from . import apply as applying
 
     def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
         on_stage(f"adopt: {text}")
@@ -178,11 +181,11 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
             if edit["path"] in sources:
                 edit["why"] = (f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
                                "copy is kept in the store; `rtdetr-patch revert` puts it back)")
-        adopted = {"source": str(package), "source_release": survey.release, "in_place": in_place,
-                   "names": [n.to_dict() for n in survey.names],
-                   "yamls": [{"path": y["path"], "source": y["source"], "target": y["target"]} for y in result.yamls
-                             if y["carried"]],
-                   "edits": result.edits}
+        adopted = AdoptedAccount(source=str(package), source_release=survey.release, in_place=in_place,
+                                 names=tuple(n.to_dict() for n in survey.names),
+                                 yamls=tuple({"path": y["path"], "source": y["source"], "target": y["target"]}
+                                             for y in result.yamls if y["carried"]),
+                                 edits=tuple(result.edits))
         kept = {}
         if in_place:
             kept = {rel: (package / PurePosixPath(rel)).read_bytes() for rel in survey.modified + survey.added}
@@ -191,21 +194,21 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
             result.plan = final
             return result
         say("writing")
-        applied = applying._apply(install, store, record, same, dry_run=False, options=frozenset(), force=force,
-                                 modules=modules, sources=sources, extra=extra, current=current | replaced,
-                                 adopted=adopted, kept=kept)
+        applied = write_plan(Found(install, store, record, same), final, modules, dry_run=False, force=force,
+                             adoption=Adoption(current=current | replaced, adopted=adopted, kept=kept))
         result.written, result.added, result.plan = applied.written, applied.added, applied.plan
         result.already = applied.already
         return result
 
 
-def _already(install: Install, record, store, recovered: str | None) -> AdoptResult:
+def _already(install: Install, record: Record, store: Store, recovered: str | None) -> AdoptResult:
     """An install adopted in place before, every file as recorded: the account from the record."""
     adopted = record.adopted
-    return AdoptResult(already=True, in_place=True, source=adopted.get("source"),
-                       source_release=adopted.get("source_release"), names=list(adopted.get("names", [])),
-                       yamls=[{**y, "uses": [], "carried": True, "why": ""} for y in adopted.get("yamls", [])],
-                       edits=list(adopted.get("edits", [])), recovered=recovered, store=str(store.dir))
+    assert adopted is not None  # asked only of a record adopt wrote
+    return AdoptResult(already=True, in_place=True, source=adopted.source, source_release=adopted.source_release,
+                       names=list(adopted.names), yamls=[{**y, "uses": [], "carried": True, "why": ""}
+                                                         for y in adopted.yamls],
+                       edits=list(adopted.edits), recovered=recovered, store=str(store.dir))
 
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:

@@ -73,7 +73,7 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
             result.notes.append(not_needed_note(step.name, install.release))
     result.files = [{"path": f.path, "state": "patched"} for f in record.files]
     result.modules = [module_row(m) for m in record.modules]
-    result.adopted = record.adopted or None
+    result.adopted = record.adopted.to_dict() if record.adopted else None
     result.added = [{"path": a.path, "state": "present"} for a in record.added]
     return _settle(result, Exit.OK)
 
