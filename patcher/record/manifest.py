@@ -208,30 +208,14 @@ class Record:
         if r.get(data, "format", int, "format") != FORMAT:
             raise r.fail("format", f"unknown format {data['format']!r}")
         options = r.get(data, "options", dict, "options", {})
-        flags = {}
-        for key in options:
-            if key != "modules":
-                flags[key] = r.get(options, key, bool, f"options.{key}")
+        flags = _flags(r, options)
         modules = tuple(
             ModuleEntry(name=r.get(m, "name", str, f"options.modules[{i}].name"),
                         classes=r.strings(m, "classes", f"options.modules[{i}].classes"),
                         safe_names=r.strings(m, "safe_names", f"options.modules[{i}].safe_names", []),
                         rules=r.rules(m, f"options.modules[{i}].rules"))
             for i, m in enumerate(r.rows(options, "modules", "options.modules", [])))
-        transforms = tuple(
-            StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
-                      file=r.get(t, "file", str, f"transforms[{i}].file"),
-                      blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
-                      outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
-            for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
-        files = tuple(
-            FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
-                      original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
-                      patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
-            for i, f in enumerate(r.rows(data, "files", "files")))
-        added = tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
-                                 sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
-                      for i, a in enumerate(r.rows(data, "added", "added", [])))
+        transforms, files, added = _steps(r, data), _files(r, data), _added(r, data)
         return cls(tool=r.get(data, "tool", str, "tool", ""), release=r.get(data, "release", str, "release"),
                    package=r.get(data, "package", str, "package", ""),
                    applied_at=r.get(data, "applied_at", str, "applied_at", ""), flags=flags, modules=modules,
@@ -249,3 +233,31 @@ class Record:
         here = install.package
         return all(digest_of(here / PurePosixPath(f.path)) == f.patched_sha256 for f in self.files) and \
             all(digest_of(here / PurePosixPath(a.path)) == a.sha256 for a in self.added)
+
+
+# -- reading a manifest's rows (in this order, so the first bad key named is the same) --------------
+def _flags(r: _Reader, options: dict[str, Any]) -> dict[str, bool]:
+    return {key: r.get(options, key, bool, f"options.{key}") for key in options if key != "modules"}
+
+
+def _steps(r: _Reader, data: Any) -> tuple[StepEntry, ...]:
+    return tuple(
+        StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
+                  file=r.get(t, "file", str, f"transforms[{i}].file"),
+                  blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
+                  outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
+        for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
+
+
+def _files(r: _Reader, data: Any) -> tuple[FileEntry, ...]:
+    return tuple(
+        FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
+                  original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
+                  patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
+        for i, f in enumerate(r.rows(data, "files", "files")))
+
+
+def _added(r: _Reader, data: Any) -> tuple[AddedEntry, ...]:
+    return tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
+                            sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
+                 for i, a in enumerate(r.rows(data, "added", "added", [])))
