@@ -63,7 +63,7 @@ class Transaction:
             try:
                 written = Written(self._write(changes.writes, done), self._write(changes.adds, done, folders=True))
             except OSError as exc:
-                self.roll_back(changes, done, f"apply rolled back: {exc}")
+                self._roll_back(changes, done, f"apply rolled back: {exc}")
                 raise PatchError(Exit.WRITE, f"Writing Ultralytics {self.install.release} at {self.install.package} "
                                  f"failed: {exc}", "Every file was put back as it was. Fix the cause (disk space, "
                                  "permissions) and run apply again.")
@@ -85,7 +85,7 @@ class Transaction:
             out.append(file.rel)
         return tuple(out)
 
-    def roll_back(self, changes: Changeset, done: list[PutBack], why: str) -> None:
+    def _roll_back(self, changes: Changeset, done: list[PutBack], why: str) -> None:
         """Put back what this apply wrote (``done``, last first), remove the folders it made, forget the record."""
         self._put_back(Undo(steps=tuple(reversed(done)), folders=changes.folders), count=False)
         self.store.forget(why)
@@ -95,7 +95,7 @@ class Transaction:
         if not recorded:
             return Interrupted("Interrupted before any file of the install was written: it is as it was.")
         try:
-            self.roll_back(changes, done, "apply interrupted (Ctrl-C) and rolled back")
+            self._roll_back(changes, done, "apply interrupted (Ctrl-C) and rolled back")
         except BaseException:  # a second Ctrl-C, or a failing disk: the journal still says "applying"
             return Interrupted("Interrupted while writing, and the rollback did not finish: the next rtdetr-patch "
                                "command rolls the install back to as it was (run `rtdetr-patch check`).")
