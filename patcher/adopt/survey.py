@@ -377,7 +377,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     for row in files.values():
         if not row.stem.isidentifier() or keyword.iskeyword(row.stem) or row.stem.startswith("_") or \
                 row.stem in RESERVED:
-            _drop(row, files, names, f"its file name {row.stem}.py cannot be a module of the added package")
+            drop(row, files, names, f"its file name {row.stem}.py cannot be a module of the added package")
 
     carried_files = {f.rel for f in files.values()}
     edits = []
@@ -410,7 +410,7 @@ def _edit_why(rel: str) -> str:
     return f"{what}: not carried (adopt carries parse_model's modules and the yamls)"
 
 
-def _drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str) -> None:
+def drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str) -> None:
     """A file is not carried: nor are its names, nor the files that import it."""
     if row.status != "carried":
         return
@@ -420,7 +420,7 @@ def _drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: st
             name.status, name.why = "not carried", why
     for other in files.values():
         if row.stem in other.deps:
-            _drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
+            drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
 
 
 def _judge_block(name: str, resolver: Resolver, mine: dict, theirs: dict, modified: list[str],

@@ -1,13 +1,14 @@
 """``adopt``: survey the tree, probe what it carries on the target, then write it as one managed patch.
 
-Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply._apply``):
+Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply.write_plan``):
 
 1. survey the tree against its pristine release (names, rules, files, yamls, edits);
 2. probe, in the target interpreter and in parallel: each carried file imported on its own in a
    staged copy of the target with the patch written in it (a file whose import fails costs only
    its own names), and every yaml built in the tree itself, on its own release;
 3. stage the final patch and build every yaml on the target: parameters side by side;
-4. unless ``dry_run``, write through ``apply._apply`` (all or nothing, originals recorded first). In
+4. unless ``dry_run``, write the final plan through ``apply.write_plan`` (a changeset handed to the transaction:
+   all or nothing, originals recorded first). In
    place, the pristine release's ``tasks.py`` (and every file a transform edits) replaces the
    hand-edited one, and every hand-edited or added file of the tree is kept in the store first.
 """
@@ -19,22 +20,27 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..adopt import survey as reading
 from ..disk.files import sha256
 from ..errors import Exit, PatchError
 from ..install.locate import Install
-from ..modules.user_modules import pip_package
+from ..modules.user_modules import UserModule, pip_package
+from ..record.manifest import AdoptedAccount, Record
+from ..record.store import Store
 from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
 from ..states import AdoptStatus
 from ..target.target_common import PREFIX
 from ..version import __version__
 from ..write.session import session
+from .apply import Adoption, Found, write_plan
 from .recorded import recorded_modules, transforms_for
 
+if TYPE_CHECKING:  # libcst: adopt plans, it loads when it does
+    from ..plan.planner import Plan
 PROBE = Path(__file__).parent.parent / "target" / "adopt_probe.py"
 PROBE_TIMEOUT = 3600  # a fork with a hundred yamls builds each of them on the CPU
 
@@ -76,140 +82,193 @@ def _pip_line(missing: str, install: Install) -> str:
     return f"{install.python} -m pip install {pip_package(missing)}"
 
 
+@dataclass
+class _Adopting:
+    """One adopt run: the install as found, the tree read against its release, and what the plan starts from."""
+
+    found: Found
+    package: Path  # the tree's ultralytics/ folder
+    in_place: bool
+    survey: reading.Survey
+    say: Callable[[str], None]
+    transforms: tuple[Any, ...] = ()
+    recorded: dict[str, UserModule] = field(default_factory=dict)  # the users' modules an earlier apply added
+    sources: dict[str, bytes] = field(default_factory=dict)  # in place: a managed file planned from the pristine one
+    current: dict[str, bytes] = field(default_factory=dict)  # in place: those files' bytes now (the originals)
+
+    @property
+    def install(self) -> Install:
+        return self.found.install
+
+
 def adopt(install: Install, *, source: str | None = None, wheel: str | None = None, dry_run: bool = False,
           force: bool = False, on_stage: Callable[[str], None] = lambda s: None) -> AdoptResult:
-    from ..plan import planner as planning  # libcst: adopt always plans
-    from . import apply as applying
-
     def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
         on_stage(f"adopt: {text}")
 
     package = reading.source_package(source) if source is not None else install.package
     in_place = package.resolve() == install.package.resolve()
     with session(install) as held:
-        store = held.store
-        record = store.read()
-        same = record if record and record.release == install.release else None
-        if same is not None and same.tool != __version__:
-            raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package} holds the patch of "
-                             f"rtdetr-patch {same.tool or 'an earlier release'}.",
-                             "Run `rtdetr-patch apply` first (it brings the patch up to this release), then adopt.")
+        found = Found.read(install, held.store)
+        same = found.same
+        _refuse_an_older_patch(install, same)
         if in_place and same is not None and same.adopted and same.intact(install, __version__):
-            return _already(install, same, store, held.recovered)  # its tasks.py is the managed patch now
+            return _already(install, same, held.store, held.recovered)  # its tasks.py is the managed patch now
         ours = set()
         if in_place and same is not None:
             ours = {f.path for f in same.files} | {a.path for a in same.added}
         say("reading the tree against its release")
         survey = reading.survey(package, install, in_place=in_place, wheel=wheel, ours=ours)
         result = AdoptResult(in_place=in_place, source=str(package), source_release=survey.release,
-                             dry_run=dry_run, recovered=held.recovered, store=str(store.dir))
-        recorded = {m.name: m for m in recorded_modules(store, same)}
-        transforms = transforms_for(same)
-        managed = {t.FILE for t in transforms}
-        sources, current = {}, {}
-        if in_place:
-            kept_edits = {t.FILE for t in transforms if t.KEEPS_EDITS}  # patched as the tree has them
-            for rel in survey.modified:
-                if rel in managed and rel not in kept_edits:
-                    sources[rel] = (survey.pristine / PurePosixPath(rel)).read_bytes()
-                    current[rel] = (install.package / PurePosixPath(rel)).read_bytes()
+                             dry_run=dry_run, recovered=held.recovered, store=str(held.store.dir))
+        job = _adopting(found, package, in_place, survey, say)
         gained = [n for n in survey.names if n.status == "carried"]
-        if not gained and not sources and not [y for y in survey.yamls if y.carried and not in_place]:
-            result.already = bool(same and same.adopted)
-            _report(result, survey)
-            if not result.already and not survey.names:
-                raise PatchError(Exit.ADOPT, f"{package} (Ultralytics {survey.release}) has no module of its own to "
-                                 "carry: parse_model gained no name and no yaml was added.",
-                                 "Nothing to adopt; `rtdetr-patch apply` patches a pristine install. Nothing was written.")
-            return result
-
-        taken = set(recorded)
-        for row in survey.files.values():
-            if row.stem in taken:
-                reading._drop(row, survey.files, survey.names, f"an earlier apply already added a module file "
-                              f"named {row.stem}.py")
-        # 1. each file imported on its own on the target (staged), and every yaml built in the tree (parallel)
-        say("importing each module file on the target, building the yamls in the tree")
-        base = planning.make_plan(install, transforms, tuple(recorded.values()), sources=sources)
-        files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
-        stage = _stage(install)  # one copy for both passes: the second writes the final plan over the first
-        try:
-            _write(stage, base, files)
-            with ThreadPoolExecutor(2) as pool:
-                target_imports = pool.submit(_probe, install.python, stage, [r.module for r in survey.files.values()
-                                                                              if r.status == "carried"], [])
-                source_builds = pool.submit(_probe, install.python, package.parent, [],
-                                            [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried])
-                imports, built = target_imports.result(), source_builds.result()
-            if "fatal" in imports:
-                raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package}, staged with the "
-                                 f"patch, does not import with {install.python}: {imports['fatal']['error']}",
-                                 "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). "
-                                 "Nothing was written.")
-            for row in list(survey.files.values()):
-                failed = (imports.get("imports") or {}).get(row.module)
-                if failed and row.status == "carried":
-                    missing = failed.get("missing", "")
-                    why = f"importing it with {install.python} fails: {failed['error']}"
-                    if missing and not missing.startswith("ultralytics"):
-                        why += f"; install the package: {_pip_line(missing, install)}"
-                    reading._drop(row, survey.files, survey.names, why)
-            for y in survey.yamls:
-                if y.carried:
-                    y.source = built.get("fatal") or (built.get("builds") or {}).get(
-                        str(package / PurePosixPath(y.rel)), {"error": "not built"})
-            # 2. the final patch, staged, and every yaml built on the target
-            modules = tuple(recorded.values()) + tuple(survey.modules())
-            extra = () if in_place else _yaml_additions(install, survey, same)
-            say("building the yamls on the target, patched")
-            final = planning.make_plan(install, transforms, modules, sources=sources, extra=extra)
-            replaced = _replaced(install, final, current, in_place)
-            _write(stage, final, {})
-            yamls = [y for y in survey.yamls if y.carried]
-            answer = _probe(install.python, stage, [],
-                            [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-        if "fatal" in answer:
-            raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} with the adopted modules does not import: "
-                             f"{answer['fatal']['error']}", "Please report this with the tree; nothing was written.")
-        for y in yamls:
-            y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
+        if not gained and not job.sources and not [y for y in survey.yamls if y.carried and not in_place]:
+            return _nothing_to_carry(job, result)
+        final, modules, replaced = _carry(job)
         _report(result, survey)
         result.edits = [  # in place, a file a transform edits is replaced, not left: say so
             replace(edit, why=f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
                               "copy is kept in the store; `rtdetr-patch revert` puts it back)")
-            if edit.path in sources else edit for edit in result.edits]
-        adopted = {"source": str(package), "source_release": survey.release, "in_place": in_place,
-                   "names": [n.to_dict() for n in survey.names],
-                   "yamls": [{"path": y.path, "source": y.source, "target": y.target} for y in result.yamls
-                             if y.carried],
-                   "edits": [e.to_dict() for e in result.edits]}
-        kept = {}
-        if in_place:
-            kept = {rel: (package / PurePosixPath(rel)).read_bytes() for rel in survey.modified + survey.added}
-            result.kept = str(store.dir / "adopted")
+            if edit.path in job.sources else edit for edit in result.edits]
+        adoption = _adoption(job, result, replaced)
         if dry_run:
             result.plan = final
             return result
         say("writing")
-        applied = applying._apply(install, store, record, same, dry_run=False, options=frozenset(), force=force,
-                                 modules=modules, sources=sources, extra=extra, current=current | replaced,
-                                 adopted=adopted, kept=kept)
+        applied = write_plan(found, final, modules, dry_run=False, force=force, adoption=adoption)
         result.written, result.added, result.plan = applied.written, applied.added, applied.plan
         result.already = applied.already
         return result
 
 
-def _already(install: Install, record, store, recovered: str | None) -> AdoptResult:
+def _refuse_an_older_patch(install: Install, same: Record | None) -> None:
+    if same is not None and same.tool != __version__:
+        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package} holds the patch of "
+                         f"rtdetr-patch {same.tool or 'an earlier release'}.",
+                         "Run `rtdetr-patch apply` first (it brings the patch up to this release), then adopt.")
+
+
+def _adopting(found: Found, package: Path, in_place: bool, survey: reading.Survey,
+              say: Callable[[str], None]) -> _Adopting:
+    """The run, with what the plan starts from: in place, each file a transform edits is planned from the
+    pristine release's copy (unless the transform keeps the tree's edits), its bytes now kept as the original."""
+    install, same = found.install, found.same
+    job = _Adopting(found, package, in_place, survey, say, transforms=transforms_for(same),
+                    recorded={m.name: m for m in recorded_modules(found.store, same)})
+    managed = {t.FILE for t in job.transforms}
+    if in_place:
+        kept_edits = {t.FILE for t in job.transforms if t.KEEPS_EDITS}  # patched as the tree has them
+        for rel in survey.modified:
+            if rel in managed and rel not in kept_edits:
+                job.sources[rel] = (survey.pristine / PurePosixPath(rel)).read_bytes()
+                job.current[rel] = (install.package / PurePosixPath(rel)).read_bytes()
+    return job
+
+
+def _nothing_to_carry(job: _Adopting, result: AdoptResult) -> AdoptResult:
+    """No name gained, no file replaced, no yaml to add: adopted already, or nothing to adopt."""
+    same, survey = job.found.same, job.survey
+    result.already = bool(same and same.adopted)
+    _report(result, survey)
+    if not result.already and not survey.names:
+        raise PatchError(Exit.ADOPT, f"{job.package} (Ultralytics {survey.release}) has no module of its own to "
+                         "carry: parse_model gained no name and no yaml was added.",
+                         "Nothing to adopt; `rtdetr-patch apply` patches a pristine install. Nothing was written.")
+    return result
+
+
+def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, bytes]]:
+    """Probe the tree's files and yamls (dropping what fails), then the final patch: its plan, its modules, and the
+    files of the tree it overwrites in place (with their bytes now)."""
+    from ..plan import planner as planning  # libcst: adopt always plans
+
+    install, survey = job.install, job.survey
+    for row in survey.files.values():
+        if row.stem in job.recorded:
+            reading.drop(row, survey.files, survey.names, f"an earlier apply already added a module file "
+                         f"named {row.stem}.py")
+    # 1. each file imported on its own on the target (staged), and every yaml built in the tree (parallel)
+    job.say("importing each module file on the target, building the yamls in the tree")
+    base = planning.make_plan(install, job.transforms, tuple(job.recorded.values()), sources=job.sources)
+    stage = _stage(install)  # one copy for both passes: the second writes the final plan over the first
+    try:
+        _import_and_build(job, stage, base)
+        # 2. the final patch, staged, and every yaml built on the target
+        modules = tuple(job.recorded.values()) + tuple(survey.modules())
+        extra = () if job.in_place else _yaml_additions(install, survey, job.found.same)
+        job.say("building the yamls on the target, patched")
+        final = planning.make_plan(install, job.transforms, modules, sources=job.sources, extra=extra)
+        replaced = _replaced(install, final, job.current, job.in_place)
+        _write(stage, final, {})
+        yamls = [y for y in survey.yamls if y.carried]
+        answer = _probe(install.python, stage, [],
+                        [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if "fatal" in answer:
+        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} with the adopted modules does not import: "
+                         f"{answer['fatal']['error']}", "Please report this with the tree; nothing was written.")
+    for y in yamls:
+        y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
+    return final, modules, replaced
+
+
+def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
+    """The first pass: each carried file imported on the target, staged with the patch (a file that fails is
+    dropped, with why), and every carried yaml built in the tree itself (its ``source`` build)."""
+    install, survey, package = job.install, job.survey, job.package
+    files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
+    _write(stage, base, files)
+    with ThreadPoolExecutor(2) as pool:
+        target_imports = pool.submit(_probe, install.python, stage, [r.module for r in survey.files.values()
+                                                                      if r.status == "carried"], [])
+        source_builds = pool.submit(_probe, install.python, package.parent, [],
+                                    [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried])
+        imports, built = target_imports.result(), source_builds.result()
+    if "fatal" in imports:
+        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package}, staged with the "
+                         f"patch, does not import with {install.python}: {imports['fatal']['error']}",
+                         "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). "
+                         "Nothing was written.")
+    for row in list(survey.files.values()):
+        failed = (imports.get("imports") or {}).get(row.module)
+        if failed and row.status == "carried":
+            missing = failed.get("missing", "")
+            why = f"importing it with {install.python} fails: {failed['error']}"
+            if missing and not missing.startswith("ultralytics"):
+                why += f"; install the package: {_pip_line(missing, install)}"
+            reading.drop(row, survey.files, survey.names, why)
+    for y in survey.yamls:
+        if y.carried:
+            y.source = built.get("fatal") or (built.get("builds") or {}).get(
+                str(package / PurePosixPath(y.rel)), {"error": "not built"})
+
+
+def _adoption(job: _Adopting, result: AdoptResult, replaced: dict[str, bytes]) -> Adoption:
+    """What the write adds to the patch: the account for the record, the originals an in-place adopt replaces,
+    and (in place) every hand-edited or added file of the tree, kept in the store."""
+    adopted = AdoptedAccount(source=str(job.package), source_release=job.survey.release, in_place=job.in_place,
+                             names=tuple(n.to_dict() for n in job.survey.names),
+                             yamls=tuple({"path": y.path, "source": y.source, "target": y.target}
+                                         for y in result.yamls if y.carried),
+                             edits=tuple(e.to_dict() for e in result.edits))
+    kept = {}
+    if job.in_place:
+        kept = {rel: (job.package / PurePosixPath(rel)).read_bytes()
+                for rel in job.survey.modified + job.survey.added}
+        result.kept = str(job.found.store.dir / "adopted")
+    return Adoption(current=job.current | replaced, adopted=adopted, kept=kept)
+
+
+def _already(install: Install, record: Record, store: Store, recovered: str | None) -> AdoptResult:
     """An install adopted in place before, every file as recorded: the account from the record."""
     adopted = record.adopted
-    return AdoptResult(already=True, in_place=True, source=adopted.get("source"),
-                       source_release=adopted.get("source_release"),
-                       names=[AdoptNameRow.from_dict(n) for n in adopted.get("names", [])],
-                       yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"])
-                              for y in adopted.get("yamls", [])],
-                       edits=[AdoptEditRow.from_dict(e) for e in adopted.get("edits", [])], recovered=recovered,
+    assert adopted is not None  # asked only of a record adopt wrote
+    return AdoptResult(already=True, in_place=True, source=adopted.source, source_release=adopted.source_release,
+                       names=[AdoptNameRow.from_dict(n) for n in adopted.names],
+                       yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"]) for y in adopted.yamls],
+                       edits=[AdoptEditRow.from_dict(e) for e in adopted.edits], recovered=recovered,
                        store=str(store.dir))
 
 

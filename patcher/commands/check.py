@@ -72,7 +72,7 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
                                                              TransformState.recorded(step.outcome)))
     result.files = [CheckFileRow(f.path, FileState.PATCHED) for f in record.files]
     result.modules = [module_row(m) for m in record.modules]
-    result.adopted = record.adopted or None
+    result.adopted = record.adopted.to_dict() if record.adopted else None
     result.added = [CheckAddedRow(a.path, AddedState.PRESENT) for a in record.added]
     return _settle(result, Exit.OK)
 

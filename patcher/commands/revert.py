@@ -9,15 +9,20 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from ..disk.files import require_writable, sha256
-from ..disk.killpoints import checkpoint
 from ..errors import Exit, PatchError, if_interrupted, reinstall
 from ..install.locate import Install
 from ..record.manifest import Record
-from ..record.store import now
+from ..record.store import Store
 from ..results import RevertResult, describe
 from ..states import Outcome
-from ..write.session import Store, session, undo
+from ..write.changeset import undo_of
+from ..write.session import session
+from ..write.transaction import Transaction
 from .recorded import applied_bytes, refuse_hand_patched
+
+
+REVERT_INTERRUPTED = ("Interrupted while reverting: the next rtdetr-patch command finishes the revert (run "
+                      "`rtdetr-patch revert`).")
 
 
 def revert(install: Install, *, force: bool = False) -> RevertResult:
@@ -32,23 +37,44 @@ def revert_recorded(install: Install, store: Store, *, force: bool) -> RevertRes
     """The revert itself, inside a session the caller holds (``revert``, and ``apply`` taking back an older patch)."""
     record = store.read()
     if record is None:
-        from ..plan import planner as planning  # libcst: with no record, only the sources can tell
-
-        refuse_hand_patched(install, None)
-        plan = planning.make_plan(install)
-        if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
-            raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} looks patched, but "
-                             f"rtdetr-patch has no record of it in {store.dir}.",
-                             f"Reinstall it instead: {reinstall(install.release)}")
+        _refuse_unrecorded(install, store)
         return RevertResult(nothing=True)
 
     result = RevertResult()
     if record.release != install.release:
         result.stale_release = record.release
+    edited, checked = _edited(install, store, record, force=force, files=not result.stale_release)
+    require_writable(checked, install)
+    result.kept = store.keep_edited(edited)
+    with if_interrupted(REVERT_INTERRUPTED):
+        undo = undo_of(install, store, record, frozenset(rel for rel, _ in edited))
+        done = Transaction(install, store).revert(undo, f"revert: Ultralytics {install.release} at {install.package}")
+    result.left, result.restored, result.removed = list(done.left), list(done.restored), list(done.removed)
+    if record.adopted is not None and record.adopted.in_place:  # the hand edits adopt never managed stay as made
+        result.left_as_edited = [e["path"] for e in record.adopted.edits if e.get("path") not in result.restored]
+    return result
+
+
+def _refuse_unrecorded(install: Install, store: Store) -> None:
+    """With no record, only the sources can tell: an install that looks patched is refused."""
+    from ..plan import planner as planning  # libcst: with no record, only the sources can tell
+
+    refuse_hand_patched(install, None)
+    plan = planning.make_plan(install)
+    if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
+        raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} looks patched, but "
+                         f"rtdetr-patch has no record of it in {store.dir}.",
+                         f"Reinstall it instead: {reinstall(install.release)}")
+
+
+def _edited(install: Install, store: Store, record: Record, *, force: bool,
+            files: bool) -> tuple[list[tuple[str, bytes]], list[Path]]:
+    """The files of the record changed since apply (refused unless ``force``: then their bytes, to keep), and
+    every file the revert replaces; ``files``: the recorded files too, not only the added ones."""
     edited: list[tuple[str, bytes]] = []
     checked: list[Path] = []
     entries = [(e.path, e.patched_sha256, e.original_sha256) for e in record.files
-               if not result.stale_release] + [(e.path, e.sha256, None) for e in record.added]
+               if files] + [(e.path, e.sha256, None) for e in record.added]
     for rel, ours, original in entries:
         path = install.package / PurePosixPath(rel)
         if not path.is_file():
@@ -65,23 +91,7 @@ def revert_recorded(install: Install, store: Store, *, force: bool) -> RevertRes
                              "in the store), or " + _fresh_copy_advice(install, rel, added=original is None))
         edited.append((rel, current))
         checked.append(path)
-    require_writable(checked, install)
-    stamp = now().replace(":", "-")
-    for rel, data in edited:
-        keep = store.dir / "edited" / stamp / PurePosixPath(rel)
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_bytes(data)
-        result.kept.append(str(keep))
-    with if_interrupted("Interrupted while reverting: the next rtdetr-patch command finishes the revert (run "
-                        "`rtdetr-patch revert`)."):
-        undo(install, store, record, result, frozenset(rel for rel, _ in edited), journal="reverting")
-        store.forget(f"revert: Ultralytics {install.release} at {install.package}")
-    adopted = record.adopted or {}
-    if adopted.get("in_place"):  # the hand edits adopt never managed stay as the user made them
-        result.left_as_edited = [e["path"] for e in adopted.get("edits", []) if e.get("path") not in result.restored]
-    with if_interrupted("Interrupted after reverting: the install is pristine again."):
-        checkpoint()
-    return result
+    return edited, checked
 
 
 MAX_DIFF_LINES = 300

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import Exit, PatchError
 
@@ -20,19 +21,19 @@ class InstallLock:
     def __init__(self, folder: Path, what: str, wait: float = 30.0):
         self.path = folder / "lock"
         self.what, self.wait = what, wait
-        self.handle = None
+        self.handle: BinaryIO | None = None
 
-    def _try(self) -> bool:
+    def _try(self, handle: BinaryIO) -> bool:
         try:
             if sys.platform == "win32":
                 import msvcrt  # Windows only
 
-                self.handle.seek(0)
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl  # POSIX only
 
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError:
             return False
@@ -40,30 +41,32 @@ class InstallLock:
     def __enter__(self) -> "InstallLock":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(self.path, "a+b")
+            self.handle = handle = open(self.path, "a+b")
         except OSError as exc:
             raise PatchError(Exit.STORE, f"Cannot create the lock {self.path}: {exc}",
                              "Make the state folder writable, or move it with RTDETR_PATCH_HOME=<folder>.")
         deadline = time.monotonic() + self.wait
-        while not self._try():
+        while not self._try(handle):
             if time.monotonic() >= deadline:
-                self.handle.close()
+                handle.close()
                 raise PatchError(Exit.LOCKED, f"Another rtdetr-patch is working on {self.what} (lock {self.path}); "
                                  f"waited {self.wait:.0f} s.",
                                  "Let it finish, then run the command again. Nothing was written.")
             time.sleep(0.2)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
+        handle = self.handle
+        assert handle is not None  # entered
         try:
             if sys.platform == "win32":
                 import msvcrt  # Windows only
 
-                self.handle.seek(0)
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
             else:
                 import fcntl  # POSIX only
 
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         finally:
-            self.handle.close()
+            handle.close()

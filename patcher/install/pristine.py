@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,17 +16,14 @@ import zipfile
 from pathlib import Path
 
 from ..errors import Exit, PatchError
+from .folders import tool_folder
 from .locate import read_release
 
 ENV = "RTDETR_PATCH_CACHE"
 
 
 def cache_home() -> Path:
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "rtdetr-patch" / "cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtdetr-patch"
+    return tool_folder(ENV, "XDG_CACHE_HOME", ".cache", windows_sub="cache")
 
 
 def _unavailable(release: str, why: str) -> PatchError:

@@ -64,8 +64,15 @@ class _Reader:
             raise self.fail(name, "must map names to rules (strings)")
         return tuple(found.items())
 
-    def rows(self, data: Any, key: str, name: str, default: Any = ...) -> list:
+    def rows(self, data: Any, key: str, name: str, default: Any = ...) -> list[Any]:
         return list(self.get(data, key, list, name, default))
+
+    def objects(self, data: Any, key: str, name: str) -> tuple[dict[str, Any], ...]:
+        """An optional list of JSON objects, each kept as it is."""
+        values = self.rows(data, key, name, [])
+        if not all(isinstance(v, dict) for v in values):
+            raise self.fail(name, "expected a list of objects")
+        return tuple(values)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,36 @@ class StepEntry:
 
 
 @dataclass(frozen=True)
+class AdoptedAccount:
+    """What ``adopt`` carried, kept in the record (``adopted``): the tree it read, its release, whether it was
+    adopted in place, and its rows as ``adopt`` reported them (names, yamls built, edits left as they are)."""
+
+    source: str | None = None  # the tree's ultralytics/ folder
+    source_release: str | None = None
+    in_place: bool = False
+    names: tuple[dict[str, Any], ...] = ()  # {"name", "status", "rule", "file", "why", "code"}
+    yamls: tuple[dict[str, Any], ...] = ()  # {"path", "source", "target"}
+    edits: tuple[dict[str, Any], ...] = ()  # {"path", "why"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "source_release": self.source_release, "in_place": self.in_place,
+                "names": [dict(n) for n in self.names], "yamls": [dict(y) for y in self.yamls],
+                "edits": [dict(e) for e in self.edits]}
+
+    @classmethod
+    def read(cls, r: _Reader, data: Any) -> "AdoptedAccount | None":
+        """The account in a manifest's ``adopted`` object; None where there is none (absent or empty)."""
+        found = r.get(data, "adopted", dict, "adopted", {})
+        if not found:
+            return None
+        return cls(source=r.get(found, "source", (str, type(None)), "adopted.source", None),
+                   source_release=r.get(found, "source_release", (str, type(None)), "adopted.source_release", None),
+                   in_place=r.get(found, "in_place", bool, "adopted.in_place", False),
+                   names=r.objects(found, "names", "adopted.names"), yamls=r.objects(found, "yamls", "adopted.yamls"),
+                   edits=r.objects(found, "edits", "adopted.edits"))
+
+
+@dataclass(frozen=True)
 class Record:
     tool: str
     release: str
@@ -134,7 +171,7 @@ class Record:
     dirs: tuple[str, ...] = ()
     state: str = "applied"  # the journal: applying / applied / reverting
     # What ``adopt`` carried (source, release, names, yamls, edits left as they are); written only after an adopt.
-    adopted: dict = field(default_factory=dict)
+    adopted: AdoptedAccount | None = None
 
     @property
     def options(self) -> frozenset[str]:
@@ -157,7 +194,7 @@ class Record:
             "added": [a.to_dict() for a in self.added],
             "dirs": list(self.dirs),
             "state": self.state,
-            **({"adopted": self.adopted} if self.adopted else {}),
+            **({"adopted": self.adopted.to_dict()} if self.adopted else {}),
         }
 
     @classmethod
@@ -171,36 +208,20 @@ class Record:
         if r.get(data, "format", int, "format") != FORMAT:
             raise r.fail("format", f"unknown format {data['format']!r}")
         options = r.get(data, "options", dict, "options", {})
-        flags = {}
-        for key in options:
-            if key != "modules":
-                flags[key] = r.get(options, key, bool, f"options.{key}")
+        flags = _flags(r, options)
         modules = tuple(
             ModuleEntry(name=r.get(m, "name", str, f"options.modules[{i}].name"),
                         classes=r.strings(m, "classes", f"options.modules[{i}].classes"),
                         safe_names=r.strings(m, "safe_names", f"options.modules[{i}].safe_names", []),
                         rules=r.rules(m, f"options.modules[{i}].rules"))
             for i, m in enumerate(r.rows(options, "modules", "options.modules", [])))
-        transforms = tuple(
-            StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
-                      file=r.get(t, "file", str, f"transforms[{i}].file"),
-                      blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
-                      outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
-            for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
-        files = tuple(
-            FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
-                      original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
-                      patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
-            for i, f in enumerate(r.rows(data, "files", "files")))
-        added = tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
-                                 sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
-                      for i, a in enumerate(r.rows(data, "added", "added", [])))
+        transforms, files, added = _steps(r, data), _files(r, data), _added(r, data)
         return cls(tool=r.get(data, "tool", str, "tool", ""), release=r.get(data, "release", str, "release"),
                    package=r.get(data, "package", str, "package", ""),
                    applied_at=r.get(data, "applied_at", str, "applied_at", ""), flags=flags, modules=modules,
                    transforms=transforms, files=files, added=added, dirs=r.strings(data, "dirs", "dirs", []),
                    state=r.get(data, "state", str, "state", "applied"),
-                   adopted=r.get(data, "adopted", dict, "adopted", {}))
+                   adopted=AdoptedAccount.read(r, data))
 
     def file(self, rel: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == rel), None)
@@ -212,3 +233,31 @@ class Record:
         here = install.package
         return all(digest_of(here / PurePosixPath(f.path)) == f.patched_sha256 for f in self.files) and \
             all(digest_of(here / PurePosixPath(a.path)) == a.sha256 for a in self.added)
+
+
+# -- reading a manifest's rows (in this order, so the first bad key named is the same) --------------
+def _flags(r: _Reader, options: dict[str, Any]) -> dict[str, bool]:
+    return {key: r.get(options, key, bool, f"options.{key}") for key in options if key != "modules"}
+
+
+def _steps(r: _Reader, data: Any) -> tuple[StepEntry, ...]:
+    return tuple(
+        StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
+                  file=r.get(t, "file", str, f"transforms[{i}].file"),
+                  blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
+                  outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
+        for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
+
+
+def _files(r: _Reader, data: Any) -> tuple[FileEntry, ...]:
+    return tuple(
+        FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
+                  original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
+                  patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
+        for i, f in enumerate(r.rows(data, "files", "files")))
+
+
+def _added(r: _Reader, data: Any) -> tuple[AddedEntry, ...]:
+    return tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
+                            sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
+                 for i, a in enumerate(r.rows(data, "added", "added", [])))

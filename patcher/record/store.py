@@ -12,26 +12,25 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..disk.files import replace_file, sha256
 from ..errors import Exit, PatchError, reinstall
+from ..install.folders import tool_folder
 from ..install.locate import Install
 from .manifest import FORMAT, Record
+
+if TYPE_CHECKING:  # gitpython loads only where the store is written or its history read
+    from git import Repo
 
 ENV = "RTDETR_PATCH_HOME"
 
 
 def state_home() -> Path:
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "rtdetr-patch"
+    return tool_folder(ENV, "XDG_STATE_HOME", ".local/state")
 
 
 def install_key(package: Path) -> str:
@@ -41,7 +40,7 @@ def install_key(package: Path) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _git():
+def _git() -> ModuleType:
     try:
         import git  # gitpython: imported late, it needs a git executable and the record-only paths never commit
     except ImportError as exc:  # also raised when no git executable is found
@@ -82,12 +81,12 @@ class Store:
         except OSError:
             pass
         try:
-            repo = _git().Repo(self.dir)
+            repo: Repo = _git().Repo(self.dir)
             for commit in repo.iter_commits(paths=f"originals/{rel}"):
                 blob = commit.tree / f"originals/{rel}"
-                data = blob.data_stream.read()
-                if sha256(data) == expected_sha:
-                    return data
+                old: bytes = blob.data_stream.read()
+                if sha256(old) == expected_sha:
+                    return old
         except PatchError:
             raise
         except Exception:  # noqa: BLE001 - any git failure means the store cannot help
@@ -105,12 +104,14 @@ class Store:
                              f"{self.dir}: {exc}", "Run apply again with the same --module options.")
 
     # -- writing -------------------------------------------------------------------------------
-    def _repo(self):
+    def _repo(self) -> Repo:
         git = _git()
+        repo: Repo
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             if (self.dir / ".git").is_dir():
-                return git.Repo(self.dir)
+                repo = git.Repo(self.dir)
+                return repo
             repo = git.Repo.init(self.dir)
             with repo.config_writer() as cfg:
                 cfg.set_value("core", "autocrlf", "false")  # originals stay byte for byte, CRLF included
@@ -121,7 +122,7 @@ class Store:
             raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
                              f"Make it writable, or move it with {ENV}=<folder>.")
 
-    def _commit(self, repo, message: str) -> None:
+    def _commit(self, repo: Repo, message: str) -> None:
         stale = self.dir / ".git" / "index.lock"  # left by a git killed mid-commit; we hold the install lock
         stale.unlink(missing_ok=True)
         try:
@@ -152,6 +153,17 @@ class Store:
             raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
                              f"Make it writable, or move it with {ENV}=<folder>.")
         self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
+
+    def keep_edited(self, files: list[tuple[str, bytes]]) -> list[str]:
+        """``revert --force``: the user's edited copies (rel, bytes), kept under ``edited/<time>/``; their paths."""
+        stamp = now().replace(":", "-")
+        kept = []
+        for rel, data in files:
+            keep = self.dir / "edited" / stamp / PurePosixPath(rel)
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.write_bytes(data)
+            kept.append(str(keep))
+        return kept
 
     def set_state(self, state: str) -> None:
         """The journal: ``applying`` / ``applied`` / ``reverting``, written atomically and synced. It is not
