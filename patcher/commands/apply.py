@@ -15,7 +15,7 @@ from ..disk.files import atomic_write, remove_dir, require_writable, sha256
 from ..disk.killpoints import checkpoint
 from ..errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted, reinstall
 from ..install.locate import Install
-from ..record.manifest import ADDED_PACKAGE, AddedEntry, FileEntry, ModuleEntry, Record, StepEntry
+from ..record.manifest import ADDED_PACKAGE, AddedEntry, FileEntry, Record, StepEntry
 from ..record.store import now
 from ..results import ApplyResult, describe
 from ..states import STATES
@@ -71,7 +71,7 @@ def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = 
     ``yaml`` (``--yaml``) is the model yaml whose rows the ``--module`` preflight reads widths and rules from.
     """
     if module_specs:
-        from ..modules.user_modules import parse_specs  # the --module machinery loads only when modules are given
+        from ..modules.spec import parse_specs  # the --module machinery loads only when modules are given
 
         new = parse_specs(module_specs, install)
     else:
@@ -103,12 +103,12 @@ def _plan_and_apply(install: Install, store: Store, record: Record | None, new: 
     refuse_hand_patched(install, record)
     same = record if record and record.release == install.release else None
     if new and not dry_run:
-        from ..modules.user_modules import check_modules  # the --module preflight: only when modules are given
+        from ..modules.preflight import check_modules  # the --module preflight: only when modules are given
 
         new = check_modules(install, new, yaml)
     modules = {m.name: m for m in recorded_modules(store, same)}
     if new:
-        from ..modules.user_modules import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
+        from ..modules.torch_layers import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
 
         for m in new:
             if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file
@@ -200,7 +200,7 @@ def _new_record(install: Install, plan: "Plan", record: Record | None, same: Rec
     steps = plan.steps
     new = Record(tool=__version__, release=install.release, package=str(install.package), applied_at=now(),
                  flags={o: any(s.transform.OPTION == o for s in steps) for o in patches.OPTIONS},
-                 modules=tuple(ModuleEntry(m.name, tuple(m.classes), tuple(m.safe_names), tuple(m.rules)) for m in modules),
+                 modules=tuple(m.entry for m in modules),
                  transforms=tuple(StepEntry(s.transform.NAME, s.transform.FILE, s.transform.BLOG_STEP,
                                             s.outcome.value) for s in steps),
                  files=tuple(files), added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions
