@@ -110,7 +110,8 @@ class Survey:
             if row.status != "carried":
                 continue
             names = tuple(n for n in row.names if n in by_name)
-            rules = tuple((n, by_name[n].rule) for n in names if by_name[n].rule != "backbone")
+            ruled = [(n, by_name[n].rule) for n in names]
+            rules = tuple((n, rule) for n, rule in ruled if rule is not None and rule != "backbone")
             out.append(UserModule(name=row.stem, data=row.data, classes=names, rules=rules,
                                   source=self.source / PurePosixPath(row.rel), explicit=True))
         return out

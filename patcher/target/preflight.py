@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Sequence
 
 import target_common as common  # beside this file: the script's folder is first on sys.path
 
@@ -47,16 +48,18 @@ def load(root: str, path: str):
         package = importlib.util.module_from_spec(spec)
         package.__path__ = [where]
         sys.modules[common.ADDED_PACKAGE] = package
-        ultralytics.nn.Addmodules = package
+        setattr(ultralytics.nn, common.ADDED_PACKAGE.rsplit(".", 1)[1], package)
     staged = stage(json.loads(os.environ.get(common.STAGE_ENV) or "[]"))
     if staged:  # this apply's files and rtdetr-patch's own, found first: relative imports resolve as once copied
         package.__path__ = [staged, *[p for p in package.__path__ if p != staged]]
     stem = os.path.splitext(os.path.basename(path))[0]
     name = f"{common.ADDED_PACKAGE}.{stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    found = importlib.util.spec_from_file_location(name, path)
+    if found is None or found.loader is None:
+        raise ImportError(f"{path} cannot be imported as {name}", name=name)
+    module = importlib.util.module_from_spec(found)
     sys.modules[name] = module  # as an imported module is: registries such as timm's look it up
-    spec.loader.exec_module(module)
+    found.loader.exec_module(module)
     setattr(package, stem, module)
     return module
 
@@ -101,7 +104,7 @@ def first_tensor(out, torch):
 
 
 def backbone(obj, torch) -> dict:
-    entry = {}
+    entry: dict = {}
     t0 = time.perf_counter()
     try:
         net = obj()
@@ -151,10 +154,10 @@ def builds_a_backbone(obj, torch) -> bool:
     return isinstance(net, torch.nn.Module) and any(getattr(net, a, None) is not None for a in common.CONTRACT)
 
 
-def module(obj, rule: str | None, torch, rows: list[dict] = ()) -> dict:
+def module(obj, rule: str | None, torch, rows: Sequence[dict] = ()) -> dict:
     """Build ``obj`` under its rule at each of the probe plan's widths until one fits; its output width measured."""
     params, optional = params_of(obj)
-    entry = {"params_names": params, "rule": rule, "inferred": rule is None}
+    entry: dict = {"params_names": params, "rule": rule, "inferred": rule is None}
     if rule is None:
         rule, why = common.rule_from_params(params, optional, [r["args"] for r in rows] or None)
         entry["rule"], entry["why"] = rule, why

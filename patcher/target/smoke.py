@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any
 
 RTDETR_L_PARAMS = 32_970_476  # stock rtdetr-l.yaml at nc=80, every release from 8.0.136 to 8.4.190
 STAGE = {"name": "start"}
@@ -108,6 +109,7 @@ def imports(args, lap: Lap) -> tuple:
 def build(args, yolo: bool) -> tuple:
     """The model of the yaml, its backbone (None: the yaml's own rows), whether that backbone is Ultralytics'
     TorchVision row (its outputs start with the input) and the layers of the added package it holds."""
+    model: Any  # (the release's own model class)
     if yolo:
         from ultralytics import YOLO
         from ultralytics.cfg import get_cfg
@@ -227,7 +229,7 @@ def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict
     lap("GFLOPs")
 
     stage("stock rtdetr-l.yaml")
-    stock = RTDETR("rtdetr-l.yaml").model
+    stock: Any = RTDETR("rtdetr-l.yaml").model
     stock_params = sum(p.numel() for p in stock.parameters())
     if stock_params != RTDETR_L_PARAMS:
         raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
@@ -305,7 +307,7 @@ def fuse_check(torch, model, x) -> dict:
 def deployable(model) -> int:
     """How many modules ``model.fuse()`` switches to deploy through the added package (switch_to_deploy,
     fuse_convs, fuse of the added files), by the package's own count where it has one."""
-    from ultralytics.nn import Addmodules
+    from ultralytics.nn import Addmodules  # type: ignore[attr-defined]  # (the added package: a patched install)
 
     count = getattr(Addmodules, "rtdetr_patch_deployable", None)
     if count is not None:
@@ -362,7 +364,7 @@ def users_backbones_reload(torch, root: str) -> dict:
     """
     import tempfile
 
-    from ultralytics.nn import Addmodules, tasks
+    from ultralytics.nn import Addmodules, tasks  # type: ignore[attr-defined]  # (the added package: a patched install)
 
     own = {Addmodules.MobileNetV3}
     out = {}

@@ -10,6 +10,7 @@ test ties the two.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
 STAGE_ENV = "RTDETR_PATCH_STAGE"  # the preflight's files of nn/Addmodules-to-be (a JSON list of paths)
@@ -107,9 +108,10 @@ def expected_width(rule: str, widths: list[int], out: int) -> int | None:
 
 def probe_args(rule: str, widths: list[int], out: int) -> list:
     """The arguments ``parse_model`` would pass for a probe row with no arguments of its own."""
-    return {"conv": [widths[0], out], "conv-n": [widths[0], out, 1], "same": [widths[0]], "plain": [],
-            "concat": [], "first": [], "last": [], "inputs": [list(widths)], "inputs-out": [list(widths), out],
-            "count": [len(widths)]}[rule]
+    args: dict[str, list] = {
+        "conv": [widths[0], out], "conv-n": [widths[0], out, 1], "same": [widths[0]], "plain": [], "concat": [],
+        "first": [], "last": [], "inputs": [list(widths)], "inputs-out": [list(widths), out], "count": [len(widths)]}
+    return args[rule]
 
 
 def probe_widths(rule: str) -> list[int]:
@@ -126,7 +128,7 @@ OUT_RULES = ("conv", "conv-n", "inputs-out")
 IMAGE = 3  # an image's channels: what a module at yaml row 0 (an enhancer, a stem) is built for
 
 
-def probe_plan(rule: str, rows: list[dict] = ()) -> list[tuple[list[int], int, str]]:
+def probe_plan(rule: str, rows: Sequence[dict] = ()) -> list[tuple[list[int], int, str]]:
     """``(input widths, output width, where they come from)`` to build a module at, in the order tried.
 
     The widths of the ``--yaml`` rows that name the module first (``yaml_rows``), then the default probe
