@@ -31,7 +31,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import target_common as common  # beside this file: the script's folder is first on sys.path
 

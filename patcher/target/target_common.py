@@ -10,7 +10,7 @@ test ties the two.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
 STAGE_ENV = "RTDETR_PATCH_STAGE"  # the preflight's files of nn/Addmodules-to-be (a JSON list of paths)

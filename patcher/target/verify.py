@@ -10,7 +10,6 @@ from ..errors import Exit, PatchError
 from ..install.locate import Install
 from . import runner
 
-
 TRAINER_STAGE = "one epoch through Ultralytics' trainer"  # smoke.py's stage name for --train
 # What a failure inside Ultralytics' trainer means, by the words of its message, and what to do.
 TRAINER_HINTS = (
