@@ -78,7 +78,7 @@ def test_a_user_module_is_its_record_entry_with_the_run_s_facts():
     module = UserModule(name="convs", classes=("A", "B"), rules=(("B", "conv"),), safe_names=("timm.X",),
                         data=b"x = 1\n", explicit=True, report=({"name": "A"},))
     assert module.rel == module.entry.rel == "nn/Addmodules/convs.py"
-    assert module.backbones == module.entry.backbones == ("A",) and module.rule_of("B") == "conv"
+    assert module.backbones == module.entry.backbones == ("A",)
     assert type(module.entry) is ModuleEntry and module.entry == ModuleEntry("convs", ("A", "B"), ("timm.X",),
                                                                               (("B", "conv"),))
     record = Record(tool="t", release="8.4.190", package="p", modules=(module.entry,))

@@ -115,9 +115,6 @@ class ModuleEntry:
         ruled = {name for name, _ in self.rules}
         return tuple(c for c in self.classes if c not in ruled)
 
-    def rule_of(self, name: str) -> str | None:
-        return dict(self.rules).get(name)
-
     @property
     def entry(self) -> "ModuleEntry":
         """The record's entry of it: these fields only (a run's module carries more)."""
