@@ -104,14 +104,15 @@ def template_constants() -> dict:
 
 def test_the_names_the_engine_the_programs_and_the_added_package_share():
     """One fast test for every name and number spelled on both sides of the process boundary."""
-    from rtdetr_patch.patcher.modules import user_modules as custom
-    from rtdetr_patch.patcher.target import verify
+    from rtdetr_patch.patcher.modules import backbones, names, preflight
+    from rtdetr_patch.patcher.modules.user_module import UserModule
+    from rtdetr_patch.patcher.target import runner
     from rtdetr_patch.patches import parse_model, parse_model_modules
 
     added = template_constants()
-    assert added["CONTRACT"] == common.CONTRACT == custom.CONTRACT
-    assert added["PADDED_OUTPUTS"] == common.PADDED == custom.PADDED
-    assert added["PROBE_SIZE"] == common.PROBE == custom.PROBE
+    assert added["CONTRACT"] == common.CONTRACT == backbones.CONTRACT
+    assert added["PADDED_OUTPUTS"] == common.PADDED == backbones.PADDED
+    assert added["PROBE_SIZE"] == common.PROBE == backbones.PROBE
     assert tuple(added["SINGLE"]) == common.SINGLE + ("resnet-stage",)
     assert tuple(added["MULTI"]) == common.MULTI
     assert set(common.RULES) - {"block", "backbone"} == set(added["SINGLE"] + added["MULTI"]) - {"resnet-stage"}
@@ -119,24 +120,24 @@ def test_the_names_the_engine_the_programs_and_the_added_package_share():
     assert common.BACKBONES in added and common.MODULES in added
     exported = set(added["__all__"])
     assert {common.BACKBONES, common.MODULES, "rtdetr_patch_module_args", "rtdetr_patch_deploy"} <= exported
-    assert exported - {"MobileNetV3"} <= custom.RESERVED | {"rtdetr_patch_outputs"} | custom.OURS
+    assert exported - {"MobileNetV3"} <= names.RESERVED | {"rtdetr_patch_outputs"} | names.OURS
     for helper in ("rtdetr_patch_module_args", "rtdetr_patch_deploy", "rtdetr_patch_channels"):
-        assert helper in custom.RESERVED
-    assert set(custom.SHIPPED) == {"MobileNetV3", "ResNet", "iou_losses"} and set(custom.SHIPPED) <= custom.RESERVED
-    assert verify.PREFIX == common.PREFIX and verify.SMOKE.is_file() and custom.PREFLIGHT.is_file()
-    for program in (verify.SMOKE, custom.PREFLIGHT):
+        assert helper in names.RESERVED
+    assert set(names.SHIPPED) == {"MobileNetV3", "ResNet", "iou_losses"} and set(names.SHIPPED) <= names.RESERVED
+    assert runner.PREFIX == common.PREFIX and runner.script("smoke").is_file() and runner.script("preflight").is_file()
+    for program in (runner.script("smoke"), runner.script("preflight")):
         text = program.read_text(encoding="utf-8")
         assert re.search(r"^from target_common import|^import target_common", text, re.M), program
         assert "rtdetr_patch" not in re.sub(r"rtdetr_patch_\w+|rtdetr-patch", "", text.split('"""', 2)[2]), program
     assert added["RTDETR_PATCH_MODULES"] == "{ConvNormLayer: 'conv', Blocks: 'resnet-stage'}"
     # the preflight imports a file as the module it is once copied (nn/Addmodules/<stem>.py, the template's folder),
     # and the checkpoint globals it reports under that name are the ones restricted loading must accept
-    rel = custom.UserModule(name="stem", data=b"", classes=()).rel
+    rel = UserModule(name="stem", data=b"", classes=()).rel
     assert common.ADDED_PACKAGE + ".stem" == "ultralytics." + rel.removesuffix(".py").replace("/", ".")
     assert common.ADDED_PACKAGE.rsplit(".", 1)[1] == (REPO / "templates" / "Addmodules").name
     entry = {"globals": ["ultralytics.nn.Addmodules.stem.act", "ultralytics.nn.modules.conv.Conv", "builtins.getattr",
                          "ultralytics.nn.Addmodules.other.act", "timm.layers.DropPath"]}
-    assert custom.safe_names(custom.UserModule(name="stem", data=b"", classes=()), entry) == {
+    assert preflight.safe_names(UserModule(name="stem", data=b"", classes=()), entry) == {
         "ultralytics.nn.Addmodules.stem.act", "timm.layers.DropPath"}
 
 
@@ -483,16 +484,17 @@ def test_a_torch_layer_that_cannot_take_a_rule_is_refused(tree, cli, state_home,
 
 
 def test_a_refusal_at_a_yaml_row_names_the_row_and_every_width_tried():
-    from rtdetr_patch.patcher.modules import user_modules as custom
+    from rtdetr_patch.patcher.modules.rules import judge_modules
+    from rtdetr_patch.patcher.modules.user_module import UserModule
 
     tries = [{"source": "row 0 of the yaml", "probe_call": "Widen(3)", "probe_inputs": [3], "measured": 6, "expected": 3},
              {"source": "the default probe", "probe_call": "Widen(64)", "probe_inputs": [64], "measured": 128,
               "expected": 64}]
     entry = {"kind": "class", "rule": "same", "params_names": ["c", "e"], "binds": ["same", "conv"], **tries[0],
              "probe_out": 3, "probe_source": "row 0 of the yaml", "tries": tries}
-    module = custom.UserModule(name="wrong", data=b"", classes=("Widen",), source=Path("wrong.py"),
-                               rules=(("Widen", "same"),))
-    rules, errors, _ = custom._judge_modules(module, {"Widen": entry})
+    module = UserModule(name="wrong", data=b"", classes=("Widen",), source=Path("wrong.py"),
+                        rules=(("Widen", "same"),))
+    rules, errors, _ = judge_modules(module, {"Widen": entry})
     assert rules == [] and len(errors) == 1
     assert errors[0] == ("--module wrong.py:Widen: under the rule 'same', Widen(3) (at row 0 of the yaml) on inputs of "
                          "[3] channels returns 6 channels, but the rule records 3 for the next row; also tried the "

@@ -95,8 +95,9 @@ def _local_sets(func: ast.FunctionDef) -> dict[str, list[str]]:
             if isinstance(value, ast.Call) and value.args:
                 value = value.args[0]
             if isinstance(value, (ast.Set, ast.Tuple, ast.List)):
-                names = [_dotted(e) for e in value.elts]
-                if names and all(names):
+                dotted = [_dotted(e) for e in value.elts]
+                names = [n for n in dotted if n is not None]
+                if names and len(names) == len(dotted):
                     sets[stmt.targets[0].id] = [x for n in names for x in sets.get(n, [n])]
     return sets
 
@@ -116,20 +117,34 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
                  and _dotted(n.iter.func) == "enumerate"), None)
     if loop is None:
         return None
+    best = _longest_chain(loop, sets)
+    if best is None:
+        return None
+    flag = any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
+               for s in func.body)
+    return Chain(_branches(best, sets, text), backbone_flag=flag)
+
+
+def _longest_chain(loop: ast.For, sets: dict[str, list[str]]) -> ast.If | None:
+    """The longest if/elif chain in the loop whose first test lists module names."""
     best: ast.If | None = None
     best_len = 0
     for stmt in loop.body:
         if isinstance(stmt, ast.If):
-            length, node = 0, stmt
-            while isinstance(node, ast.If):
+            length = 0
+            node: ast.If | None = stmt
+            while node is not None:
                 length += 1
                 node = node.orelse[0] if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If) else None
             if length > best_len and _test_names(stmt.test, sets):
                 best, best_len = stmt, length
-    if best is None:
-        return None
+    return best
+
+
+def _branches(first: ast.If, sets: dict[str, list[str]], text: str) -> list[Branch]:
+    """Each branch of the chain that starts at ``first``, the closing ``else`` last."""
     branches = []
-    node: ast.If | None = best
+    node: ast.If | None = first
     lines = text.splitlines()
     while node is not None:
         end = node.body[-1].end_lineno or node.body[-1].lineno
@@ -139,14 +154,12 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
             node = node.orelse[0]
         else:
             if node.orelse:
-                first = node.orelse[0]
+                closing = node.orelse[0]
                 end = node.orelse[-1].end_lineno or node.orelse[-1].lineno
-                code = "else:\n" + "\n".join(lines[first.lineno - 1:end])
-                branches.append(Branch([], list(node.orelse), _dedent(code), first.lineno, final=True))
+                code = "else:\n" + "\n".join(lines[closing.lineno - 1:end])
+                branches.append(Branch([], list(node.orelse), _dedent(code), closing.lineno, final=True))
             node = None
-    flag = any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
-               for s in func.body)
-    return Chain(branches, backbone_flag=flag)
+    return branches
 
 
 def _dedent(code: str) -> str:
@@ -228,7 +241,7 @@ def _rule_function():
     source = resources.files("rtdetr_patch.templates").joinpath("Addmodules", "__init__.py").read_text("utf-8")
     tree = ast.parse(source)
     wanted = {"rtdetr_patch_module_args", "_scaled", "SINGLE", "MULTI", "RULES", "RtdetrPatchRowError"}
-    body = [n for n in tree.body if (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in wanted)
+    body: list[ast.stmt] = [n for n in tree.body if (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in wanted)
             or (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in wanted)]
     scope: dict = {"RTDETR_PATCH_MODULES": {}, "_fits": lambda *a: None}
     exec(compile(ast.Module(body=body, type_ignores=[]), "Addmodules/__init__.py", "exec"), scope)  # noqa: S102

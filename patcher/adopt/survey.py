@@ -19,22 +19,16 @@ and why, per file its names and the sibling files it imports, per yaml what it n
 from __future__ import annotations
 
 import ast
-import keyword
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import Exit, PatchError
 from ..install.locate import Install, read_release
 from ..install.pristine import pristine_package
-from ..modules.user_modules import (
-    RESERVED,
-    SHIPPED,
-    TORCH_STEM,
-    UserModule,
-    bound_names,
-    taken_names,
-    torch_layers_data,
-)
+from ..modules.names import SHIPPED, bound_names, can_be_stem, taken_names
+from ..modules.torch_layers import torch_layers_data
+from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
 from . import branches
 
@@ -116,7 +110,8 @@ class Survey:
             if row.status != "carried":
                 continue
             names = tuple(n for n in row.names if n in by_name)
-            rules = tuple((n, by_name[n].rule) for n in names if by_name[n].rule != "backbone")
+            ruled = [(n, by_name[n].rule) for n in names]
+            rules = tuple((n, rule) for n, rule in ruled if rule is not None and rule != "backbone")
             out.append(UserModule(name=row.stem, data=row.data, classes=names, rules=rules,
                                   source=self.source / PurePosixPath(row.rel), explicit=True))
         return out
@@ -299,8 +294,19 @@ def _row_of(raw: list) -> branches.Row | None:
 
 
 # -- the survey -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Tree:
+    """The tree being read, against its release: what the judges of its names look up."""
+
+    resolver: Resolver
+    mine: dict[str, Path]  # the tree's files (inside ultralytics/)
+    theirs: dict[str, Path]  # the release's
+    modified: list[str]  # the release's files the tree edited
+    target: Install
+
+
 def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None = None,
-           ours: set[str] = frozenset()) -> Survey:
+           ours: Collection[str] = frozenset()) -> Survey:
     """Everything adopt carries or not, read from the tree ``source`` (an ``ultralytics/`` folder).
 
     ``ours`` are files of the tree rtdetr-patch itself wrote (in place, after an earlier apply or adopt).
@@ -321,9 +327,27 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     resolver.added = [r for r in added if r.endswith(".py")]
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
     native = taken_names(target)
+    yamls, rows_of = _read_yamls(mine, added, modified)
+    gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
+    used = {n for y in yamls for n in y.uses}
+    blocks = sorted({str(r.args[1]) for r in rows_of.get("Blocks", []) if len(r.args) > 1 and isinstance(r.args[1], str)})
+    gained += sorted(n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch.")))
+    tree = _Tree(resolver, mine, theirs, modified, target)
+    names: list[NameRow] = []
+    for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
+        names.append(_judge_block(name, tree))
+    for name in gained:
+        names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
+    files = _carried_files(names, tree, added)
+    return Survey(source, release, pristine, in_place, modified, added, names, files, yamls,
+                  _edits(resolver, modified, added, files, names))
 
+
+def _read_yamls(mine: dict[str, Path], added: list[str],
+                modified: list[str]) -> tuple[list[YamlRow], dict[str, list[branches.Row]]]:
+    """The model yamls the tree added or edited, and per module name its rows in them, as branches see them."""
     yamls = []
-    rows_of: dict[str, list[branches.Row]] = {}  # module name -> its rows in the tree's yamls, as branches see them
+    rows_of: dict[str, list[branches.Row]] = {}
     for rel in sorted(r for r in added + modified if r.startswith(MODEL_DIR + "/") and r.endswith((".yaml", ".yml"))):
         data = mine[rel].read_bytes()
         rows = _rows(data)
@@ -335,52 +359,49 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
             row = _row_of(raw)
             if row is not None:
                 rows_of.setdefault(str(raw[2]), []).append(row)
+    return yamls, rows_of
 
-    gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
-    used = {n for y in yamls for n in y.uses}
-    blocks = sorted({str(r.args[1]) for r in rows_of.get("Blocks", []) if len(r.args) > 1 and isinstance(r.args[1], str)})
-    gained += sorted(n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch.")))
 
-    names: list[NameRow] = []
-    for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
-        names.append(_judge_block(name, resolver, mine, theirs, modified, target))
-    for name in gained:
-        names.append(_judge(name, chain, resolver, native, rows_of.get(name, []), mine, theirs, modified, target))
-
+def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[str, FileRow]:
+    """The files that define the carried names (stem -> file), with the sibling files they import (which register
+    nothing themselves); a file whose name cannot be a module of the added package is not carried."""
     files: dict[str, FileRow] = {}
-    for row in names:
-        if row.status != "carried":
+    for name in names:
+        if name.status != "carried" or name.file is None:
             continue
-        if row.file == TORCH_FILE:
+        if name.file == TORCH_FILE:
             layers = files.setdefault(TORCH_STEM, FileRow(TORCH_FILE, TORCH_STEM, b""))
-            layers.names.append(row.name[3:])
+            layers.names.append(name.name[3:])
             layers.data = torch_layers_data(layers.names)
             continue
-        stem = PurePosixPath(row.file).stem
-        if stem in files and files[stem].rel != row.file:
-            row.status, row.why = "not carried", (f"its file {row.file} has the same name as {files[stem].rel}, "
-                                                  "which is carried; both would be nn/Addmodules/" + f"{stem}.py")
+        stem = PurePosixPath(name.file).stem
+        if stem in files and files[stem].rel != name.file:
+            name.status, name.why = "not carried", (f"its file {name.file} has the same name as {files[stem].rel}, "
+                                                    "which is carried; both would be nn/Addmodules/" + f"{stem}.py")
             continue
-        files.setdefault(stem, FileRow(row.file, stem, mine[row.file].read_bytes())).names.append(row.name)
-    # the sibling files the carried ones import come along (they register nothing themselves)
+        files.setdefault(stem, FileRow(name.file, stem, tree.mine[name.file].read_bytes())).names.append(name.name)
     queue = list(files.values())
     while queue:
         row = queue.pop()
-        for dep in resolver.sibling_imports(row.rel):
+        for dep in tree.resolver.sibling_imports(row.rel):
             stem = PurePosixPath(dep).stem
             if dep not in added or PurePosixPath(dep).name in OUR_FILES:
                 continue
             if stem not in files:
-                files[stem] = FileRow(dep, stem, mine[dep].read_bytes())
+                files[stem] = FileRow(dep, stem, tree.mine[dep].read_bytes())
                 queue.append(files[stem])
             row.deps.append(stem)
     for row in files.values():
-        if not row.stem.isidentifier() or keyword.iskeyword(row.stem) or row.stem.startswith("_") or \
-                row.stem in RESERVED:
+        if not can_be_stem(row.stem):
             drop(row, files, names, f"its file name {row.stem}.py cannot be a module of the added package")
+    return files
 
+
+def _edits(resolver: Resolver, modified: list[str], added: list[str], files: dict[str, FileRow],
+           names: list[NameRow]) -> list[dict]:
+    """The tree's edits adopt does not carry (``{"path", "why"}``, and what an added file defines)."""
     carried_files = {f.rel for f in files.values()}
-    edits = []
+    edits: list[dict] = []
     for rel in modified:
         if rel in MANAGED or rel.startswith(MODEL_DIR + "/"):
             continue
@@ -392,7 +413,7 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
             why = ("its names are not carried: " + ", ".join(users)) if users else \
                 "no yaml row or parse_model branch of the tree uses a name it defines"
             edits.append({"path": rel, "why": why, "defines": defined[:12]})
-    return Survey(source, release, pristine, in_place, modified, added, names, files, yamls, edits)
+    return edits
 
 
 def _defined(resolver: Resolver, rel: str) -> set[str]:
@@ -423,14 +444,15 @@ def drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str
             drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
 
 
-def _judge_block(name: str, resolver: Resolver, mine: dict, theirs: dict, modified: list[str],
-                 target: Install) -> NameRow:
+
+
+def _judge_block(name: str, tree: _Tree) -> NameRow:
     if name in ("BasicBlock", "BottleNeck"):
         return NameRow(name, "ours", why="a block of rtdetr-patch's own ResNet base")
-    where = _defining_file(resolver, name)
+    where = _defining_file(tree.resolver, name)
     if where is None:
         return NameRow(name, "not carried", why="a ResNet block the yamls name, defined in no file of the tree")
-    if where in modified or where in theirs:
+    if where in tree.modified or where in tree.theirs:
         return NameRow(name, "not carried", file=where, why=f"defined in {where}, a file of Ultralytics")
     return NameRow(name, "carried", rule="block", file=where, why="a block the series' ResNet stages (Blocks) build by name")
 
@@ -441,38 +463,56 @@ def _defining_file(resolver: Resolver, name: str) -> str | None:
     return hits[0] if hits else None
 
 
-def _judge(name: str, chain: branches.Chain, resolver: Resolver, native: set[str], rows: list[branches.Row],
-           mine: dict, theirs: dict, modified: list[str], target: Install) -> NameRow:
+def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branches.Row], tree: _Tree) -> NameRow:
+    """Whether a name the tree's parse_model gained is carried, by which rule and from which file, or why not."""
     if name in OURS:
         return NameRow(name, "ours", why=f"built by {OURS[name]}")
     if name.startswith(("nn.", "torch.")):
-        branch = chain.branch_of(name)
-        verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
-        if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
-            return NameRow(name, "not carried", why=f"{name} is a torch layer whose branch no rule expresses"
-                           + (f": {verdict.why}" if verdict else ""), code=branch.code if branch else "")
-        return NameRow(name, "carried", rule=verdict.rule, file=TORCH_FILE,
-                       why=f"torch's {name}, given a branch of its own in the tree that runs as '{verdict.rule}': "
-                           f"registered by that rule, so every row with {name} on this install builds as in the tree")
+        return _judge_torch_layer(name, chain, rows)
     if name in native:
-        return NameRow(name, "native", why=f"Ultralytics {target.release} has its own {name}: the rows use that one")
-    where = resolver.define("nn/tasks.py", name)
+        return NameRow(name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one")
+    where = tree.resolver.define("nn/tasks.py", name)
     if where is None:
         return NameRow(name, "not carried", why="defined nowhere in the tree (no import of nn/tasks.py binds it)")
+    refused = _not_carried_file(name, where, tree)
+    if refused is not None:
+        return refused
+    return _judge_branch(name, where, chain, rows)
+
+
+def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
+    """A torch layer the tree's parse_model gave a branch of its own: carried when a rule expresses it."""
+    branch = chain.branch_of(name)
+    verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
+    if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
+        return NameRow(name, "not carried", why=f"{name} is a torch layer whose branch no rule expresses"
+                       + (f": {verdict.why}" if verdict else ""), code=branch.code if branch else "")
+    return NameRow(name, "carried", rule=verdict.rule, file=TORCH_FILE,
+                   why=f"torch's {name}, given a branch of its own in the tree that runs as '{verdict.rule}': "
+                       f"registered by that rule, so every row with {name} on this install builds as in the tree")
+
+
+def _not_carried_file(name: str, where: str, tree: _Tree) -> NameRow | None:
+    """Why a name cannot be carried from the file ``where`` that defines it (None: it can)."""
     if where.startswith("<"):
         return NameRow(name, "not carried", file=None,
                        why=f"imported from the package {where[1:-1]}, not a file of the tree")
-    if where in modified:
+    if where in tree.modified:
         return NameRow(name, "not carried", file=where,
                        why=f"defined in {where}, a file of Ultralytics edited in place; move it into a file of "
                            "its own (nn/Addmodules/) to carry it")
-    if where in theirs:
+    if where in tree.theirs:
         return NameRow(name, "not carried", file=where, why=f"Ultralytics' own {name} ({where}) given another branch")
     if PurePosixPath(where).name in OUR_FILES and PurePosixPath(where).parent.as_posix() == ADDED_PACKAGE:
         return NameRow(name, "not carried", file=where,
                        why=f"its file {where} has the name of one of rtdetr-patch's own files")
     if not where.endswith(".py"):
         return NameRow(name, "not carried", file=where, why=f"defined in {where}, not a Python file")
+    return None
+
+
+def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
+    """A name defined in a file of the tree: carried by the rule its branch (or the chain's final else) runs as."""
     branch = chain.branch_of(name)
     final = branch is None
     if branch is None:

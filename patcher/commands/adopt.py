@@ -15,9 +15,7 @@ Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply.writ
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -28,12 +26,13 @@ from ..adopt import survey as reading
 from ..disk.files import sha256
 from ..errors import Exit, PatchError
 from ..install.locate import Install
-from ..modules.user_modules import UserModule, pip_package
+from ..modules.pip_names import pip_package
+from ..modules.user_module import UserModule
 from ..record.manifest import AdoptedAccount, Record
 from ..record.store import Store
 from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
 from ..states import AdoptStatus
-from ..target.target_common import PREFIX
+from ..target import runner
 from ..version import __version__
 from ..write.session import session
 from .apply import Adoption, Found, write_plan
@@ -41,25 +40,15 @@ from .recorded import recorded_modules, transforms_for
 
 if TYPE_CHECKING:  # libcst: adopt plans, it loads when it does
     from ..plan.planner import Plan
-PROBE = Path(__file__).parent.parent / "target" / "adopt_probe.py"
-PROBE_TIMEOUT = 3600  # a fork with a hundred yamls builds each of them on the CPU
 
 
 def _probe(python: str, root: Path, imports: list[str], yamls: list[str]) -> dict:
-    done = None
-    # the spec goes in a file: a fork's few hundred yaml paths would pass Windows' command-line limit
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as spec:
-        json.dump({"imports": imports, "yamls": yamls}, spec)
-    try:
-        done = subprocess.run([python, str(PROBE), str(root), spec.name],
-                              capture_output=True, text=True, timeout=PROBE_TIMEOUT, cwd=str(root))
-        line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith(PREFIX))
-        return json.loads(line[len(PREFIX):])
-    except (OSError, subprocess.TimeoutExpired, StopIteration, ValueError) as exc:
-        tail = (done.stderr or "")[-600:] if done is not None else ""
-        return {"fatal": {"error": f"the probe did not answer ({type(exc).__name__}: {exc}) {tail}".strip()}}
-    finally:
-        Path(spec.name).unlink(missing_ok=True)
+    try:  # the spec goes in a file: a fork's few hundred yaml paths would pass Windows' command-line limit
+        return runner.run("adopt-probe", python, [str(root)], spec={"imports": imports, "yamls": yamls},
+                          cwd=root).answer
+    except runner.NoAnswer as exc:
+        tail = exc.output(600)
+        return {"fatal": {"error": f"the probe did not answer ({type(exc.cause).__name__}: {exc.cause}) {tail}".strip()}}
 
 
 def _stage(install: Install) -> Path:

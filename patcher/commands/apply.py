@@ -30,7 +30,7 @@ from .recorded import recorded_modules, refuse_hand_patched, transforms_for
 from .revert import revert_recorded
 
 if TYPE_CHECKING:  # libcst and the preflight load only when a run plans
-    from ..modules.user_modules import UserModule
+    from ..modules.user_module import UserModule
     from ..plan.planner import Plan
 
 
@@ -104,7 +104,7 @@ def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = 
     ``yaml`` (``--yaml``) is the model yaml whose rows the ``--module`` preflight reads widths and rules from.
     """
     if module_specs:
-        from ..modules.user_modules import parse_specs  # the --module machinery loads only when modules are given
+        from ..modules.spec import parse_specs  # the --module machinery loads only when modules are given
 
         new = parse_specs(module_specs, install)
     else:
@@ -135,7 +135,7 @@ def _plan_and_apply(found: Found, new: list[UserModule], *, dry_run: bool, optio
     install = found.install
     refuse_hand_patched(install, found.record)
     if new and not dry_run:
-        from ..modules.user_modules import check_modules  # the --module preflight: only when modules are given
+        from ..modules.preflight import check_modules  # the --module preflight: only when modules are given
 
         new = check_modules(install, new, yaml)
     modules = _modules(found.store, found.same, new)
@@ -159,7 +159,7 @@ def _modules(store: Store, same: Record | None, new: list[UserModule]) -> tuple[
     """The users' modules of this run: those recorded, with the ones given now added (or replacing them)."""
     modules = {m.name: m for m in recorded_modules(store, same)}
     if new:
-        from ..modules.user_modules import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
+        from ..modules.torch_layers import TORCH_STEM, merge_torch_layers  # (loaded already: new modules come from it)
 
         for m in new:
             if m.name == TORCH_STEM and m.name in modules:  # torch layers given a rule now and before: one file

@@ -17,7 +17,7 @@ from ..record.manifest import Record
 from ..record.store import Store
 
 if TYPE_CHECKING:
-    from ..modules.user_modules import UserModule
+    from ..modules.user_module import UserModule
 
 
 def transforms_for(record: Record | None, options: frozenset[str] = frozenset()) -> tuple:
@@ -29,7 +29,7 @@ def transforms_for(record: Record | None, options: frozenset[str] = frozenset())
 
 def recorded_modules(store: Store, record: Record | None) -> list["UserModule"]:
     """The users' backbones an earlier apply added (their files come from the store)."""
-    from ..modules.user_modules import UserModule  # the --module machinery loads only where a record has modules
+    from ..modules.user_module import UserModule  # the --module machinery loads only where a record has modules
 
     return [UserModule(name=m.name, data=store.module(m.name), classes=m.classes, safe_names=m.safe_names,
                        rules=m.rules)

@@ -15,7 +15,7 @@ from ... import patches
 from ...patches import Outcome, TargetMissing, Transform
 from ..errors import Exit, PatchError, reinstall
 from ..install.locate import Install, release_key
-from ..modules.user_modules import registry_block
+from ..modules.registry import registry_block
 from ..record.manifest import ADDED_PACKAGE
 from .source import parse, render
 

@@ -96,19 +96,36 @@ class AddedEntry:
 
 @dataclass(frozen=True)
 class ModuleEntry:
-    """A user's file added with ``--module``; optional keys default when a record lacks them.
+    """A user's module: a file added with ``--module`` (or carried by ``adopt``) as ``nn/Addmodules/<name>.py``,
+    and the names it registers. The one module type: the record holds it as it is, and a run's module
+    (``modules.user_module.UserModule``) is one of these with the run's own facts added (the file's bytes, where
+    it came from, the preflight's report). Optional keys default when a record lacks them.
 
-    ``rules`` holds (name, rule) for every name that is not a backbone (written only when there is one).
+    ``classes`` are the names a yaml row may use (classes or factory functions); ``rules`` holds (name, rule) for
+    every name that is not a backbone (written only when there is one); ``safe_names`` the classes from other
+    packages an instance holds, which restricted loading must accept.
     """
 
-    name: str
+    name: str  # the file's stem
     classes: tuple[str, ...]
     safe_names: tuple[str, ...] = ()
     rules: tuple[tuple[str, str], ...] = ()
 
     @property
     def rel(self) -> str:
+        """Its file inside the ultralytics package."""
         return f"{ADDED_PACKAGE}/{self.name}.py"
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        """The names registered as backbones: those without a rule."""
+        ruled = {name for name, _ in self.rules}
+        return tuple(c for c in self.classes if c not in ruled)
+
+    @property
+    def entry(self) -> "ModuleEntry":
+        """The record's entry of it: these fields only (a run's module carries more)."""
+        return ModuleEntry(self.name, self.classes, self.safe_names, self.rules)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "classes": list(self.classes), "safe_names": list(self.safe_names),

@@ -1,6 +1,6 @@
 """``adopt``'s probe: import module files one by one and build yamls, in the interpreter that trains.
 
-Started as ``python adopt_probe.py ROOT SPEC``: ``ROOT`` holds the ``ultralytics`` to import
+Started by ``runner.py`` as ``python adopt_probe.py ROOT SPEC``: ``ROOT`` holds the ``ultralytics`` to import
 (a hand-edited tree, a fork, or the staged copy of the target with the planned patch written in
 it), ``SPEC`` is a JSON file ``{"imports": [dotted module names], "yamls": [paths]}``. Each module is
 imported on its own, so one that fails (a missing package, a name its release does not have)
@@ -58,25 +58,16 @@ def build(tasks, path: str) -> dict:
         return failure(exc)
 
 
-def main() -> None:
-    root = sys.argv[1]
-    with open(sys.argv[2], encoding="utf-8") as given:
-        spec = json.load(given)
-    sys.path.insert(0, root)
-    answer: dict = {}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            import ultralytics
-            from ultralytics.nn import tasks
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        print(common.PREFIX + json.dumps({"fatal": failure(exc)}), flush=True)
-        return
-    answer["release"] = ultralytics.__version__
-    answer["package"] = str(ultralytics.__path__[0])
-    imports = {}
-    for name in spec.get("imports", []):
+def answer(found: dict) -> None:
+    """Print the answer line (one write: nothing else printed can split it)."""
+    sys.stdout.write(common.PREFIX + json.dumps(found) + "\n")
+    sys.stdout.flush()
+
+
+def imported(names: list) -> dict:
+    """Each module imported on its own: None, or why it fails."""
+    imports: dict = {}
+    for name in names:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 importlib.import_module(name)
@@ -85,9 +76,27 @@ def main() -> None:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             imports[name] = failure(exc)
-    answer["imports"] = imports
-    answer["builds"] = {path: build(tasks, path) for path in spec.get("yamls", [])}
-    print(common.PREFIX + json.dumps(answer), flush=True)
+    return imports
+
+
+def main() -> None:
+    root = sys.argv[1]
+    with open(sys.argv[2], encoding="utf-8") as given:
+        spec = json.load(given)
+    sys.path.insert(0, root)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import ultralytics
+            from ultralytics.nn import tasks
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        answer({"fatal": failure(exc)})
+        return
+    found = {"release": ultralytics.__version__, "package": str(ultralytics.__path__[0]),
+             "imports": imported(spec.get("imports", []))}
+    found["builds"] = {path: build(tasks, path) for path in spec.get("yamls", [])}
+    answer(found)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """The ``--module`` preflight: import a user's file and check each name, in the target interpreter.
 
-Started as ``python preflight.py ROOT FILE SPEC_JSON [YAML_JSON]`` (``ROOT`` holds the ``ultralytics``
-to import, ``SPEC_JSON`` a list of ``{"name", "rule", "backbone"}``, ``YAML_JSON`` the ``--yaml`` to read
-rows from: ``{"path", "scale", "rules", "backbones"}`` with the rules of every ``--module`` name) with the
-file's folder as the working directory. It prints one JSON line: ``{"import": ..., "missing": ...}``
-when the file does not import, else ``{"candidates": {name: entry}}``.
+Started by ``runner.py`` as ``python preflight.py ROOT FILE SPEC`` (``ROOT`` holds the ``ultralytics``
+to import, ``SPEC`` is a JSON file ``{"names": [{"name", "rule", "backbone"}], "yaml": ...}``, ``yaml`` the
+``--yaml`` to read rows from, or null: ``{"path", "scale", "rules", "backbones"}`` with the rules of every
+``--module`` name) with the file's folder as the working directory. Its answer is one line, ``PREFIX`` then
+JSON: ``{"import": ..., "missing": ...}`` when the file does not import, else ``{"candidates": {name: entry}}``.
 
 The file is imported as the module it will be once copied, ``ultralytics.nn.Addmodules.<stem>``, so
 ``from ..modules import Conv`` resolves to ``ultralytics.nn.modules`` as it will there; on an install
@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import target_common as common  # beside this file: the script's folder is first on sys.path
 
@@ -47,16 +48,18 @@ def load(root: str, path: str):
         package = importlib.util.module_from_spec(spec)
         package.__path__ = [where]
         sys.modules[common.ADDED_PACKAGE] = package
-        ultralytics.nn.Addmodules = package
+        setattr(ultralytics.nn, common.ADDED_PACKAGE.rsplit(".", 1)[1], package)
     staged = stage(json.loads(os.environ.get(common.STAGE_ENV) or "[]"))
     if staged:  # this apply's files and rtdetr-patch's own, found first: relative imports resolve as once copied
         package.__path__ = [staged, *[p for p in package.__path__ if p != staged]]
     stem = os.path.splitext(os.path.basename(path))[0]
     name = f"{common.ADDED_PACKAGE}.{stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    found = importlib.util.spec_from_file_location(name, path)
+    if found is None or found.loader is None:
+        raise ImportError(f"{path} cannot be imported as {name}", name=name)
+    module = importlib.util.module_from_spec(found)
     sys.modules[name] = module  # as an imported module is: registries such as timm's look it up
-    spec.loader.exec_module(module)
+    found.loader.exec_module(module)
     setattr(package, stem, module)
     return module
 
@@ -101,7 +104,7 @@ def first_tensor(out, torch):
 
 
 def backbone(obj, torch) -> dict:
-    entry = {}
+    entry: dict = {}
     t0 = time.perf_counter()
     try:
         net = obj()
@@ -151,10 +154,10 @@ def builds_a_backbone(obj, torch) -> bool:
     return isinstance(net, torch.nn.Module) and any(getattr(net, a, None) is not None for a in common.CONTRACT)
 
 
-def module(obj, rule: str | None, torch, rows: list[dict] = ()) -> dict:
+def module(obj, rule: str | None, torch, rows: Sequence[dict] = ()) -> dict:
     """Build ``obj`` under its rule at each of the probe plan's widths until one fits; its output width measured."""
     params, optional = params_of(obj)
-    entry = {"params_names": params, "rule": rule, "inferred": rule is None}
+    entry: dict = {"params_names": params, "rule": rule, "inferred": rule is None}
     if rule is None:
         rule, why = common.rule_from_params(params, optional, [r["args"] for r in rows] or None)
         entry["rule"], entry["why"] = rule, why
@@ -266,45 +269,50 @@ def yaml_rows(yaml_spec: dict | None, spec: list[dict], loaded) -> dict:
         return {}
 
 
+def answer(found: dict) -> int:
+    """Print the answer line (one write: nothing the file prints can split it)."""
+    sys.stdout.write(common.PREFIX + json.dumps(found) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def main() -> int:
-    root, path, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    yaml_spec = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+    root, path = sys.argv[1], sys.argv[2]
+    with open(sys.argv[3], encoding="utf-8") as given:
+        spec = json.load(given)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # the file's own absolute sibling imports
     sys.path.insert(0, root)
     try:
         import torch
     except BaseException as exc:  # noqa: BLE001
-        print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": getattr(exc, "name", None)}))
-        return 0
+        return answer({"import": f"{type(exc).__name__}: {exc}", "missing": getattr(exc, "name", None)})
     try:
         import ultralytics.nn  # noqa: F401 - on a patched install this imports the added package and its files too
     except BaseException as exc:  # noqa: BLE001 - the install, not the user's file, is broken
-        print(json.dumps({"ultralytics": f"{type(exc).__name__}: {exc}"[:800]}))
-        return 0
+        return answer({"ultralytics": f"{type(exc).__name__}: {exc}"[:800]})
     try:
         loaded = load(root, path)
     except ModuleNotFoundError as exc:
-        print(json.dumps({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name}))
-        return 0
+        return answer({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name})
     except BaseException as exc:  # noqa: BLE001
-        print(json.dumps({"import": f"{type(exc).__name__}: {exc}"}))
-        return 0
-    rows = yaml_rows(yaml_spec, spec, loaded)
-    out = {}
-    for item in spec:
-        obj = getattr(loaded, item["name"], None)
-        kind = "class" if isinstance(obj, type) else "function"
-        try:
-            if item.get("backbone"):
-                out[item["name"]] = {"kind": kind, **backbone(obj, torch)}
-            elif item.get("rule") is None and builds_a_backbone(obj, torch):
-                out[item["name"]] = {"kind": kind, "as_backbone": True, **backbone(obj, torch)}
-            else:
-                out[item["name"]] = {"kind": kind, **module(obj, item.get("rule"), torch, rows.get(item["name"], []))}
-        except BaseException as exc:  # noqa: BLE001
-            out[item["name"]] = {"kind": kind, "error": f"{type(exc).__name__}: {str(exc)[:400]}"}
-    print(json.dumps({"candidates": out}))
-    return 0
+        return answer({"import": f"{type(exc).__name__}: {exc}"})
+    names = spec["names"]
+    rows = yaml_rows(spec.get("yaml"), names, loaded)
+    return answer({"candidates": {item["name"]: candidate(loaded, item, torch, rows) for item in names}})
+
+
+def candidate(loaded, item: dict, torch, rows: dict) -> dict:
+    """One name of the file, checked: as a backbone, or as a module under its rule."""
+    obj = getattr(loaded, item["name"], None)
+    kind = "class" if isinstance(obj, type) else "function"
+    try:
+        if item.get("backbone"):
+            return {"kind": kind, **backbone(obj, torch)}
+        if item.get("rule") is None and builds_a_backbone(obj, torch):
+            return {"kind": kind, "as_backbone": True, **backbone(obj, torch)}
+        return {"kind": kind, **module(obj, item.get("rule"), torch, rows.get(item["name"], []))}
+    except BaseException as exc:  # noqa: BLE001
+        return {"kind": kind, "error": f"{type(exc).__name__}: {str(exc)[:400]}"}
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any
 
 RTDETR_L_PARAMS = 32_970_476  # stock rtdetr-l.yaml at nc=80, every release from 8.0.136 to 8.4.190
 STAGE = {"name": "start"}
@@ -36,15 +37,55 @@ def stage(name: str) -> None:
     emit(stage=name)
 
 
+class Lap:
+    """Seconds per stage, as the result reports them (``timings``)."""
+
+    def __init__(self) -> None:
+        self.t0 = self.t = time.perf_counter()
+        self.timings: dict = {}
+
+    def __call__(self, name: str) -> None:
+        self.timings[name] = round(time.perf_counter() - self.t, 2)
+        self.t = time.perf_counter()
+
+
 def run(args) -> dict:
-    t0 = time.perf_counter()
-    timings = {}
+    lap = Lap()
+    torch, ultralytics, where = imports(args, lap)
+    yolo = is_yolo(args.yaml)
+    stage(f"build {args.yaml}")
+    model, backbone, split, registered = build(args, yolo)
+    lap("build")
 
-    def lap(name):
-        timings[name] = round(time.perf_counter() - lap.t, 2)
-        lap.t = time.perf_counter()
+    stage(f"eval forward at {args.imgsz}")
+    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
+    forward = eval_forward(torch, model, backbone, split, x, yolo)
+    lap("eval forward")
 
-    lap.t = t0
+    stage("train-mode loss, backward and one optimizer step")
+    step = train_step(torch, model, backbone, yolo, args.train_imgsz)
+    lap("train loss + backward")
+
+    later = after_training(torch, model, x, args, step["nc"], yolo, lap)
+    return {
+        "release": ultralytics.__version__,
+        "torch": torch.__version__,
+        "package": where,
+        "yaml": args.yaml,
+        "imgsz": args.imgsz,
+        "family": "yolo" if yolo else "rtdetr",
+        "backbone": type(backbone).__name__ if backbone is not None else "(the yaml's own rows)",
+        "registered_layers": registered,
+        **forward,
+        **step,
+        **later,
+        "timings": lap.timings,
+        "seconds": round(time.perf_counter() - lap.t0, 2),
+    }
+
+
+def imports(args, lap: Lap) -> tuple:
+    """The stages that import torch and the patched Ultralytics (the one under ``--root``, or an error)."""
     stage("import torch")
     import torch
 
@@ -54,17 +95,21 @@ def run(args) -> dict:
 
     stage("import ultralytics")
     import ultralytics
-    from ultralytics import RTDETR
-    from ultralytics.utils.torch_utils import get_flops
+    from ultralytics import RTDETR  # noqa: F401 - what the later stages use: they must import here
+    from ultralytics.utils.torch_utils import get_flops  # noqa: F401
 
     where = os.path.dirname(os.path.abspath(ultralytics.__file__))
     expected = os.path.join(os.path.abspath(args.root), "ultralytics")
     if os.path.normcase(os.path.realpath(where)) != os.path.normcase(os.path.realpath(expected)):
         raise RuntimeError(f"imported ultralytics from {where}, expected the patched one at {expected}")
     lap("import ultralytics")
+    return torch, ultralytics, where
 
-    yolo = is_yolo(args.yaml)
-    stage(f"build {args.yaml}")
+
+def build(args, yolo: bool) -> tuple:
+    """The model of the yaml, its backbone (None: the yaml's own rows), whether that backbone is Ultralytics'
+    TorchVision row (its outputs start with the input) and the layers of the added package it holds."""
+    model: Any  # (the release's own model class)
     if yolo:
         from ultralytics import YOLO
         from ultralytics.cfg import get_cfg
@@ -72,6 +117,8 @@ def run(args) -> dict:
         model = YOLO(args.yaml, task="detect").model  # a head of the user's own: older releases cannot guess the task
         model.args = get_cfg()  # the trainer sets the loss gains (box, cls, dfl) from its arguments
     else:
+        from ultralytics import RTDETR
+
         model = RTDETR(args.yaml).model
     backbones = [m for m in model.model if getattr(m, "backbone", False)]
     registered = [type(m).__name__ for m in model.model if type(m).__module__.startswith("ultralytics.nn.Addmodules")]
@@ -82,15 +129,16 @@ def run(args) -> dict:
         backbone = None
     else:
         backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
-    lap("build")
+    return model, backbone, not backbones and backbone is not None, registered
 
-    stage(f"eval forward at {args.imgsz}")
+
+def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> dict:
+    """One eval forward: the backbone's maps match its ``width_list``, the output has the head's shape."""
     model.eval()
-    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
     with torch.no_grad():
         feats = backbone(x) if backbone is not None else []
         out = model(x)
-    if not backbones and backbone is not None:  # TorchVision with split=True: the input, then every child's output
+    if split:  # TorchVision with split=True: the input, then every child's output
         feats = feats[1:]
     widths = list(getattr(backbone, "width_list", [f.shape[1] for f in feats]))
     shapes = [list(f.shape) for f in feats]
@@ -106,13 +154,15 @@ def run(args) -> dict:
         nq = model.model[-1].num_queries
         if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
             raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
-    lap("eval forward")
+    return {"backbone_widths": widths, "backbone_shapes": shapes, "output_shape": list(y.shape)}
 
-    stage("train-mode loss, backward and one optimizer step")
+
+def train_step(torch, model, backbone, yolo: bool, size: int) -> dict:
+    """A train-mode loss on a small synthetic batch, its backward (gradients reach the backbone and every registered
+    module, all finite), and one optimizer step that moves the weights and keeps the loss finite."""
     model.train()
     nc = int(getattr(model.model[-1], "nc", None) or model.yaml.get("nc", 80))
     model.nc = nc  # the trainer sets this from the dataset
-    size = args.train_imgsz
     batch = {
         "img": torch.rand(2, 3, size, size),
         "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
@@ -128,6 +178,14 @@ def run(args) -> dict:
 
     iou_loss = iou_loss_in_use(model, yolo)
     total.backward()
+    grads = gradients(torch, model, backbone)
+    moved, stepped = optimizer_step(torch, model, batch)
+    return {"nc": nc, "loss": round(float(total), 4), "iou_loss": iou_loss, "loss_after_step": round(float(stepped), 4),
+            "stepped_tensors": moved, "backbone_grad_tensors": len(grads)}
+
+
+def gradients(torch, model, backbone) -> list:
+    """The backbone's gradients after the backward; every registered module of the yaml got its own, all finite."""
     grads = [p.grad for p in (backbone or model).parameters() if p.grad is not None]
     if not grads:
         raise RuntimeError("no gradient reached the backbone")
@@ -139,9 +197,14 @@ def run(args) -> dict:
     bad = sum(1 for p in model.parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
     if bad:
         raise RuntimeError(f"{bad} parameter tensors have non-finite gradients")
+    return grads
+
+
+def optimizer_step(torch, model, batch: dict) -> tuple:
+    """One training step: the weights must move, and the loss must still be finite. (tensors moved, the loss)"""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     before = [p.detach().clone() for p in model.parameters()]
-    optimizer.step()  # one training step: the weights must move, and the loss must still be finite
+    optimizer.step()
     moved = sum(1 for b, p in zip(before, model.parameters()) if not torch.equal(b, p.detach()))
     if not moved:
         raise RuntimeError("one optimizer step moved no weight")
@@ -151,7 +214,13 @@ def run(args) -> dict:
     stepped = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
     if not torch.isfinite(stepped):
         raise RuntimeError(f"the loss after one optimizer step is not finite: {stepped}")
-    lap("train loss + backward")
+    return moved, stepped
+
+
+def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict:
+    """The stages after the train step: figures, stock rtdetr-l, fusing, the users' backbones, the trainer."""
+    from ultralytics import RTDETR
+    from ultralytics.utils.torch_utils import get_flops
 
     stage("parameters and GFLOPs")
     model.eval()
@@ -160,7 +229,7 @@ def run(args) -> dict:
     lap("GFLOPs")
 
     stage("stock rtdetr-l.yaml")
-    stock = RTDETR("rtdetr-l.yaml").model
+    stock: Any = RTDETR("rtdetr-l.yaml").model
     stock_params = sum(p.numel() for p in stock.parameters())
     if stock_params != RTDETR_L_PARAMS:
         raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
@@ -181,35 +250,9 @@ def run(args) -> dict:
         stage("one epoch through Ultralytics' trainer")
         trained = train_run(args.yaml, yolo, nc, args.train_imgsz)
         lap("trainer")
-
-    return {
-        "release": ultralytics.__version__,
-        "torch": torch.__version__,
-        "package": where,
-        "yaml": args.yaml,
-        "imgsz": args.imgsz,
-        "family": "yolo" if yolo else "rtdetr",
-        "backbone": type(backbone).__name__ if backbone is not None else "(the yaml's own rows)",
-        "registered_layers": registered,
-        "backbone_widths": widths,
-        "backbone_shapes": shapes,
-        "output_shape": list(y.shape),
-        "nc": nc,
-        "loss": round(float(total), 4),
-        "iou_loss": iou_loss,
-        "loss_after_step": round(float(stepped), 4),
-        "stepped_tensors": moved,
-        "backbone_grad_tensors": len(grads),
-        "params": params,
-        "gflops": None if gflops is None else round(float(gflops), 2),
-        "gflops_source": flops_source,
-        "rtdetr_l_params": stock_params,
-        "users_backbones": reloaded,
-        "fuse": fusion,
-        "trainer": trained,
-        "timings": timings,
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    return {"params": params, "gflops": None if gflops is None else round(float(gflops), 2),
+            "gflops_source": flops_source, "rtdetr_l_params": stock_params, "users_backbones": reloaded,
+            "fuse": fusion, "trainer": trained}
 
 
 def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
@@ -264,7 +307,7 @@ def fuse_check(torch, model, x) -> dict:
 def deployable(model) -> int:
     """How many modules ``model.fuse()`` switches to deploy through the added package (switch_to_deploy,
     fuse_convs, fuse of the added files), by the package's own count where it has one."""
-    from ultralytics.nn import Addmodules
+    from ultralytics.nn import Addmodules  # type: ignore[attr-defined]  # (the added package: a patched install)
 
     count = getattr(Addmodules, "rtdetr_patch_deployable", None)
     if count is not None:
@@ -321,7 +364,7 @@ def users_backbones_reload(torch, root: str) -> dict:
     """
     import tempfile
 
-    from ultralytics.nn import Addmodules, tasks
+    from ultralytics.nn import Addmodules, tasks  # type: ignore[attr-defined]  # (the added package: a patched install)
 
     own = {Addmodules.MobileNetV3}
     out = {}

@@ -10,6 +10,7 @@ test ties the two.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
 STAGE_ENV = "RTDETR_PATCH_STAGE"  # the preflight's files of nn/Addmodules-to-be (a JSON list of paths)
@@ -71,16 +72,7 @@ def rule_from_params(params: list[str], optional: tuple[str, ...] = (),
         if len(params) > 2 and params[2] == "n":
             return "conv-n", f"it takes ({first}, {second}, n, ...): input and output widths, then repeats"
         if second in optional:
-            taken = f"it takes ({first}, {second}=None, ...): an optional output width"
-            if rows:
-                given = {bool(args) for args in rows}
-                if given == {False}:
-                    return "same", f"{taken}, and the yaml's rows give no arguments"
-                if given == {True}:
-                    return "conv", f"{taken}, and the yaml's rows give it"
-                return None, f"{taken}, and some of the yaml's rows give it and some do not"
-            return "conv", (f"{taken}, read as conv (a row gives the width: [-1, 1, NAME, [256]]); "
-                            "for rows without arguments give =same")
+            return _optional_out(first, second, rows)
         return "conv", f"it takes ({first}, {second}, ...): input and output widths"
     if first in IN_NAMES and second in IN_NAMES:
         return None, f"its first two parameters ({first}, {second}) could each be a width"
@@ -93,6 +85,20 @@ def rule_from_params(params: list[str], optional: tuple[str, ...] = (),
     return "plain", f"none of its parameters ({', '.join(params)}) is a width"
 
 
+def _optional_out(first: str, second: str, rows: list[list] | None) -> tuple[str | None, str]:
+    """The rule of ``(c1, c2=None, ...)``: the yaml's rows decide (all give the width: conv, none: same)."""
+    taken = f"it takes ({first}, {second}=None, ...): an optional output width"
+    if rows:
+        given = {bool(args) for args in rows}
+        if given == {False}:
+            return "same", f"{taken}, and the yaml's rows give no arguments"
+        if given == {True}:
+            return "conv", f"{taken}, and the yaml's rows give it"
+        return None, f"{taken}, and some of the yaml's rows give it and some do not"
+    return "conv", (f"{taken}, read as conv (a row gives the width: [-1, 1, NAME, [256]]); "
+                    "for rows without arguments give =same")
+
+
 def expected_width(rule: str, widths: list[int], out: int) -> int | None:
     """The output width ``parse_model`` records for a probe built under ``rule`` (None: not probed)."""
     return {"conv": out, "conv-n": out, "same": widths[0], "plain": widths[0], "concat": sum(widths),
@@ -102,9 +108,10 @@ def expected_width(rule: str, widths: list[int], out: int) -> int | None:
 
 def probe_args(rule: str, widths: list[int], out: int) -> list:
     """The arguments ``parse_model`` would pass for a probe row with no arguments of its own."""
-    return {"conv": [widths[0], out], "conv-n": [widths[0], out, 1], "same": [widths[0]], "plain": [],
-            "concat": [], "first": [], "last": [], "inputs": [list(widths)], "inputs-out": [list(widths), out],
-            "count": [len(widths)]}[rule]
+    args: dict[str, list] = {
+        "conv": [widths[0], out], "conv-n": [widths[0], out, 1], "same": [widths[0]], "plain": [], "concat": [],
+        "first": [], "last": [], "inputs": [list(widths)], "inputs-out": [list(widths), out], "count": [len(widths)]}
+    return args[rule]
 
 
 def probe_widths(rule: str) -> list[int]:
@@ -121,7 +128,7 @@ OUT_RULES = ("conv", "conv-n", "inputs-out")
 IMAGE = 3  # an image's channels: what a module at yaml row 0 (an enhancer, a stem) is built for
 
 
-def probe_plan(rule: str, rows: list[dict] = ()) -> list[tuple[list[int], int, str]]:
+def probe_plan(rule: str, rows: Sequence[dict] = ()) -> list[tuple[list[int], int, str]]:
     """``(input widths, output width, where they come from)`` to build a module at, in the order tried.
 
     The widths of the ``--yaml`` rows that name the module first (``yaml_rows``), then the default probe
@@ -184,12 +191,7 @@ def yaml_rows(model: dict, rules: dict, scale: str | None = None, stops: tuple =
     tried when ``inputs`` is unknown. ``out`` is what a rule with an output width receives (scaled ``args[0]``).
     """
     nc = model.get("nc", 80)
-    scales = model.get("scales")
-    if scales:
-        key = scale if scale in scales else next(iter(scales))
-        _, width, max_channels = scales[key]
-    else:
-        width, max_channels = model.get("width_multiple", 1.0), float("inf")
+    width, max_channels = _scale_of(model, scale)
     found: dict[str, list[dict]] = {name: [] for name in rules}
     outs: list = []
     known = True
@@ -200,40 +202,58 @@ def yaml_rows(model: dict, rules: dict, scale: str | None = None, stops: tuple =
             known = False
             continue
         m, args = str(m), [nc if a == "nc" else a for a in (args or [])]
-        many = isinstance(f, (list, tuple))
-        try:
-            inputs = [(outs[x] if outs else 3) for x in (f if many else [f])] if known else None
-        except (IndexError, TypeError):
-            inputs = None
-        if inputs is not None and None in inputs:
-            inputs = None
+        inputs = _inputs_of(f, outs) if known else None
         first = args[0] if args and isinstance(args[0], int) and not isinstance(args[0], bool) else None
         out = scaled(first, nc, width, max_channels) if first is not None else None
         if m in found:
             numbers = [scaled(a, nc, width, max_channels) for a in args
                        if isinstance(a, int) and not isinstance(a, bool) and a >= 16 and a % 8 == 0]
             found[m].append({"row": i, "args": args, "inputs": inputs, "out": out, "numbers": numbers})
-        c2 = None
-        rule = rules.get(m)
         if m in stops:
             known = False
-        elif rule in OUT_RULES or (rule is None and m in WIDTH_FIRST):
-            c2 = out  # its own argument: known whatever it takes
-        elif rule is None and m in WIDTH_SECOND and len(args) > 1 and isinstance(args[1], int):
-            c2 = args[1]
-        elif rule is None and m == "Blocks" and first is not None and len(args) > 1 and args[1] in EXPANSION:
-            c2 = first * EXPANSION[args[1]]
-        elif inputs is None:
-            pass
-        elif rule is not None:
-            c2 = {"concat": sum(inputs), "last": inputs[-1]}.get(
-                rule, inputs[0] if rule in ("same", "plain", "first", "inputs", "count") else None)
-        elif m == "Concat":
-            c2 = sum(inputs)
-        elif m.startswith(("nn.", "torch.nn.")) or m == "AIFI":
-            c2 = inputs[0]  # parse_model's last branch: the width passes through
-        outs.append(c2)
+        outs.append(None if m in stops else _out_width(m, rules.get(m), args, first, out, inputs))
     return {name: rows for name, rows in found.items() if rows}
+
+
+def _scale_of(model: dict, scale: str | None) -> tuple:
+    """(width multiple, max channels) of the yaml at ``scale`` (its first scale when not one of its own)."""
+    scales = model.get("scales")
+    if scales:
+        key = scale if scale in scales else next(iter(scales))
+        _, width, max_channels = scales[key]
+        return width, max_channels
+    return model.get("width_multiple", 1.0), float("inf")
+
+
+def _inputs_of(f, outs: list) -> list | None:
+    """The widths a row's ``from`` indices carry (None where one is unknown)."""
+    many = isinstance(f, (list, tuple))
+    try:
+        inputs = [(outs[x] if outs else 3) for x in (f if many else [f])]
+    except (IndexError, TypeError):
+        return None
+    return None if None in inputs else inputs
+
+
+def _out_width(m: str, rule: str | None, args: list, first: int | None, out: int | None,
+               inputs: list | None) -> int | None:
+    """The width parse_model records for a row (None: unknown)."""
+    if rule in OUT_RULES or (rule is None and m in WIDTH_FIRST):
+        return out  # its own argument: known whatever it takes
+    if rule is None and m in WIDTH_SECOND and len(args) > 1 and isinstance(args[1], int):
+        return args[1]
+    if rule is None and m == "Blocks" and first is not None and len(args) > 1 and args[1] in EXPANSION:
+        return first * EXPANSION[args[1]]
+    if inputs is None:
+        return None
+    if rule is not None:
+        return {"concat": sum(inputs), "last": inputs[-1]}.get(
+            rule, inputs[0] if rule in ("same", "plain", "first", "inputs", "count") else None)
+    if m == "Concat":
+        return sum(inputs)
+    if m.startswith(("nn.", "torch.nn.")) or m == "AIFI":
+        return inputs[0]  # parse_model's last branch: the width passes through
+    return None
 
 
 def unscaled(name: str) -> str:

@@ -1,20 +1,14 @@
-"""Run the smoke verification (``smoke.py``) in a fresh process of the target interpreter."""
+"""Run the smoke verification (``smoke.py``) in a fresh process of the target interpreter (``runner.py``), and
+word what it answers."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from collections import deque
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import Exit, PatchError
 from ..install.locate import Install
-from .target_common import PREFIX
-
-SMOKE = Path(__file__).with_name("smoke.py")
-TIMEOUT_S = 1800
-
+from . import runner
 
 TRAINER_STAGE = "one epoch through Ultralytics' trainer"  # smoke.py's stage name for --train
 # What a failure inside Ultralytics' trainer means, by the words of its message, and what to do.
@@ -31,77 +25,69 @@ TRAINER_HINTS = (
 )
 
 
-def verify(install: Install, on_stage=lambda name: None, yaml: str = "rtdetr-MobileNetV3.yaml",
-           train: bool = False) -> dict:
+def verify(install: Install, on_stage: Callable[[str], object] = lambda name: None,
+           yaml: str = "rtdetr-MobileNetV3.yaml", train: bool = False) -> dict[str, Any]:
     """The smoke figures, or a VERIFY error naming the stage that failed and what to do. ``train`` adds one
     short epoch through Ultralytics' own trainer (``target/train_check.py``)."""
-    cmd = [install.python, "-u", str(SMOKE), "--root", str(install.root), "--yaml", yaml]
+    args = ["--root", str(install.root), "--yaml", yaml]
     if yaml.endswith("-tv.yaml"):
-        cmd.append("--native")
+        args.append("--native")
     if train:
-        cmd.append("--train")
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    log: deque[str] = deque(maxlen=40)
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                encoding="utf-8", errors="replace", env=env, cwd=str(install.root))
-    except OSError as exc:
-        raise PatchError(Exit.NOT_FOUND, f"Cannot start {install.python} for the verification: {exc}",
-                         "Pass --python the interpreter that has torch and this Ultralytics, or use --no-verify.")
-    found: dict = {}
-    try:
-        _read(proc, log, on_stage, found)
-        proc.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise PatchError(Exit.VERIFY, f"The verification of Ultralytics {install.release} did not finish in "
-                         f"{TIMEOUT_S} s.", "Run `rtdetr-patch check` again; use --static to skip the smoke run.")
-    finally:
-        if proc.poll() is None:  # Ctrl-C (or any error) here: the smoke process must not outlive us
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-    result, error = found.get("result"), found.get("error")
-    if result is not None and proc.returncode == 0:
-        return result
-    where = f"Ultralytics {install.release} at {install.package}"
-    if error is None:
-        tail = "\n".join(list(log)[-15:])
-        raise PatchError(Exit.VERIFY, f"The verification of {where} crashed (exit {proc.returncode}):\n{tail}",
-                         "Check that this interpreter has torch installed; run `rtdetr-patch check` for details.")
-    if error["type"] in ("ModuleNotFoundError", "ImportError") and error["stage"].startswith("import"):
-        raise PatchError(Exit.VERIFY, f"The verification of {where} could not {error['stage']}: {error['message']}",
-                         f"Install what is missing into {install.python} (torch comes with `pip install "
-                         "ultralytics`), or pass --no-verify / --static to skip the smoke run.")
-    if error["type"] == "RtdetrPatchRowError":  # a yaml row that does not fit its module's rule: the message says it
-        raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': {error['message']}",
-                         "Fix that row of the yaml, or the rule (--module FILE.py:NAME=RULE), then run "
-                         "`rtdetr-patch check --yaml ...` again. The patch is in place; `rtdetr-patch revert` undoes it.")
-    if error["stage"] == TRAINER_STAGE:
-        hint = next((h for words, h in TRAINER_HINTS if words in error["message"]), None)
-        raise PatchError(Exit.VERIFY, f"The verification of {where} failed in Ultralytics' own trainer (one epoch "
-                         f"of {yaml} on a generated dataset, with your Ultralytics settings): {error['type']}: "
-                         f"{error['message']}\n{error['traceback'].rstrip()}",
-                         (hint or "`model.train()` would fail the same way. If the traceback ends in a module file "
-                          "of yours or your yaml, fix that; if it ends in a logging integration your Ultralytics "
-                          "settings turn on, `yolo settings` shows them.") +
-                         " The patch is in place; `rtdetr-patch revert` undoes it.")
-    raise PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': "
-                     f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
-                     "The patch is in place; `rtdetr-patch revert` undoes it. If the traceback ends in a module file "
-                     "of yours or your yaml, fix that file, the yaml row or the module's rule (--module "
-                     "FILE.py:NAME=RULE); otherwise please report this with the release and the traceback.")
+        args.append("--train")
 
-
-def _read(proc: subprocess.Popen, log: deque, on_stage, found: dict) -> None:
-    """The smoke run's own lines (stages, result, error) from its output; anything else is kept in ``log``."""
-    for line in proc.stdout:
-        if not line.startswith(PREFIX):
-            log.append(line.rstrip())
-            continue
-        event = json.loads(line[len(PREFIX):])
+    def seen(event: dict[str, Any]) -> None:
         if "stage" in event:
             on_stage(event["stage"])
-        for key in ("result", "error"):
-            if key in event:
-                found[key] = event[key]
+
+    try:
+        done = runner.run("smoke", install.python, args, cwd=install.root, on_event=seen)
+    except runner.NoAnswer as exc:
+        done = _silent(install, exc)
+    result, error = done.answer.get("result"), done.answer.get("error")
+    if result is not None and done.returncode == 0:
+        return dict(result)
+    where = f"Ultralytics {install.release} at {install.package}"
+    if error is None:
+        tail = "\n".join(list(done.tail)[-15:])
+        raise PatchError(Exit.VERIFY, f"The verification of {where} crashed (exit {done.returncode}):\n{tail}",
+                         "Check that this interpreter has torch installed; run `rtdetr-patch check` for details.")
+    raise _failure(install, where, yaml, error)
+
+
+def _silent(install: Install, exc: runner.NoAnswer) -> runner.Finished:
+    """A smoke run that could not start or ran too long: its error. One that ended without a word: read as a run
+    that answered nothing (a crash)."""
+    if exc.kind == "start":
+        raise PatchError(Exit.NOT_FOUND, f"Cannot start {install.python} for the verification: {exc.cause}",
+                         "Pass --python the interpreter that has torch and this Ultralytics, or use --no-verify.")
+    if exc.kind == "timeout":
+        raise PatchError(Exit.VERIFY, f"The verification of Ultralytics {install.release} did not finish in "
+                         f"{runner.TIMEOUTS['smoke']} s.", "Run `rtdetr-patch check` again; use --static to skip "
+                         "the smoke run.")
+    return runner.Finished({}, exc.returncode if exc.returncode is not None else -1, exc.tail)
+
+
+def _failure(install: Install, where: str, yaml: str, error: dict[str, Any]) -> PatchError:
+    """The error for a smoke run that failed at a stage (``error``: its stage, type, message and traceback)."""
+    if error["type"] in ("ModuleNotFoundError", "ImportError") and error["stage"].startswith("import"):
+        return PatchError(Exit.VERIFY, f"The verification of {where} could not {error['stage']}: {error['message']}",
+                          f"Install what is missing into {install.python} (torch comes with `pip install "
+                          "ultralytics`), or pass --no-verify / --static to skip the smoke run.")
+    if error["type"] == "RtdetrPatchRowError":  # a yaml row that does not fit its module's rule: the message says it
+        return PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': {error['message']}",
+                          "Fix that row of the yaml, or the rule (--module FILE.py:NAME=RULE), then run "
+                          "`rtdetr-patch check --yaml ...` again. The patch is in place; `rtdetr-patch revert` undoes it.")
+    if error["stage"] == TRAINER_STAGE:
+        hint = next((h for words, h in TRAINER_HINTS if words in error["message"]), None)
+        return PatchError(Exit.VERIFY, f"The verification of {where} failed in Ultralytics' own trainer (one epoch "
+                          f"of {yaml} on a generated dataset, with your Ultralytics settings): {error['type']}: "
+                          f"{error['message']}\n{error['traceback'].rstrip()}",
+                          (hint or "`model.train()` would fail the same way. If the traceback ends in a module file "
+                           "of yours or your yaml, fix that; if it ends in a logging integration your Ultralytics "
+                           "settings turn on, `yolo settings` shows them.") +
+                          " The patch is in place; `rtdetr-patch revert` undoes it.")
+    return PatchError(Exit.VERIFY, f"The verification of {where} failed at '{error['stage']}': "
+                      f"{error['type']}: {error['message']}\n{error['traceback'].rstrip()}",
+                      "The patch is in place; `rtdetr-patch revert` undoes it. If the traceback ends in a module file "
+                      "of yours or your yaml, fix that file, the yaml row or the module's rule (--module "
+                      "FILE.py:NAME=RULE); otherwise please report this with the release and the traceback.")

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from ..disk.files import digest_of, sha256
 from ..install.locate import Install
-from ..record.manifest import AddedEntry, AdoptedAccount, FileEntry, ModuleEntry, Record, StepEntry
+from ..record.manifest import AddedEntry, AdoptedAccount, FileEntry, Record, StepEntry
 from ..record.store import Store, now
 from ..version import __version__
 
 if TYPE_CHECKING:  # the plan module needs libcst; a changeset is only built from a plan that was made
-    from ..modules.user_modules import UserModule
+    from ..modules.user_module import UserModule
     from ..plan.planner import Plan
 
 
@@ -122,8 +122,7 @@ def _record_of(install: Install, plan: Plan, modules: tuple[UserModule, ...], fi
     steps = plan.steps
     return Record(tool=__version__, release=install.release, package=str(install.package), applied_at=now(),
                   flags={o: any(s.transform.OPTION == o for s in steps) for o in patches.OPTIONS},
-                  modules=tuple(ModuleEntry(m.name, tuple(m.classes), tuple(m.safe_names), tuple(m.rules))
-                                for m in modules),
+                  modules=tuple(m.entry for m in modules),
                   transforms=tuple(StepEntry(s.transform.NAME, s.transform.FILE, s.transform.BLOG_STEP,
                                              s.outcome.value) for s in steps),
                   files=tuple(files), added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions
