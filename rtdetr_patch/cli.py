@@ -42,6 +42,12 @@ TARGET_OPTION = click.option("--target", "target", metavar="DIR",
                                   "checkout.")
 
 
+def again(python: str | None, target: str | None) -> str:
+    """The options a suggested command line must repeat to act on the same install (quoted when they hold a space)."""
+    given = [("--python", python), ("--target", target)]
+    return "".join(f" {flag} {value if ' ' not in value else repr(value)}" for flag, value in given if value)
+
+
 def where_options(func: F) -> F:
     """``--python`` and ``--target`` for a command that verifies (apply, adopt, check)."""
     func = TARGET_OPTION(func)
@@ -153,5 +159,5 @@ def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) ->
     if as_json:
         emit(render.json_text(report))
     else:
-        render.check_text(console.out, report, err=console.err if quiet else None)
+        render.check_text(console.out, report, err=console.err if quiet else None, again=again(python, target))
     sys.exit(report.exit_code)
