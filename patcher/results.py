@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # the plan module needs libcst; a result only holds a plan th
     from .plan.planner import Plan
 
 JSON_SCHEMA = 1
+# check's problem for an install that holds nothing of the patch (the terminal says it in one line, with the
+# command line that patches it; --json keeps every row and problem)
+NOT_PATCHED_PROBLEM = "this install is not patched: run `rtdetr-patch apply`"
 
 
 def describe(install: Install | None) -> dict | None:

@@ -29,7 +29,7 @@ TRAIN_OPTION = click.option("--train", is_flag=True,
                             help="Also train one short epoch of the yaml through Ultralytics' own trainer (generated "
                                  "data, your Ultralytics settings and callbacks as they are): what would break "
                                  "model.train() breaks here first.")
-YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True,
+YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True, metavar="NAME|PATH",
                            help="The model yaml the verification builds: a shipped name "
                                 "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True,
@@ -37,19 +37,30 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True,
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
 
 
-WHERE = [
-    click.option("--python", "python", metavar="PATH",
-                 help="Use the ultralytics of another interpreter (a venv, a conda env); it also runs the "
-                      "verification."),
-    click.option("--target", "target", metavar="DIR",
-                 help="Use the ultralytics package in DIR: the package folder, site-packages, or a checkout."),
-]
+TARGET_OPTION = click.option("--target", "target", metavar="DIR",
+                             help="Use the ultralytics package in DIR: the package folder, site-packages, or a "
+                                  "checkout.")
+
+
+def again(python: str | None, target: str | None) -> str:
+    """The options a suggested command line must repeat to act on the same install (quoted when they hold a space)."""
+    given = [("--python", python), ("--target", target)]
+    return "".join(f" {flag} {value if ' ' not in value else repr(value)}" for flag, value in given if value)
 
 
 def where_options(func: F) -> F:
-    for option in reversed(WHERE):
-        func = option(func)
-    return func
+    """``--python`` and ``--target`` for a command that verifies (apply, adopt, check)."""
+    func = TARGET_OPTION(func)
+    return click.option("--python", "python", metavar="PATH",
+                        help="Use the ultralytics of another interpreter (a venv, a conda env); it also runs the "
+                             "verification.")(func)
+
+
+def revert_where_options(func: F) -> F:
+    """``--python`` and ``--target`` for revert, which runs nothing in the target interpreter."""
+    func = TARGET_OPTION(func)
+    return click.option("--python", "python", metavar="PATH",
+                        help="Use the ultralytics of another interpreter (a venv, a conda env).")(func)
 
 
 def __getattr__(name: str) -> Any:
@@ -117,7 +128,7 @@ def adopt(python, target, source, wheel, dry_run, no_verify, force, yaml, as_jso
 
 
 @main.command(short_help="Restore every changed file, remove every added one.")
-@where_options
+@revert_where_options
 @click.option("--force", is_flag=True, help="Revert files edited since apply too (the edited copies are kept).")
 @JSON_OPTION
 @QUIET_OPTION
@@ -148,5 +159,5 @@ def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) ->
     if as_json:
         emit(render.json_text(report))
     else:
-        render.check_text(console.out, report, err=console.err if quiet else None)
+        render.check_text(console.out, report, err=console.err if quiet else None, again=again(python, target))
     sys.exit(report.exit_code)

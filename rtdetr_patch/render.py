@@ -18,6 +18,7 @@ from rich.text import Text
 from .patcher.errors import PatchError
 from .patcher.install.locate import Install
 from .patcher.results import (
+    NOT_PATCHED_PROBLEM,
     AdoptResult,
     AdoptYamlRow,
     ApplyResult,
@@ -68,8 +69,13 @@ def recovered(out: Console, text: str | None) -> None:
         out.print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
 
 
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """``1 file``, ``2 files``: every count the output prints."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def wrote(out: Console, written: list[str], added: list[str], store: str | None) -> None:
-    out.print(f"Wrote {len(written)} file(s), added {len(added)} file(s); originals recorded in "
+    out.print(f"Wrote {count(len(written), 'file')}, added {count(len(added), 'file')}; originals recorded in "
               f"{escape(str(store))}", soft_wrap=True)
 
 
@@ -124,7 +130,7 @@ def figures_table(fig: dict) -> Table:
     table.add_row(f"GFLOPs at {fig['imgsz']}", _gflops(fig))
     if fig.get("fuse"):
         table.add_row("model.fuse() for deploy", f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
-                      f"{fig['fuse']['deploy_modules']} modules switched to deploy")
+                      f"{count(fig['fuse']['deploy_modules'], 'module')} switched to deploy")
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))
@@ -140,7 +146,7 @@ def _build_rows(table: Table, fig: dict) -> None:
     layers = fig.get("registered_layers") or []
     if layers:
         shown = ", ".join(sorted(set(layers)))
-        table.add_row("your modules in the model", f"{len(layers)} layers: {escape(shown)}")
+        table.add_row("added modules in the model", f"{count(len(layers), 'layer')}: {escape(shown)}")
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
     table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
                   f"{fig['backbone_grad_tensors']} {'backbone' if fig['backbone_shapes'] else 'model'} tensors")
@@ -358,14 +364,21 @@ def revert_text(out: Console, result: RevertResult) -> None:
 
 
 # -- check -------------------------------------------------------------------------------------------
-def check_text(out: Console, result: CheckResult, *, err: Console | None = None) -> None:
+def check_text(out: Console, result: CheckResult, *, err: Console | None = None, again: str = "") -> None:
     """``check``: the table, what was adopted, notes and problems, the verification, the verdict. ``err``
-    (``--quiet``): the problems and the verdict of a failed check are written there too."""
-    out.print(check_table(result))
-    if result.adopted:
-        out.print(adopted_line(result.adopted), soft_wrap=True)
-    notes(out, result)
-    problems(out, result.problems)
+    (``--quiet``): the problems and the verdict of a failed check are written there too. ``again``: the options
+    the command was given that a fix must repeat (`` --python PATH``), for the command lines it suggests.
+
+    An install that holds nothing of the patch gets one line instead of a table of "missing" rows."""
+    if NOT_PATCHED_PROBLEM in result.problems:
+        said = [not_patched_line(result, again)]
+    else:
+        out.print(check_table(result))
+        if result.adopted:
+            out.print(adopted_line(result.adopted), soft_wrap=True)
+        notes(out, result)
+        said = grouped_problems(result, again)
+    problems(out, said)
     if result.verification:
         out.print(figures_table(result.verification))
     if result.ok:
@@ -373,8 +386,27 @@ def check_text(out: Console, result: CheckResult, *, err: Console | None = None)
         return
     failed(out, result)
     if err is not None:
-        problems(err, result.problems)
+        problems(err, said)
         failed(err, result)
+
+
+def not_patched_line(result: CheckResult, again: str) -> str:
+    edits = sum(t.state is TransformState.MISSING for t in result.transforms)
+    files = sum(a.state is AddedState.MISSING for a in result.added)
+    return (f"this install is not patched ({edits} edits and {files} added files missing; `check --json` lists "
+            f"them): run `rtdetr-patch apply{again}`")
+
+
+def grouped_problems(result: CheckResult, again: str) -> list[str]:
+    """The problems to print: the command lines with the options given, and more than three missing added files
+    (already rows of the table) as one line."""
+    missing = [f"{a.path} is missing" for a in result.added if a.state is AddedState.MISSING]
+    grouped = len(missing) > 3
+    said = [p.replace("`rtdetr-patch apply`", f"`rtdetr-patch apply{again}`") for p in result.problems
+            if not (grouped and p in missing)]
+    if grouped:
+        said.append(f"{len(missing)} added files are missing (rows 'missing' above)")
+    return said
 
 
 def failed(console: Console, result: CheckResult) -> None:
@@ -406,5 +438,6 @@ def adopted_line(adopted: dict) -> str:
     """What adopt carried, as its record keeps it."""
     carried = [n["name"] for n in adopted.get("names", []) if n.get("status") == AdoptStatus.CARRIED]
     return (f"Adopted from {escape(str(adopted.get('source')))} (Ultralytics "
-            f"{escape(str(adopted.get('source_release')))}): {len(carried)} modules, "
-            f"{len(adopted.get('yamls', []))} yamls; {len(adopted.get('edits', []))} edits left as they were.")
+            f"{escape(str(adopted.get('source_release')))}): {count(len(carried), 'module')}, "
+            f"{count(len(adopted.get('yamls', [])), 'yaml')}; {count(len(adopted.get('edits', [])), 'edit')} left as "
+            "they were.")

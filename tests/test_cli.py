@@ -166,7 +166,7 @@ def test_python_finds_its_own_ultralytics_and_changes_nothing(cli, state_home):
         assert "tasks-import │ 4.3 │ nn/tasks.py │ applied" in out
     else:
         assert result.exit_code == Exit.NOT_PATCHED, result.output
-        assert "this install is not patched: run `rtdetr-patch apply`" in out
+        assert f"`check --json` lists them): run `rtdetr-patch apply --python {sys.executable}`" in out  # as given
     assert snapshot(package) == before
     assert not manifests(state_home)
 
@@ -178,11 +178,11 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     result = cli("check", "--target", root, "--static")
     assert result.exit_code == Exit.NOT_PATCHED, result.output
     out = flat(result.output)
-    assert ("not applied: tasks-import, parse-model, parse-model-modules, layer-loops, stride-probe, registered-heads, "
-            "legacy-head-preds, safe-load, restricted-layers, fuse-deploy, iou-loss-choice, decoder-anchors, iou-loss-yolo, "
-            "iou-loss-detr") in out
-    assert "nn/Addmodules/MobileNetV3.py is missing" in out
-    assert "this install is not patched: run `rtdetr-patch apply`" in out
+    # one line instead of a table of "missing" rows and a problem line per row (issue 27): the options repeated
+    assert (f"problem: this install is not patched (14 edits and 16 added files missing; `check --json` lists them): "
+            f"run `rtdetr-patch apply --target {root}`") in out
+    assert "│" not in out and "nn/Addmodules/MobileNetV3.py" not in out
+    assert len(result.output.strip().splitlines()) == 3, result.output  # the install, the problem, the verdict
     assert f"FAILED (exit {int(Exit.NOT_PATCHED)})" in out
 
     as_json = cli("check", "--target", root, "--static", "--json")
@@ -194,6 +194,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
         "registered-heads": "missing", "legacy-head-preds": "missing", "safe-load": "missing", "restricted-layers": "missing", "fuse-deploy": "missing", "get-flops": "not-needed",
         "repc3-expansion": "not-needed", "decoder-anchors": "missing", "iou-loss-choice": "missing", "iou-loss-yolo": "missing",
         "iou-loss-detr": "missing"}
+    assert "nn/Addmodules/MobileNetV3.py is missing" in report["problems"]  # the JSON keeps every row's problem
     assert snapshot(root) == before and not manifests(state_home)
 
 
@@ -419,7 +420,7 @@ def test_missing_added_file_is_put_back(tree, cli, state_home):
 
     again = cli("apply", "--target", root, "--no-verify")
     assert again.exit_code == Exit.OK, again.output
-    assert "added 1 file(s)" in flat(again.output)
+    assert "added 1 file;" in flat(again.output)
     assert snapshot(root) == patched
     assert cli("revert", "--target", root).exit_code == Exit.OK
     assert snapshot(root) == pristine

@@ -68,7 +68,7 @@ def test_apply_written_without_verification():
     assert sum("rolled back" in line for line in printed) == 1
     assert cells(out) == [["parse-model", "4.4", "nn/tasks.py", "patched"],
                           ["get-flops", "4.8", "utils/torch_utils.py", "not-needed"]]
-    assert printed[-3:] == [f"Wrote 2 file(s), added 1 file(s); originals recorded in {STORE}",
+    assert printed[-3:] == [f"Wrote 2 files, added 1 file; originals recorded in {STORE}",
                             "warning: restart the kernel",
                             "Verification skipped (--no-verify); run `rtdetr-patch check` before training."]
 
@@ -138,7 +138,7 @@ def test_check_failed_notes_problems_and_quiet():
                               "yamls": [{}], "edits": [{}, {}]})
     render.check_text(out, result, err=err)
     assert lines(out)[-5:] == [
-        "Adopted from /fork (Ultralytics 8.0.227): 1 modules, 1 yamls; 2 edits left as they were.",
+        "Adopted from /fork (Ultralytics 8.0.227): 1 module, 1 yaml; 2 edits left as they were.",
         "note: get-flops is not needed", "warning: outside the tested range",
         "problem: nn/modules/head.py is changed since apply", "FAILED (exit 7)."]
     assert lines(err) == ["problem: nn/modules/head.py is changed since apply", "FAILED (exit 7)."]
@@ -197,7 +197,7 @@ def test_adopt_plan_then_written():
                  "not carried models/utils/loss.py: not carried",
                  "1 of 2 names carried; of 1 yamls, 1 build in the tree and 1 of those on the target (100%), 0 with "
                  "the same parameters.",
-                 f"Wrote 1 file(s), added 0 file(s); originals recorded in {STORE}",
+                 f"Wrote 1 file, added 0 files; originals recorded in {STORE}",
                  f"Every hand-edited or added file of the tree is kept in {STORE}/adopted",
                  "Verification skipped; run `rtdetr-patch check` before training."):
         assert line in printed, line

@@ -17,7 +17,7 @@ from ..errors import Exit, PatchError
 from ..install.locate import TESTED_RELEASES, Install
 from ..record.manifest import Record
 from ..record.store import Store
-from ..results import CheckAddedRow, CheckFileRow, CheckModuleRow, CheckResult, CheckTransformRow, describe
+from ..results import NOT_PATCHED_PROBLEM, CheckAddedRow, CheckFileRow, CheckModuleRow, CheckResult, CheckTransformRow, describe
 from ..states import AddedState, FileState, TransformState
 from ..version import __version__
 from ..write.session import session
@@ -118,7 +118,7 @@ def from_files(install: Install, store: Store) -> CheckResult:
     code = _exit_code(result, record, hand, stale)
     if code is Exit.NOT_PATCHED and missing and len(missing) == len(result.transforms) - len(result.notes) \
             and not record:
-        problems.append("this install is not patched: run `rtdetr-patch apply`")
+        problems.append(NOT_PATCHED_PROBLEM)
     return _settle(result, code)
 
 
