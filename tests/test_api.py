@@ -170,7 +170,7 @@ def test_piped_output_is_plain_and_unfolded(tree, tmp_path):
     done = run_cli("check", "--target", deep, "--static", env={**env, "NO_COLOR": "", "FORCE_COLOR": ""})
     assert "\x1b[" not in done.stdout  # no colour codes when not a terminal
     assert f"Ultralytics {LATEST} at {deep / 'ultralytics'}" in done.stdout.splitlines()[0]  # one line, whole
-    assert any(f"this install is not patched (" in line and f"--target {deep}`" in line  # a long line, whole
+    assert any("this install is not patched (" in line and f"--target {deep}`" in line  # a long line, whole
                for line in done.stdout.splitlines())
     coloured = run_cli("check", "--target", deep, "--static", env={**env, "FORCE_COLOR": "1"})
     assert "\x1b[" in coloured.stdout  # the check above could fail: colour is there when forced
