@@ -99,3 +99,28 @@ def test_a_string_compare_lists_no_module():
         """)
     chain = parse_model_chain(text)
     assert chain is not None and chain.names() == ["Conv"]
+
+
+def test_sets_grown_under_a_flag_annotated_or_extended_in_place():
+    """Forks build their tuples in steps: annotated, extended under ``if AVAILABLE:`` or in a ``try``, ``+=``."""
+    text = _source("""
+        C3K2_CLASS: tuple = (C3k2,)
+        if C3K2_EXTRACTION_AVAILABLE:
+            C3K2_CLASS = C3K2_CLASS + (C3k2_Faster, C3k2_EMA)
+        try:
+            C3K2_CLASS += (C3k2_DCN,)
+        except NameError:
+            pass
+        HEADS = (Detect,)
+        HEADS |= {Detect_Aux}
+        ALIAS = HEADS
+        """, "", """
+        if m in ((Conv,) + C3K2_CLASS):
+            c2 = args[0]
+        elif m in ALIAS:
+            args.append([ch[x] for x in f])
+        """)
+    chain = parse_model_chain(text)
+    assert chain is not None
+    assert chain.branches[0].names == ["Conv", "C3k2", "C3k2_Faster", "C3k2_EMA", "C3k2_DCN"]
+    assert chain.branches[1].names == ["Detect", "Detect_Aux"]

@@ -103,17 +103,39 @@ def _test_names(test: ast.AST, sets: dict[str, list[str]]) -> list[str]:
 
 def _assigned_sets(body: list[ast.stmt], known: dict[str, list[str]]) -> dict[str, list[str]]:
     """``NAME = {...}`` / ``(...)`` / ``frozenset({...})`` / sums of those, in ``body``, in order; a later
-    assignment may use an earlier one (``ALL = BASE + EXTRA``). Only expressions made of names count."""
+    assignment may use an earlier one (``ALL = BASE + EXTRA``), an annotated one (``C3K2_CLASS: tuple = (C3k2,)``)
+    or extend one (``C3K2_CLASS += (...)``, or ``C3K2_CLASS = C3K2_CLASS + (...)`` under ``if AVAILABLE:`` or in a
+    ``try``: the names of every branch count). Only expressions made of names count."""
     sets = dict(known)
     for stmt in body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            value = stmt.value
-            if not _is_name_collection(value):
-                continue
+        if isinstance(stmt, (ast.If, ast.Try)):
+            nested = stmt.body + stmt.orelse + [s for h in getattr(stmt, "handlers", []) for s in h.body]
+            sets = _assigned_sets(nested + getattr(stmt, "finalbody", []), sets)
+            continue
+        target, value, extend = _set_assignment(stmt)
+        if target is None or value is None:
+            continue
+        if isinstance(value, ast.Name) and value.id in sets:  # an alias of a set named before
+            names = list(sets[value.id])
+        elif _is_name_collection(value):
             names = _names_of(value, sets)
-            if names:
-                sets[stmt.targets[0].id] = names
+        else:
+            continue
+        if names:
+            sets[target] = (sets.get(target, []) if extend else []) + names
     return sets
+
+
+def _set_assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None, bool]:
+    """(target, value, extends): ``X = v``, ``X: T = v``, ``X += v`` / ``X |= v`` with a plain name as target."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id, stmt.value, False
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+        return stmt.target.id, stmt.value, False
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
+            isinstance(stmt.op, (ast.Add, ast.BitOr)):
+        return stmt.target.id, stmt.value, True
+    return None, None, False
 
 
 def _is_name_collection(node: ast.AST) -> bool:
