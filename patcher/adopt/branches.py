@@ -69,37 +69,90 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+def _names_of(node: ast.AST, sets: dict[str, list[str]]) -> list[str]:
+    """The module names an expression lists, as a fork writes the right-hand side of ``m in ...``: a set, tuple or
+    list literal; ``frozenset({...})``/``set(...)``/``tuple(...)``; a name of a set assigned before (in
+    ``parse_model`` or at module level, such as ``C3K2_CLASS``); and sums or unions of those
+    (``(Classify, Conv) + C3K2_CLASS``, ``BASE | {A}``)."""
+    if isinstance(node, (ast.Set, ast.Tuple, ast.List)):
+        return [n for e in node.elts for n in _names_of(e, sets)]
+    if isinstance(node, ast.Starred):
+        return _names_of(node.value, sets)
+    if isinstance(node, ast.Call) and _dotted(node.func) in ("frozenset", "set", "tuple", "list") \
+            and len(node.args) == 1 and not node.keywords:
+        return _names_of(node.args[0], sets)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.BitOr)):
+        return _names_of(node.left, sets) + _names_of(node.right, sets)
+    name = _dotted(node)
+    if name is None:
+        return []
+    return list(sets.get(name, [name]))
+
+
 def _test_names(test: ast.AST, sets: dict[str, list[str]]) -> list[str]:
-    """The module names a branch's test lists: ``m in {A, B}``, ``m is A``, ``m in base_modules``, ``or``."""
+    """The module names a branch's test lists: ``m in {A, B}``, ``m is A``, ``m in base_modules``,
+    ``m in (A, B) + SOME_TUPLE``, ``or``."""
     names: list[str] = []
     for node in ast.walk(test):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "m":
-            for right in node.comparators:
-                items = right.elts if isinstance(right, (ast.Set, ast.Tuple, ast.List)) else \
-                    right.args[0].elts if isinstance(right, ast.Call) and right.args and \
-                    isinstance(right.args[0], (ast.Set, ast.Tuple, ast.List)) else [right]
-                for item in items:
-                    name = _dotted(item)
-                    if name is None:
-                        continue
-                    names.extend(sets.get(name, [name]))
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.In, ast.Is, ast.Eq)):
+                    names.extend(_names_of(right, sets))
     return names
 
 
-def _local_sets(func: ast.FunctionDef) -> dict[str, list[str]]:
-    """``base_modules = frozenset({...})`` and the like, assigned in parse_model before the loop."""
-    sets: dict[str, list[str]] = {}
-    for stmt in func.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            value = stmt.value
-            if isinstance(value, ast.Call) and value.args:
-                value = value.args[0]
-            if isinstance(value, (ast.Set, ast.Tuple, ast.List)):
-                dotted = [_dotted(e) for e in value.elts]
-                names = [n for n in dotted if n is not None]
-                if names and len(names) == len(dotted):
-                    sets[stmt.targets[0].id] = [x for n in names for x in sets.get(n, [n])]
+def _assigned_sets(body: list[ast.stmt], known: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``NAME = {...}`` / ``(...)`` / ``frozenset({...})`` / sums of those, in ``body``, in order; a later
+    assignment may use an earlier one (``ALL = BASE + EXTRA``), an annotated one (``C3K2_CLASS: tuple = (C3k2,)``)
+    or extend one (``C3K2_CLASS += (...)``, or ``C3K2_CLASS = C3K2_CLASS + (...)`` under ``if AVAILABLE:`` or in a
+    ``try``: the names of every branch count). Only expressions made of names count."""
+    sets = dict(known)
+    for stmt in body:
+        if isinstance(stmt, (ast.If, ast.Try)):
+            nested = stmt.body + stmt.orelse + [s for h in getattr(stmt, "handlers", []) for s in h.body]
+            sets = _assigned_sets(nested + getattr(stmt, "finalbody", []), sets)
+            continue
+        target, value, extend = _set_assignment(stmt)
+        if target is None or value is None:
+            continue
+        if isinstance(value, ast.Name) and value.id in sets:  # an alias of a set named before
+            names = list(sets[value.id])
+        elif _is_name_collection(value):
+            names = _names_of(value, sets)
+        else:
+            continue
+        if names:
+            sets[target] = (sets.get(target, []) if extend else []) + names
     return sets
+
+
+def _set_assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None, bool]:
+    """(target, value, extends): ``X = v``, ``X: T = v``, ``X += v`` / ``X |= v`` with a plain name as target."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id, stmt.value, False
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+        return stmt.target.id, stmt.value, False
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
+            isinstance(stmt.op, (ast.Add, ast.BitOr)):
+        return stmt.target.id, stmt.value, True
+    return None, None, False
+
+
+def _is_name_collection(node: ast.AST) -> bool:
+    if isinstance(node, (ast.Set, ast.Tuple, ast.List)):
+        return bool(node.elts) and all(_dotted(e) is not None or isinstance(e, ast.Starred) for e in node.elts)
+    if isinstance(node, ast.Call):
+        return _dotted(node.func) in ("frozenset", "set", "tuple", "list") and len(node.args) == 1 and \
+            _is_name_collection(node.args[0])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.BitOr)):
+        return all(_is_name_collection(x) or _dotted(x) is not None for x in (node.left, node.right))
+    return False
+
+
+def _local_sets(func: ast.FunctionDef, module_sets: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """``base_modules = frozenset({...})`` and the like, assigned in parse_model before the loop, over the
+    module-level ones (``DETECT_CLASS = (Detect, ...)``)."""
+    return _assigned_sets(func.body, module_sets or {})
 
 
 def parse_model_chain(source: bytes | str) -> Chain | None:
@@ -112,7 +165,7 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
     func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "parse_model"), None)
     if func is None:
         return None
-    sets = _local_sets(func)
+    sets = _local_sets(func, _assigned_sets(tree.body, {}))
     loop = next((n for n in ast.walk(func) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
                  and _dotted(n.iter.func) == "enumerate"), None)
     if loop is None:
