@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as run from the repository
 
-from rtdetr_patch import api  # noqa: E402
-from rtdetr_patch.patcher.install.pristine import cache_home, pristine_package  # noqa: E402
+from rtdetr_patch.patcher.install.pristine import cache_home, pristine_package
+
+from rtdetr_patch import api
 
 
 def target_tree(release: str, into: Path) -> Path:
@@ -51,16 +52,20 @@ def main() -> None:
         s = result.summary
         rules = Counter(n.get("rule") for n in result.names if n["status"] == "carried")
         print(f"\n{fork} (Ultralytics {result.source_release}) onto {args.release}, {seconds:.0f} s")
-        print(f"  names: {s['names']} found, {s['carried']} carried ({', '.join(f'{r} {c}' for r, c in rules.most_common())}),"
-              f" {Counter(n['status'] for n in result.names)['ours']} built by rtdetr-patch's own,"
-              f" {Counter(n['status'] for n in result.names)['native']} native")
+        print(
+            f"  names: {s['names']} found, {s['carried']} carried ({', '.join(f'{r} {c}' for r, c in rules.most_common())}),"
+            f" {Counter(n['status'] for n in result.names)['ours']} built by rtdetr-patch's own,"
+            f" {Counter(n['status'] for n in result.names)['native']} native"
+        )
         for n in result.names:
             if n["status"] == "not carried":
                 print(f"    not carried: {n['name']}: {n['why']}")
         print(f"  files carried: {sum(f['status'] == 'carried' for f in result.files)} of {len(result.files)}")
         share = 100 * s["build_on_target"] / s["build_in_source"] if s["build_in_source"] else 0
-        print(f"  yamls: {s['yamls']} carried, {s['build_in_source']} build in the fork, {s['build_on_target']} of those "
-              f"on the target ({share:.0f}%), {s['same_params']} with the same parameters")
+        print(
+            f"  yamls: {s['yamls']} carried, {s['build_in_source']} build in the fork, {s['build_on_target']} of those "
+            f"on the target ({share:.0f}%), {s['same_params']} with the same parameters"
+        )
         for y in result.yamls:
             if "params" in (y.get("source") or {}) and "params" not in (y.get("target") or {}):
                 print(f"    fails on the target: {y['path']}: {y['target'].get('error', '')[:160]}")

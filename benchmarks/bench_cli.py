@@ -32,15 +32,19 @@ def wheel(release: str) -> Path:
     found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
     if not found:
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(CACHE),
-                        f"ultralytics=={release}"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(CACHE), f"ultralytics=={release}"],
+            check=True,
+        )
         found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
     return found[0]
 
 
-FLOOR = ("import sys, libcst, click, rich\n"
-         "data = open(sys.argv[1], 'rb').read()\n"
-         "assert libcst.parse_module(data.decode('utf-8')).code.encode('utf-8') == data\n")
+FLOOR = (
+    "import sys, libcst, click, rich\n"
+    "data = open(sys.argv[1], 'rb').read()\n"
+    "assert libcst.parse_module(data.decode('utf-8')).code.encode('utf-8') == data\n"
+)
 TARGETS = {"apply --no-verify": 1.5, "check --static": 1.0, "apply (no-op)": 1.0, "revert": 1.0}
 
 
@@ -65,8 +69,14 @@ def main() -> None:
         with zipfile.ZipFile(wheel(args.release)) as zf:
             zf.extractall(pristine, [n for n in zf.namelist() if n.startswith("ultralytics/")])
         env = {**os.environ, "RTDETR_PATCH_HOME": str(work / "state")}
-        rows: dict[str, list[float]] = {"floor": [], "--version": [], "apply --no-verify": [],
-                                        "check --static": [], "apply (no-op)": [], "revert": []}
+        rows: dict[str, list[float]] = {
+            "floor": [],
+            "--version": [],
+            "apply --no-verify": [],
+            "check --static": [],
+            "apply (no-op)": [],
+            "revert": [],
+        }
         tasks = str(pristine / "ultralytics" / "nn" / "tasks.py")
         for round_ in range(args.repeats):
             root = work / f"round{round_}"
@@ -82,8 +92,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     floor = statistics.median(rows["floor"])
-    print(f"rtdetr-patch on Ultralytics {args.release}: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeats} fresh processes")
+    print(
+        f"rtdetr-patch on Ultralytics {args.release}: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeats} fresh processes"
+    )
     print("floor: a fresh Python imports libcst, click and rich, then parses and regenerates nn/tasks.py once")
     print(f"{'command':<20}{'median s':>10}{'min s':>10}{'x floor':>10}{'target':>9}")
     for name, values in rows.items():

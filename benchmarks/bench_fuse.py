@@ -24,18 +24,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "modules"
-MODULES = (f"{FIXTURES / 'attention.py'}:ChannelGate,ParamFree,make_gate",
-           f"{FIXTURES / 'convs.py'}:SpaceConv,CSPBlock,RepBlock",
-           f"{FIXTURES / 'fusion.py'}:WeightedSum=count,ZoomCat=concat,Inject=inputs,ScaleSeq=inputs-out,Multiply=first",
-           f"{FIXTURES / 'blocks.py'}:BasicBlockGate=block", f"{FIXTURES / 'heads.py'}:LiteDetect")
+MODULES = (
+    f"{FIXTURES / 'attention.py'}:ChannelGate,ParamFree,make_gate",
+    f"{FIXTURES / 'convs.py'}:SpaceConv,CSPBlock,RepBlock",
+    f"{FIXTURES / 'fusion.py'}:WeightedSum=count,ZoomCat=concat,Inject=inputs,ScaleSeq=inputs-out,Multiply=first",
+    f"{FIXTURES / 'blocks.py'}:BasicBlockGate=block",
+    f"{FIXTURES / 'heads.py'}:LiteDetect",
+)
 
 
 def patched_tree(release: str, folder: Path) -> Path:
     cache = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
     wheels = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d",
-                        str(cache), f"ultralytics=={release}"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(cache),
+                f"ultralytics=={release}",
+            ],
+            check=True,
+        )
         wheels = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     root = folder / "site"
     with zipfile.ZipFile(wheels[0]) as zf:
@@ -76,10 +92,16 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
         x = torch.rand(1, 3, 640, 640)
-        yamls = ["rtdetr-MobileNetV3.yaml", "rtdetr-MobileNetV3-tv.yaml", "rtdetr-resnet18.yaml",
-                 str(FIXTURES / "rtdetr-r18-modules.yaml")]
-        print(f"Ultralytics {args.release}, torch {torch.__version__}, {args.threads} threads, 640x640, batch 1, "
-              f"median of {args.runs}")
+        yamls = [
+            "rtdetr-MobileNetV3.yaml",
+            "rtdetr-MobileNetV3-tv.yaml",
+            "rtdetr-resnet18.yaml",
+            str(FIXTURES / "rtdetr-r18-modules.yaml"),
+        ]
+        print(
+            f"Ultralytics {args.release}, torch {torch.__version__}, {args.threads} threads, 640x640, batch 1, "
+            f"median of {args.runs}"
+        )
         print(f"{'model':<40} {'before ms':>10} {'fused ms':>10} {'ratio':>6} {'deploy':>7}")
         for yaml in yamls:
             plain = RTDETR(yaml).model.eval()

@@ -82,19 +82,29 @@ def main() -> int:
     if args.boxes > len(anchors):
         raise SystemExit(f"--boxes at most {len(anchors)}")
 
-    cases = {("stock", "yolo"): (lambda p, t: bbox_iou(p, t, xywh=False, CIoU=True), yolo_pred, yolo_target),
-             ("stock", "detr"): (lambda p, t: bbox_iou(p, t, xywh=True, GIoU=True), detr_pred, detr_target)}
+    cases = {
+        ("stock", "yolo"): (lambda p, t: bbox_iou(p, t, xywh=False, CIoU=True), yolo_pred, yolo_target),
+        ("stock", "detr"): (lambda p, t: bbox_iou(p, t, xywh=True, GIoU=True), detr_pred, detr_target),
+    }
     for name in il.NAMES:
         yolo = il.IouLossChoice(il.make(name), name, strides=[8.0])
         detr = il.IouLossChoice(il.make(name), name, imgsz=384)
-        cases[name, "yolo"] = (lambda p, t, c=yolo: c(p, t, xywh=False, release=bbox_iou, anchors=anchors, fg=fg),
-                               yolo_pred, yolo_target)
-        cases[name, "detr"] = (lambda p, t, c=detr: c(p, t, xywh=True, release=bbox_iou, size=1.0),
-                               detr_pred, detr_target)
+        cases[name, "yolo"] = (
+            lambda p, t, c=yolo: c(p, t, xywh=False, release=bbox_iou, anchors=anchors, fg=fg),
+            yolo_pred,
+            yolo_target,
+        )
+        cases[name, "detr"] = (
+            lambda p, t, c=detr: c(p, t, xywh=True, release=bbox_iou, size=1.0),
+            detr_pred,
+            detr_target,
+        )
     took = medians(cases, args.runs)
     stock_yolo, stock_detr = took["stock", "yolo"], took["stock", "detr"]
-    print(f"Ultralytics {__version__}, torch {torch.__version__}, {args.boxes} boxes, {args.threads} threads, "
-          f"median of {args.runs} steps (ms)")
+    print(
+        f"Ultralytics {__version__}, torch {torch.__version__}, {args.boxes} boxes, {args.threads} threads, "
+        f"median of {args.runs} steps (ms)"
+    )
     print(f"{'iou_loss':<20}{'YOLO (ms)':>11}{'x CIoU':>9}{'RT-DETR (ms)':>15}{'x GIoU':>9}")
     print(f"{'(Ultralytics own)':<20}{stock_yolo:>11.3f}{1:>9.2f}{stock_detr:>15.3f}{1:>9.2f}")
     for name in il.NAMES:

@@ -99,8 +99,12 @@ class Worker:
         self.input = None
 
     def op_hello(self) -> dict:
-        return {"release": self.ultralytics.__version__, "torch": self.torch.__version__,
-                "threads": self.torch.get_num_threads(), "package": str(Path(self.ultralytics.__file__).parent)}
+        return {
+            "release": self.ultralytics.__version__,
+            "torch": self.torch.__version__,
+            "threads": self.torch.get_num_threads(),
+            "package": str(Path(self.ultralytics.__file__).parent),
+        }
 
     def op_build(self, yaml: str, kind: str = "rtdetr", seed: int = 0) -> dict:
         from ultralytics import RTDETR, YOLO
@@ -112,11 +116,18 @@ class Worker:
         build_s = time.perf_counter() - start
         model.eval()
         self.model = model
-        backbones = [f"{type(m).__module__.rsplit('.', 1)[-1]}.{type(m).__name__}"
-                     for m in model.model if getattr(m, "backbone", False)]
-        return {"build_s": build_s, "params": sum(p.numel() for p in model.parameters()),
-                "first_layer": type(model.model[0]).__name__, "list_backbone": backbones[0] if backbones else None,
-                "stride": [float(s) for s in model.stride]}
+        backbones = [
+            f"{type(m).__module__.rsplit('.', 1)[-1]}.{type(m).__name__}"
+            for m in model.model
+            if getattr(m, "backbone", False)
+        ]
+        return {
+            "build_s": build_s,
+            "params": sum(p.numel() for p in model.parameters()),
+            "first_layer": type(model.model[0]).__name__,
+            "list_backbone": backbones[0] if backbones else None,
+            "stride": [float(s) for s in model.stride],
+        }
 
     def op_flops(self, imgsz: int = IMGSZ) -> dict:
         from ultralytics.utils.torch_utils import get_flops
@@ -152,8 +163,9 @@ class Worker:
         theirs = self.torch.load(path)
         ours = self.model.state_dict()
         same_keys = set(theirs) == set(ours)
-        identical = same_keys and all(ours[k].shape == theirs[k].shape and self.torch.equal(ours[k], theirs[k])
-                                      for k in ours)
+        identical = same_keys and all(
+            ours[k].shape == theirs[k].shape and self.torch.equal(ours[k], theirs[k]) for k in ours
+        )
         self.model.load_state_dict(theirs, strict=True)
         return {"same_keys": same_keys, "identical_before_load": identical}
 
@@ -183,7 +195,7 @@ def worker_main(root: str, threads: int, fd: int) -> int:
 
     try:
         worker = Worker(root, threads)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+    except BaseException as exc:  # reported to the parent
         reply({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]})
         return 1
     reply({"ok": True, "ready": True})
@@ -196,9 +208,14 @@ def worker_main(root: str, threads: int, fd: int) -> int:
             break
         try:
             reply({"ok": True, **getattr(worker, f"op_{op}")(**cmd)})
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, the worker keeps serving
-            reply({"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:1500]}",
-                   "traceback": traceback.format_exc()[-3000:]})
+        except BaseException as exc:  # reported to the parent, the worker keeps serving
+            reply(
+                {
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {str(exc)[:1500]}",
+                    "traceback": traceback.format_exc()[-3000:],
+                }
+            )
     return 0
 
 
@@ -217,12 +234,26 @@ class Proc:
     def __init__(self, root: Path, threads: int, env: dict, log: Path):
         read_fd, write_fd = os.pipe()
         self.log_path = log
-        self.log = open(log, "w")
+        self.log = open(log, "w")  # noqa: SIM115 - the worker's log, open for its life, closed when it stops
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--_worker", str(root), "--threads", str(threads),
-             "--_fd", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT, env=env, text=True,
-            pass_fds=(write_fd,), cwd=str(root))
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--_worker",
+                str(root),
+                "--threads",
+                str(threads),
+                "--_fd",
+                str(write_fd),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            pass_fds=(write_fd,),
+            cwd=str(root),
+        )
         os.close(write_fd)
         self.replies: queue.Queue = queue.Queue()
         channel = os.fdopen(read_fd, "r")
@@ -281,8 +312,21 @@ def wheel(release: str) -> Path:
     found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
     if not found:
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(CACHE), f"ultralytics=={release}"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(CACHE),
+                f"ultralytics=={release}",
+            ],
+            check=True,
+        )
         found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
     if not found:
         raise SystemExit(f"no wheel for ultralytics {release} in {CACHE}")
@@ -290,8 +334,9 @@ def wheel(release: str) -> Path:
 
 
 def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rtdetr_patch", *args], env=env, capture_output=True, text=True,
-                          cwd=str(PROJECT))
+    return subprocess.run(
+        [sys.executable, "-m", "rtdetr_patch", *args], env=env, capture_output=True, text=True, cwd=str(PROJECT)
+    )
 
 
 def load() -> float | None:
@@ -311,9 +356,14 @@ def machine(threads: int, release: str) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(), "threads": threads,
-            "release": release}
+    return {
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": threads,
+        "release": release,
+    }
 
 
 def seed_module(text_path: Path) -> str:
@@ -331,7 +381,7 @@ def seed_module(text_path: Path) -> str:
     # [16, 24, 48, 576] and large ends at 960), so the yaml's `MobileNetV3, []` gets 'small'.
     source, count = re.subn(r'(config:\s*str\s*=\s*)"large"', r'\1"small"', source)
     if count != 1:
-        raise ValueError(f"expected one `config: str = \"large\"` default in the blog's module, found {count}")
+        raise ValueError(f'expected one `config: str = "large"` default in the blog\'s module, found {count}')
     compile(source, "SeedMobileNetV3.py", "exec")
     return source
 
@@ -341,21 +391,28 @@ def add_seed(tree: Path, text_path: Path) -> str:
     addmodules = tree / "ultralytics" / "nn" / "Addmodules"
     (addmodules / f"{SEED_CLASS}.py").write_text(
         "# The blog's MobileNetV3 (section 三), extracted at run time by benchmarks/bench_models.py;\n"
-        "# `from torchsummary import summary` dropped, default config switched to 'small'.\n"
-        + seed_module(text_path), encoding="utf-8")
+        "# `from torchsummary import summary` dropped, default config switched to 'small'.\n" + seed_module(text_path),
+        encoding="utf-8",
+    )
     init = addmodules / "__init__.py"
-    init.write_text(init.read_text(encoding="utf-8") + (
-        "\n\n# Added by benchmarks/bench_models.py (temporary tree only): the blog's own module.\n"
-        f"from .{SEED_CLASS} import MobileNetV3 as {SEED_CLASS}  # noqa: E402\n\n"
-        f"RTDETR_PATCH_BACKBONES = frozenset(RTDETR_PATCH_BACKBONES | {{{SEED_CLASS}}})\n"
-        f"__all__ = [*__all__, \"{SEED_CLASS}\"]\n"), encoding="utf-8")
+    init.write_text(
+        init.read_text(encoding="utf-8")
+        + (
+            "\n\n# Added by benchmarks/bench_models.py (temporary tree only): the blog's own module.\n"
+            f"from .{SEED_CLASS} import MobileNetV3 as {SEED_CLASS}  # noqa: E402\n\n"
+            f"RTDETR_PATCH_BACKBONES = frozenset(RTDETR_PATCH_BACKBONES | {{{SEED_CLASS}}})\n"
+            f'__all__ = [*__all__, "{SEED_CLASS}"]\n'
+        ),
+        encoding="utf-8",
+    )
     rt = tree / "ultralytics" / "cfg" / "models" / "rt-detr"
     ours = (rt / "rtdetr-MobileNetV3.yaml").read_text(encoding="utf-8")
     seeded, count = re.subn(r"(-\s*\[-1,\s*1,\s*)MobileNetV3(,\s*\[\s*\]\s*\])", rf"\g<1>{SEED_CLASS}\g<2>", ours)
     if count != 1:
         raise ValueError(f"expected one `[-1, 1, MobileNetV3, []]` row in rtdetr-MobileNetV3.yaml, found {count}")
-    (rt / SEED_YAML).write_text(f"# rtdetr-MobileNetV3.yaml with the blog's module ({SEED_CLASS}); temporary.\n"
-                                + seeded, encoding="utf-8")
+    (rt / SEED_YAML).write_text(
+        f"# rtdetr-MobileNetV3.yaml with the blog's module ({SEED_CLASS}); temporary.\n" + seeded, encoding="utf-8"
+    )
     return SEED_YAML
 
 
@@ -368,18 +425,27 @@ def measure(label: str, yaml: str, root: Path, args, env: dict, logs: Path, kind
     try:
         proc = Proc(root, args.threads, env, logs / f"{label.replace(' ', '_').replace('/', '_')}.log")
         built = proc.call("build", yaml=yaml, kind=kind, seed=0)
-        row.update(params=built["params"], build_s=round(built["build_s"], 3), backbone=built["list_backbone"]
-                   or built["first_layer"])
+        row.update(
+            params=built["params"],
+            build_s=round(built["build_s"], 3),
+            backbone=built["list_backbone"] or built["first_layer"],
+        )
         row["gflops"] = round(proc.call("flops", imgsz=IMGSZ)["gflops"], 2)
         proc.call("make_input", imgsz=IMGSZ, seed=1)
         proc.call("time", n=WARMUPS)
         timed = proc.call("time", n=args.repeats)
         ms = [t * 1000 for t in timed["times"]]
-        row.update(latency_ms=round(statistics.median(ms), 1), latency_min_ms=round(min(ms), 1),
-                   latency_max_ms=round(max(ms), 1), times_ms=[round(t, 2) for t in ms],
-                   output_shape=timed["output_shapes"][0] if timed["output_shapes"] else None)
-        print(f"{row['params']:>12,} params {row['gflops']:>7.1f} GFLOPs {row['latency_ms']:>9.1f} ms "
-              f"({time.perf_counter() - started:.0f} s)")
+        row.update(
+            latency_ms=round(statistics.median(ms), 1),
+            latency_min_ms=round(min(ms), 1),
+            latency_max_ms=round(max(ms), 1),
+            times_ms=[round(t, 2) for t in ms],
+            output_shape=timed["output_shapes"][0] if timed["output_shapes"] else None,
+        )
+        print(
+            f"{row['params']:>12,} params {row['gflops']:>7.1f} GFLOPs {row['latency_ms']:>9.1f} ms "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
     except WorkerError as exc:
         row["error"] = str(exc)
         print(f"FAILED: {str(exc).splitlines()[0][:160]}")
@@ -390,8 +456,18 @@ def measure(label: str, yaml: str, root: Path, args, env: dict, logs: Path, kind
     return row
 
 
-def patch_cost(label: str, yaml: str, kind: str, pristine: Path, patched: Path, args, env: dict, logs: Path,
-               work: Path, build_repeats: int) -> dict:
+def patch_cost(
+    label: str,
+    yaml: str,
+    kind: str,
+    pristine: Path,
+    patched: Path,
+    args,
+    env: dict,
+    logs: Path,
+    work: Path,
+    build_repeats: int,
+) -> dict:
     """The same model on the pristine and the patched tree, in two live workers, timed interleaved."""
     row = {"model": label, "yaml": yaml, "load_before": load()}
     print(f"  {label:<34}", end="", flush=True)
@@ -435,13 +511,16 @@ def patch_cost(label: str, yaml: str, kind: str, pristine: Path, patched: Path, 
         row["latency_ms_pristine"] = round(statistics.median(times["pristine"]), 1)
         row["latency_ms_patched"] = round(statistics.median(times["patched"]), 1)
         row["latency_ratio"] = round(statistics.median(times["patched"]) / statistics.median(times["pristine"]), 3)
-        row["latency_pair_ratio_median"] = round(statistics.median(
-            p / q for p, q in zip(times["patched"], times["pristine"])), 3)
+        row["latency_pair_ratio_median"] = round(
+            statistics.median(p / q for p, q in zip(times["patched"], times["pristine"])), 3
+        )
         row["latency_min_ratio"] = round(min(times["patched"]) / min(times["pristine"]), 3)
         row["times_ms"] = {k: [round(t, 2) for t in v] for k, v in times.items()}
         row["build_times_s"] = {k: [round(t, 3) for t in v] for k, v in builds.items()}
-        print(f"max|diff| {row['max_abs_diff']}  latency x{row['latency_ratio']:.3f}  build x{row['build_ratio']:.2f} "
-              f"({time.perf_counter() - started:.0f} s)")
+        print(
+            f"max|diff| {row['max_abs_diff']}  latency x{row['latency_ratio']:.3f}  build x{row['build_ratio']:.2f} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
     except WorkerError as exc:
         row["error"] = str(exc)
         print(f"FAILED: {str(exc).splitlines()[0][:160]}")
@@ -464,45 +543,94 @@ def fmt_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str
 
 def report(result: dict) -> str:
     m = result["machine"]
-    out = [f"Ultralytics {m['release']} (from the wheel), torch {m['torch']}, {m['cpu']}, {m['cores']} cores, "
-           f"{m['threads']} threads, batch 1 at {IMGSZ}x{IMGSZ}, median of {result['repeats']} forwards "
-           f"after {WARMUPS} warm-ups, Python {m['python']}",
-           f"1-min load average {m['load_start']} at start, {m['load_end']} at end "
-           f"(anything above 0 is another process competing for the {m['cores']} cores)", ""]
+    out = [
+        f"Ultralytics {m['release']} (from the wheel), torch {m['torch']}, {m['cpu']}, {m['cores']} cores, "
+        f"{m['threads']} threads, batch 1 at {IMGSZ}x{IMGSZ}, median of {result['repeats']} forwards "
+        f"after {WARMUPS} warm-ups, Python {m['python']}",
+        f"1-min load average {m['load_start']} at start, {m['load_end']} at end "
+        f"(anything above 0 is another process competing for the {m['cores']} cores)",
+        "",
+    ]
     rows = []
     for r in result["models"]:
         if "error" in r:
             rows.append([r["model"], r["tree"], "-", "-", "-", "-", "-", "error: " + r["error"].splitlines()[0][:90]])
         else:
-            rows.append([r["model"], r["tree"], f"{r['params'] / 1e6:.2f}", f"{r['params']:,}", f"{r['gflops']:.1f}",
-                         f"{r['build_s']:.2f}", f"{r['latency_ms']:.1f}",
-                         f"{r['latency_min_ms']:.0f}-{r['latency_max_ms']:.0f}"])
-    out.append(fmt_table(["model", "tree", "params (M)", "parameters", "GFLOPs@640", "build s", "median ms",
-                          "min-max ms"], rows, {2, 3, 4, 5, 6, 7}))
+            rows.append(
+                [
+                    r["model"],
+                    r["tree"],
+                    f"{r['params'] / 1e6:.2f}",
+                    f"{r['params']:,}",
+                    f"{r['gflops']:.1f}",
+                    f"{r['build_s']:.2f}",
+                    f"{r['latency_ms']:.1f}",
+                    f"{r['latency_min_ms']:.0f}-{r['latency_max_ms']:.0f}",
+                ]
+            )
+    out.append(
+        fmt_table(
+            ["model", "tree", "params (M)", "parameters", "GFLOPs@640", "build s", "median ms", "min-max ms"],
+            rows,
+            {2, 3, 4, 5, 6, 7},
+        )
+    )
     out += ["", "Cost of the patch (same weights, same input; pristine vs patched tree, interleaved ABBA):", ""]
     rows = []
     for r in result["patch_cost"]:
         if "error" in r and "latency_ratio" not in r:
-            rows.append([r["model"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "error: " + r["error"].splitlines()[0][:90]])
+            rows.append(
+                [r["model"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "error: " + r["error"].splitlines()[0][:90]]
+            )
             continue
         diff = r.get("max_abs_diff")
-        rows.append([r["model"], ("n/a" if diff is None else f"{diff:g}") + (" (!)" if "error" in r else ""),
-                     "yes" if r.get("weights_identical_from_seed") else "no (loaded)",
-                     f"{r['latency_ms_pristine']:.1f}", f"{r['latency_ms_patched']:.1f}", f"{r['latency_ratio']:.3f}",
-                     f"{r['latency_pair_ratio_median']:.3f}", f"{r['latency_min_ratio']:.3f}",
-                     f"{r['build_s_pristine']:.3f}", f"{r['build_s_patched']:.3f}", f"{r['build_ratio']:.2f}"])
-    out.append(fmt_table(["model", "max |diff|", "same weights from seed", "pristine ms", "patched ms",
-                          "latency ratio", "pair ratio", "min ratio", "build s pristine", "build s patched",
-                          "build ratio"], rows, {1, 3, 4, 5, 6, 7, 8, 9, 10}))
-    out.append("latency ratio = median patched / median pristine; pair ratio = median of the per-pair ratios; "
-               "min ratio = fastest patched / fastest pristine (least disturbed by other processes)")
+        rows.append(
+            [
+                r["model"],
+                ("n/a" if diff is None else f"{diff:g}") + (" (!)" if "error" in r else ""),
+                "yes" if r.get("weights_identical_from_seed") else "no (loaded)",
+                f"{r['latency_ms_pristine']:.1f}",
+                f"{r['latency_ms_patched']:.1f}",
+                f"{r['latency_ratio']:.3f}",
+                f"{r['latency_pair_ratio_median']:.3f}",
+                f"{r['latency_min_ratio']:.3f}",
+                f"{r['build_s_pristine']:.3f}",
+                f"{r['build_s_patched']:.3f}",
+                f"{r['build_ratio']:.2f}",
+            ]
+        )
+    out.append(
+        fmt_table(
+            [
+                "model",
+                "max |diff|",
+                "same weights from seed",
+                "pristine ms",
+                "patched ms",
+                "latency ratio",
+                "pair ratio",
+                "min ratio",
+                "build s pristine",
+                "build s patched",
+                "build ratio",
+            ],
+            rows,
+            {1, 3, 4, 5, 6, 7, 8, 9, 10},
+        )
+    )
+    out.append(
+        "latency ratio = median patched / median pristine; pair ratio = median of the per-pair ratios; "
+        "min ratio = fastest patched / fastest pristine (least disturbed by other processes)"
+    )
     out += ["", f"patch: {result['patch']['summary']}", f"total run time: {result['seconds']:.0f} s"]
     return "\n".join(out)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blog-text", type=Path, help="the blog post saved as text; adds a row for its own MobileNetV3")
+    parser.add_argument(
+        "--blog-text", type=Path, help="the blog post saved as text; adds a row for its own MobileNetV3"
+    )
     parser.add_argument("--release", default="8.4.190", help="Ultralytics release (wheel from the cache)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every worker")
     parser.add_argument("--repeats", type=int, default=10, help="timed forwards per model (after 2 warm-ups)")
@@ -520,8 +648,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rtdetr-bench-models-"))
     logs = work / "logs"
     logs.mkdir()
-    env = {**os.environ, "RTDETR_PATCH_HOME": str(work / "state"), "YOLO_OFFLINE": "1",
-           "YOLO_CONFIG_DIR": str(work / "yolo-config"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "RTDETR_PATCH_HOME": str(work / "state"),
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(work / "yolo-config"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     env.pop("PYTHONPATH", None)
     try:
         whl = wheel(args.release)
@@ -531,30 +664,44 @@ def main() -> int:
         shutil.copytree(pristine, patched)
         print(f"Ultralytics {args.release} from {whl.name} into {work}")
         applied = cli(["apply", "--target", str(patched), "--no-verify"], env)
-        checked = cli(["check", "--static", "--json", "--target", str(patched)], env) if applied.returncode == 0 \
-            else None
+        checked = (
+            cli(["check", "--static", "--json", "--target", str(patched)], env) if applied.returncode == 0 else None
+        )
         check = json.loads(checked.stdout) if checked is not None and checked.stdout.strip().startswith("{") else {}
-        patch = {"apply_exit": applied.returncode, "check_static_exit": checked.returncode if checked else None,
-                 "transforms": {t["name"]: t["state"] for t in check.get("transforms", [])},
-                 "warnings": check.get("warnings", []), "problems": check.get("problems", [])}
-        patch["summary"] = (f"rtdetr-patch apply --no-verify exit {patch['apply_exit']}, check --static exit "
-                            f"{patch['check_static_exit']}; " + ", ".join(f"{k} {v}" for k, v in
-                                                                            patch["transforms"].items()))
+        patch = {
+            "apply_exit": applied.returncode,
+            "check_static_exit": checked.returncode if checked else None,
+            "transforms": {t["name"]: t["state"] for t in check.get("transforms", [])},
+            "warnings": check.get("warnings", []),
+            "problems": check.get("problems", []),
+        }
+        patch["summary"] = (
+            f"rtdetr-patch apply --no-verify exit {patch['apply_exit']}, check --static exit "
+            f"{patch['check_static_exit']}; " + ", ".join(f"{k} {v}" for k, v in patch["transforms"].items())
+        )
         print(patch["summary"])
         if applied.returncode != 0:
             patch["output"] = (applied.stdout + applied.stderr)[-3000:]
             print(patch["output"], file=sys.stderr)
 
-        result = {"machine": {**machine(args.threads, args.release), "torch": version("torch"), "load_start": load()},
-                  "repeats": args.repeats, "warmups": WARMUPS, "imgsz": IMGSZ, "patch": patch, "models": [],
-                  "patch_cost": []}
+        result = {
+            "machine": {**machine(args.threads, args.release), "torch": version("torch"), "load_start": load()},
+            "repeats": args.repeats,
+            "warmups": WARMUPS,
+            "imgsz": IMGSZ,
+            "patch": patch,
+            "models": [],
+            "patch_cost": [],
+        }
 
         rt = patched / "ultralytics" / "cfg" / "models" / "rt-detr"
-        plan = [("rtdetr-l (stock)", "rtdetr-l.yaml", patched), ("rtdetr-resnet50 (stock)", "rtdetr-resnet50.yaml",
-                                                                  patched),
-                ("MobileNetV3-small (ours)", "rtdetr-MobileNetV3-small.yaml", patched),
-                ("MobileNetV3-large (ours)", "rtdetr-MobileNetV3-large.yaml", patched),
-                ("MobileNetV3-small (native tv)", "rtdetr-MobileNetV3-tv.yaml", patched)]
+        plan = [
+            ("rtdetr-l (stock)", "rtdetr-l.yaml", patched),
+            ("rtdetr-resnet50 (stock)", "rtdetr-resnet50.yaml", patched),
+            ("MobileNetV3-small (ours)", "rtdetr-MobileNetV3-small.yaml", patched),
+            ("MobileNetV3-large (ours)", "rtdetr-MobileNetV3-large.yaml", patched),
+            ("MobileNetV3-small (native tv)", "rtdetr-MobileNetV3-tv.yaml", patched),
+        ]
         seed_error = None
         if args.blog_text:
             seeded = work / "seeded"
@@ -566,22 +713,46 @@ def main() -> int:
         print(f"Models ({args.threads} threads, {WARMUPS} warm-ups + {args.repeats} forwards each, fresh process):")
         for label, yaml, root in plan:
             if not (root / "ultralytics" / "cfg" / "models" / "rt-detr" / yaml).is_file():
-                why = ("not added by rtdetr-patch on this release (TorchVision/Index rows need 8.3.59+)"
-                       if root == patched and not (rt / yaml).is_file() else f"{yaml} not found")
+                why = (
+                    "not added by rtdetr-patch on this release (TorchVision/Index rows need 8.3.59+)"
+                    if root == patched and not (rt / yaml).is_file()
+                    else f"{yaml} not found"
+                )
                 result["models"].append({"model": label, "yaml": yaml, "tree": root.name, "error": why})
                 print(f"  {label:<34}skipped: {why}")
                 continue
             result["models"].append(measure(label, yaml, root, args, env, logs))
         if seed_error:
-            result["models"].append({"model": "MobileNetV3 (seed's module)", "yaml": SEED_YAML, "tree": "seeded",
-                                     "error": f"could not extract the blog's module: {seed_error}"})
+            result["models"].append(
+                {
+                    "model": "MobileNetV3 (seed's module)",
+                    "yaml": SEED_YAML,
+                    "tree": "seeded",
+                    "error": f"could not extract the blog's module: {seed_error}",
+                }
+            )
             print(f"  {'MobileNetV3 (the blog module)':<34}skipped: {seed_error}")
 
         print("Cost of the patch (pristine vs patched, interleaved):")
-        result["patch_cost"].append(patch_cost("rtdetr-l", "rtdetr-l.yaml", "rtdetr", pristine, patched, args, env,
-                                               logs, work, build_repeats=BUILD_REPEATS))
-        result["patch_cost"].append(patch_cost("yolov8n", "yolov8n.yaml", "yolo", pristine, patched, args, env,
-                                               logs, work, build_repeats=BUILD_REPEATS))
+        result["patch_cost"].append(
+            patch_cost(
+                "rtdetr-l",
+                "rtdetr-l.yaml",
+                "rtdetr",
+                pristine,
+                patched,
+                args,
+                env,
+                logs,
+                work,
+                build_repeats=BUILD_REPEATS,
+            )
+        )
+        result["patch_cost"].append(
+            patch_cost(
+                "yolov8n", "yolov8n.yaml", "yolo", pristine, patched, args, env, logs, work, build_repeats=BUILD_REPEATS
+            )
+        )
         result["seconds"] = round(time.perf_counter() - t0, 1)
         result["machine"]["load_end"] = load()
         result["command"] = [Path(sys.executable).name, *sys.argv]

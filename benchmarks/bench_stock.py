@@ -66,15 +66,26 @@ def trees(release: str, work: Path) -> dict[str, Path]:
             zf.extractall(work / side, [n for n in zf.namelist() if n.startswith("ultralytics/")])
         out[side] = work / side
     env = {**os.environ, "RTDETR_PATCH_HOME": str(work / "state")}
-    subprocess.run([sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(out["patched"]), "--no-verify"],
-                   cwd=PROJECT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(out["patched"]), "--no-verify"],
+        cwd=PROJECT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 
 def probe(root: Path, threads: int, yamls: list[str], work: Path) -> dict:
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "config")}
-    done = subprocess.run([sys.executable, "-c", PROBE, str(root), str(threads), *yamls], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(root), str(threads), *yamls],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
     if done.returncode or not lines:
         raise SystemExit(f"the probe failed on {root}:\n{done.stderr[-3000:]}")
@@ -105,10 +116,14 @@ def main() -> int:
         return statistics.median(run[key][name] if name else run[key] for run in runs[side])
 
     rows = [("import ultralytics + nn.tasks", median("pristine", "import_s"), median("patched", "import_s"))]
-    rows += [(f"build {name}", median("pristine", "build_s", name), median("patched", "build_s", name))
-             for name in args.yamls]
-    print(f"\nUltralytics {args.release}, {args.rounds} interleaved rounds, torch threads {args.threads}, "
-          f"medians of fresh processes")
+    rows += [
+        (f"build {name}", median("pristine", "build_s", name), median("patched", "build_s", name))
+        for name in args.yamls
+    ]
+    print(
+        f"\nUltralytics {args.release}, {args.rounds} interleaved rounds, torch threads {args.threads}, "
+        f"medians of fresh processes"
+    )
     print(f"{'':32} {'pristine s':>11} {'patched s':>11} {'ratio':>7}")
     for label, a, b in rows:
         print(f"{label:32} {a:11.3f} {b:11.3f} {b / a:7.2f}")
@@ -117,8 +132,9 @@ def main() -> int:
     same = all(a["weights"] == b["weights"] for a, b in zip(runs["pristine"], runs["patched"]))
     print(f"weights bit-identical: {same}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"bench_stock-{args.release}.json").write_text(json.dumps(
-        {"release": args.release, "threads": args.threads, "rows": rows, "runs": runs}, indent=1))
+    (args.out / f"bench_stock-{args.release}.json").write_text(
+        json.dumps({"release": args.release, "threads": args.threads, "rows": rows, "runs": runs}, indent=1)
+    )
     return 0 if same else 1
 
 

@@ -22,9 +22,20 @@ from pathlib import Path
 
 from bench_stock import PROJECT, trees
 
-MODELS = ("yolov8n.yaml", "yolov8n-MobileNetV3.yaml", "yolov8s.yaml", "yolov8s-MobileNetV3.yaml",
-          "yolo11n.yaml", "yolo11n-MobileNetV3.yaml", "yolo11s.yaml", "yolo11s-MobileNetV3.yaml",
-          "yolo12n.yaml", "yolo12n-MobileNetV3.yaml", "yolo26n.yaml", "yolo26n-MobileNetV3.yaml")
+MODELS = (
+    "yolov8n.yaml",
+    "yolov8n-MobileNetV3.yaml",
+    "yolov8s.yaml",
+    "yolov8s-MobileNetV3.yaml",
+    "yolo11n.yaml",
+    "yolo11n-MobileNetV3.yaml",
+    "yolo11s.yaml",
+    "yolo11s-MobileNetV3.yaml",
+    "yolo12n.yaml",
+    "yolo12n-MobileNetV3.yaml",
+    "yolo26n.yaml",
+    "yolo26n-MobileNetV3.yaml",
+)
 
 PROBE = r"""
 import json, statistics, sys, time
@@ -62,14 +73,22 @@ def main() -> int:
         root = trees(args.release, work)["patched"]
         env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "config")}
         for name in args.models:
-            done = subprocess.run([sys.executable, "-c", PROBE, str(root), name, str(args.threads), str(args.repeats)],
-                                  cwd=work, env=env, capture_output=True, text=True, timeout=900)
+            done = subprocess.run(
+                [sys.executable, "-c", PROBE, str(root), name, str(args.threads), str(args.repeats)],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
             rows[name] = json.loads(lines[-1][2:]) if lines else {"error": done.stderr[-500:]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nUltralytics {args.release}, nc=80, batch 1, 640x640, {args.threads} torch threads, median of "
-          f"{args.repeats} forwards")
+    print(
+        f"\nUltralytics {args.release}, nc=80, batch 1, 640x640, {args.threads} torch threads, median of "
+        f"{args.repeats} forwards"
+    )
     print(f"{'model':28} {'parameters':>12} {'GFLOPs':>8} {'CPU ms':>8}")
     for name, r in rows.items():
         if "error" in r:

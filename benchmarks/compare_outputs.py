@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import RELEASES, wheel  # noqa: E402  (the test set's releases and wheel cache)
+from conftest import RELEASES, wheel
 
 
 def _normalise(text: str, root: Path) -> str:
@@ -42,8 +42,11 @@ def _normalise(text: str, root: Path) -> str:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def capture_release(release: str, work: Path) -> dict:
@@ -57,10 +60,14 @@ def capture_release(release: str, work: Path) -> dict:
     runs: dict = {}
 
     def run(label: str, *args: str) -> None:
-        done = subprocess.run([sys.executable, "-m", "rtdetr_patch", *args], capture_output=True, text=True,
-                              env=env, cwd=str(work))
-        runs[label] = {"rc": done.returncode, "stdout": _normalise(done.stdout, work),
-                       "stderr": _normalise(done.stderr, work)}
+        done = subprocess.run(
+            [sys.executable, "-m", "rtdetr_patch", *args], capture_output=True, text=True, env=env, cwd=str(work)
+        )
+        runs[label] = {
+            "rc": done.returncode,
+            "stdout": _normalise(done.stdout, work),
+            "stderr": _normalise(done.stderr, work),
+        }
 
     pristine = _digests(root / "ultralytics")
     run("apply --dry-run", "apply", "--target", target, "--dry-run")
@@ -74,9 +81,11 @@ def capture_release(release: str, work: Path) -> dict:
     run("apply --no-verify (re-apply)", "apply", "--target", target, "--no-verify")
     run("revert --json", "revert", "--target", target, "--json")
     run("check --static --target /nonexistent", "check", "--static", "--target", str(work / "nonexistent"))
-    return {"runs": runs,
-            "patched_files": {k: v for k, v in patched.items() if pristine.get(k) != v},
-            "revert_restores_pristine": reverted == pristine}
+    return {
+        "runs": runs,
+        "patched_files": {k: v for k, v in patched.items() if pristine.get(k) != v},
+        "revert_restores_pristine": reverted == pristine,
+    }
 
 
 def capture(releases) -> dict:
@@ -106,8 +115,10 @@ def main() -> int:
         for key in sorted(set(before["runs"]) | set(now["runs"])):
             if before["runs"].get(key) != now["runs"].get(key):
                 differences += 1
-                print(f"--- {release} {key}\nbefore: {json.dumps(before['runs'].get(key), indent=1)}\n"
-                      f"now:    {json.dumps(now['runs'].get(key), indent=1)}")
+                print(
+                    f"--- {release} {key}\nbefore: {json.dumps(before['runs'].get(key), indent=1)}\n"
+                    f"now:    {json.dumps(now['runs'].get(key), indent=1)}"
+                )
         for key in ("patched_files", "revert_restores_pristine"):
             if before[key] != now[key]:
                 differences += 1

@@ -51,9 +51,11 @@ PYPI = "https://pypi.org/pypi/ultralytics/json"
 FIRST, LAST = "8.0.136", "8.4.190"
 FINAL = re.compile(r"\d+(\.\d+)*$")  # a final release: no rc, dev or post suffix
 # What was found out by hand about a release whose outcome is not a fault of the transforms.
-UPSTREAM = {"8.0.179": "expected: this wheel was published without any model yaml (124 files in ultralytics/ "
-                       "against 162 in 8.0.178 and 8.0.180), and 8.0.180 replaced it 35 minutes later; "
-                       "its three patched files equal its neighbours', which pass"}
+UPSTREAM = {
+    "8.0.179": "expected: this wheel was published without any model yaml (124 files in ultralytics/ "
+    "against 162 in 8.0.178 and 8.0.180), and 8.0.180 replaced it 35 minutes later; "
+    "its three patched files equal its neighbours', which pass"
+}
 
 
 def vkey(release: str) -> tuple[int, ...]:
@@ -79,8 +81,23 @@ def known_releases() -> list[str]:
 
 
 def download(release: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    f"ultralytics=={release}", "-d", str(WHEELS)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"ultralytics=={release}",
+            "-d",
+            str(WHEELS),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def tool_sources() -> str:
@@ -115,24 +132,40 @@ class Failed(Exception):
 
 
 def snapshot(package: Path) -> dict[str, str]:
-    return {p.relative_to(package).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(package).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def differences(before: dict[str, str], after: dict[str, str]) -> str:
-    parts = [(what, sorted(names)) for what, names in (
-        ("changed", [k for k in before.keys() & after.keys() if before[k] != after[k]]),
-        ("missing", before.keys() - after.keys()), ("extra", after.keys() - before.keys())) if names]
+    parts = [
+        (what, sorted(names))
+        for what, names in (
+            ("changed", [k for k in before.keys() & after.keys() if before[k] != after[k]]),
+            ("missing", before.keys() - after.keys()),
+            ("extra", after.keys() - before.keys()),
+        )
+        if names
+    ]
     return "; ".join(f"{what}: {', '.join(names)}" for what, names in parts)
 
 
 def sweep_one(release: str, wheel: str) -> dict:
-    from rtdetr_patch import PatchError, apply, check, revert
-    from rtdetr_patch.patcher.install.locate import locate
     from rtdetr_patch.patcher.commands.check import inspect
+    from rtdetr_patch.patcher.install.locate import locate
 
-    record: dict = {"release": release, "outcome": "pass", "message": "", "transforms": {}, "warnings": [],
-                    "seconds": {}}
+    from rtdetr_patch import PatchError, apply, check, revert
+
+    record: dict = {
+        "release": release,
+        "outcome": "pass",
+        "message": "",
+        "transforms": {},
+        "warnings": [],
+        "seconds": {},
+    }
     root = Path(tempfile.mkdtemp(prefix=f"{release}-", dir=_WORK))
     package, target = root / "ultralytics", str(root)
     stage, clock = "extract", time.perf_counter()
@@ -201,6 +234,7 @@ def sweep_one(release: str, wheel: str) -> dict:
 
 # ---- results and report -------------------------------------------------------------------------
 
+
 def load(cache: Path) -> dict[str, dict]:
     results = {}
     if cache.exists():
@@ -223,23 +257,31 @@ def write_report(out: Path, releases: list[str], results: dict[str, dict], versi
     rows: list[list] = []  # [first, last, count, outcome, patched, not needed]
     for r in done:
         states = results[r]["transforms"]
-        key = (results[r]["outcome"],
-               ", ".join(n for n, s in states.items() if s == "patched") or "—",
-               ", ".join(n for n, s in states.items() if s == "not-needed") or "—")
+        key = (
+            results[r]["outcome"],
+            ", ".join(n for n, s in states.items() if s == "patched") or "—",
+            ", ".join(n for n, s in states.items() if s == "not-needed") or "—",
+        )
         if rows and tuple(rows[-1][3:]) == key:
             rows[-1][1], rows[-1][2] = r, rows[-1][2] + 1
         else:
             rows.append([r, r, 1, *key])
     lines = [
-        "# Compatibility with Ultralytics releases", "",
-        f"{dt.date.today().isoformat()}, rtdetr-patch {version}.", "",
+        "# Compatibility with Ultralytics releases",
+        "",
+        f"{dt.date.today().isoformat()}, rtdetr-patch {version}.",
+        "",
         "How: without torch, for each release, its wheel's `ultralytics/` is extracted into a temporary folder "
         "and patched (`apply --no-verify`); every patched and added Python file must compile, `check --static` "
         "must pass, a second `apply` must find the patch in place and change no byte, and `revert` must give "
         "back every file byte for byte. This covers the source transforms on every release; training is "
-        "covered on a few releases by the test suite. To run it again: `benchmarks/sweep_releases.py`.", "",
+        "covered on a few releases by the test suite. To run it again: `benchmarks/sweep_releases.py`.",
+        "",
         f"**{len(done) - len(fails)} pass, {len(fails)} fail** out of {len(done)} releases "
-        f"({done[0]} to {done[-1]}, final releases not yanked on PyPI)." if done else "No results yet.", "",
+        f"({done[0]} to {done[-1]}, final releases not yanked on PyPI)."
+        if done
+        else "No results yet.",
+        "",
     ]
     if len(done) < len(releases):
         lines += [f"{len(releases) - len(done)} known releases have no result yet.", ""]
@@ -249,13 +291,18 @@ def write_report(out: Path, releases: list[str], results: dict[str, dict], versi
         lines.append(f"| {span} ({count}) | {outcome} | {patched} | {skipped} |")
     if fails:
         lines += ["", "## Failures", ""]
-        lines += [f"- {r}: {results[r]['outcome']}: " + results[r]["message"].replace("\n", " ")
-                  + (f" ({UPSTREAM[r]})" if r in UPSTREAM else "") for r in fails]
+        lines += [
+            f"- {r}: {results[r]['outcome']}: "
+            + results[r]["message"].replace("\n", " ")
+            + (f" ({UPSTREAM[r]})" if r in UPSTREAM else "")
+            for r in fails
+        ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
 
 
 # ---- main ---------------------------------------------------------------------------------------
+
 
 def select(known: list[str], args: argparse.Namespace) -> list[str]:
     if args.releases:
@@ -269,9 +316,12 @@ def run(todo: list[str], workers: int, cache: Path, sources: str, results: dict[
     """Sweep ``todo`` in ``workers`` processes; append each result to ``cache`` as it comes."""
     times: list[float] = []
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with cache.open("a") as sink, cf.ProcessPoolExecutor(
-            max(1, workers), mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(work,)) as pool:
+    with (
+        cache.open("a") as sink,
+        cf.ProcessPoolExecutor(
+            max(1, workers), mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(work,)
+        ) as pool,
+    ):
         jobs = [pool.submit(sweep_one, r, str(wheel_path(r))) for r in todo]
         try:
             for n, job in enumerate(cf.as_completed(jobs), 1):
@@ -280,8 +330,11 @@ def run(todo: list[str], workers: int, cache: Path, sources: str, results: dict[
                 sink.flush()
                 results[record["release"]] = record
                 times.append(record["total_s"])
-                print(f"[{n:>{len(str(len(todo)))}}/{len(todo)}] {record['release']:<9} {record['total_s']:6.2f} s  "
-                      f"{headline(record)}", flush=True)
+                print(
+                    f"[{n:>{len(str(len(todo)))}}/{len(todo)}] {record['release']:<9} {record['total_s']:6.2f} s  "
+                    f"{headline(record)}",
+                    flush=True,
+                )
         except KeyboardInterrupt:
             pool.shutdown(cancel_futures=True)
             raise
@@ -294,7 +347,9 @@ def main() -> int:
     parser.add_argument("--range", default=f"{FIRST}:{LAST}", help="LO:HI, both included; an empty end is open")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--fresh", action="store_true", help="run releases that already have a cached result")
-    parser.add_argument("--cache", type=Path, help="results file (default ~/.cache/rtdetr-patch/sweep/results-<version>.jsonl)")
+    parser.add_argument(
+        "--cache", type=Path, help="results file (default ~/.cache/rtdetr-patch/sweep/results-<version>.jsonl)"
+    )
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "compatibility.md", help="the report")
     args = parser.parse_args()
 
@@ -309,8 +364,10 @@ def main() -> int:
     results = load(cache)
     stale = sum(1 for r in chosen if r in results and results[r].get("sources") != sources)
     todo = [r for r in chosen if args.fresh or r not in results]
-    print(f"rtdetr-patch {__version__} (sources {sources}): {len(chosen)} releases, {len(todo)} to run, "
-          f"{args.workers} workers; results in {cache}")
+    print(
+        f"rtdetr-patch {__version__} (sources {sources}): {len(chosen)} releases, {len(todo)} to run, "
+        f"{args.workers} workers; results in {cache}"
+    )
     if stale and not args.fresh:
         print(f"note: {stale} cached results come from other tool sources; --fresh runs them again")
     for r in todo:
@@ -334,9 +391,15 @@ def main() -> int:
 
     ran = [results[r] for r in chosen if r in results]
     failed = [x for x in ran if x["outcome"] != "pass"]
-    print(f"\n{len(ran) - len(failed)} pass, {len(failed)} fail out of {len(ran)} releases"
-          + (f"; this run: {len(times)} releases in {wall:.0f} s wall, median {statistics.median(times):.2f} s "
-             "per release (worker time)" if times else ""))
+    print(
+        f"\n{len(ran) - len(failed)} pass, {len(failed)} fail out of {len(ran)} releases"
+        + (
+            f"; this run: {len(times)} releases in {wall:.0f} s wall, median {statistics.median(times):.2f} s "
+            "per release (worker time)"
+            if times
+            else ""
+        )
+    )
     for x in failed:
         print(f"  {x['release']}: {headline(x)}")
     default = set(select(known, parser.parse_args([])))

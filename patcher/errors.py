@@ -7,8 +7,8 @@ distinct exit code (documented in the README). Nothing is written before a failu
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class Exit(enum.IntEnum):
@@ -46,8 +46,10 @@ class PatchError(Exception):
 
 
 NOTHING_WRITTEN = "Interrupted before anything was written: the install is as it was."
-WRITTEN_NOT_VERIFIED = ("Interrupted after writing: the patch is in place and recorded but not yet verified. Run "
-                        "`rtdetr-patch check` to verify it.")
+WRITTEN_NOT_VERIFIED = (
+    "Interrupted after writing: the patch is in place and recorded but not yet verified. Run "
+    "`rtdetr-patch check` to verify it."
+)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -35,8 +35,13 @@ NOT_PATCHED_PROBLEM = "this install is not patched: run `rtdetr-patch apply`"
 def describe(install: Install | None) -> dict | None:
     if install is None:
         return None
-    return {"release": install.release, "package": str(install.package), "python": install.python,
-            "how": install.how, "tested": install.tested}
+    return {
+        "release": install.release,
+        "package": str(install.package),
+        "python": install.python,
+        "how": install.how,
+        "tested": install.tested,
+    }
 
 
 def as_json(value: Any) -> Any:
@@ -228,8 +233,12 @@ class Result:
     @classmethod
     def failed(cls, exc: PatchError, install: Install | None = None) -> Result:
         """The result the command line prints (``--json``) for a command stopped by ``exc``."""
-        return cls(ok=False, exit_code=int(exc.code), error={"message": exc.message, "hint": exc.hint},
-                   ultralytics=describe(install))
+        return cls(
+            ok=False,
+            exit_code=int(exc.code),
+            error={"message": exc.message, "hint": exc.hint},
+            ultralytics=describe(install),
+        )
 
 
 @dataclass

@@ -53,4 +53,14 @@ def selected(options: frozenset[str] | set[str] = frozenset()) -> tuple[type[Tra
     return tuple(t for t in ALL if t.OPTION is None or t.OPTION in options)
 
 
-__all__ = ["FuseDeploy", "ParseModelModules", "ALL", "OPTIONS", "MARK", "Outcome", "TargetMissing", "Transform", "selected"]
+__all__ = [
+    "FuseDeploy",
+    "ParseModelModules",
+    "ALL",
+    "OPTIONS",
+    "MARK",
+    "Outcome",
+    "TargetMissing",
+    "Transform",
+    "selected",
+]

@@ -27,7 +27,8 @@ comment carrying ``MARK``), found at the same place the pristine target would be
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import ClassVar, TypeVar
 
 import libcst as cst
 import libcst.matchers as m

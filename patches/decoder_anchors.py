@@ -8,11 +8,14 @@ import libcst.matchers as m
 from .base import MARK, Outcome, Transform, expression, trailing_comment
 
 STALE = "(self.anchors.is_inference() and not torch.is_inference_mode_enabled())"
-_SHAPES_TEST = m.Comparison(left=m.Attribute(value=m.Name("self"), attr=m.Name("shapes")),
-                            comparisons=[m.ComparisonTarget(operator=m.NotEqual(), comparator=m.Name("shapes"))])
+_SHAPES_TEST = m.Comparison(
+    left=m.Attribute(value=m.Name("self"), attr=m.Name("shapes")),
+    comparisons=[m.ComparisonTarget(operator=m.NotEqual(), comparator=m.Name("shapes"))],
+)
 _ANCHORS_CALL = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name("_generate_anchors")))
-_UNCACHED = m.Assign(targets=[m.AssignTarget(target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]))],
-                     value=_ANCHORS_CALL)
+_UNCACHED = m.Assign(
+    targets=[m.AssignTarget(target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]))], value=_ANCHORS_CALL
+)
 
 
 class DecoderAnchors(Transform):

@@ -9,8 +9,9 @@ from .base import MARK, Outcome, TargetMissing, Transform, block_of, is_simple, 
 
 HELPER = "rtdetr_patch_deploy"
 CALL = f"{HELPER}(self.model)  # {MARK}: switch_to_deploy() of the added modules (re-parameterised, folded BN)\n"
-_MODULES_LOOP = m.For(iter=m.Call(func=m.Attribute(value=m.Attribute(value=m.Name("self"), attr=m.Name("model")),
-                                                  attr=m.Name("modules"))))
+_MODULES_LOOP = m.For(
+    iter=m.Call(func=m.Attribute(value=m.Attribute(value=m.Name("self"), attr=m.Name("model")), attr=m.Name("modules")))
+)
 _OURS = m.Expr(m.Call(func=m.Name(HELPER)))
 
 
@@ -56,5 +57,5 @@ class FuseDeploy(Transform):
             if isinstance(stmt, cst.If):
                 inner, outcome = self._insert(list(block_of(stmt)))
                 if outcome is not None:
-                    return body[:i] + [with_block(stmt, inner)] + body[i + 1:], outcome
+                    return body[:i] + [with_block(stmt, inner)] + body[i + 1 :], outcome
         return body, None

@@ -11,8 +11,10 @@ from .base import MARK, Outcome, Transform, compound_statement
 # ``torch.empty((1, c, *imgsz), ...)``: the release already profiles at the real image size.
 _REAL_SIZE_PROBE = m.Call(
     func=m.Attribute(value=m.Name("torch"), attr=m.Name("empty")),
-    args=[m.Arg(value=m.Tuple(elements=[m.ZeroOrMore(), m.StarredElement(value=m.Name("imgsz")), m.ZeroOrMore()])),
-          m.ZeroOrMore()],
+    args=[
+        m.Arg(value=m.Tuple(elements=[m.ZeroOrMore(), m.StarredElement(value=m.Name("imgsz")), m.ZeroOrMore()])),
+        m.ZeroOrMore(),
+    ],
 )
 
 FALLBACK = f"""\

@@ -68,8 +68,11 @@ class IouLossChoice(Transform):
         self.settle(Outcome.PATCHED)
         cfg = func.params.params[0].name.value
         line = statement(f"{CHECK}({cfg})").with_changes(
-            trailing_whitespace=trailing_comment(f"{MARK}: the yaml's iou_loss is checked when the model is built"))
-        docstring = body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())]))
+            trailing_whitespace=trailing_comment(f"{MARK}: the yaml's iou_loss is checked when the model is built")
+        )
+        docstring = body and m.matches(
+            body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
+        )
         at = 1 if docstring else 0
         return func.with_changes(body=func.body.with_changes(body=body[:at] + [line] + body[at:]))
 
@@ -102,8 +105,13 @@ class _BoxTerm(Transform):
         if m.findall(updated, _OURS):
             self.settle(Outcome.APPLIED)
             return updated
-        calls = m.findall(updated, m.Call(func=m.Name("bbox_iou"), args=[
-            m.ZeroOrMore(), m.Arg(keyword=m.Name(self.FLAG), value=m.Name("True")), m.ZeroOrMore()]))
+        calls = m.findall(
+            updated,
+            m.Call(
+                func=m.Name("bbox_iou"),
+                args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(self.FLAG), value=m.Name("True")), m.ZeroOrMore()],
+            ),
+        )
         if len(calls) != 1 or not self.fits(updated):
             return updated
         call = ensure_type(calls[0], cst.Call)
@@ -113,8 +121,10 @@ class _BoxTerm(Transform):
             return updated
         self.settle(Outcome.PATCHED)
         pred, target = (_code(a.value) for a in positional)
-        routed = expression(f'({_code(call)} if getattr(self, "{ATTR}", None) is None else self.{ATTR}({pred}, {target}, '
-                            f'xywh={_code(xywh)}, release={_code(call.func)}{self.EXTRA}))')
+        routed = expression(
+            f'({_code(call)} if getattr(self, "{ATTR}", None) is None else self.{ATTR}({pred}, {target}, '
+            f"xywh={_code(xywh)}, release={_code(call.func)}{self.EXTRA}))"
+        )
         new = updated.deep_replace(call, routed)
         return new.with_changes(trailing_whitespace=trailing_comment(f"{MARK}: the model yaml's iou_loss, if any"))
 

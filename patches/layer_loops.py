@@ -11,8 +11,12 @@ from .base import MARK, Outcome, TargetMissing, Transform, block_of, compound_st
 _SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
 _LOOP = m.For(target=m.Name("m"), iter=_SELF_MODEL | m.Subscript(value=_SELF_MODEL))
 # ``y.append(x if m.i in self.save else None)``
-_SAVE_OUTPUT = m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("append")),
-                             args=[m.Arg(m.IfExp(body=m.Name("x"), orelse=m.Name("None")))]))
+_SAVE_OUTPUT = m.Expr(
+    m.Call(
+        func=m.Attribute(value=m.Name("y"), attr=m.Name("append")),
+        args=[m.Arg(m.IfExp(body=m.Name("x"), orelse=m.Name("None")))],
+    )
+)
 _OUR_TEST = m.Call(func=m.Name("getattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString()), m.ZeroOrMore()])
 
 # ``{line}``: the loop's own statement, spliced in by ``libcst.helpers.parse_template_statement``
@@ -42,8 +46,9 @@ class LayerLoops(Transform):
     NAME = "layer-loops"
     FILE = "nn/tasks.py"
     BLOG_STEP = "4.7"
-    LOOKED_FOR = ("`y.append(x if m.i in self.save else None)` in the `for m in self.model` loops of "
-                  + " and ".join(f"{c}.{f}" for c, f in REQUIRED))
+    LOOKED_FOR = "`y.append(x if m.i in self.save else None)` in the `for m in self.model` loops of " + " and ".join(
+        f"{c}.{f}" for c, f in REQUIRED
+    )
     SCOPE = ("*.*",)
     STATEMENTS = False
 
@@ -58,8 +63,12 @@ class LayerLoops(Transform):
         where = (self.classes[-1], self.functions[-1])
         stmts = list(block_of(updated))
         for index, stmt in enumerate(stmts):
-            if isinstance(stmt, cst.If) and m.matches(stmt.test, _OUR_TEST) and isinstance(stmt.orelse, cst.Else) \
-                    and any(is_simple(s, _SAVE_OUTPUT) for s in block_of(stmt.orelse)):
+            if (
+                isinstance(stmt, cst.If)
+                and m.matches(stmt.test, _OUR_TEST)
+                and isinstance(stmt.orelse, cst.Else)
+                and any(is_simple(s, _SAVE_OUTPUT) for s in block_of(stmt.orelse))
+            ):
                 self.applied.append(where)
                 return updated
             if isinstance(stmt, cst.SimpleStatementLine) and is_simple(stmt, _SAVE_OUTPUT):
@@ -71,9 +80,12 @@ class LayerLoops(Transform):
 
     def outcome_before_walk(self, module: cst.Module) -> Outcome | None:
         """Walk only the methods that hold such a loop (found by a look at their statements)."""
-        self.scope = tuple(f"{cls}.{func.name.value}" for cls, func in methods(module)
-                           if cls is not None and any(isinstance(s, cst.For) and m.matches(s, _LOOP)
-                                                    for s in statements(block_of(func))))
+        self.scope = tuple(
+            f"{cls}.{func.name.value}"
+            for cls, func in methods(module)
+            if cls is not None
+            and any(isinstance(s, cst.For) and m.matches(s, _LOOP) for s in statements(block_of(func)))
+        )
         return None
 
     def check_found(self) -> None:
@@ -83,7 +95,9 @@ class LayerLoops(Transform):
         if missing:
             raise TargetMissing(f"{self.LOOKED_FOR} (not found in {', '.join(missing)})")
         if self.patched and self.applied:
-            raise TargetMissing(f"{self.LOOKED_FOR} (some loops are patched and others not: "
-                                f"{', '.join(c + '.' + f for c, f in self.applied)} already patched; "
-                                "the file looks hand-edited)")
+            raise TargetMissing(
+                f"{self.LOOKED_FOR} (some loops are patched and others not: "
+                f"{', '.join(c + '.' + f for c, f in self.applied)} already patched; "
+                "the file looks hand-edited)"
+            )
         self.outcome = Outcome.PATCHED if self.patched else Outcome.APPLIED

@@ -11,8 +11,9 @@ HELPER = "rtdetr_patch_preds"
 HEAD = "self.model[-1]"
 _OURS = m.Call(func=m.Name(HELPER))
 _FORWARD = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name("forward")), args=[m.Arg(m.Name("x"))])
-_CRITERION = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name("criterion")),
-                    args=[m.Arg(), m.Arg(m.Name("batch"))])
+_CRITERION = m.Call(
+    func=m.Attribute(value=m.Name("self"), attr=m.Name("criterion")), args=[m.Arg(), m.Arg(m.Name("batch"))]
+)
 
 
 class LegacyHeadPreds(Transform):
@@ -35,8 +36,10 @@ class LegacyHeadPreds(Transform):
     NAME = "legacy-head-preds"
     FILE = "nn/tasks.py"
     BLOG_STEP = "-"
-    LOOKED_FOR = ("`return self.criterion(preds, batch)` in BaseModel.loss and `output = self.forward(x)` in "
-                  "DetectionModel.__init__'s stride probe")
+    LOOKED_FOR = (
+        "`return self.criterion(preds, batch)` in BaseModel.loss and `output = self.forward(x)` in "
+        "DetectionModel.__init__'s stride probe"
+    )
     RELEASES = ((8, 4, 0), (8, 9999, 9999))  # the dict contract of Detect starts at 8.4.0
     SCOPE = ("BaseModel.loss", "DetectionModel.__init__")
 
@@ -59,8 +62,9 @@ class LegacyHeadPreds(Transform):
         if not self.in_method("BaseModel", "loss") or not m.matches(updated, _CRITERION):
             return updated
         first, second = updated.args
-        return updated.with_changes(args=[first.with_changes(value=self._wrap(first.value, "loss", m.Name("preds"))),
-                                          second])
+        return updated.with_changes(
+            args=[first.with_changes(value=self._wrap(first.value, "loss", m.Name("preds"))), second]
+        )
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         if self.classes[-1:] != ["DetectionModel"] or self.functions != ["__init__", "_forward"]:
@@ -70,8 +74,13 @@ class LegacyHeadPreds(Transform):
         return updated.with_changes(value=self._wrap(updated.value, "probe", _FORWARD))
 
     def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.BaseExpression:
-        if self.functions[-1:] == ["_forward"] and m.matches(updated, m.Subscript(
-                value=m.Name("output"), slice=[m.SubscriptElement(m.Index(m.SimpleString('"feats"') | m.SimpleString("'feats'")))])):
+        if self.functions[-1:] == ["_forward"] and m.matches(
+            updated,
+            m.Subscript(
+                value=m.Name("output"),
+                slice=[m.SubscriptElement(m.Index(m.SimpleString('"feats"') | m.SimpleString("'feats'")))],
+            ),
+        ):
             self.reads_feats = True
         return updated
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import ensure_type
 
-from .base import (MARK, Outcome, TargetMissing, Transform, block_of, compound_statement, expression, is_simple,
-                   statement, with_block)
+from .base import (
+    MARK,
+    Outcome,
+    TargetMissing,
+    Transform,
+    block_of,
+    compound_statement,
+    expression,
+    is_simple,
+    statement,
+    with_block,
+)
 
 REGISTRY = "RTDETR_PATCH_BACKBONES"
 SHIFT = "backbone_shift"
@@ -36,16 +47,26 @@ else:
 """
 
 _M_ASSIGN = m.Assign(targets=[m.AssignTarget(target=m.Name("m_"))])
-_C2_FROM_CH = m.Assign(targets=[m.AssignTarget(target=m.Name("c2"))],
-                       value=m.Subscript(value=m.Name("ch"), slice=[m.SubscriptElement(m.Index(m.Name("f")))]))
-_ATTACH = m.Assign(targets=[m.AssignTarget(target=m.Tuple(
-    elements=[m.Element(m.Attribute(value=m.Name("m_"), attr=m.Name("i"))), m.ZeroOrMore()]))])
+_C2_FROM_CH = m.Assign(
+    targets=[m.AssignTarget(target=m.Name("c2"))],
+    value=m.Subscript(value=m.Name("ch"), slice=[m.SubscriptElement(m.Index(m.Name("f")))]),
+)
+_ATTACH = m.Assign(
+    targets=[
+        m.AssignTarget(
+            target=m.Tuple(elements=[m.Element(m.Attribute(value=m.Name("m_"), attr=m.Name("i"))), m.ZeroOrMore()])
+        )
+    ]
+)
 _SAVE = m.Expr(m.Call(func=m.Attribute(value=m.Name("save"), attr=m.Name("extend"))))
 _CH_APPEND = m.Expr(m.Call(func=m.Attribute(value=m.Name("ch"), attr=m.Name("append")), args=[m.Arg(m.Name("c2"))]))
 _SHIFT_INIT = m.Assign(targets=[m.AssignTarget(target=m.Name(SHIFT))])
-_FLAG_SET = m.Assign(targets=[m.AssignTarget(target=m.Name(FLAG))],
-                     value=m.Comparison(left=m.Name("m"), comparisons=[
-                         m.ComparisonTarget(operator=m.In(), comparator=m.Name(REGISTRY))]))
+_FLAG_SET = m.Assign(
+    targets=[m.AssignTarget(target=m.Name(FLAG))],
+    value=m.Comparison(
+        left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.In(), comparator=m.Name(REGISTRY))]
+    ),
+)
 _OUR_TEST = m.Name(FLAG)
 _GUARD_TEST = m.UnaryOperation(operator=m.Not(), expression=m.Name(FLAG))
 _CH_TEST = m.Name(FLAG)
@@ -92,8 +113,9 @@ class _ShiftModulo(cst.CSTTransformer):
         super().__init__()
         self.count = 0
 
-    def leave_BinaryOperation(self, original_node: cst.BinaryOperation,
-                              updated_node: cst.BinaryOperation) -> cst.BaseExpression:
+    def leave_BinaryOperation(
+        self, original_node: cst.BinaryOperation, updated_node: cst.BinaryOperation
+    ) -> cst.BaseExpression:
         if m.matches(updated_node, _SAVE_MOD):
             self.count += 1
             return expression(f"x % (i + {SHIFT})")
@@ -102,8 +124,11 @@ class _ShiftModulo(cst.CSTTransformer):
 
 def _is_guarded_creation(stmt: cst.BaseStatement) -> bool:
     """Our guard around ``m_ = ...``: ``if not backbone_built:``."""
-    return isinstance(stmt, cst.If) and m.matches(stmt.test, _GUARD_TEST) \
+    return (
+        isinstance(stmt, cst.If)
+        and m.matches(stmt.test, _GUARD_TEST)
         and any(is_simple(x, _M_ASSIGN) for x in block_of(stmt))
+    )
 
 
 @dataclass
@@ -140,7 +165,7 @@ class LayerLoop:
         save = _needed("`save.extend(...)`", find(lambda s: is_simple(s, _SAVE)))
         _needed("`m_ = ...` (module creation)", guarded if m_assign is None else m_assign)
         _needed("`ch.append(c2)`", ch_if if ch_append is None else ch_append)
-        return cls(body[:at], loop, body[at + 1:], stmts, chain, attach, save, m_assign, guarded, ch_append, ch_if)
+        return cls(body[:at], loop, body[at + 1 :], stmts, chain, attach, save, m_assign, guarded, ch_append, ch_if)
 
     def function_body(self) -> list[cst.BaseStatement]:
         return [*self.head, with_block(self.loop, self.stmts), *self.tail]
@@ -242,7 +267,9 @@ class ShiftIndex(LoopEdit):
         if not isinstance(value, cst.Tuple) or not m.matches(value.elements[0].value, m.Name("i")):
             raise TargetMissing("`m_.i, m_.f, m_.type = i, f, t` in the layer loop of parse_model")
         elements = [value.elements[0].with_changes(value=expression(f"i + {SHIFT}")), *value.elements[1:]]
-        loop.stmts[loop.attach] = line.with_changes(body=[assign.with_changes(value=value.with_changes(elements=elements))])
+        loop.stmts[loop.attach] = line.with_changes(
+            body=[assign.with_changes(value=value.with_changes(elements=elements))]
+        )
 
 
 class ShiftSave(LoopEdit):
@@ -276,8 +303,15 @@ class ExtendChannels(LoopEdit):
 
 
 # In the order a message about a partly patched parse_model names them.
-EDITS: tuple[LoopEdit, ...] = (ShiftCounter(), RowFlag(), BackboneBranch(), GuardCreation(), ShiftIndex(), ShiftSave(),
-                               ExtendChannels())
+EDITS: tuple[LoopEdit, ...] = (
+    ShiftCounter(),
+    RowFlag(),
+    BackboneBranch(),
+    GuardCreation(),
+    ShiftIndex(),
+    ShiftSave(),
+    ExtendChannels(),
+)
 
 
 class ParseModelBackbones(Transform):
@@ -316,8 +350,10 @@ class ParseModelBackbones(Transform):
             self.settle(Outcome.APPLIED)
             return updated
         if done:
-            raise TargetMissing(f"parse_model in its pristine shape (it is partly patched: {', '.join(done)} "
-                                f"already present, the rest missing; the file looks hand-edited)")
+            raise TargetMissing(
+                f"parse_model in its pristine shape (it is partly patched: {', '.join(done)} "
+                f"already present, the rest missing; the file looks hand-edited)"
+            )
         for edit in sorted(EDITS, key=lambda e: e.INSERTS):  # each in-place edit keeps the indices valid
             edit.apply(loop)
         self.settle(Outcome.PATCHED)

@@ -15,8 +15,9 @@ BRANCH = f"""\
 if m in {REGISTRY}:  # {MARK}: a module registered with `--module FILE.py:NAME[=RULE]`, by its channel rule
     c2, args, n = rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels)
 """
-_OUR_TEST = m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.In(),
-                                                                            comparator=m.Name(REGISTRY))])
+_OUR_TEST = m.Comparison(
+    left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.In(), comparator=m.Name(REGISTRY))]
+)
 
 
 class ParseModelModules(Transform):

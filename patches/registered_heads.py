@@ -27,8 +27,13 @@ def _names_detect(node: cst.BaseExpression) -> bool:
 
 
 def _is_detect_check(test: cst.BaseExpression) -> bool:
-    return (isinstance(test, cst.Call) and m.matches(test, m.Call(func=m.Name("isinstance"))) and len(test.args) == 2
-            and m.matches(test.args[0].value, m.Name("m")) and _names_detect(test.args[1].value))
+    return (
+        isinstance(test, cst.Call)
+        and m.matches(test, m.Call(func=m.Name("isinstance")))
+        and len(test.args) == 2
+        and m.matches(test.args[0].value, m.Name("m"))
+        and _names_detect(test.args[1].value)
+    )
 
 
 class RegisteredHeads(Transform):
@@ -47,8 +52,10 @@ class RegisteredHeads(Transform):
     NAME = "registered-heads"
     FILE = "nn/tasks.py"
     BLOG_STEP = "-"
-    LOOKED_FOR = ("`if isinstance(m, Detect)` in BaseModel._apply, DetectionModel.__init__ and guess_model_task, "
-                  "and guess_model_task's cfg2task")
+    LOOKED_FOR = (
+        "`if isinstance(m, Detect)` in BaseModel._apply, DetectionModel.__init__ and guess_model_task, "
+        "and guess_model_task's cfg2task"
+    )
     SCOPE = ("BaseModel._apply", "DetectionModel.__init__", "guess_model_task")
     STATEMENTS = False
 
@@ -70,8 +77,9 @@ class RegisteredHeads(Transform):
         elif _is_detect_check(test):
             self.seen.add(site)
             self.settle(Outcome.PATCHED)
-            return updated.with_changes(test=cst.BooleanOperation(
-                left=test, operator=cst.Or(), right=expression(f"{HELPER}(m)")))
+            return updated.with_changes(
+                test=cst.BooleanOperation(left=test, operator=cst.Or(), right=expression(f"{HELPER}(m)"))
+            )
         return updated
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.BaseStatement:
@@ -81,8 +89,9 @@ class RegisteredHeads(Transform):
             return updated
         body = list(block_of(updated))
         code = [s for s in body if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))]
-        if not code or not m.matches(code[0], m.SimpleStatementLine(
-                body=[m.Assign(targets=[m.AssignTarget(target=m.Name("m"))])])):
+        if not code or not m.matches(
+            code[0], m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name("m"))])])
+        ):
             raise TargetMissing(f"{self.LOOKED_FOR} (cfg2task does not start with `m = ...`)")
         self.seen.add(site)
         if isinstance(body[-1], cst.If) and m.matches(body[-1].test, _OURS):

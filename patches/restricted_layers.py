@@ -6,20 +6,27 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import ensure_type
 
-from .base import (MARK, Outcome, TargetMissing, Transform, block_of, expression, methods, statements,
-                   trailing_comment)
+from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression, methods, statements, trailing_comment
 
 REGISTRY = "RTDETR_PATCH_BACKBONES"
 MODULES = "RTDETR_PATCH_MODULES"
 ALSO = f"m not in {REGISTRY} and m not in {MODULES}"
 
 # ``if restricted and not (isinstance(m, type) and issubclass(m, torch.nn.Module)):``
-_CHECK = m.BooleanOperation(left=m.Name("restricted"), operator=m.And(),
-                            right=m.UnaryOperation(operator=m.Not()))
-_OURS = m.BooleanOperation(left=m.BooleanOperation(left=_CHECK, operator=m.And(), right=m.Comparison(
-    left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))])),
-    operator=m.And(), right=m.Comparison(left=m.Name("m"), comparisons=[
-        m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(MODULES))]))
+_CHECK = m.BooleanOperation(left=m.Name("restricted"), operator=m.And(), right=m.UnaryOperation(operator=m.Not()))
+_OURS = m.BooleanOperation(
+    left=m.BooleanOperation(
+        left=_CHECK,
+        operator=m.And(),
+        right=m.Comparison(
+            left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(REGISTRY))]
+        ),
+    ),
+    operator=m.And(),
+    right=m.Comparison(
+        left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.NotIn(), comparator=m.Name(MODULES))]
+    ),
+)
 
 
 _RESTRICTED = m.Assign(targets=[m.AssignTarget(target=m.Name("restricted"))])
@@ -54,8 +61,9 @@ class RestrictedLayers(Transform):
             return updated
         if m.matches(updated.test, _OURS):
             self.settle(Outcome.APPLIED)
-        elif m.matches(updated.test, _CHECK) and any(m.matches(s, m.SimpleStatementLine(body=[m.Raise()]))
-                                                       for s in block_of(updated)):
+        elif m.matches(updated.test, _CHECK) and any(
+            m.matches(s, m.SimpleStatementLine(body=[m.Raise()])) for s in block_of(updated)
+        ):
             self.settle(Outcome.PATCHED)
             test = cst.BooleanOperation(left=updated.test, operator=cst.And(), right=expression(ALSO))
             header = ensure_type(updated.body, cst.IndentedBlock).header  # block_of found the raise in it
@@ -69,8 +77,11 @@ class RestrictedLayers(Transform):
         a patched one needs no walk; only a pristine check is rewritten by the (statement-level) walk."""
         body = next((f for cls, f in methods(module) if cls is None and f.name.value == "parse_model"), None)
         shapes = list(statements(block_of(body))) if body is not None else []
-        self.has_restricted = any(isinstance(s, cst.SimpleStatementLine) and any(m.matches(x, _RESTRICTED)
-                                  for x in s.body if isinstance(x, cst.Assign)) for s in shapes)
+        self.has_restricted = any(
+            isinstance(s, cst.SimpleStatementLine)
+            and any(m.matches(x, _RESTRICTED) for x in s.body if isinstance(x, cst.Assign))
+            for s in shapes
+        )
         if not self.has_restricted:
             return Outcome.NOT_NEEDED
         ifs = [s for s in shapes if isinstance(s, cst.If)]

@@ -54,7 +54,7 @@ class SafeLoadAllow(Transform):
             self.settle(Outcome.APPLIED)
             return updated
         returns = [i for i, s in enumerate(body) if is_simple(s, m.Return())]
-        if not returns or not any(is_simple(s, _ALLOW_LIST) for s in body[:returns[-1]]):
+        if not returns or not any(is_simple(s, _ALLOW_LIST) for s in body[: returns[-1]]):
             return updated
         self.settle(Outcome.PATCHED)
         body.insert(returns[-1], statement(ALLOW))

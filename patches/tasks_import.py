@@ -12,8 +12,13 @@ IMPORT_LINE = f"from {PACKAGE} import *  # noqa: F403  {MARK}: added backbones (
 
 _IMPORT = m.SimpleStatementLine(body=[m.OneOf(m.Import(), m.ImportFrom())])
 _OURS = m.SimpleStatementLine(
-    body=[m.ImportFrom(module=m.Attribute(value=m.Attribute(value=m.Name("ultralytics"), attr=m.Name("nn")),
-                                          attr=m.Name("Addmodules")))]
+    body=[
+        m.ImportFrom(
+            module=m.Attribute(
+                value=m.Attribute(value=m.Name("ultralytics"), attr=m.Name("nn")), attr=m.Name("Addmodules")
+            )
+        )
+    ]
 )
 
 

@@ -9,8 +9,9 @@ from .base import Outcome, Transform
 
 _RECT_VAL = m.Arg(
     keyword=m.Name("rect"),
-    value=m.Comparison(left=m.Name("mode"), comparisons=[m.ComparisonTarget(operator=m.Equal(),
-                                                                             comparator=m.SimpleString())]),
+    value=m.Comparison(
+        left=m.Name("mode"), comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.SimpleString())]
+    ),
 )
 _RECT_FALSE = m.Arg(keyword=m.Name("rect"), value=m.Name("False"))
 

@@ -53,8 +53,9 @@ def _source_layout() -> None:
             folder = folders.get(name)
             if folder is None:
                 return None
-            return spec_from_file_location(name, _os.path.join(folder, "__init__.py"),
-                                           submodule_search_locations=[folder])
+            return spec_from_file_location(
+                name, _os.path.join(folder, "__init__.py"), submodule_search_locations=[folder]
+            )
 
     _sys.meta_path.insert(0, _Siblings())
 
@@ -78,5 +79,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rtdetr_patch' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "apply", "adopt", "check", "revert", "PatchError", "Exit", "ApplyResult", "AdoptResult",
-           "CheckResult", "RevertResult", "JSON_SCHEMA"]
+__all__ = [
+    "__version__",
+    "apply",
+    "adopt",
+    "check",
+    "revert",
+    "PatchError",
+    "Exit",
+    "ApplyResult",
+    "AdoptResult",
+    "CheckResult",
+    "RevertResult",
+    "JSON_SCHEMA",
+]

@@ -66,8 +66,10 @@ def _restart_needed(install: Install, changed: bool) -> bool:
 
 
 def _restart_warning(result: Result, install: Install) -> None:
-    message = (f"This Python process imported Ultralytics from {install.package} before it changed: restart the "
-               "process (in a notebook: the kernel) before training, or it keeps the code it loaded.")
+    message = (
+        f"This Python process imported Ultralytics from {install.package} before it changed: restart the "
+        "process (in a notebook: the kernel) before training, or it keeps the code it loaded."
+    )
     result.restart_needed = True
     result.warnings.append(message)
     _warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -80,9 +82,12 @@ def _yaml(yaml: str) -> str:
     if path.is_file() or path.with_name(unscaled(path.name)).is_file():
         return str(path.parent.resolve() / path.name)
     if len(path.parts) > 1 or path.suffix not in (".yaml", ".yml"):
-        raise PatchError(Exit.USAGE, f"--yaml {yaml}: there is no such file (from {Path.cwd()}).",
-                         "Give the path of your model yaml, or the name of a yaml shipped in Ultralytics' "
-                         "cfg/models, e.g. rtdetr-MobileNetV3.yaml. Nothing was written.")
+        raise PatchError(
+            Exit.USAGE,
+            f"--yaml {yaml}: there is no such file (from {Path.cwd()}).",
+            "Give the path of your model yaml, or the name of a yaml shipped in Ultralytics' "
+            "cfg/models, e.g. rtdetr-MobileNetV3.yaml. Nothing was written.",
+        )
     return yaml
 
 
@@ -102,12 +107,15 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
     import difflib  # only for the refusal's closest names
 
     close = difflib.get_close_matches(yaml, sorted(names), n=4, cutoff=0.6)
-    raise PatchError(Exit.USAGE, f"--yaml {yaml}: Ultralytics {install.release} at {install.package} ships no yaml of "
-                     f"that name{', nor does rtdetr-patch add one' if adds else ''}, and there is no such file in "
-                     f"{Path.cwd()}.",
-                     (f"Did you mean {', '.join(close)}? " if close else "") +
-                     f"The shipped yamls are under {install.package / 'cfg' / 'models'}; for your own yaml give its "
-                     "path. Nothing was written.")
+    raise PatchError(
+        Exit.USAGE,
+        f"--yaml {yaml}: Ultralytics {install.release} at {install.package} ships no yaml of "
+        f"that name{', nor does rtdetr-patch add one' if adds else ''}, and there is no such file in "
+        f"{Path.cwd()}.",
+        (f"Did you mean {', '.join(close)}? " if close else "")
+        + f"The shipped yamls are under {install.package / 'cfg' / 'models'}; for your own yaml give its "
+        "path. Nothing was written.",
+    )
 
 
 def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False) -> dict:
@@ -116,10 +124,20 @@ def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False
     return verify(install, yaml=yaml, on_stage=on_stage, train=train)
 
 
-def apply(*, python: str | None = None, target: str | None = None, dry_run: bool = False, no_verify: bool = False,
-          val_rect_fix: bool = False, force: bool = False, modules: tuple[str, ...] | list[str] = (),
-          yaml: str = DEFAULT_YAML, train: bool = False, on_install: Callable[[Install], None] | None = None,
-          on_stage: Progress = _quiet) -> ApplyResult:
+def apply(
+    *,
+    python: str | None = None,
+    target: str | None = None,
+    dry_run: bool = False,
+    no_verify: bool = False,
+    val_rect_fix: bool = False,
+    force: bool = False,
+    modules: tuple[str, ...] | list[str] = (),
+    yaml: str = DEFAULT_YAML,
+    train: bool = False,
+    on_install: Callable[[Install], None] | None = None,
+    on_stage: Progress = _quiet,
+) -> ApplyResult:
     """Patch the Ultralytics found (this Python's, or ``python=``/``target=``), record the originals,
     then verify with a smoke run (skipped by ``no_verify`` and ``dry_run``).
 
@@ -136,25 +154,47 @@ def apply(*, python: str | None = None, target: str | None = None, dry_run: bool
             on_install(install)
         if not no_verify and not dry_run:
             _known_yaml(install, yaml, adds=True)
-        result = applying.apply(install, dry_run=dry_run, options=options, force=force,
-                               module_specs=tuple(str(m) for m in modules), yaml=yaml)
+        result = applying.apply(
+            install,
+            dry_run=dry_run,
+            options=options,
+            force=force,
+            module_specs=tuple(str(m) for m in modules),
+            yaml=yaml,
+        )
     with if_interrupted(NOTHING_WRITTEN if dry_run or not (result.written or result.added) else WRITTEN_NOT_VERIFIED):
-        return _finish_apply(install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage,
-                             train=train)
+        return _finish_apply(
+            install, result, dry_run=dry_run, no_verify=no_verify, yaml=yaml, on_stage=on_stage, train=train
+        )
 
 
-def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_verify: bool, yaml: str,
-                  on_stage: Progress, train: bool = False) -> ApplyResult:
-    result.notes = [not_needed_note(t.name, install.release) for t in result.transforms
-                    if t.state is Outcome.NOT_NEEDED]
+def _finish_apply(
+    install: Install,
+    result: ApplyResult,
+    *,
+    dry_run: bool,
+    no_verify: bool,
+    yaml: str,
+    on_stage: Progress,
+    train: bool = False,
+) -> ApplyResult:
+    result.notes = [
+        not_needed_note(t.name, install.release) for t in result.transforms if t.state is Outcome.NOT_NEEDED
+    ]
     if dry_run and result.plan is not None:
         import difflib  # only a dry run shows a diff
 
         result.diff = "".join(
-            "".join(difflib.unified_diff(change.before.decode("utf-8", "replace").splitlines(keepends=True),
-                                         change.after.decode("utf-8", "replace").splitlines(keepends=True),
-                                         fromfile=f"a/ultralytics/{change.rel}", tofile=f"b/ultralytics/{change.rel}"))
-            for change in result.plan.changes)
+            "".join(
+                difflib.unified_diff(
+                    change.before.decode("utf-8", "replace").splitlines(keepends=True),
+                    change.after.decode("utf-8", "replace").splitlines(keepends=True),
+                    fromfile=f"a/ultralytics/{change.rel}",
+                    tofile=f"b/ultralytics/{change.rel}",
+                )
+            )
+            for change in result.plan.changes
+        )
     if dry_run:
         return result
     if _restart_needed(install, bool(result.written or result.added)):
@@ -163,18 +203,30 @@ def _finish_apply(install: Install, result: ApplyResult, *, dry_run: bool, no_ve
         try:
             result.verification = _verify(install, yaml, on_stage, train)
         except PatchError as exc:  # say which rule each module went in with: a wrong one is the usual cause
-            rules = [f"{r['name']}={r['rule']}" + (" (from its signature)" if r.get("inferred") else "")
-                     for r in result.modules if r.get("rule")]
+            rules = [
+                f"{r['name']}={r['rule']}" + (" (from its signature)" if r.get("inferred") else "")
+                for r in result.modules
+                if r.get("rule")
+            ]
             if rules:
                 exc.message += "\nThe modules were registered as: " + ", ".join(rules) + "."
             raise
     return result
 
 
-def adopt(*, python: str | None = None, target: str | None = None, source: str | None = None,
-          wheel: str | None = None, dry_run: bool = False, no_verify: bool = False, force: bool = False,
-          yaml: str = DEFAULT_YAML, on_install: Callable[[Install], None] | None = None,
-          on_stage: Progress = _quiet) -> AdoptResult:
+def adopt(
+    *,
+    python: str | None = None,
+    target: str | None = None,
+    source: str | None = None,
+    wheel: str | None = None,
+    dry_run: bool = False,
+    no_verify: bool = False,
+    force: bool = False,
+    yaml: str = DEFAULT_YAML,
+    on_install: Callable[[Install], None] | None = None,
+    on_stage: Progress = _quiet,
+) -> AdoptResult:
     """Carry a hand-edited tree's modules and yamls into a managed patch (README, "Coming from a hand-edited
     install or a fork").
 
@@ -202,8 +254,13 @@ def adopt(*, python: str | None = None, target: str | None = None, source: str |
     return result
 
 
-def revert(*, python: str | None = None, target: str | None = None, force: bool = False,
-           on_install: Callable[[Install], None] | None = None) -> RevertResult:
+def revert(
+    *,
+    python: str | None = None,
+    target: str | None = None,
+    force: bool = False,
+    on_install: Callable[[Install], None] | None = None,
+) -> RevertResult:
     """Restore every changed file byte for byte and remove every added file.
 
     Files edited since ``apply`` stop the revert (``PatchError``, exit 7) unless ``force=True``,
@@ -219,17 +276,26 @@ def revert(*, python: str | None = None, target: str | None = None, force: bool 
     return result
 
 
-def check(*, python: str | None = None, target: str | None = None, static: bool = False,
-          error_on_warn: bool = False, yaml: str = DEFAULT_YAML, train: bool = False,
-          on_install: Callable[[Install], None] | None = None, on_stage: Progress = _quiet) -> CheckResult:
+def check(
+    *,
+    python: str | None = None,
+    target: str | None = None,
+    static: bool = False,
+    error_on_warn: bool = False,
+    yaml: str = DEFAULT_YAML,
+    train: bool = False,
+    on_install: Callable[[Install], None] | None = None,
+    on_stage: Progress = _quiet,
+) -> CheckResult:
     """Is the patch whole and unchanged, and does it run (skipped by ``static``)? ``train`` adds one short
     epoch through Ultralytics' own trainer to the smoke run.
 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
-    with if_interrupted("Interrupted: check changes nothing, the install is as it was. Run `rtdetr-patch check` "
-                        "again."):
+    with if_interrupted(
+        "Interrupted: check changes nothing, the install is as it was. Run `rtdetr-patch check` again."
+    ):
         return _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train)
 
 
@@ -254,5 +320,17 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, tr
     return result
 
 
-__all__ = ["apply", "adopt", "check", "revert", "AdoptResult", "ApplyResult", "CheckResult", "RevertResult", "Result", "PatchError", "Exit",
-           "JSON_SCHEMA"]
+__all__ = [
+    "apply",
+    "adopt",
+    "check",
+    "revert",
+    "AdoptResult",
+    "ApplyResult",
+    "CheckResult",
+    "RevertResult",
+    "Result",
+    "PatchError",
+    "Exit",
+    "JSON_SCHEMA",
+]

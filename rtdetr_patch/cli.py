@@ -25,21 +25,37 @@ __all__ = ["main", "setup", "Progress", "figures_table"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TRAIN_OPTION = click.option("--train", is_flag=True,
-                            help="Also train one short epoch of the yaml through Ultralytics' own trainer (generated "
-                                 "data, your Ultralytics settings and callbacks as they are): what would break "
-                                 "model.train() breaks here first.")
-YAML_OPTION = click.option("--yaml", "yaml", default=DEFAULT_YAML, show_default=True, metavar="NAME|PATH",
-                           help="The model yaml the verification builds: a shipped name "
-                                "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON object instead of tables (docs/options.md: \"Output for scripts: --json\").")
+TRAIN_OPTION = click.option(
+    "--train",
+    is_flag=True,
+    help="Also train one short epoch of the yaml through Ultralytics' own trainer (generated "
+    "data, your Ultralytics settings and callbacks as they are): what would break "
+    "model.train() breaks here first.",
+)
+YAML_OPTION = click.option(
+    "--yaml",
+    "yaml",
+    default=DEFAULT_YAML,
+    show_default=True,
+    metavar="NAME|PATH",
+    help="The model yaml the verification builds: a shipped name "
+    "(rtdetr-MobileNetV3-large.yaml, rtdetr-resnet18.yaml) or the path of your own.",
+)
+JSON_OPTION = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON object instead of tables (docs/options.md: "Output for scripts: --json").',
+)
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="Print nothing but failures (on stderr).")
 
 
-TARGET_OPTION = click.option("--target", "target", metavar="DIR",
-                             help="Use the ultralytics package in DIR: the package folder, site-packages, or a "
-                                  "checkout.")
+TARGET_OPTION = click.option(
+    "--target",
+    "target",
+    metavar="DIR",
+    help="Use the ultralytics package in DIR: the package folder, site-packages, or a checkout.",
+)
 
 
 def again(python: str | None, target: str | None) -> str:
@@ -51,16 +67,20 @@ def again(python: str | None, target: str | None) -> str:
 def where_options(func: F) -> F:
     """``--python`` and ``--target`` for a command that verifies (apply, adopt, check)."""
     func = TARGET_OPTION(func)
-    return click.option("--python", "python", metavar="PATH",
-                        help="Use the ultralytics of another interpreter (a venv, a conda env); it also runs the "
-                             "verification.")(func)
+    return click.option(
+        "--python",
+        "python",
+        metavar="PATH",
+        help="Use the ultralytics of another interpreter (a venv, a conda env); it also runs the verification.",
+    )(func)
 
 
 def revert_where_options(func: F) -> F:
     """``--python`` and ``--target`` for revert, which runs nothing in the target interpreter."""
     func = TARGET_OPTION(func)
-    return click.option("--python", "python", metavar="PATH",
-                        help="Use the ultralytics of another interpreter (a venv, a conda env).")(func)
+    return click.option(
+        "--python", "python", metavar="PATH", help="Use the ultralytics of another interpreter (a venv, a conda env)."
+    )(func)
 
 
 def __getattr__(name: str) -> Any:
@@ -83,11 +103,16 @@ def main() -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
 @click.option("--val-rect-fix", is_flag=True, help="Also apply blog step 4.10: rect=False for validation batches.")
 @click.option("--force", is_flag=True, help="In a git checkout: patch files that have uncommitted changes too.")
-@click.option("--module", "modules", multiple=True, metavar="FILE.py[:NAME[=RULE]]",
-              help="Add a module of your own (repeatable): NAME is the class or factory function a yaml row "
-                   "uses, RULE how parse_model passes it channels (conv, conv-n, same, plain, concat, first, last, "
-                   "inputs, inputs-out, count, head, block, backbone; default: from its signature). FILE.py alone: "
-                   "every list-returning backbone in the file.")
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="FILE.py[:NAME[=RULE]]",
+    help="Add a module of your own (repeatable): NAME is the class or factory function a yaml row "
+    "uses, RULE how parse_model passes it channels (conv, conv-n, same, plain, concat, first, last, "
+    "inputs, inputs-out, count, head, block, backbone; default: from its signature). FILE.py alone: "
+    "every list-returning backbone in the file.",
+)
 @YAML_OPTION
 @TRAIN_OPTION
 @JSON_OPTION
@@ -95,8 +120,20 @@ def main() -> None:
 def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml, train, as_json, quiet) -> None:
     """Patch Ultralytics, record the originals, then verify with a smoke run."""
     setup(quiet, as_json)
-    result = call(ApplyResult, as_json, api.apply, python=python, target=target, dry_run=dry_run,
-                  no_verify=no_verify, val_rect_fix=val_rect_fix, force=force, modules=modules, yaml=yaml, train=train)
+    result = call(
+        ApplyResult,
+        as_json,
+        api.apply,
+        python=python,
+        target=target,
+        dry_run=dry_run,
+        no_verify=no_verify,
+        val_rect_fix=val_rect_fix,
+        force=force,
+        modules=modules,
+        yaml=yaml,
+        train=train,
+    )
     if as_json:
         emit(render.json_text(result))
         return
@@ -105,9 +142,13 @@ def apply(python, target, dry_run, no_verify, val_rect_fix, force, modules, yaml
 
 @main.command(short_help="Carry a hand-edited install or a fork into the patch.")
 @where_options
-@click.option("--from", "source", metavar="DIR",
-              help="A fork's ultralytics/ folder (or the checkout holding one) to carry onto the install; "
-                   "without it the install itself is adopted in place.")
+@click.option(
+    "--from",
+    "source",
+    metavar="DIR",
+    help="A fork's ultralytics/ folder (or the checkout holding one) to carry onto the install; "
+    "without it the install itself is adopted in place.",
+)
 @click.option("--wheel", metavar="PATH", help="The wheel of the tree's own release (offline); else pip downloads it.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (names, rules, files, yamls, edits) and write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip the smoke verification after writing.")
@@ -119,8 +160,19 @@ def adopt(python, target, source, wheel, dry_run, no_verify, force, yaml, as_jso
     """Read a hand-edited tree against its own release and carry what parse_model gained (its modules, by
     rule) and its yamls into rtdetr-patch's managed patch: in place, or from a fork with --from DIR."""
     setup(quiet, as_json)
-    result = call(AdoptResult, as_json, api.adopt, python=python, target=target, source=source, wheel=wheel,
-                  dry_run=dry_run, no_verify=no_verify, force=force, yaml=yaml)
+    result = call(
+        AdoptResult,
+        as_json,
+        api.adopt,
+        python=python,
+        target=target,
+        source=source,
+        wheel=wheel,
+        dry_run=dry_run,
+        no_verify=no_verify,
+        force=force,
+        yaml=yaml,
+    )
     if as_json:
         emit(render.json_text(result))
         return
@@ -145,8 +197,12 @@ def revert(python, target, force, as_json, quiet) -> None:
 @main.command(short_help="Is the patch whole and unchanged, and does it run?")
 @where_options
 @click.option("--static", is_flag=True, help="Check the files only; skip the smoke verification.")
-@click.option("--error-on-warn", is_flag=True, help="Fail (exit 8) on warnings too, e.g. an untested release "
-              "(notes such as 'not needed on this release' never fail).")
+@click.option(
+    "--error-on-warn",
+    is_flag=True,
+    help="Fail (exit 8) on warnings too, e.g. an untested release "
+    "(notes such as 'not needed on this release' never fail).",
+)
 @YAML_OPTION
 @TRAIN_OPTION
 @JSON_OPTION
@@ -154,8 +210,17 @@ def revert(python, target, force, as_json, quiet) -> None:
 def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
     setup(quiet, as_json)
-    report = call(CheckResult, as_json, api.check, python=python, target=target, static=static,
-                  error_on_warn=error_on_warn, yaml=yaml, train=train)
+    report = call(
+        CheckResult,
+        as_json,
+        api.check,
+        python=python,
+        target=target,
+        static=static,
+        error_on_warn=error_on_warn,
+        yaml=yaml,
+        train=train,
+    )
     if as_json:
         emit(render.json_text(report))
     else:

@@ -107,7 +107,7 @@ class Progress:
     def __call__(self, stage: str) -> None:
         if out.quiet or not out.is_terminal:
             return
-        said = stage[len("adopt: "):] if stage.startswith("adopt: ") else f"verifying in a fresh process: {stage}"
+        said = stage[len("adopt: ") :] if stage.startswith("adopt: ") else f"verifying in a fresh process: {stage}"
         text = f"{said} [dim]({time.perf_counter() - self.started:.0f} s)[/]"
         if self.status is None:
             self.status = out.status(text)
@@ -121,8 +121,9 @@ class Progress:
             self.status = None
 
 
-def fail(exc: PatchError, kind: type[Result] = Result, as_json: bool = False,
-         install: Install | None = None) -> NoReturn:
+def fail(
+    exc: PatchError, kind: type[Result] = Result, as_json: bool = False, install: Install | None = None
+) -> NoReturn:
     """A failure: its message and what to do (or the failed result as JSON), then its exit code."""
     if as_json:
         emit(render.json_text(kind.failed(exc, install)))

@@ -31,11 +31,19 @@ from .patcher.states import AddedState, AdoptStatus, FileState, Outcome, Transfo
 from .patcher.version import __version__
 
 APPLY_COLOURS = {Outcome.PATCHED: "green", Outcome.APPLIED: "green", Outcome.NOT_NEEDED: "dim"}
-CHECK_COLOURS = {TransformState.APPLIED: "green", TransformState.NOT_NEEDED: "dim", TransformState.MISSING: "red",
-                 TransformState.UNRECOGNISED: "red"}
+CHECK_COLOURS = {
+    TransformState.APPLIED: "green",
+    TransformState.NOT_NEEDED: "dim",
+    TransformState.MISSING: "red",
+    TransformState.UNRECOGNISED: "red",
+}
 MODULE_COLOURS = {"ok": "green", "ok, unusual strides": "yellow", "needs arguments": "yellow", "refused": "red"}
-NAME_COLOURS = {AdoptStatus.CARRIED: "green", AdoptStatus.OURS: "green", AdoptStatus.NATIVE: "yellow",
-                AdoptStatus.NOT_CARRIED: "red"}
+NAME_COLOURS = {
+    AdoptStatus.CARRIED: "green",
+    AdoptStatus.OURS: "green",
+    AdoptStatus.NATIVE: "yellow",
+    AdoptStatus.NOT_CARRIED: "red",
+}
 
 
 # -- for scripts -----------------------------------------------------------------------------------
@@ -48,9 +56,11 @@ def json_text(result: Result) -> str:
 def install_line(out: Console, install: Install) -> None:
     """Which Ultralytics the command works on, and how it was found."""
     tested = "" if install.tested else "  [yellow](outside the tested range)[/]"
-    out.print(f"Ultralytics [bold]{escape(install.release)}[/]{tested} at {escape(str(install.package))}  "
-              f"[dim]({escape(install.how)})[/]",
-              soft_wrap=True)
+    out.print(
+        f"Ultralytics [bold]{escape(install.release)}[/]{tested} at {escape(str(install.package))}  "
+        f"[dim]({escape(install.how)})[/]",
+        soft_wrap=True,
+    )
 
 
 def error(err: Console, exc: PatchError) -> None:
@@ -75,8 +85,11 @@ def count(n: int, word: str, plural: str | None = None) -> str:
 
 
 def wrote(out: Console, written: list[str], added: list[str], store: str | None) -> None:
-    out.print(f"Wrote {count(len(written), 'file')}, added {count(len(added), 'file')}; originals recorded in "
-              f"{escape(str(store))}", soft_wrap=True)
+    out.print(
+        f"Wrote {count(len(written), 'file')}, added {count(len(added), 'file')}; originals recorded in "
+        f"{escape(str(store))}",
+        soft_wrap=True,
+    )
 
 
 def warnings(out: Console, items: list[str]) -> None:
@@ -103,8 +116,17 @@ def dry_run(out: Console) -> None:
 def diff(out: Console, text: str) -> None:
     """A unified diff, coloured like git's, never cropped to the terminal width."""
     for line in text.splitlines():
-        style = ("bold" if line.startswith(("+++", "---")) else "green" if line.startswith("+") else
-                 "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "")
+        style = (
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else ""
+        )
         out.print(Text(line, style=style), soft_wrap=True)
 
 
@@ -119,18 +141,24 @@ def table(*columns: str) -> Table:
 # -- the verification --------------------------------------------------------------------------------
 def figures_table(fig: dict) -> Table:
     """The smoke verification's figures (``result.verification``), one row per check."""
-    table = Table(title=f"Smoke verification of {fig['yaml']} ({fig['seconds']} s, torch {fig['torch']})",
-                  title_justify="left")
+    table = Table(
+        title=f"Smoke verification of {fig['yaml']} ({fig['seconds']} s, torch {fig['torch']})", title_justify="left"
+    )
     table.add_column("check")
     table.add_column("result", justify="right")
     _build_rows(table, fig)
-    table.add_row("one optimizer step", f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still "
-                  f"finite ({fig['loss_after_step']})")
+    table.add_row(
+        "one optimizer step",
+        f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still finite ({fig['loss_after_step']})",
+    )
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", _gflops(fig))
     if fig.get("fuse"):
-        table.add_row("model.fuse() for deploy", f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
-                      f"{count(fig['fuse']['deploy_modules'], 'module')} switched to deploy")
+        table.add_row(
+            "model.fuse() for deploy",
+            f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
+            f"{count(fig['fuse']['deploy_modules'], 'module')} switched to deploy",
+        )
     table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))
@@ -148,8 +176,11 @@ def _build_rows(table: Table, fig: dict) -> None:
         shown = ", ".join(sorted(set(layers)))
         table.add_row("added modules in the model", f"{count(len(layers), 'layer')}: {escape(shown)}")
     table.add_row("eval forward output", "x".join(map(str, fig["output_shape"])))
-    table.add_row("train-mode loss, backward", f"{fig['loss']}, finite gradients in "
-                  f"{fig['backbone_grad_tensors']} {'backbone' if fig['backbone_shapes'] else 'model'} tensors")
+    table.add_row(
+        "train-mode loss, backward",
+        f"{fig['loss']}, finite gradients in "
+        f"{fig['backbone_grad_tensors']} {'backbone' if fig['backbone_shapes'] else 'model'} tensors",
+    )
     iou = fig.get("iou_loss")
     if iou:
         table.add_row("box IoU loss", iou_loss_text(iou))
@@ -167,9 +198,11 @@ def _trainer_rows(table: Table, trained: dict | None) -> None:
     if not trained:
         return
     on = ", ".join(trained["integrations"]) or "none"
-    table.add_row("Ultralytics' trainer (--train)",
-                  f"{trained['iterations']} iterations at {trained['imgsz']}, nc={trained['nc']}, losses "
-                  f"{escape(str(trained['losses']))}; integrations on: {escape(on)} ({trained['seconds']} s)")
+    table.add_row(
+        "Ultralytics' trainer (--train)",
+        f"{trained['iterations']} iterations at {trained['imgsz']}, nc={trained['nc']}, losses "
+        f"{escape(str(trained['losses']))}; integrations on: {escape(on)} ({trained['seconds']} s)",
+    )
     if trained.get("iou_loss"):
         table.add_row("box IoU loss in the trainer", iou_loss_text(trained["iou_loss"]))
 
@@ -213,20 +246,24 @@ def apply_text(out: Console, result: ApplyResult, *, no_verify: bool, yaml: str)
     recovered(out, result.recovered)
     if result.upgraded_from:
         verb = "would be replaced" if result.dry_run else "was reverted and is replaced"
-        out.print(f"[yellow]The patch written by rtdetr-patch {escape(str(result.upgraded_from))} {verb} by this "
-                  f"release's ({__version__}).[/]", soft_wrap=True)
+        out.print(
+            f"[yellow]The patch written by rtdetr-patch {escape(str(result.upgraded_from))} {verb} by this "
+            f"release's ({__version__}).[/]",
+            soft_wrap=True,
+        )
     if result.modules:
         modules(out, result.modules)
     if result.already:
-        out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing "
-                  "changed.")
+        out.print("[green]Already patched[/]: every transform is applied and every file is in place; nothing changed.")
         return
     transforms = apply_table(result)
     if result.dry_run:
         diff(out, result.diff)
         for add in result.additions:
-            out.print(f"[green]+ add[/] ultralytics/{add.path} ({add.bytes:,} bytes)"
-                      + (" [dim](already there)[/]" if add.present else ""))
+            out.print(
+                f"[green]+ add[/] ultralytics/{add.path} ({add.bytes:,} bytes)"
+                + (" [dim](already there)[/]" if add.present else "")
+            )
         out.print(transforms)
         dry_run(out)
         return
@@ -239,8 +276,9 @@ def apply_text(out: Console, result: ApplyResult, *, no_verify: bool, yaml: str)
     verification = result.verification or {}
     out.print(figures_table(verification))
     wrapper = "RTDETR" if verification.get("family") == "rtdetr" else "YOLO"
-    out.print(f"[green]Patched and verified.[/] Train with {wrapper}({verification.get('yaml', yaml)!r}).",
-              soft_wrap=True)
+    out.print(
+        f"[green]Patched and verified.[/] Train with {wrapper}({verification.get('yaml', yaml)!r}).", soft_wrap=True
+    )
 
 
 def apply_table(result: ApplyResult) -> Table:
@@ -282,8 +320,13 @@ def adoption(out: Console, result: AdoptResult) -> None:
     for column in ("name", "status", "rule", "file", "why"):
         names.add_column(column, overflow="fold")
     for n in result.names:
-        names.add_row(escape(n.name), f"[{NAME_COLOURS[n.status]}]{n.status}[/]", n.rule or "",
-                      escape(n.file or ""), escape(n.why))
+        names.add_row(
+            escape(n.name),
+            f"[{NAME_COLOURS[n.status]}]{n.status}[/]",
+            n.rule or "",
+            escape(n.file or ""),
+            escape(n.why),
+        )
     out.print(names)
     for n in result.names:
         if n.code:
@@ -299,9 +342,12 @@ def adoption(out: Console, result: AdoptResult) -> None:
     s = result.summary
     if s:
         share = f" ({100 * s.build_on_target / s.build_in_source:.0f}%)" if s.build_in_source else ""
-        out.print(f"{s.carried} of {s.names} names carried; of {s.yamls} yamls, {s.build_in_source} build in "
-                  f"the tree and {s.build_on_target} of those on the target{share}, {s.same_params} with the same "
-                  "parameters.", soft_wrap=True)
+        out.print(
+            f"{s.carried} of {s.names} names carried; of {s.yamls} yamls, {s.build_in_source} build in "
+            f"the tree and {s.build_on_target} of those on the target{share}, {s.same_params} with the same "
+            "parameters.",
+            soft_wrap=True,
+        )
 
 
 def yamls_table(result: AdoptResult) -> Table:
@@ -319,8 +365,11 @@ def yaml_state(y: AdoptYamlRow) -> str:
     if not y.carried:
         return f"[red]not carried[/]: {escape(y.why)}"
     if "params" in tgt and "params" in src:
-        state = "[green]same parameters[/]" if tgt["params"] == src["params"] else \
-            f"[yellow]builds, {tgt['params'] - src['params']:+,} parameters[/]"
+        state = (
+            "[green]same parameters[/]"
+            if tgt["params"] == src["params"]
+            else f"[yellow]builds, {tgt['params'] - src['params']:+,} parameters[/]"
+        )
     elif "params" in tgt:
         state = f"[yellow]builds here, not in the tree[/]: {escape(src.get('error', ''))}"
     elif "params" in src:
@@ -346,9 +395,11 @@ def revert_text(out: Console, result: RevertResult) -> None:
         out.print("Nothing to revert: this install is not patched.")
         return
     if result.stale_release:
-        out.print(f"[yellow]The patch was recorded for Ultralytics {result.stale_release}; the install is now "
-                  f"{(result.ultralytics or {}).get('release')}.[/] Its files were not touched; the stale record "
-                  "is dropped.")
+        out.print(
+            f"[yellow]The patch was recorded for Ultralytics {result.stale_release}; the install is now "
+            f"{(result.ultralytics or {}).get('release')}.[/] Its files were not touched; the stale record "
+            "is dropped."
+        )
     for rel in result.restored:
         out.print(f"restored ultralytics/{rel}")
     for rel in result.removed:
@@ -393,8 +444,10 @@ def check_text(out: Console, result: CheckResult, *, err: Console | None = None,
 def not_patched_line(result: CheckResult, again: str) -> str:
     edits = sum(t.state is TransformState.MISSING for t in result.transforms)
     files = sum(a.state is AddedState.MISSING for a in result.added)
-    return (f"this install is not patched ({edits} edits and {files} added files missing; `check --json` lists "
-            f"them): run `rtdetr-patch apply{again}`")
+    return (
+        f"this install is not patched ({edits} edits and {files} added files missing; `check --json` lists "
+        f"them): run `rtdetr-patch apply{again}`"
+    )
 
 
 def grouped_problems(result: CheckResult, again: str) -> list[str]:
@@ -402,8 +455,11 @@ def grouped_problems(result: CheckResult, again: str) -> list[str]:
     (already rows of the table) as one line."""
     missing = [f"{a.path} is missing" for a in result.added if a.state is AddedState.MISSING]
     grouped = len(missing) > 3
-    said = [p.replace("`rtdetr-patch apply`", f"`rtdetr-patch apply{again}`") for p in result.problems
-            if not (grouped and p in missing)]
+    said = [
+        p.replace("`rtdetr-patch apply`", f"`rtdetr-patch apply{again}`")
+        for p in result.problems
+        if not (grouped and p in missing)
+    ]
     if grouped:
         said.append(f"{len(missing)} added files are missing (rows 'missing' above)")
     return said
@@ -419,25 +475,31 @@ def check_table(result: CheckResult) -> Table:
     for t in result.transforms:
         made.add_row(t.name, t.blog_step, t.file, f"[{CHECK_COLOURS[t.state]}]{t.state}[/]")
     for f in result.files:
-        made.add_row("(patched file)", "", f.path, f"[{'green' if f.state is FileState.PATCHED else 'red'}]"
-                     f"{f.state}[/]")
+        made.add_row(
+            "(patched file)", "", f.path, f"[{'green' if f.state is FileState.PATCHED else 'red'}]{f.state}[/]"
+        )
     for a in result.added:
-        made.add_row("(added)", "4.1-5.1", a.path, f"[{'green' if a.state is AddedState.PRESENT else 'red'}]"
-                     f"{a.state}[/]")
+        made.add_row(
+            "(added)", "4.1-5.1", a.path, f"[{'green' if a.state is AddedState.PRESENT else 'red'}]{a.state}[/]"
+        )
     for mod in result.modules:
         made.add_row("(--module)", "", mod.file, module_names(mod))
     return made
 
 
 def module_names(mod: CheckModuleRow) -> str:
-    return ", ".join(f"{name} ({mod.rules.get(name, 'backbone')})" for name in mod.classes) or \
-        "no names: a file beside yours that they import"
+    return (
+        ", ".join(f"{name} ({mod.rules.get(name, 'backbone')})" for name in mod.classes)
+        or "no names: a file beside yours that they import"
+    )
 
 
 def adopted_line(adopted: dict) -> str:
     """What adopt carried, as its record keeps it."""
     carried = [n["name"] for n in adopted.get("names", []) if n.get("status") == AdoptStatus.CARRIED]
-    return (f"Adopted from {escape(str(adopted.get('source')))} (Ultralytics "
-            f"{escape(str(adopted.get('source_release')))}): {count(len(carried), 'module')}, "
-            f"{count(len(adopted.get('yamls', [])), 'yaml')}; {count(len(adopted.get('edits', [])), 'edit')} left as "
-            "they were.")
+    return (
+        f"Adopted from {escape(str(adopted.get('source')))} (Ultralytics "
+        f"{escape(str(adopted.get('source_release')))}): {count(len(carried), 'module')}, "
+        f"{count(len(adopted.get('yamls', [])), 'yaml')}; {count(len(adopted.get('edits', [])), 'edit')} left as "
+        "they were."
+    )

@@ -42,13 +42,19 @@ def blog_tree(root: Path) -> Path:
     package = root / "ultralytics"
     tasks = package / "nn" / "tasks.py"
     _edit(tasks, "import torch.nn as nn\n", "import torch.nn as nn\nfrom .Addmodules import *\n")
-    _edit(tasks, "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n",
-          "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n    backbone = False\n")
+    _edit(
+        tasks,
+        "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n",
+        "layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out\n    backbone = False\n",
+    )
     _edit(tasks, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, C2f_EMA, nn.Conv2d):")
     _edit(tasks, "C3Ghost, C3x, RepC3):", "C3Ghost, C3x, RepC3, C2f_EMA):")
     _edit(tasks, "        elif m is AIFI:\n", BRANCHES + "        elif m is AIFI:\n")
-    _edit(package / "utils" / "torch_utils.py",
-          "stride = max(int(model.stride.max()), 32) if hasattr(model, 'stride') else 32", "stride = 640")
+    _edit(
+        package / "utils" / "torch_utils.py",
+        "stride = max(int(model.stride.max()), 32) if hasattr(model, 'stride') else 32",
+        "stride = 640",
+    )
     loss = package / "models" / "utils" / "loss.py"
     loss.write_bytes(loss.read_bytes() + b"\n# my loss tweak: a heavier GIoU term\n")
     folder = package / "nn" / "Addmodules"

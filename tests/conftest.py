@@ -35,14 +35,29 @@ def wheel_cache() -> Path:
 
 def wheel(release: str) -> Path:
     if os.environ.get("RTDETR_PATCH_UNIT"):  # `make test-unit`: a test that needs a release's wheel is not a unit test
-        raise RuntimeError(f"the unit tier takes no Ultralytics wheel (asked for {release}): this test needs a real "
-                           "release tree; give it one of conftest.WHEEL_FIXTURES")
+        raise RuntimeError(
+            f"the unit tier takes no Ultralytics wheel (asked for {release}): this test needs a real "
+            "release tree; give it one of conftest.WHEEL_FIXTURES"
+        )
     cache = wheel_cache()
     found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     if not found:  # into a folder of this process first, then renamed: a parallel worker never sees half a wheel
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                            "-d", scratch, f"ultralytics=={release}"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-d",
+                    scratch,
+                    f"ultralytics=={release}",
+                ],
+                check=True,
+            )
             for got in Path(scratch).glob("ultralytics-*.whl"):
                 os.replace(got, cache / got.name)
         found = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
@@ -52,8 +67,17 @@ def wheel(release: str) -> Path:
 
 # Fixtures that extract a real Ultralytics release (from its wheel): a test that uses none of them, and is not
 # marked slow or wheels (a test that reads wheels itself), is a unit test (`make test-unit`: seconds, no wheel, no network).
-WHEEL_FIXTURES = {"release_trees", "tree", "memo_plans", "runs", "trained", "patched_latest", "stock", "checkout",
-                  "own_cache"}
+WHEEL_FIXTURES = {
+    "release_trees",
+    "tree",
+    "memo_plans",
+    "runs",
+    "trained",
+    "patched_latest",
+    "stock",
+    "checkout",
+    "own_cache",
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,8 +144,11 @@ def cli():
 
 def snapshot(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under root (Python's __pycache__ left out)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 # -- plans memoised for the whole session ----------------------------------------------------------
@@ -158,7 +185,8 @@ def memo_plans(monkeypatch):
             change = real(install, rel, transforms, data)
             _PLANNED[key] = (change.before, change.after, change.steps)
         before, after, steps = _PLANNED[key]  # before is b"" where the release gates the file out
-        return plan_module.FileChange(rel=rel, path=install.package / rel, before=before, after=after,
-                                      steps=list(steps))
+        return plan_module.FileChange(
+            rel=rel, path=install.package / rel, before=before, after=after, steps=list(steps)
+        )
 
     monkeypatch.setattr(plan_module, "plan_file", cached)

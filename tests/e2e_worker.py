@@ -31,6 +31,7 @@ Compatibility shims for old releases on today's libraries (test harness only, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -89,10 +90,8 @@ def _quiet_settings() -> None:
     """No telemetry, whatever the release (settings live in $YOLO_CONFIG_DIR, a tmp folder)."""
     from ultralytics.utils import SETTINGS
 
-    try:
+    with contextlib.suppress(Exception):  # a release without that key: nothing to switch off
         SETTINGS.update(sync=False)
-    except Exception:  # a release without that key: nothing to switch off
-        pass
 
 
 def _finite(x) -> bool:
@@ -120,10 +119,27 @@ def phase_train(spec: dict) -> dict:
     model = RTDETR(spec["yaml"])
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model.train(data=spec["data"], epochs=spec["epochs"], imgsz=spec["imgsz"], batch=spec["batch"], workers=0,
-                device="cpu", plots=False, project=spec["project"], name=spec.get("name", "e2e"), exist_ok=True, val=True,
-                amp=False, seed=0, deterministic=False, verbose=False, patience=100, warmup_epochs=0,
-                close_mosaic=0, cache=False)
+    model.train(
+        data=spec["data"],
+        epochs=spec["epochs"],
+        imgsz=spec["imgsz"],
+        batch=spec["batch"],
+        workers=0,
+        device="cpu",
+        plots=False,
+        project=spec["project"],
+        name=spec.get("name", "e2e"),
+        exist_ok=True,
+        val=True,
+        amp=False,
+        seed=0,
+        deterministic=False,
+        verbose=False,
+        patience=100,
+        warmup_epochs=0,
+        close_mosaic=0,
+        cache=False,
+    )
     t_train = time.perf_counter() - t0
     trainer = model.trainer
     save_dir = Path(trainer.save_dir)
@@ -185,16 +201,29 @@ def phase_reload(spec: dict) -> dict:
 
     t0 = time.perf_counter()
     model = RTDETR(spec["best"])
-    metrics = model.val(data=spec["data"], imgsz=spec["imgsz"], batch=spec["batch"], device="cpu", workers=0,
-                        plots=False, project=spec["project"], name="val", exist_ok=True, verbose=False)
+    metrics = model.val(
+        data=spec["data"],
+        imgsz=spec["imgsz"],
+        batch=spec["batch"],
+        device="cpu",
+        workers=0,
+        plots=False,
+        project=spec["project"],
+        name="val",
+        exist_ok=True,
+        verbose=False,
+    )
     seconds["val"] = time.perf_counter() - t0
     rd = getattr(metrics, "results_dict", None) or {}
-    out["val"] = {"results_dict": {k: float(v) for k, v in rd.items()},
-                  "finite": bool(rd) and all(_finite(v) for v in rd.values())}
+    out["val"] = {
+        "results_dict": {k: float(v) for k, v in rd.items()},
+        "finite": bool(rd) and all(_finite(v) for v in rd.values()),
+    }
 
     t0 = time.perf_counter()
-    onnx_path = RTDETR(spec["best"]).export(format="onnx", imgsz=spec["imgsz"], opset=spec["opset"],
-                                            simplify=False, dynamic=False, device="cpu")
+    onnx_path = RTDETR(spec["best"]).export(
+        format="onnx", imgsz=spec["imgsz"], opset=spec["opset"], simplify=False, dynamic=False, device="cpu"
+    )
     seconds["export"] = time.perf_counter() - t0
     out["onnx"] = str(onnx_path)
 
@@ -247,9 +276,11 @@ def phase_safe(spec: dict) -> dict:
     from ultralytics.nn import tasks
 
     t0 = time.perf_counter()
-    out = {"safe_load_env": os.environ.get("ULTRALYTICS_SAFE_LOAD"),
-           "has_safe_load": hasattr(tasks, "_SafeLoad"),
-           "restricted_supported": bool(getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False))}
+    out = {
+        "safe_load_env": os.environ.get("ULTRALYTICS_SAFE_LOAD"),
+        "has_safe_load": hasattr(tasks, "_SafeLoad"),
+        "restricted_supported": bool(getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False)),
+    }
     try:
         out["predict"] = _predict(spec["best"], spec["image"], spec["imgsz"])
         out["ok"] = True
@@ -282,9 +313,12 @@ def phase_backbones(spec: dict) -> dict:
             entry["eval_shape"] = list(y.shape)
             net.train()
             net.nc = net.yaml.get("nc", 80)  # the trainer sets this from the dataset
-            batch = {"img": torch.rand(2, 3, case["imgsz"], case["imgsz"]), "batch_idx": torch.tensor([0.0, 1.0]),
-                     "cls": torch.tensor([[0.0], [1.0]]),
-                     "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.3, 0.3, 0.2, 0.2]])}
+            batch = {
+                "img": torch.rand(2, 3, case["imgsz"], case["imgsz"]),
+                "batch_idx": torch.tensor([0.0, 1.0]),
+                "cls": torch.tensor([[0.0], [1.0]]),
+                "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.3, 0.3, 0.2, 0.2]]),
+            }
             loss = net.loss(batch)
             total = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
             total.backward()
@@ -293,7 +327,7 @@ def phase_backbones(spec: dict) -> dict:
             run = phase_train({**spec, "yaml": case["yaml"], "imgsz": case["imgsz"], "epochs": 1, "name": name})
             entry.update({k: run[k] for k in ("best", "best_exists", "losses_finite", "validator_ran", "epochs_done")})
             entry["ok"] = True
-        except Exception as e:  # noqa: BLE001 - reported per case
+        except Exception as e:  # reported per case
             entry.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-3000:])
     return {"cases": out}
 
@@ -304,7 +338,7 @@ def phase_predict_many(spec: dict) -> dict:
     for best in spec["bests"]:
         try:
             out[best] = {"ok": True, **_predict(best, spec["image"], spec["imgsz"])}
-        except Exception as e:  # noqa: BLE001 - reported per checkpoint
+        except Exception as e:  # reported per checkpoint
             out[best] = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
     return {"predictions": out}
 
@@ -326,17 +360,51 @@ def phase_yolo_cli(spec: dict) -> dict:
         return time.perf_counter() - t0
 
     project, imgsz = spec["project"], spec["imgsz"]
-    seconds = {"train": yolo("train", f"model={spec['yaml']}", f"data={spec['data']}", "epochs=1", f"imgsz={imgsz}",
-                             "batch=4", "workers=0", "device=cpu", "plots=False", f"project={project}", "name=cli",
-                             "exist_ok=True", "amp=False", "seed=0", "warmup_epochs=0", "close_mosaic=0")}
+    seconds = {
+        "train": yolo(
+            "train",
+            f"model={spec['yaml']}",
+            f"data={spec['data']}",
+            "epochs=1",
+            f"imgsz={imgsz}",
+            "batch=4",
+            "workers=0",
+            "device=cpu",
+            "plots=False",
+            f"project={project}",
+            "name=cli",
+            "exist_ok=True",
+            "amp=False",
+            "seed=0",
+            "warmup_epochs=0",
+            "close_mosaic=0",
+        )
+    }
     best = Path(project) / "cli" / "weights" / "best.pt"
-    seconds["predict"] = yolo("predict", f"model={best}", f"source={spec['image']}", f"imgsz={imgsz}", "device=cpu",
-                              "save=False", "conf=0.0", f"project={project}", "name=pred", "exist_ok=True")
-    seconds["export"] = yolo("export", f"model={best}", "format=onnx", f"imgsz={imgsz}", "simplify=False",
-                             "device=cpu", f"opset={spec.get('opset', 17)}")
+    seconds["predict"] = yolo(
+        "predict",
+        f"model={best}",
+        f"source={spec['image']}",
+        f"imgsz={imgsz}",
+        "device=cpu",
+        "save=False",
+        "conf=0.0",
+        f"project={project}",
+        "name=pred",
+        "exist_ok=True",
+    )
+    seconds["export"] = yolo(
+        "export",
+        f"model={best}",
+        "format=onnx",
+        f"imgsz={imgsz}",
+        "simplify=False",
+        "device=cpu",
+        f"opset={spec.get('opset', 17)}",
+    )
     onnx_path = best.with_suffix(".onnx")
-    from ultralytics import YOLO
     import onnxruntime as ort
+    from ultralytics import YOLO
 
     model = YOLO(str(best))
     x = _image_tensor(spec["image"], imgsz)
@@ -348,16 +416,28 @@ def phase_yolo_cli(spec: dict) -> dict:
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     import numpy as np
 
-    return {"best": str(best), "best_exists": best.is_file(), "onnx_exists": onnx_path.is_file(),
-            "model_class": type(net).__name__,
-            "backbone": [type(m).__name__ for m in net.model if getattr(m, "backbone", False)],
-            "torch_shape": list(ref.shape), "onnx_shape": list(got.shape),
-            "max_abs_diff": float(np.abs(got - ref).max()) if got.shape == ref.shape else None,
-            "max_abs_ref": float(np.abs(ref).max()), "seconds": seconds}
+    return {
+        "best": str(best),
+        "best_exists": best.is_file(),
+        "onnx_exists": onnx_path.is_file(),
+        "model_class": type(net).__name__,
+        "backbone": [type(m).__name__ for m in net.model if getattr(m, "backbone", False)],
+        "torch_shape": list(ref.shape),
+        "onnx_shape": list(got.shape),
+        "max_abs_diff": float(np.abs(got - ref).max()) if got.shape == ref.shape else None,
+        "max_abs_ref": float(np.abs(ref).max()),
+        "seconds": seconds,
+    }
 
 
-PHASES = {"yolo_cli": phase_yolo_cli, "train": phase_train, "reload": phase_reload, "safe": phase_safe, "backbones": phase_backbones,
-          "predict_many": phase_predict_many}
+PHASES = {
+    "yolo_cli": phase_yolo_cli,
+    "train": phase_train,
+    "reload": phase_reload,
+    "safe": phase_safe,
+    "backbones": phase_backbones,
+    "predict_many": phase_predict_many,
+}
 
 
 def main() -> int:

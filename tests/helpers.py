@@ -24,7 +24,6 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-
 from rtdetr_patch.patches import Outcome, TargetMissing, Transform
 from terminal import HIDE_CURSOR, SHOW_CURSOR
 
@@ -144,8 +143,11 @@ def make_dataset(folder: Path, n_train: int = 8, n_val: int = 4, size: int = IMG
             img.save(folder / "images" / split / f"{split}{i}.png")
             (folder / "labels" / split / f"{split}{i}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     data = folder / "data.yaml"
-    data.write_text(f"path: {folder.as_posix()}\ntrain: images/train\nval: images/val\n"
-                    f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES)), encoding="utf-8")
+    data.write_text(
+        f"path: {folder.as_posix()}\ntrain: images/train\nval: images/val\n"
+        f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES)),
+        encoding="utf-8",
+    )
     return data
 
 
@@ -162,9 +164,17 @@ def offline_env(work: Path, release: str, **extra: str) -> dict[str, str]:
             font.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRALYTICS_", "YOLO_", "TORCH_FORCE_"))}
-    env.update(HOME=str(home), YOLO_CONFIG_DIR=str(config), YOLO_OFFLINE="1", XDG_CONFIG_HOME=str(home / ".config"),
-               MPLCONFIGDIR=str(home / "mpl"), TORCH_HOME=str(home / "torch"), OMP_NUM_THREADS="2",
-               PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore")
+    env.update(
+        HOME=str(home),
+        YOLO_CONFIG_DIR=str(config),
+        YOLO_OFFLINE="1",
+        XDG_CONFIG_HOME=str(home / ".config"),
+        MPLCONFIGDIR=str(home / "mpl"),
+        TORCH_HOME=str(home / "torch"),
+        OMP_NUM_THREADS="2",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONWARNINGS="ignore",
+    )
     if release.startswith("8.0."):
         # 8.0.x calls torch.load without weights_only on its own checkpoints; torch 2.6+ would refuse them.
         env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
@@ -175,13 +185,19 @@ def offline_env(work: Path, release: str, **extra: str) -> dict[str, str]:
 def run_phase(phase: str, spec: dict, env: dict[str, str], cwd: Path) -> tuple[dict, float, str]:
     """Run one worker phase; return (its result object, wall seconds, its combined output for messages)."""
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, str(WORKER), phase, json.dumps(spec)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=PHASE_TIMEOUT)
+    done = subprocess.run(
+        [sys.executable, str(WORKER), phase, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=PHASE_TIMEOUT,
+    )
     wall = time.perf_counter() - t0
     log = (done.stdout + "\n" + done.stderr)[-6000:]
     lines = [l for l in done.stdout.splitlines() if l.startswith("E2E_RESULT ")]
     assert done.returncode == 0 and lines, f"worker {phase} failed (rc {done.returncode}):\n{log}"
-    return json.loads(lines[-1][len("E2E_RESULT "):]), wall, log
+    return json.loads(lines[-1][len("E2E_RESULT ") :]), wall, log
 
 
 def assert_offline(attempts: list[str], what: str) -> None:

@@ -10,6 +10,7 @@ test in seconds, and is killed with its whole process group.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import re
 import select
@@ -74,8 +75,10 @@ class Terminal:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
-                raise Hang(f"{' '.join(self.argv[-4:])}: {needle!r} did not appear in {timeout} s; screen:\n"
-                           f"{self.text[-3000:]}")
+                raise Hang(
+                    f"{' '.join(self.argv[-4:])}: {needle!r} did not appear in {timeout} s; screen:\n"
+                    f"{self.text[-3000:]}"
+                )
             if self._read(min(left, 0.2)) is False and needle not in self.text:
                 raise AssertionError(f"the command ended before {needle!r}; screen:\n{self.text[-3000:]}")
 
@@ -101,14 +104,10 @@ class Terminal:
         return self.status
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # gone already
             os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):  # reaped already
             os.waitpid(self.pid, 0)
-        except OSError:
-            pass
 
 
 def run(argv: list[str], env: dict[str, str], cwd: str, timeout: float, cols: int = 100) -> tuple[int, str, str]:

@@ -14,21 +14,26 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from rtdetr_patch import __version__, api
-from rtdetr_patch.patcher.errors import Exit, PatchError
-from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
-
 import terminal
 from adopt_trees import blog_tree
 from conftest import LATEST, OLD, snapshot, wheel
-from terminal import Terminal
 from helpers import SMOKE, STARTS, cursor_shown, environment, flat
+from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
+from rtdetr_patch.patcher.errors import Exit, PatchError
+from terminal import Terminal
+
+from rtdetr_patch import __version__, api
 
 pytestmark = pytest.mark.slow
-EXPECTED = {"EMA": ("carried", "same"), "Zoom_cat": ("carried", "concat"), "C2f_EMA": ("carried", "conv-n"),
-            "MobileNetV3": ("ours", None), "Weird": ("not carried", None),
-            "Absent": ("not carried", "same"), "nn.Conv2d": ("carried", "conv")}  # its rule is known; its file does not import
+EXPECTED = {
+    "EMA": ("carried", "same"),
+    "Zoom_cat": ("carried", "concat"),
+    "C2f_EMA": ("carried", "conv-n"),
+    "MobileNetV3": ("ours", None),
+    "Weird": ("not carried", None),
+    "Absent": ("not carried", "same"),
+    "nn.Conv2d": ("carried", "conv"),
+}  # its rule is known; its file does not import
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +49,9 @@ def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     fork = blog_tree(tree(OLD))
     target = tree(LATEST)
     before_fork, before_target = snapshot(fork), snapshot(target)
-    result = api.adopt(target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True,
-                       python=sys.executable)
+    result = api.adopt(
+        target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True, python=sys.executable
+    )
     found = names(result)
     for name, (status, rule) in EXPECTED.items():
         assert found[name]["status"] == status, found[name]
@@ -59,8 +65,9 @@ def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     edits = {e["path"]: e["why"] for e in result.edits}
     assert "models/utils/loss.py" in edits and "utils/torch_utils.py" in edits
     assert snapshot(fork) == before_fork  # the fork is only read
-    assert (target / "ultralytics" / "nn" / "Addmodules" / "blocks.py").read_bytes() == \
-        (fork / "nn" / "Addmodules" / "blocks.py").read_bytes()
+    assert (target / "ultralytics" / "nn" / "Addmodules" / "blocks.py").read_bytes() == (
+        fork / "nn" / "Addmodules" / "blocks.py"
+    ).read_bytes()
     assert (target / "ultralytics" / "nn" / "Addmodules" / "attention.py").read_bytes().count(b"\r\n") > 5  # CRLF kept
     assert not (target / "ultralytics" / "nn" / "Addmodules" / "needs_pkg.py").exists()
     check = cli("check", "--target", target, "--yaml", target / "ultralytics/cfg/models/rt-detr/rtdetr-mine.yaml")
@@ -138,8 +145,23 @@ def test_a_folder_without_a_tree_is_refused(tmp_path, tree):
 def test_adopt_on_a_terminal_shows_its_stages_and_ends(tree, tmp_path):
     fork = blog_tree(tree(OLD))
     target = tree(LATEST)
-    term = Terminal([sys.executable, "-m", "rtdetr_patch", "adopt", "--from", str(fork), "--target", str(target),
-                     "--wheel", str(wheel(OLD)), "--dry-run"], environment(), str(tmp_path))
+    term = Terminal(
+        [
+            sys.executable,
+            "-m",
+            "rtdetr_patch",
+            "adopt",
+            "--from",
+            str(fork),
+            "--target",
+            str(target),
+            "--wheel",
+            str(wheel(OLD)),
+            "--dry-run",
+        ],
+        environment(),
+        str(tmp_path),
+    )
     term.expect(f"Ultralytics {LATEST} at", STARTS)
     term.expect("building the yamls", SMOKE)  # the live line while the probes work
     code = term.wait(SMOKE)
@@ -156,8 +178,14 @@ def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli, state_home):
     package = blog_tree(root)
     before = snapshot(root)
     assert cli("adopt", "--target", root, "--wheel", wheel(OLD), "--no-verify").exit_code == 0
-    more = cli("apply", "--target", root, "--no-verify", "--module",
-               f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate")
+    more = cli(
+        "apply",
+        "--target",
+        root,
+        "--no-verify",
+        "--module",
+        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
+    )
     assert more.exit_code == 0, more.output
     registry = (package / "nn" / "Addmodules" / "__init__.py").read_text(encoding="utf-8")
     assert "ChannelGate" in registry and "C2f_EMA" in registry
@@ -183,15 +211,34 @@ def test_adopt_stopped_while_writing_leaves_the_install_as_it_was(tree, how):
     blog_tree(root)
     before = snapshot(root)
     env = {**os.environ, (INTERRUPT_ENV if how == "ctrl-c" else KILL_ENV): "3"}
-    done = subprocess.run([sys.executable, "-m", "rtdetr_patch", "adopt", "--target", str(root), "--wheel",
-                           str(wheel(OLD)), "--no-verify"], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtdetr_patch",
+            "adopt",
+            "--target",
+            str(root),
+            "--wheel",
+            str(wheel(OLD)),
+            "--no-verify",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if how == "ctrl-c":
         assert done.returncode == Exit.INTERRUPTED, done.stderr
         assert "every file was put back" in done.stderr
     else:
         assert done.returncode == 137, done.stderr
         assert snapshot(root) != before  # killed half way: files were written
-        after = subprocess.run([sys.executable, "-m", "rtdetr_patch", "check", "--target", str(root), "--static"],
-                               capture_output=True, text=True, timeout=300)
+        after = subprocess.run(
+            [sys.executable, "-m", "rtdetr_patch", "check", "--target", str(root), "--static"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert "rolled back" in after.stdout + after.stderr
     assert snapshot(root) == before

@@ -15,8 +15,21 @@ PATCHER = REPO / "patcher"
 
 # Lowest first. A folder may import itself and anything before it; the top-level modules of patcher/
 # (errors, version, states, results) have floors of their own.
-FLOORS = ["errors", "version", "states", "install", "disk", "record", "target", "modules", "plan", "adopt",
-          "write", "results", "commands"]
+FLOORS = [
+    "errors",
+    "version",
+    "states",
+    "install",
+    "disk",
+    "record",
+    "target",
+    "modules",
+    "plan",
+    "adopt",
+    "write",
+    "results",
+    "commands",
+]
 
 
 def _unit(module: str) -> str:
@@ -62,3 +75,9 @@ def test_patches_use_only_the_state_vocabulary_of_patcher():
         for line, target in _imports(path):
             if target.startswith("patcher."):
                 assert target == "patcher.states", f"{path.name}:{line} imports {target}"
+
+
+def test_the_scripts_run_in_the_target_interpreter_parse_as_python_3_8():
+    """target/ runs in the training interpreter, which old Ultralytics releases pair with Python 3.8."""
+    for path in sorted((PATCHER / "target").glob("*.py")):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 8))

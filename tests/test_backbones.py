@@ -16,16 +16,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import LATEST, OLD, snapshot
-from rtdetr_patch.cli import main as cli_main
 from helpers import assert_offline, make_dataset, offline_env, run_phase
+
+from rtdetr_patch.cli import main as cli_main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbones"
 # (file, the name a yaml row uses, training image size: the attention fixture only runs at 640)
-CASES = (("repnet.py", "repnet_m0", 128), ("chan_net.py", "channet_s", 128), ("attn_net.py", "attnnet_t", 640),
-         ("FastNet.py", "FastNet", 128), ("fivenet.py", "fivenet_s", 128), ("oddnet.py", "OddNet", 128),
-         ("three_net.py", "threenet_s", 128))
+CASES = (
+    ("repnet.py", "repnet_m0", 128),
+    ("chan_net.py", "channet_s", 128),
+    ("attn_net.py", "attnnet_t", 640),
+    ("FastNet.py", "FastNet", 128),
+    ("fivenet.py", "fivenet_s", 128),
+    ("oddnet.py", "OddNet", 128),
+    ("three_net.py", "threenet_s", 128),
+)
 OLD_RELEASE_TRAINED = ("repnet_m0", "threenet_s")
 TIMM_LAYERS = ("timm.layers.drop.DropPath", "timm.layers.squeeze_excite.SEModule")
 
@@ -72,8 +78,11 @@ def test_preflight_reports_each_backbone_and_registers_it(tree, cli, state_home)
     recorded = {m["name"]: m for m in manifest["options"]["modules"]}
     assert set(TIMM_LAYERS) <= set(recorded["repnet"]["safe_names"])
     # what a checkpoint of channet_s pickles by name besides layers: a function, a torch function, a config class
-    assert {"ultralytics.nn.Addmodules.chan_net.hard_sigmoid", "ultralytics.nn.Addmodules.chan_net.StageConfig",
-            "torch._C._nn.gelu"} <= set(recorded["chan_net"]["safe_names"])
+    assert {
+        "ultralytics.nn.Addmodules.chan_net.hard_sigmoid",
+        "ultralytics.nn.Addmodules.chan_net.StageConfig",
+        "torch._C._nn.gelu",
+    } <= set(recorded["chan_net"]["safe_names"])
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0  # re-apply keeps every module
     assert init == (root / "ultralytics/nn/Addmodules/__init__.py").read_text(encoding="utf-8")
     assert cli("revert", "--target", root).exit_code == 0
@@ -144,8 +153,10 @@ def test_backbones_build_train_reload_and_revert(release, safe_load, release_tre
         assert entry["best_exists"] and entry["losses_finite"] and entry["validator_ran"], entry
         bests.append(entry["best"])
     with capsys.disabled():
-        print(f"\n[backbones] {release} (ULTRALYTICS_SAFE_LOAD={'1' if safe_load else 'unset'}): "
-              f"{len(chosen)} backbones built, trained one epoch and validated in {wall:.0f} s")
+        print(
+            f"\n[backbones] {release} (ULTRALYTICS_SAFE_LOAD={'1' if safe_load else 'unset'}): "
+            f"{len(chosen)} backbones built, trained one epoch and validated in {wall:.0f} s"
+        )
 
     image = str(data.parent / "images" / "val" / "val0.png")
     spec = {"root": str(root), "bests": bests, "image": image, "imgsz": 640}
@@ -156,7 +167,8 @@ def test_backbones_build_train_reload_and_revert(release, safe_load, release_tre
         assert pred["results"] == 1 and len(pred["backbone"]) == 1 and pred["conf_finite"], pred
 
     reverted = CliRunner(env={"RTDETR_PATCH_HOME": str(work / "state")}).invoke(
-        cli_main, ["revert", "--target", str(root)])
+        cli_main, ["revert", "--target", str(root)]
+    )
     assert reverted.exit_code == 0, reverted.output
     assert snapshot(root) == before
 
@@ -167,8 +179,17 @@ def test_verification_reloads_each_backbone_under_restricted_loading(tree, cli):
     restricted loader: FastNet pickles ``getattr(module, "forward_det")`` and timm's DropPath, repnet_m0
     timm's SEModule, channet_s a function, ``F.gelu`` and a config class; all must pass the allow-list."""
     root = tree(LATEST)
-    result = cli("apply", "--target", root, "--module", f"{FIXTURES / 'FastNet.py'}:FastNet",
-                 "--module", f"{FIXTURES / 'repnet.py'}:repnet_m0", "--module", f"{FIXTURES / 'chan_net.py'}:channet_s")
+    result = cli(
+        "apply",
+        "--target",
+        root,
+        "--module",
+        f"{FIXTURES / 'FastNet.py'}:FastNet",
+        "--module",
+        f"{FIXTURES / 'repnet.py'}:repnet_m0",
+        "--module",
+        f"{FIXTURES / 'chan_net.py'}:channet_s",
+    )
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "your FastNet" in flat and "your repnet_m0" in flat and "your channet_s" in flat

@@ -15,7 +15,10 @@ import torch.nn as nn
 
 
 def _source(module_level: str, before_loop: str, chain: str) -> str:
-    return HEAD + textwrap.dedent(module_level) + textwrap.dedent("""
+    return (
+        HEAD
+        + textwrap.dedent(module_level)
+        + textwrap.dedent("""
         def parse_model(d, ch, verbose=True):
             ch = [ch]
             layers, save, c2 = [], [], ch[-1]
@@ -25,17 +28,23 @@ def _source(module_level: str, before_loop: str, chain: str) -> str:
                 n = n_ = max(round(n * depth), 1) if n > 1 else n
         {chain}
                 m_ = m(*args)
-        """).format(before=textwrap.indent(textwrap.dedent(before_loop), "    "),
-                    chain=textwrap.indent(textwrap.dedent(chain), "        "))
+        """).format(
+            before=textwrap.indent(textwrap.dedent(before_loop), "    "),
+            chain=textwrap.indent(textwrap.dedent(chain), "        "),
+        )
+    )
 
 
 def test_a_first_test_that_sums_module_level_tuples_is_the_chain():
     """The "YOLO11 improvement project" shape: ``m in ((A, B) + C3K2_CLASS + A2C2F_CLASS)`` opens the chain."""
-    text = _source("""
+    text = _source(
+        """
         C3K2_CLASS = (C3k2, C3k2_Faster)
         A2C2F_CLASS = (A2C2f, A2C2f_DYT)
         DETECT_CLASS = (Detect, Detect_LSCD)
-        """, "", """
+        """,
+        "",
+        """
         if m in ((Classify, Conv, C2f) + C3K2_CLASS + A2C2F_CLASS):
             c1, c2 = ch[f], args[0]
             args = [c1, c2, *args[1:]]
@@ -46,7 +55,8 @@ def test_a_first_test_that_sums_module_level_tuples_is_the_chain():
             args = [c2, *args]
         else:
             c2 = ch[f]
-        """)
+        """,
+    )
     chain = parse_model_chain(text)
     assert chain is not None
     first = chain.branches[0]
@@ -58,15 +68,19 @@ def test_a_first_test_that_sums_module_level_tuples_is_the_chain():
 
 
 def test_sets_made_of_other_sets_and_unions_in_parse_model():
-    text = _source("BASE = frozenset({Conv, C2f})\n", """
+    text = _source(
+        "BASE = frozenset({Conv, C2f})\n",
+        """
         base_modules = frozenset(BASE | {SPPF, RepC3})
         repeat_modules = {C2f, RepC3}
-        """, """
+        """,
+        """
         if m in base_modules:
             c1, c2 = ch[f], args[0]
         elif m in {*repeat_modules, C3}:
             c2 = ch[f]
-        """)
+        """,
+    )
     chain = parse_model_chain(text)
     assert chain is not None
     assert chain.branches[0].names == ["Conv", "C2f", "SPPF", "RepC3"]
@@ -75,7 +89,10 @@ def test_sets_made_of_other_sets_and_unions_in_parse_model():
 
 def test_the_longest_chain_that_tests_m_is_read_not_the_statement_after_it():
     """Before, a chain whose first test was a sum listed no name and the next ``if`` was taken instead."""
-    text = _source("MORE = (B1, B2)\n", "", """
+    text = _source(
+        "MORE = (B1, B2)\n",
+        "",
+        """
         if m in ((Conv,) + MORE):
             c2 = args[0]
         elif m is Concat:
@@ -84,26 +101,32 @@ def test_the_longest_chain_that_tests_m_is_read_not_the_statement_after_it():
             c2 = ch[f]
         if m in {Detect}:
             args.append([ch[x] for x in f])
-        """)
+        """,
+    )
     chain = parse_model_chain(text)
     assert chain is not None and len(chain.branches) == 3
     assert chain.names() == ["Conv", "B1", "B2", "Concat", "Zoom"]
 
 
 def test_a_string_compare_lists_no_module():
-    text = _source("", "", """
+    text = _source(
+        "",
+        "",
+        """
         if m in {Conv}:
             c2 = args[0]
         elif m == "node_mode":
             c2 = ch[f]
-        """)
+        """,
+    )
     chain = parse_model_chain(text)
     assert chain is not None and chain.names() == ["Conv"]
 
 
 def test_sets_grown_under_a_flag_annotated_or_extended_in_place():
     """Forks build their tuples in steps: annotated, extended under ``if AVAILABLE:`` or in a ``try``, ``+=``."""
-    text = _source("""
+    text = _source(
+        """
         C3K2_CLASS: tuple = (C3k2,)
         if C3K2_EXTRACTION_AVAILABLE:
             C3K2_CLASS = C3K2_CLASS + (C3k2_Faster, C3k2_EMA)
@@ -114,12 +137,15 @@ def test_sets_grown_under_a_flag_annotated_or_extended_in_place():
         HEADS = (Detect,)
         HEADS |= {Detect_Aux}
         ALIAS = HEADS
-        """, "", """
+        """,
+        "",
+        """
         if m in ((Conv,) + C3K2_CLASS):
             c2 = args[0]
         elif m in ALIAS:
             args.append([ch[x] for x in f])
-        """)
+        """,
+    )
     chain = parse_model_chain(text)
     assert chain is not None
     assert chain.branches[0].names == ["Conv", "C3k2", "C3k2_Faster", "C3k2_EMA", "C3k2_DCN"]

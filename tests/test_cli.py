@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, OLD, RELEASES, snapshot
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import MIN_RELEASE, read_release, release_key
-
 
 pytestmark = pytest.mark.usefixtures("memo_plans")
 
@@ -179,8 +177,10 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert result.exit_code == Exit.NOT_PATCHED, result.output
     out = flat(result.output)
     # one line instead of a table of "missing" rows and a problem line per row (issue 27): the options repeated
-    assert (f"problem: this install is not patched (14 edits and 16 added files missing; `check --json` lists them): "
-            f"run `rtdetr-patch apply --target {root}`") in out
+    assert (
+        f"problem: this install is not patched (14 edits and 16 added files missing; `check --json` lists them): "
+        f"run `rtdetr-patch apply --target {root}`"
+    ) in out
     assert "│" not in out and "nn/Addmodules/MobileNetV3.py" not in out
     assert len(result.output.strip().splitlines()) == 3, result.output  # the install, the problem, the verdict
     assert f"FAILED (exit {int(Exit.NOT_PATCHED)})" in out
@@ -190,10 +190,23 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     report = json.loads(as_json.stdout)
     assert report["ok"] is False and report["recorded"] is False
     assert {t["name"]: t["state"] for t in report["transforms"]} == {
-        "tasks-import": "missing", "parse-model": "missing", "parse-model-modules": "missing", "layer-loops": "missing", "stride-probe": "missing",
-        "registered-heads": "missing", "legacy-head-preds": "missing", "safe-load": "missing", "restricted-layers": "missing", "fuse-deploy": "missing", "get-flops": "not-needed",
-        "repc3-expansion": "not-needed", "decoder-anchors": "missing", "iou-loss-choice": "missing", "iou-loss-yolo": "missing",
-        "iou-loss-detr": "missing"}
+        "tasks-import": "missing",
+        "parse-model": "missing",
+        "parse-model-modules": "missing",
+        "layer-loops": "missing",
+        "stride-probe": "missing",
+        "registered-heads": "missing",
+        "legacy-head-preds": "missing",
+        "safe-load": "missing",
+        "restricted-layers": "missing",
+        "fuse-deploy": "missing",
+        "get-flops": "not-needed",
+        "repc3-expansion": "not-needed",
+        "decoder-anchors": "missing",
+        "iou-loss-choice": "missing",
+        "iou-loss-yolo": "missing",
+        "iou-loss-detr": "missing",
+    }
     assert "nn/Addmodules/MobileNetV3.py is missing" in report["problems"]  # the JSON keeps every row's problem
     assert snapshot(root) == before and not manifests(state_home)
 
@@ -337,8 +350,12 @@ def test_val_rect_fix(tree, cli, state_home):
     assert json.loads(manifest.read_text())["options"] == {"val_rect_fix": True, "modules": []}
     report = json.loads(cli("check", "--target", root, "--static", "--json").stdout)
     assert report["ok"] is True
-    assert {"name": "val-rect", "file": "models/yolo/detect/train.py", "blog_step": "4.10",
-            "state": "applied"} in report["transforms"]
+    assert {
+        "name": "val-rect",
+        "file": "models/yolo/detect/train.py",
+        "blog_step": "4.10",
+        "state": "applied",
+    } in report["transforms"]
 
     back = cli("revert", "--target", root)
     assert back.exit_code == Exit.OK, back.output
@@ -395,7 +412,9 @@ def test_upgrade_then_apply_then_revert_leaves_no_addmodules(tree, cli, state_ho
     root = tree("8.4.0")
     assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
     _pip_upgrade(root, release_trees("8.4.0") / "ultralytics", release_trees(LATEST) / "ultralytics")
-    assert (root / "ultralytics" / "nn" / "Addmodules" / "MobileNetV3.py").is_file()  # pip leaves what it did not install
+    assert (
+        root / "ultralytics" / "nn" / "Addmodules" / "MobileNetV3.py"
+    ).is_file()  # pip leaves what it did not install
     assert cli("check", "--target", root, "--static").exit_code == Exit.CHANGED
 
     again = cli("apply", "--target", root, "--no-verify")
@@ -450,8 +469,10 @@ def test_error_on_warn(tree, cli):
 def test_untested_release_is_a_warning(tree, cli):
     root = tree(LATEST)
     init = root / "ultralytics" / "__init__.py"
-    init.write_text(init.read_text(encoding="utf-8").replace(f'"{LATEST}"', '"8.4.191"').replace(
-        f"'{LATEST}'", "'8.4.191'"), encoding="utf-8")
+    init.write_text(
+        init.read_text(encoding="utf-8").replace(f'"{LATEST}"', '"8.4.191"').replace(f"'{LATEST}'", "'8.4.191'"),
+        encoding="utf-8",
+    )
     result = cli("check", "--target", root, "--static", "--json")
     report = json.loads(result.stdout)
     assert report["ultralytics"]["release"] == "8.4.191" and report["release_tested"] is False
@@ -462,18 +483,23 @@ def test_untested_release_is_a_warning(tree, cli):
 
 
 # -- locate helpers -------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, key", [
-    ("8.0.136", (8, 0, 136)), ("8.4.190", (8, 4, 190)), ("8.3.100", (8, 3, 100)), ("8.1", (8, 1)),
-    ("8.3.0.dev0", (8, 3, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("8.0.136", (8, 0, 136)),
+        ("8.4.190", (8, 4, 190)),
+        ("8.3.100", (8, 3, 100)),
+        ("8.1", (8, 1)),
+        ("8.3.0.dev0", (8, 3, 0, 0)),
+    ],
+)
 def test_release_key(text, key):
     assert release_key(text) == key
 
 
 def test_release_key_orders_numerically():
     releases = ["8.3.99", "8.0.136", "8.3.100", "8.0.227", "8.10.0", "8.4.0", "8.1.0"]
-    assert sorted(releases, key=release_key) == ["8.0.136", "8.0.227", "8.1.0", "8.3.99", "8.3.100", "8.4.0",
-                                                 "8.10.0"]
+    assert sorted(releases, key=release_key) == ["8.0.136", "8.0.227", "8.1.0", "8.3.99", "8.3.100", "8.4.0", "8.10.0"]
     assert release_key("8.0.99") < release_key(MIN_RELEASE) <= release_key("8.0.136")
 
 
@@ -482,22 +508,28 @@ def test_release_key_pre_releases():
     assert release_key("8.1.0rc1") < release_key("8.1.1")
 
 
-@pytest.mark.parametrize("source, release", [
-    ("__version__ = '8.0.136'\n", "8.0.136"),
-    ('# Ultralytics\n"""doc"""\n\n__version__ = "8.4.190"\n\nfrom x import y\n', "8.4.190"),
-    ("import os\n__version__ = '8.3.0'\n__all__ = ['YOLO']\n", "8.3.0"),
-])
+@pytest.mark.parametrize(
+    "source, release",
+    [
+        ("__version__ = '8.0.136'\n", "8.0.136"),
+        ('# Ultralytics\n"""doc"""\n\n__version__ = "8.4.190"\n\nfrom x import y\n', "8.4.190"),
+        ("import os\n__version__ = '8.3.0'\n__all__ = ['YOLO']\n", "8.3.0"),
+    ],
+)
 def test_read_release(tmp_path, source, release):
     (tmp_path / "__init__.py").write_text(source, encoding="utf-8")
     assert read_release(tmp_path) == release
 
 
-@pytest.mark.parametrize("source, words", [
-    ("VERSION = '8.4.0'\n", "has no __version__"),
-    ("__version__ = get_version()\n", "has no __version__"),
-    ("__version__ = (\n", "Cannot read the release"),
-    (None, "Cannot read the release"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("VERSION = '8.4.0'\n", "has no __version__"),
+        ("__version__ = get_version()\n", "has no __version__"),
+        ("__version__ = (\n", "Cannot read the release"),
+        (None, "Cannot read the release"),
+    ],
+)
 def test_read_release_failures(tmp_path, source, words):
     if source is not None:
         (tmp_path / "__init__.py").write_text(source, encoding="utf-8")

@@ -10,10 +10,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import LATEST, OLD, snapshot
-from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.disk.killpoints import KILL_ENV
+from rtdetr_patch.patcher.errors import Exit
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
 
@@ -28,9 +27,15 @@ class Done:
 def run(args, env):
     """The CLI in a forked child (no interpreter start-up: many kill points stay fast), else a subprocess."""
     if not hasattr(os, "fork"):
-        return subprocess.run([sys.executable, "-m", "rtdetr_patch", *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "rtdetr_patch", *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     import rtdetr_patch.patcher.disk.killpoints
+
     from rtdetr_patch.cli import main
 
     pid = os.fork()
@@ -62,7 +67,7 @@ def kill_points(command, root, env, follow_ups, pristine, patched):
         if killed.returncode == 0:
             return tried
         assert killed.returncode == 137, killed.stdout + killed.stderr
-        tried += 1
+        tried += 1  # noqa: SIM113 - the kill points reached so far, returned once the command completes
         after = run(follow_up, env)
         assert after.returncode in (0, Exit.NOT_PATCHED), after.stdout + after.stderr
         state = snapshot(root)
@@ -88,8 +93,11 @@ def test_killed_apply_and_revert_recover(release, tree, tmp_path, capsys):
     assert run(["revert", "--target", root], env).returncode == 0
     assert snapshot(root) == pristine
 
-    follow = [["check", "--static", "--target", root], ["apply", "--no-verify", "--target", root],
-              ["revert", "--target", root]]
+    follow = [
+        ["check", "--static", "--target", root],
+        ["apply", "--no-verify", "--target", root],
+        ["revert", "--target", root],
+    ]
     apply_points = kill_points(["apply", "--target", root, "--no-verify"], root, env, follow, pristine, patched)
     # the install is pristine or patched here; make it patched for the revert round
     if snapshot(root) == pristine:
@@ -97,8 +105,10 @@ def test_killed_apply_and_revert_recover(release, tree, tmp_path, capsys):
     revert_points = kill_points(["revert", "--target", root], root, env, follow, pristine, patched)
     assert apply_points >= 8 and revert_points >= 4
     with capsys.disabled():
-        print(f"\n[crash-safety] {release}: {apply_points} apply and {revert_points} revert kill points, "
-              "each followed by check, apply or revert in turn")
+        print(
+            f"\n[crash-safety] {release}: {apply_points} apply and {revert_points} revert kill points, "
+            "each followed by check, apply or revert in turn"
+        )
 
 
 def test_concurrent_runs_never_interleave(tree, tmp_path):
@@ -126,8 +136,8 @@ def test_concurrent_runs_never_interleave(tree, tmp_path):
 
 
 def test_lock_held_gives_a_clear_message(tree, tmp_path, monkeypatch):
-    from rtdetr_patch.patcher.install.locate import locate
     from rtdetr_patch.patcher.disk.lock import InstallLock
+    from rtdetr_patch.patcher.install.locate import locate
     from rtdetr_patch.patcher.record.store import Store
 
     root = tree(LATEST)
@@ -136,7 +146,6 @@ def test_lock_held_gives_a_clear_message(tree, tmp_path, monkeypatch):
     with InstallLock(Store(install).dir, "test"):
         from rtdetr_patch.patcher.errors import PatchError
 
-        with pytest.raises(PatchError) as info:
-            with InstallLock(Store(install).dir, "the same install", wait=0.5):
-                pass
+        with pytest.raises(PatchError) as info, InstallLock(Store(install).dir, "the same install", wait=0.5):
+            pass
     assert info.value.code == Exit.LOCKED and "Another rtdetr-patch" in info.value.message

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import LATEST, OLD
 from helpers import IMGSZ, NAMES, assert_offline, make_dataset, offline_env, run_phase
+
 from rtdetr_patch.cli import main as cli_main
 
 pytestmark = pytest.mark.slow  # real torch builds or killed runs: minutes (`make test-fast` leaves them out)
@@ -52,19 +52,38 @@ def trained(release_trees, tmp_path_factory):
         root = work / "site"
         shutil.copytree(release_trees(release), root)
         t0 = time.perf_counter()
-        applied = CliRunner().invoke(cli_main, ["apply", "--target", str(root), "--no-verify"],
-                                     env={"RTDETR_PATCH_HOME": str(work / "state")}, catch_exceptions=False)
+        applied = CliRunner().invoke(
+            cli_main,
+            ["apply", "--target", str(root), "--no-verify"],
+            env={"RTDETR_PATCH_HOME": str(work / "state")},
+            catch_exceptions=False,
+        )
         t_apply = time.perf_counter() - t0
         assert applied.exit_code == 0, applied.output
         data = make_dataset(work / "data")
         run = work / "run"
         run.mkdir()
-        spec = {"root": str(root), "yaml": "rtdetr-MobileNetV3.yaml", "data": str(data), "epochs": EPOCHS,
-                "imgsz": IMGSZ, "batch": BATCH, "project": str(work / "runs")}
+        spec = {
+            "root": str(root),
+            "yaml": "rtdetr-MobileNetV3.yaml",
+            "data": str(data),
+            "epochs": EPOCHS,
+            "imgsz": IMGSZ,
+            "batch": BATCH,
+            "project": str(work / "runs"),
+        }
         result, wall, log = run_phase("train", spec, offline_env(work, release), run)
         assert result["ok"], f"training failed on {release}:\n{result.get('traceback')}\n{log}"
-        runs[release] = {"root": root, "work": work, "data": data, "run": run, "train": result, "wall": wall,
-                         "apply": t_apply, "image": str(data.parent / "images" / "val" / "val0.png")}
+        runs[release] = {
+            "root": root,
+            "work": work,
+            "data": data,
+            "run": run,
+            "train": result,
+            "wall": wall,
+            "apply": t_apply,
+            "image": str(data.parent / "images" / "val" / "val0.png"),
+        }
         return runs[release]
 
     return get
@@ -75,8 +94,11 @@ def test_train_reload_predict_export(release, trained, capsys):
     t = trained(release)
     tr = t["train"]
     assert tr["release"] == release
-    say(capsys, f"{release} apply --no-verify: {t['apply']:.1f}s; train ({EPOCHS} epochs, imgsz {IMGSZ}, "
-                f"8+4 images) subprocess wall {t['wall']:.1f}s (train() {tr['seconds']['train']:.1f}s)")
+    say(
+        capsys,
+        f"{release} apply --no-verify: {t['apply']:.1f}s; train ({EPOCHS} epochs, imgsz {IMGSZ}, "
+        f"8+4 images) subprocess wall {t['wall']:.1f}s (train() {tr['seconds']['train']:.1f}s)",
+    )
 
     # Training: weights and results written, Ultralytics' validator ran, losses finite (mAP is ~0: not asserted).
     assert tr["best_exists"] and tr["last_exists"], tr
@@ -90,13 +112,24 @@ def test_train_reload_predict_export(release, trained, capsys):
     assert_offline(tr["network_attempts"], f"{release} training")
 
     # Fresh process: reload best.pt, predict, val, export to ONNX, onnxruntime vs torch.
-    spec = {"root": str(t["root"]), "best": tr["best"], "image": t["image"], "data": str(t["data"]),
-            "imgsz": IMGSZ, "batch": BATCH, "opset": OPSET, "project": str(t["work"] / "runs")}
+    spec = {
+        "root": str(t["root"]),
+        "best": tr["best"],
+        "image": t["image"],
+        "data": str(t["data"]),
+        "imgsz": IMGSZ,
+        "batch": BATCH,
+        "opset": OPSET,
+        "project": str(t["work"] / "runs"),
+    }
     out, wall, log = run_phase("reload", spec, offline_env(t["work"], release), t["run"])
     assert out["ok"], f"reload/predict/export failed on {release}:\n{out.get('traceback')}\n{log}"
     s = out["seconds"]
-    say(capsys, f"{release} reload subprocess wall {wall:.1f}s: reload+predict {s['reload_predict']:.1f}s, "
-                f"val {s['val']:.1f}s, export {s['export']:.1f}s, onnxruntime+compare {s['onnx_compare']:.1f}s")
+    say(
+        capsys,
+        f"{release} reload subprocess wall {wall:.1f}s: reload+predict {s['reload_predict']:.1f}s, "
+        f"val {s['val']:.1f}s, export {s['export']:.1f}s, onnxruntime+compare {s['onnx_compare']:.1f}s",
+    )
 
     say(capsys, f"{release} reload: network attempts refused: {out['network_attempts'] or 'none'}")
     assert_offline(out["network_attempts"], f"{release} reload/predict/val/export")
@@ -111,10 +144,13 @@ def test_train_reload_predict_export(release, trained, capsys):
     cmp = out["compare"]
     assert Path(out["onnx"]).is_file()
     assert cmp["onnx_shape"] == cmp["torch_shape"] == [1, 300, 4 + len(NAMES)], cmp
-    say(capsys, f"{release} ONNX (opset {OPSET}, onnxruntime {cmp['onnxruntime']}) vs torch on a val image: "
-                f"max abs diff {cmp['max_abs_diff']:.3g} with queries matched, {cmp['max_abs_diff_in_order']:.3g} "
-                f"in output order ({cmp['rows_out_of_order']} of 300 queries swapped by near-tied top-k scores); "
-                f"outputs up to {cmp['max_abs_ref']:.3g}")
+    say(
+        capsys,
+        f"{release} ONNX (opset {OPSET}, onnxruntime {cmp['onnxruntime']}) vs torch on a val image: "
+        f"max abs diff {cmp['max_abs_diff']:.3g} with queries matched, {cmp['max_abs_diff_in_order']:.3g} "
+        f"in output order ({cmp['rows_out_of_order']} of 300 queries swapped by near-tied top-k scores); "
+        f"outputs up to {cmp['max_abs_ref']:.3g}",
+    )
     assert cmp["max_abs_diff"] < ONNX_TOLERANCE, cmp
 
 
@@ -130,8 +166,11 @@ def test_reload_with_safe_load(release, trained, release_trees, capsys):
     t = trained(release)
     spec = {"root": str(t["root"]), "best": t["train"]["best"], "image": t["image"], "imgsz": IMGSZ}
     out, wall, log = run_phase("safe", spec, offline_env(t["work"], release, ULTRALYTICS_SAFE_LOAD="1"), t["run"])
-    say(capsys, f"{release} ULTRALYTICS_SAFE_LOAD=1 reload subprocess wall {wall:.1f}s: "
-                f"{'ok' if out['ok'] else out['error'].splitlines()[0]}")
+    say(
+        capsys,
+        f"{release} ULTRALYTICS_SAFE_LOAD=1 reload subprocess wall {wall:.1f}s: "
+        f"{'ok' if out['ok'] else out['error'].splitlines()[0]}",
+    )
     assert out["has_safe_load"] and out["restricted_supported"] and out["safe_load_env"] == "1", out
     assert_offline(out["network_attempts"], f"{release} restricted reload")
     assert out["ok"], f"{out.get('error')}\n{out.get('traceback')}"
@@ -149,21 +188,39 @@ def test_modules_of_every_rule_train_and_reload_under_safe_load(release_trees, t
     work = tmp_path
     root = work / "site"
     shutil.copytree(release_trees(LATEST), root)
-    applied = CliRunner().invoke(cli_main, ["apply", "--target", str(root), "--no-verify", *modules_args()],
-                                 env={"RTDETR_PATCH_HOME": str(work / "state")}, catch_exceptions=False)
+    applied = CliRunner().invoke(
+        cli_main,
+        ["apply", "--target", str(root), "--no-verify", *modules_args()],
+        env={"RTDETR_PATCH_HOME": str(work / "state")},
+        catch_exceptions=False,
+    )
     assert applied.exit_code == 0, applied.output
     data = make_dataset(work / "data")
     run = work / "run"
     run.mkdir()
     env = offline_env(work, LATEST, ULTRALYTICS_SAFE_LOAD="1")
-    spec = {"root": str(root), "yaml": str(FIXTURES / "rtdetr-r18-modules.yaml"), "data": str(data), "epochs": 1,
-            "imgsz": IMGSZ, "batch": BATCH, "project": str(work / "runs")}
+    spec = {
+        "root": str(root),
+        "yaml": str(FIXTURES / "rtdetr-r18-modules.yaml"),
+        "data": str(data),
+        "epochs": 1,
+        "imgsz": IMGSZ,
+        "batch": BATCH,
+        "project": str(work / "runs"),
+    }
     result, wall, log = run_phase("train", spec, env, run)
     assert result["ok"], f"training failed:\n{result.get('traceback')}\n{log}"
-    spec = {"root": str(root), "best": result["best"], "image": str(data.parent / "images" / "val" / "val0.png"),
-            "imgsz": IMGSZ}
+    spec = {
+        "root": str(root),
+        "best": result["best"],
+        "image": str(data.parent / "images" / "val" / "val0.png"),
+        "imgsz": IMGSZ,
+    }
     out, wall_safe, log = run_phase("safe", spec, env, run)
-    say(capsys, f"modules of every rule: trained 1 epoch in {wall:.1f}s; restricted reload and predict "
-                f"{'ok' if out['ok'] else out.get('error', '').splitlines()[0]} ({wall_safe:.1f}s)")
+    say(
+        capsys,
+        f"modules of every rule: trained 1 epoch in {wall:.1f}s; restricted reload and predict "
+        f"{'ok' if out['ok'] else out.get('error', '').splitlines()[0]} ({wall_safe:.1f}s)",
+    )
     assert out["restricted_supported"] and out["ok"], f"{out.get('error')}\n{out.get('traceback')}"
     assert out["predict"]["results"] == 1

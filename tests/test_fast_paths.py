@@ -19,13 +19,13 @@ import sys
 
 import libcst as cst
 import pytest
-
 from conftest import LATEST, OLD, RELEASES, snapshot
-from rtdetr_patch import patches
-from rtdetr_patch.patcher.plan import source
+from rtdetr_patch.patcher.commands.check import inspect
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.install.locate import locate
-from rtdetr_patch.patcher.commands.check import inspect
+from rtdetr_patch.patcher.plan import source
+
+from rtdetr_patch import patches
 
 
 def test_one_parse_per_file_per_run(tree, cli, monkeypatch):
@@ -132,8 +132,13 @@ print("HEAVY=" + ",".join(heavy), "CODE=%s" % code)
 
 
 def _probe(*args) -> str:
-    done = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -153,7 +158,9 @@ def test_record_only_paths_import_neither_libcst_nor_git(tree, cli):
 def test_only_the_command_process_turns_the_collector_off():
     """The command switches Python's cyclic collector off for its own short process (its trees hold no
     cycles); importing the package or its API in a user's process leaves the collector as it was."""
-    code = ("import gc, rtdetr_patch, rtdetr_patch.api, rtdetr_patch.cli; a = gc.isenabled(); "
-            "import rtdetr_patch._entry; print(a, gc.isenabled())")
+    code = (
+        "import gc, rtdetr_patch, rtdetr_patch.api, rtdetr_patch.cli; a = gc.isenabled(); "
+        "import rtdetr_patch._entry; print(a, gc.isenabled())"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "False"], done

@@ -20,13 +20,16 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, OLD, snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modules"
 YAML = FIXTURES / "yolo-legacy-head.yaml"
-MODULES = ("--module", f"{FIXTURES / 'reparam.py'}:RepELAN,RepDW,CountedRep",
-           "--module", f"{FIXTURES / 'legacy_heads.py'}:LegacyHead,LegacyDetect")
+MODULES = (
+    "--module",
+    f"{FIXTURES / 'reparam.py'}:RepELAN,RepDW,CountedRep",
+    "--module",
+    f"{FIXTURES / 'legacy_heads.py'}:LegacyHead,LegacyDetect",
+)
 
 
 def flat(text: str) -> str:
@@ -43,8 +46,13 @@ def detect_yaml(tmp_path: Path) -> Path:
 
 
 def run_script(code: str, timeout: int = 600) -> dict:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "YOLO_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -197,15 +205,17 @@ def test_stock_training_loss_is_bit_identical(tree, cli, tmp_path):
 def test_a_head_without_nc_or_reg_max_is_named_with_what_to_do(tree, cli, tmp_path):
     root = tree(LATEST)
     assert cli("apply", "--target", root, "--no-verify", *MODULES).exit_code == 0
-    code = (f"import sys\nsys.path.insert(0, {str(root)!r})\nimport torch\n"
-            "from ultralytics.nn.Addmodules import rtdetr_patch_preds\n"
-            "from ultralytics.nn.Addmodules.legacy_heads import LegacyHead\n"
-            "head = LegacyHead(3, [8])\nhead.reg_max = None\n"
-            "try:\n    rtdetr_patch_preds(head, [torch.zeros(1, 67, 4, 4)])\n"
-            "except TypeError as exc:\n    print(exc)\n"
-            "head.reg_max = 16\n"
-            "try:\n    rtdetr_patch_preds(head, [torch.zeros(1, 60, 4, 4)])\n"
-            "except TypeError as exc:\n    print(exc)\n")
+    code = (
+        f"import sys\nsys.path.insert(0, {str(root)!r})\nimport torch\n"
+        "from ultralytics.nn.Addmodules import rtdetr_patch_preds\n"
+        "from ultralytics.nn.Addmodules.legacy_heads import LegacyHead\n"
+        "head = LegacyHead(3, [8])\nhead.reg_max = None\n"
+        "try:\n    rtdetr_patch_preds(head, [torch.zeros(1, 67, 4, 4)])\n"
+        "except TypeError as exc:\n    print(exc)\n"
+        "head.reg_max = 16\n"
+        "try:\n    rtdetr_patch_preds(head, [torch.zeros(1, 60, 4, 4)])\n"
+        "except TypeError as exc:\n    print(exc)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = done.stdout.strip().splitlines()[-2:]

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, OLD, snapshot
 from rtdetr_patch.patcher.errors import Exit
 
@@ -152,21 +151,50 @@ def test_writes_nowhere_else(release_trees, tmp_path):
     root = world / "site"
     shutil.copytree(release_trees(OLD), root)
     state = world / "state"
-    env = {**os.environ, "HOME": str(world / "home"), "TMPDIR": str(world / "tmp"),
-           "XDG_STATE_HOME": str(world / "xdg"), "XDG_CONFIG_HOME": str(world / "xdg"),
-           "XDG_CACHE_HOME": str(world / "xdg"), "RTDETR_PATCH_HOME": str(state), "PYTHONDONTWRITEBYTECODE": "1"}
-    outside = lambda: {k: v for k, v in snapshot(world).items()  # noqa: E731
-                       if not k.startswith(("site/ultralytics/", "state/"))}
+    env = {
+        **os.environ,
+        "HOME": str(world / "home"),
+        "TMPDIR": str(world / "tmp"),
+        "XDG_STATE_HOME": str(world / "xdg"),
+        "XDG_CONFIG_HOME": str(world / "xdg"),
+        "XDG_CACHE_HOME": str(world / "xdg"),
+        "RTDETR_PATCH_HOME": str(state),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+    def outside() -> dict:
+        return {k: v for k, v in snapshot(world).items() if not k.startswith(("site/ultralytics/", "state/"))}
+
     before = outside()
-    commands = [["apply", "--no-verify"], ["apply", "--no-verify"], ["check", "--static"], ["check", "--static", "--json"],
-                ["apply", "--dry-run"], ["revert"], ["revert"], ["check", "--static"]]
+    commands = [
+        ["apply", "--no-verify"],
+        ["apply", "--no-verify"],
+        ["check", "--static"],
+        ["check", "--static", "--json"],
+        ["apply", "--dry-run"],
+        ["revert"],
+        ["revert"],
+        ["check", "--static"],
+    ]
     codes = []
     for args in commands:
-        done = subprocess.run([sys.executable, "-m", "rtdetr_patch", *args, "--target", str(root)], env=env, cwd=world / "other",
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "rtdetr_patch", *args, "--target", str(root)],
+            env=env,
+            cwd=world / "other",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         codes.append(done.returncode)
-    bad = subprocess.run([sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(world / "other")], env=env,
-                         cwd=world / "other", capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(world / "other")],
+        env=env,
+        cwd=world / "other",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert codes == [0, 0, 0, 0, 0, 0, 0, Exit.NOT_PATCHED] and bad.returncode == Exit.NOT_FOUND
     assert outside() == before
     assert not any((world / "tmp").iterdir()) and not any((world / "xdg").iterdir())

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, OLD, snapshot
 from rtdetr_patch.patcher.errors import Exit
 
@@ -23,10 +22,12 @@ MOBILENETV3_PARAMS = 9_847_760  # RT-DETR with MobileNetV3-Small (the blog's yam
 
 def flops_of(root: Path, yaml: str) -> float:
     """GFLOPs the release's own get_flops reports for a model (what model.info() prints)."""
-    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "from ultralytics import RTDETR\n"
-            "from ultralytics.utils.torch_utils import get_flops\n"
-            f"print('GFLOPS', get_flops(RTDETR({yaml!r}).model, 640))\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
+        "from ultralytics import RTDETR\n"
+        "from ultralytics.utils.torch_utils import get_flops\n"
+        f"print('GFLOPS', get_flops(RTDETR({yaml!r}).model, 640))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     line = [l for l in done.stdout.splitlines() if l.startswith("GFLOPS")][-1]
@@ -71,8 +72,10 @@ def test_old_release_prints_gflops_only_after_the_patch(tree, cli):
 def test_blog_yaml_does_not_build_on_a_pristine_install(tree):
     """What the patch is for: without it the blog's yaml cannot even name its backbone."""
     root = tree(LATEST)
-    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "from ultralytics import RTDETR\nRTDETR('rtdetr-MobileNetV3.yaml')\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
+        "from ultralytics import RTDETR\nRTDETR('rtdetr-MobileNetV3.yaml')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=600)
     assert done.returncode != 0
 
@@ -109,11 +112,14 @@ def patched_latest(release_trees, tmp_path_factory):
     mp.undo()
 
 
-@pytest.mark.parametrize("yaml, widths, params", [
-    ("rtdetr-MobileNetV3-small.yaml", [16, 24, 48, 576], MOBILENETV3_PARAMS),
-    ("rtdetr-MobileNetV3-large.yaml", [24, 40, 112, 960], 12_011_488),
-    ("rtdetr-MobileNetV3-tv.yaml", [16, 24, 24, 40, 40, 40, 48, 48, 96, 96, 96, 576], 9_847_760),
-])
+@pytest.mark.parametrize(
+    "yaml, widths, params",
+    [
+        ("rtdetr-MobileNetV3-small.yaml", [16, 24, 48, 576], MOBILENETV3_PARAMS),
+        ("rtdetr-MobileNetV3-large.yaml", [24, 40, 112, 960], 12_011_488),
+        ("rtdetr-MobileNetV3-tv.yaml", [16, 24, 24, 40, 40, 40, 48, 48, 96, 96, 96, 576], 9_847_760),
+    ],
+)
 def test_each_shipped_yaml_trains_one_step(patched_latest, yaml, widths, params):
     """Every shipped yaml passes the smoke verification: eval forward, loss, backward, one SGD step."""
     root, mp = patched_latest
@@ -126,7 +132,7 @@ def test_each_shipped_yaml_trains_one_step(patched_latest, yaml, widths, params)
     fig = json.loads(result.output)["verification"]
     assert fig["yaml"] == yaml
     assert fig["params"] == params
-    assert fig["backbone_widths"][-len(widths):] == widths
+    assert fig["backbone_widths"][-len(widths) :] == widths
     assert fig["loss_after_step"] == fig["loss_after_step"]  # finite: NaN != NaN, and the smoke checked isfinite
     assert fig["gflops"] > 20
 
@@ -136,19 +142,22 @@ def test_pretrained_weights_through_the_yaml(patched_latest, tmp_path):
     root, _ = patched_latest
     small = (root / "ultralytics/cfg/models/rt-detr/rtdetr-MobileNetV3-small.yaml").read_text(encoding="utf-8")
     yaml = tmp_path / "rtdetr-mnv3-pretrained.yaml"
-    yaml.write_text(small.replace("MobileNetV3, [small, 1.0]]", "MobileNetV3, [small, 1.0, weights/mnv3.pth]]"),
-                    encoding="utf-8")
-    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "import os, torch, torchvision\n"
-            "torch.manual_seed(1)\n"
-            "ref = torchvision.models.mobilenet_v3_small()\n"
-            "os.makedirs('weights', exist_ok=True); torch.save(ref.state_dict(), 'weights/mnv3.pth')\n"
-            "from ultralytics import RTDETR\n"
-            f"net = RTDETR({str(yaml)!r}).model\n"
-            "bb = [m for m in net.model if getattr(m, 'backbone', False)][0]\n"
-            "ours = bb.features.state_dict(); theirs = ref.features.state_dict()\n"
-            "assert ours.keys() == theirs.keys()\n"
-            "print('MATCHED', sum(torch.equal(ours[k], theirs[k]) for k in ours), len(ours))\n")
+    yaml.write_text(
+        small.replace("MobileNetV3, [small, 1.0]]", "MobileNetV3, [small, 1.0, weights/mnv3.pth]]"), encoding="utf-8"
+    )
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
+        "import os, torch, torchvision\n"
+        "torch.manual_seed(1)\n"
+        "ref = torchvision.models.mobilenet_v3_small()\n"
+        "os.makedirs('weights', exist_ok=True); torch.save(ref.state_dict(), 'weights/mnv3.pth')\n"
+        "from ultralytics import RTDETR\n"
+        f"net = RTDETR({str(yaml)!r}).model\n"
+        "bb = [m for m in net.model if getattr(m, 'backbone', False)][0]\n"
+        "ours = bb.features.state_dict(); theirs = ref.features.state_dict()\n"
+        "assert ours.keys() == theirs.keys()\n"
+        "print('MATCHED', sum(torch.equal(ours[k], theirs[k]) for k in ours), len(ours))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     matched, total = map(int, done.stdout.split("MATCHED")[-1].split())

@@ -18,7 +18,6 @@ from pathlib import Path
 import libcst as cst
 import pytest
 import torch
-
 from rtdetr_patch.patches.iou_loss import DetrBoxIou, YoloBoxIou
 
 _FILE = Path(__file__).resolve().parent.parent / "templates" / "Addmodules" / "iou_losses.py"
@@ -195,15 +194,18 @@ def test_yolo_grid_context_from_anchor_points():
 
 
 # -- the yaml's key: refused with a message that says what to do ----------------------------------------------
-@pytest.mark.parametrize(("cfg", "words"), [
-    ({"iou_loss": "fancy-iou"}, ["`iou_loss: fancy-iou`", "Accepted values", "siou", "inner-BASE", "remove it"]),
-    ({"iou_loss": "inner-nwd"}, ["`iou_loss: inner-nwd`", "Accepted values"]),
-    ({"iou_loss": "siou", "iou_loss_args": {"ratio": 0.7}}, ["`iou_loss_args`", "`ratio`", "theta (default 4.0)"]),
-    ({"iou_loss": "inner-ciou", "iou_loss_args": {"ratio": "big"}}, ["`ratio: 'big'`", "finite number"]),
-    ({"iou_loss": "focaler-giou", "iou_loss_args": {"d": 0.9, "u": 0.5}}, ["0 <= d < u <= 1", "iou_loss_args"]),
-    ({"iou_loss": "giou", "iou_loss_args": [0.7]}, ["must be a mapping"]),
-    ({"iou_loss_args": {"ratio": 0.7}}, ["no `iou_loss`", "remove `iou_loss_args`"]),
-])
+@pytest.mark.parametrize(
+    ("cfg", "words"),
+    [
+        ({"iou_loss": "fancy-iou"}, ["`iou_loss: fancy-iou`", "Accepted values", "siou", "inner-BASE", "remove it"]),
+        ({"iou_loss": "inner-nwd"}, ["`iou_loss: inner-nwd`", "Accepted values"]),
+        ({"iou_loss": "siou", "iou_loss_args": {"ratio": 0.7}}, ["`iou_loss_args`", "`ratio`", "theta (default 4.0)"]),
+        ({"iou_loss": "inner-ciou", "iou_loss_args": {"ratio": "big"}}, ["`ratio: 'big'`", "finite number"]),
+        ({"iou_loss": "focaler-giou", "iou_loss_args": {"d": 0.9, "u": 0.5}}, ["0 <= d < u <= 1", "iou_loss_args"]),
+        ({"iou_loss": "giou", "iou_loss_args": [0.7]}, ["must be a mapping"]),
+        ({"iou_loss_args": {"ratio": 0.7}}, ["no `iou_loss`", "remove `iou_loss_args`"]),
+    ],
+)
 def test_bad_choices_are_refused(cfg, words):
     with pytest.raises(il.IouLossError) as info:
         il.rtdetr_patch_iou_loss(cfg)
@@ -224,7 +226,7 @@ def _patched(module_name: str, transform):
     code, _ = transform().run(cst.parse_module(Path(real.__file__).read_text(encoding="utf-8")))
     mod = types.ModuleType(module_name + "_rtdetr_patch")
     mod.__package__ = module_name.rpartition(".")[0]
-    exec(compile(code.code, real.__file__, "exec"), mod.__dict__)  # noqa: S102
+    exec(compile(code.code, real.__file__, "exec"), mod.__dict__)
     return real, mod
 
 
@@ -247,7 +249,9 @@ def test_detr_box_term_bit_for_bit_and_routed():
     assert chosen.rtdetr_patch_iou.calls == 1
     chosen.rtdetr_patch_iou = il.IouLossChoice(il.make("siou"), "siou")
     other = chosen._get_loss_bbox(pred, gt)
-    assert not torch.equal(other["loss_giou"], stock["loss_giou"]) and torch.equal(other["loss_bbox"], stock["loss_bbox"])
+    assert not torch.equal(other["loss_giou"], stock["loss_giou"]) and torch.equal(
+        other["loss_bbox"], stock["loss_bbox"]
+    )
     own = il.GIoU().loss(il.to_xyxy(pred, True), il.to_xyxy(gt, True))
     release = real.bbox_iou(pred, gt, xywh=True, GIoU=True)
     assert torch.allclose(1 - own, release, atol=1e-6)  # our own GIoU is the same equation
@@ -263,9 +267,15 @@ def test_yolo_box_term_bit_for_bit_and_routed():
     target = torch.cat((anchors - torch.rand(n, 2) * 3 - 0.1, anchors + torch.rand(n, 2) * 3 + 0.1), -1)[None]
     pred = (target + torch.randn_like(target) * 0.4).requires_grad_()
     fg = torch.rand(1, n) > 0.3
-    kwargs = dict(pred_dist=torch.randn(1, n, 4 * reg_max), pred_bboxes=pred, anchor_points=anchors,
-                  target_bboxes=target, target_scores=torch.rand(1, n, 3), target_scores_sum=torch.tensor(7.0),
-                  fg_mask=fg)
+    kwargs = dict(
+        pred_dist=torch.randn(1, n, 4 * reg_max),
+        pred_bboxes=pred,
+        anchor_points=anchors,
+        target_bboxes=target,
+        target_scores=torch.rand(1, n, 3),
+        target_scores_sum=torch.tensor(7.0),
+        fg_mask=fg,
+    )
     if "imgsz" in inspect.signature(real.BboxLoss.forward).parameters:
         kwargs.update(imgsz=torch.tensor([640.0, 640.0]), stride=torch.ones(n, 1) * 8)
     stock = real.BboxLoss(reg_max)(**kwargs)
@@ -293,8 +303,11 @@ def test_criterion_attachment():
     with pytest.raises(il.IouLossError, match="has no such term.*Remove `iou_loss`"):
         il.rtdetr_patch_criterion(model, cls_loss())
     # a loss file whose box term is not the release's (a fork's own edit, which apply leaves as it is)
-    with pytest.raises(il.IouLossError, match=r"box term of models/utils/loss.py \(RTDETRDetectionLoss\) is not the "
-                                              r"release's.*Remove `iou_loss`"):
+    with pytest.raises(
+        il.IouLossError,
+        match=r"box term of models/utils/loss.py \(RTDETRDetectionLoss\) is not the "
+        r"release's.*Remove `iou_loss`",
+    ):
         il.rtdetr_patch_criterion(model, real.RTDETRDetectionLoss(nc=2))
 
 
@@ -304,12 +317,30 @@ def test_check_prints_the_loss_in_use():
 
     from rtdetr_patch.cli import figures_table
 
-    fig = {"yaml": "y.yaml", "seconds": 1, "torch": "2", "backbone_shapes": [], "output_shape": [1, 300, 5],
-           "loss": 1.0, "backbone_grad_tensors": 3, "loss_after_step": 0.9, "params": 10, "imgsz": 640,
-           "gflops": 1.0, "rtdetr_l_params": 32_970_476,
-           "iou_loss": {"name": "inner-ciou", "args": {"ratio": 0.8}, "calls": 13, "source": "model yaml"},
-           "trainer": {"integrations": [], "iterations": 2, "imgsz": 320, "nc": 1, "losses": [1.0], "seconds": 3,
-                       "iou_loss": {"name": "giou", "args": {}, "calls": None, "source": "Ultralytics"}}}
+    fig = {
+        "yaml": "y.yaml",
+        "seconds": 1,
+        "torch": "2",
+        "backbone_shapes": [],
+        "output_shape": [1, 300, 5],
+        "loss": 1.0,
+        "backbone_grad_tensors": 3,
+        "loss_after_step": 0.9,
+        "params": 10,
+        "imgsz": 640,
+        "gflops": 1.0,
+        "rtdetr_l_params": 32_970_476,
+        "iou_loss": {"name": "inner-ciou", "args": {"ratio": 0.8}, "calls": 13, "source": "model yaml"},
+        "trainer": {
+            "integrations": [],
+            "iterations": 2,
+            "imgsz": 320,
+            "nc": 1,
+            "losses": [1.0],
+            "seconds": 3,
+            "iou_loss": {"name": "giou", "args": {}, "calls": None, "source": "Ultralytics"},
+        },
+    }
     console = Console(width=200, record=True)
     console.print(figures_table(fig))
     text = console.export_text()

@@ -12,14 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
+from conftest import LATEST
 from rtdetr_patch.patcher.disk import files
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import locate
 from rtdetr_patch.patcher.record.manifest import Record
-from rtdetr_patch.patcher.results import ApplyResult, RevertResult
 from rtdetr_patch.patcher.record.store import Store
-from conftest import LATEST
+from rtdetr_patch.patcher.results import ApplyResult, RevertResult
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = ("patcher", "patches", "templates")
@@ -32,16 +31,24 @@ WITHOUT_EDITABLE = "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=str(cwd), capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
 
 
 def test_version_and_import_from_the_repository_folder():
     version = _run(["-m", "rtdetr_patch", "--version"], REPO)
     assert version.returncode == 0 and version.stdout.strip() == f"rtdetr-patch, version {_version()}", version
-    code = (WITHOUT_EDITABLE + "import runpy, rtdetr_patch, rtdetr_patch.patcher, rtdetr_patch.patches; "
-            "print(rtdetr_patch.__file__, rtdetr_patch.patcher.__version__); "
-            "sys.argv = ['rtdetr-patch', '--version']; runpy.run_module('rtdetr_patch', run_name='__main__')")
+    code = (
+        WITHOUT_EDITABLE + "import runpy, rtdetr_patch, rtdetr_patch.patcher, rtdetr_patch.patches; "
+        "print(rtdetr_patch.__file__, rtdetr_patch.patcher.__version__); "
+        "sys.argv = ['rtdetr-patch', '--version']; runpy.run_module('rtdetr_patch', run_name='__main__')"
+    )
     shadowed = _run(["-c", code], REPO)
     assert shadowed.returncode == 0, shadowed.stderr
     first, second = shadowed.stdout.strip().splitlines()
@@ -52,8 +59,9 @@ def test_version_and_import_from_the_repository_folder():
 def test_version_and_import_from_elsewhere(tmp_path):
     version = _run(["-m", "rtdetr_patch", "--version"], tmp_path)
     assert version.returncode == 0 and _version() in version.stdout, version
-    imported = _run(["-c", "import rtdetr_patch.patcher, rtdetr_patch.templates; print(rtdetr_patch.__version__)"],
-                    tmp_path)
+    imported = _run(
+        ["-c", "import rtdetr_patch.patcher, rtdetr_patch.templates; print(rtdetr_patch.__version__)"], tmp_path
+    )
     assert imported.returncode == 0 and imported.stdout.strip() == _version(), imported.stderr
 
 
@@ -67,9 +75,15 @@ def _version() -> str:
 def test_one_version_string():
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert 'version = { attr = "rtdetr_patch.patcher.version.__version__" }' in pyproject
-    written = [p for p in REPO.glob("*/*.py") if ".venv" not in p.parts and
-               any(isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__version__"
-                   for n in ast.parse(p.read_text(encoding="utf-8")).body)]
+    written = [
+        p
+        for p in REPO.glob("*/*.py")
+        if ".venv" not in p.parts
+        and any(
+            isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__version__"
+            for n in ast.parse(p.read_text(encoding="utf-8")).body
+        )
+    ]
     assert written == [REPO / "patcher" / "version.py"]
 
 
@@ -103,12 +117,14 @@ def test_every_function_level_import_says_why():
                 continue
             for node in ast.walk(func):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    group = lines[node.lineno - 1:node.end_lineno]
+                    group = lines[node.lineno - 1 : node.end_lineno]
                     # two imports on consecutive lines may share one reason, on either of them
                     after = lines[node.end_lineno] if node.end_lineno < len(lines) else ""
                     before = lines[node.lineno - 2]
-                    if not any("#" in line for line in group + [after if "import" in after else "",
-                                                                before if "import" in before else ""]):
+                    if not any(
+                        "#" in line
+                        for line in group + [after if "import" in after else "", before if "import" in before else ""]
+                    ):
                         unexplained.append(f"{rel}:{node.lineno}")
     assert unexplained == []
 
@@ -122,8 +138,13 @@ def test_each_mapped_folder_says_what_it_is_installed_as():
 
 
 def test_ruff_finds_nothing():
-    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(REPO)], cwd=str(REPO),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(REPO)],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -142,22 +163,32 @@ def test_the_record_reads_and_writes_back_byte_for_byte(tree, cli, state_home):
 
 
 def test_a_record_of_an_earlier_release_reads_with_defaults():
-    old = {"format": 1, "tool": "0.1.0", "release": "8.3.0",
-           "options": {"modules": [{"name": "Net", "classes": ["Net"]}]},
-           "files": [{"path": "nn/tasks.py", "original_sha256": "a", "patched_sha256": "b"}]}
+    old = {
+        "format": 1,
+        "tool": "0.1.0",
+        "release": "8.3.0",
+        "options": {"modules": [{"name": "Net", "classes": ["Net"]}]},
+        "files": [{"path": "nn/tasks.py", "original_sha256": "a", "patched_sha256": "b"}],
+    }
     record = Record.of(old, "m.json")
     assert record.modules[0].safe_names == () and record.added == () and record.state == "applied"
     assert record.options == frozenset() and record.applied_at == ""
 
 
-@pytest.mark.parametrize("broken, key", [
-    ({"format": 1, "release": "8.3.0"}, "files"),
-    ({"format": 1, "files": []}, "release"),
-    ({"format": 2, "release": "8.3.0", "files": []}, "format"),
-    ({"format": 1, "release": "8.3.0", "files": [{"path": "x", "original_sha256": "a"}]}, "files[0].patched_sha256"),
-    ({"format": 1, "release": "8.3.0", "files": [], "added": [{"path": 3, "sha256": "a"}]}, "added[0].path"),
-    ({"format": 1, "release": "8.3.0", "files": [], "options": {"val_rect_fix": 1}}, "options.val_rect_fix"),
-])
+@pytest.mark.parametrize(
+    "broken, key",
+    [
+        ({"format": 1, "release": "8.3.0"}, "files"),
+        ({"format": 1, "files": []}, "release"),
+        ({"format": 2, "release": "8.3.0", "files": []}, "format"),
+        (
+            {"format": 1, "release": "8.3.0", "files": [{"path": "x", "original_sha256": "a"}]},
+            "files[0].patched_sha256",
+        ),
+        ({"format": 1, "release": "8.3.0", "files": [], "added": [{"path": 3, "sha256": "a"}]}, "added[0].path"),
+        ({"format": 1, "release": "8.3.0", "files": [], "options": {"val_rect_fix": 1}}, "options.val_rect_fix"),
+    ],
+)
 def test_a_malformed_record_names_the_manifest_and_the_key(broken, key):
     with pytest.raises(PatchError) as caught:
         Record.of(broken, Path("somewhere") / "manifest.json")
@@ -168,8 +199,11 @@ def test_a_malformed_record_names_the_manifest_and_the_key(broken, key):
 # -- results: each fact once -----------------------------------------------------------------------
 def test_facts_are_stored_once_and_all_warnings_lists_them():
     reverted = RevertResult(recovered="An interrupted apply was found.", left=["nn/tasks.py"], warnings=["restart"])
-    assert reverted.to_dict()["warnings"] == ["An interrupted apply was found.",
-                                              "left untouched (changed by someone else): nn/tasks.py", "restart"]
+    assert reverted.to_dict()["warnings"] == [
+        "An interrupted apply was found.",
+        "left untouched (changed by someone else): nn/tasks.py",
+        "restart",
+    ]
     assert reverted.warnings == ["restart"]
     applied = ApplyResult(recovered="rolled back", plan=object())
     assert applied.to_dict()["warnings"] == ["rolled back"] and "plan" not in applied.to_dict()
@@ -208,6 +242,7 @@ def test_a_folder_that_refuses_a_new_file_is_not_writable(tmp_path, monkeypatch)
 
     def refuse(*args, **kwargs):
         raise PermissionError("denied by the ACL")
+
     monkeypatch.setattr(tempfile, "mkstemp", refuse)  # os.access still says yes, as on Windows
     with pytest.raises(PatchError) as caught:
         files.require_writable([target], Install())

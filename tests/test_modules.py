@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, snapshot
 from rtdetr_patch.patcher.errors import Exit
 
@@ -39,8 +38,9 @@ class {name}(nn.Module):
 '''
 
 
-def backbone(folder: Path, file: str = "tiny_backbone.py", name: str = "TinyNet", extra: str = "", cut: str = "",
-             head: str = "") -> Path:
+def backbone(
+    folder: Path, file: str = "tiny_backbone.py", name: str = "TinyNet", extra: str = "", cut: str = "", head: str = ""
+) -> Path:
     path = folder / file
     path.write_text(head + BACKBONE.format(name=name, extra=extra, cut=cut), encoding="utf-8")
     return path
@@ -54,17 +54,20 @@ def test_module_is_copied_registered_built_and_reverted(tree, cli, tmp_path):
     assert applied.exit_code == 0, applied.output
     assert (root / "ultralytics/nn/Addmodules/tiny_backbone.py").read_bytes() == source.read_bytes()
     report = json.loads(cli("check", "--target", root, "--static", "--json").output)
-    assert report["ok"] and report["modules"] == [{"file": "nn/Addmodules/tiny_backbone.py", "classes": ["TinyNet"],
-                                                   "rules": {"TinyNet": "backbone"}}]
+    assert report["ok"] and report["modules"] == [
+        {"file": "nn/Addmodules/tiny_backbone.py", "classes": ["TinyNet"], "rules": {"TinyNet": "backbone"}}
+    ]
 
     yaml = tmp_path / "rtdetr-tiny.yaml"
     seed_yaml = (root / "ultralytics/cfg/models/rt-detr/rtdetr-MobileNetV3.yaml").read_text(encoding="utf-8")
     yaml.write_text(seed_yaml.replace("MobileNetV3, []]", "TinyNet, []]"), encoding="utf-8")
-    code = (f"import sys; sys.path.insert(0, {str(root)!r})\nimport torch\n"
-            "from ultralytics import RTDETR\n"
-            f"net = RTDETR({str(yaml)!r}).model.eval()\n"
-            "bb = net.model[0]\n"
-            "print('WIDTHS', type(bb).__name__, bb.width_list, net(torch.zeros(1, 3, 256, 256))[0].shape[1])\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\nimport torch\n"
+        "from ultralytics import RTDETR\n"
+        f"net = RTDETR({str(yaml)!r}).model.eval()\n"
+        "bb = net.model[0]\n"
+        "print('WIDTHS', type(bb).__name__, bb.width_list, net(torch.zeros(1, 3, 256, 256))[0].shape[1])\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WIDTHS TinyNet [8, 16, 32, 64] 300" in done.stdout
@@ -84,21 +87,24 @@ def test_explicit_class_name(tree, cli, tmp_path):
     assert "from .tiny_backbone import Alpha" in init and "RTDETR_PATCH_BACKBONES | {Alpha}" in init
 
 
-@pytest.mark.parametrize("case, words", [
-    ("not-identifier", "not a Python identifier"),
-    ("collides", "would shadow"),
-    ("does-not-import", "-m pip install package_that_is_not_there"),
-    ("fails-at-import", "running the file at import fails: RuntimeError: boom"),
-    ("wrong-widths", "width_list says"),
-    ("two-maps", "returns 2 feature maps; three to five are needed"),
-    ("no-width-list", "sets `width_list` or `channel`"),
-    ("not-a-module", "returns int, not a torch.nn.Module"),
-    ("reserved-file", "cannot be a module"),
-    ("our-name", "is the name of one of rtdetr-patch's own modules"),
-    ("missing-class", "defines no class or function"),
-    ("missing-file", "nowhere.py does not exist"),
-    ("not-python", "is not a Python file"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("not-identifier", "not a Python identifier"),
+        ("collides", "would shadow"),
+        ("does-not-import", "-m pip install package_that_is_not_there"),
+        ("fails-at-import", "running the file at import fails: RuntimeError: boom"),
+        ("wrong-widths", "width_list says"),
+        ("two-maps", "returns 2 feature maps; three to five are needed"),
+        ("no-width-list", "sets `width_list` or `channel`"),
+        ("not-a-module", "returns int, not a torch.nn.Module"),
+        ("reserved-file", "cannot be a module"),
+        ("our-name", "is the name of one of rtdetr-patch's own modules"),
+        ("missing-class", "defines no class or function"),
+        ("missing-file", "nowhere.py does not exist"),
+        ("not-python", "is not a Python file"),
+    ],
+)
 def test_bad_modules_change_nothing(case, words, tree, cli, tmp_path, state_home):
     root = tree(LATEST)
     if case == "not-identifier":

@@ -157,5 +157,5 @@ def test_offline_dataset_snippet_writes_a_dataset(readme, tmp_path):
                 cls, (cx, cy, w, h) = int(fields[0]), map(float, fields[1:])
                 assert 0 <= cls < nc, line
                 assert 0 < w <= 1 and 0 < h <= 1, line
-                assert 0 <= cx - w / 2 and cx + w / 2 <= 1 and 0 <= cy - h / 2 and cy + h / 2 <= 1, line
+                assert cx - w / 2 >= 0 and cx + w / 2 <= 1 and cy - h / 2 >= 0 and cy + h / 2 <= 1, line
     assert images == 8

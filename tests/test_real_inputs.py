@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import LATEST, snapshot, wheel
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import locate
@@ -46,11 +45,18 @@ def test_the_smoke_run_takes_a_yaml_with_few_classes(shipped, nc, tree, cli, tmp
 
 def tensorboard_settings(root: Path, folder: Path) -> Path:
     """A settings file written by the release itself, with TensorBoard on (the default up to 8.3.x)."""
-    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "from ultralytics.utils import SETTINGS\nSETTINGS.update(tensorboard=True)\n"
-            "print(SETTINGS['tensorboard'])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "YOLO_CONFIG_DIR": str(folder), "YOLO_OFFLINE": "1"})
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
+        "from ultralytics.utils import SETTINGS\nSETTINGS.update(tensorboard=True)\n"
+        "print(SETTINGS['tensorboard'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "YOLO_CONFIG_DIR": str(folder), "YOLO_OFFLINE": "1"},
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("True"), done.stderr[-2000:]
     return folder
 
@@ -96,7 +102,9 @@ def test_the_family_of_a_users_yaml_comes_from_its_rows_not_its_comments(tmp_pat
         sys.path.pop(0)
     rows = "backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\nhead:\n  - [[-1], 1, {head}, [nc]]  # {note}\n"
     yolo = tmp_path / "yolo11-ASF.yaml"
-    yolo.write_text("nc: 2\n" + rows.format(head="Detect", note="RTDETRDecoder would take P3-P5 here"), encoding="utf-8")
+    yolo.write_text(
+        "nc: 2\n" + rows.format(head="Detect", note="RTDETRDecoder would take P3-P5 here"), encoding="utf-8"
+    )
     rtdetr = tmp_path / "rtdetr-own.yaml"
     rtdetr.write_text("nc: 2\n" + rows.format(head="RTDETRDecoder", note="Detect"), encoding="utf-8")
     assert smoke.is_yolo(str(yolo)) is True
@@ -129,8 +137,9 @@ def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(tree, cl
     root = tree(LATEST)
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0
     rtdetr = own_yaml(root, "rtdetr-MobileNetV3.yaml", 1, tmp_path)
-    rtdetr.write_text(rtdetr.read_text(encoding="utf-8") + "\niou_loss: wiou-v3\niou_loss_args: {momentum: 0.05}\n",
-                      encoding="utf-8")
+    rtdetr.write_text(
+        rtdetr.read_text(encoding="utf-8") + "\niou_loss: wiou-v3\niou_loss_args: {momentum: 0.05}\n", encoding="utf-8"
+    )
     yolo = own_yaml(root, "yolo11.yaml", 2, tmp_path)
     yolo = yolo.rename(tmp_path / "yolo11n-mpdiou.yaml")  # Ultralytics' scale letter: n
     yolo.write_text(yolo.read_text(encoding="utf-8") + "\niou_loss: mpdiou\n", encoding="utf-8")
@@ -147,4 +156,6 @@ def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(tree, cl
     yolo.write_text(yolo.read_text(encoding="utf-8").replace("iou_loss: mpdiou", "iou_loss: mpd-iou"), encoding="utf-8")
     refused = cli("check", "--target", root, "--json", "--yaml", yolo)
     assert refused.exit_code == Exit.VERIFY
-    assert "`iou_loss: mpd-iou`" in refused.output and "Accepted values" in refused.output and "mpdiou" in refused.output
+    assert (
+        "`iou_loss: mpd-iou`" in refused.output and "Accepted values" in refused.output and "mpdiou" in refused.output
+    )

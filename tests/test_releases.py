@@ -15,33 +15,59 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import pytest
-
-from rtdetr_patch import patches
-from rtdetr_patch.patches import MARK, Outcome
-from rtdetr_patch.patches.layer_loops import REQUIRED, LayerLoops
-
 from conftest import RELEASES, snapshot
 from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.install.locate import release_key
+from rtdetr_patch.patches import MARK, Outcome
+from rtdetr_patch.patches.layer_loops import REQUIRED, LayerLoops
 
-FILES = ("nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py", "nn/modules/head.py", "models/yolo/detect/train.py",
-         "utils/loss.py", "models/utils/loss.py")
+from rtdetr_patch import patches
+
+FILES = (
+    "nn/tasks.py",
+    "utils/torch_utils.py",
+    "nn/modules/block.py",
+    "nn/modules/head.py",
+    "models/yolo/detect/train.py",
+    "utils/loss.py",
+    "models/utils/loss.py",
+)
 ADDED = ("nn/Addmodules/__init__.py", "nn/Addmodules/MobileNetV3.py", "cfg/models/rt-detr/rtdetr-MobileNetV3.yaml")
 
 # `for m in self.model` loops with `y.append(x if m.i in self.save else None)`, per release:
 # BaseModel._predict_once and RTDETRDetectionModel.predict everywhere, WorldModel.predict from 8.2,
 # YOLOEModel.predict from 8.3.100.
-LOOPS = {"8.0.136": 2, "8.0.227": 2, "8.1.0": 2, "8.2.0": 3, "8.3.0": 3,
-         "8.3.100": 4, "8.3.253": 4, "8.4.0": 4, "8.4.190": 4}
-LOOP_METHODS = {2: set(REQUIRED),
-                3: set(REQUIRED) | {("WorldModel", "predict")},
-                4: set(REQUIRED) | {("WorldModel", "predict"), ("YOLOEModel", "predict")}}
+LOOPS = {
+    "8.0.136": 2,
+    "8.0.227": 2,
+    "8.1.0": 2,
+    "8.2.0": 3,
+    "8.3.0": 3,
+    "8.3.100": 4,
+    "8.3.253": 4,
+    "8.4.0": 4,
+    "8.4.190": 4,
+}
+LOOP_METHODS = {
+    2: set(REQUIRED),
+    3: set(REQUIRED) | {("WorldModel", "predict")},
+    4: set(REQUIRED) | {("WorldModel", "predict"), ("YOLOEModel", "predict")},
+}
 
 
 # `return ...` lines of init_criterion methods (iou-loss-choice wraps each), per release: Detection, Segmentation,
 # Pose, Classification, RT-DETR everywhere; OBB from 8.1; 8.4.190 adds SemanticSegmentation and Depth.
-CRITERIA = {"8.0.136": 5, "8.0.227": 5, "8.1.0": 6, "8.2.0": 6, "8.3.0": 6, "8.3.100": 6, "8.3.253": 6, "8.4.0": 6,
-            "8.4.190": 8}
+CRITERIA = {
+    "8.0.136": 5,
+    "8.0.227": 5,
+    "8.1.0": 6,
+    "8.2.0": 6,
+    "8.3.0": 6,
+    "8.3.100": 6,
+    "8.3.253": 6,
+    "8.4.0": 6,
+    "8.4.190": 8,
+}
 INIT_CRITERION_RETURN = r"return (?!rtdetr_patch_criterion)\w+\(.*\)(?: if .* else .*\))?"
 
 
@@ -67,7 +93,9 @@ def expected_marks(rel: str, release: str) -> int:
         # loop, and the _SafeLoad allow-list line where the release has restricted loading (the stride
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
         restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
-        return 1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted + 1  # ... the iou_loss check in parse_model ... and fuse-deploy  # the allow-list line and the restricted layer check
+        return (
+            1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted + 1
+        )  # ... the iou_loss check in parse_model ... and fuse-deploy  # the allow-list line and the restricted layer check
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
@@ -85,16 +113,19 @@ def removable(rel: str, release: str) -> dict[str, int]:
         restricted = 1 if expected_outcome("restricted-layers", release) is Outcome.PATCHED else 0
         dict_preds = 1 if expected_outcome("legacy-head-preds", release) is Outcome.PATCHED else 0
         multiline = 1 if release_key(release) >= release_key("8.3.100") else 0  # _apply's `isinstance(\n m, Detect\n):`
-        return {r"s = 256  # 2x min stride": 1,
-                # registered-heads: the head checks of _apply, DetectionModel.__init__ and guess_model_task
-                r"(el)?if isinstance\(m, (Detect|\(Detect, [\w, ]+\))\):( +# includes all Detect subclasses.*)?": 3 - multiline,
-                r"\):  # includes all Detect subclasses.*": multiline,
-                r"return self\.criterion\(preds, batch\)": dict_preds,  # legacy-head-preds
-                INIT_CRITERION_RETURN: CRITERIA[release],  # iou-loss-choice: each init_criterion's return
-                r"output = self\.forward\(x\)": dict_preds,
-                r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
-                r"save\.extend\(x % i for x in .*": 1,
-                r"if restricted and not \(isinstance\(m, type\) and issubclass\(m, torch\.nn\.Module\)\):": restricted}
+        return {
+            r"s = 256  # 2x min stride": 1,
+            # registered-heads: the head checks of _apply, DetectionModel.__init__ and guess_model_task
+            r"(el)?if isinstance\(m, (Detect|\(Detect, [\w, ]+\))\):( +# includes all Detect subclasses.*)?": 3
+            - multiline,
+            r"\):  # includes all Detect subclasses.*": multiline,
+            r"return self\.criterion\(preds, batch\)": dict_preds,  # legacy-head-preds
+            INIT_CRITERION_RETURN: CRITERIA[release],  # iou-loss-choice: each init_criterion's return
+            r"output = self\.forward\(x\)": dict_preds,
+            r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
+            r"save\.extend\(x % i for x in .*": 1,
+            r"if restricted and not \(isinstance\(m, type\) and issubclass\(m, torch\.nn\.Module\)\):": restricted,
+        }
     if rel == "nn/modules/block.py":
         n = 1 if expected_outcome("repc3-expansion", release) is Outcome.PATCHED else 0
         return {r"self\.cv1 = Conv\(c1, c2, 1, 1\)": n, r"self\.cv2 = Conv\(c1, c2, 1, 1\)": n}
@@ -134,14 +165,14 @@ def runs(release_trees):
         for rel in FILES:
             run = FileRun(rel, (package / rel).read_text(encoding="utf-8"))
             module = cst.parse_module(run.before)
-            for transform in (t for t in patches.ALL if t.FILE == rel):
+            for transform in (t for t in patches.ALL if rel == t.FILE):
                 instance = transform()
                 module, run.outcomes[transform.NAME] = instance.run(module)
                 if isinstance(instance, LayerLoops):
                     run.loops_patched = list(instance.patched)
             run.after = module.code
             module = cst.parse_module(run.after)  # the second run starts from the written text, as apply does
-            for transform in (t for t in patches.ALL if t.FILE == rel):
+            for transform in (t for t in patches.ALL if rel == t.FILE):
                 module, run.again[transform.NAME] = transform().run(module)
                 run.again_same[transform.NAME] = module.code == run.after
             out[rel] = run
@@ -205,7 +236,9 @@ def test_replacements_are_the_intended_ones(runs, release):
     assert "m_.i, m_.f, m_.type = i + backbone_shift, f, t" in tasks
     assert "save.extend(x % (i + backbone_shift) for x in" in tasks
     assert tasks.count("from ultralytics.nn.Addmodules import *") == 1
-    heads = re.findall(r"^ +(?:el)?if isinstance\(\s*m, (?:Detect|\(Detect[^)]*\))\s*\) or rtdetr_patch_is_head\(m\):", tasks, re.M)
+    heads = re.findall(
+        r"^ +(?:el)?if isinstance\(\s*m, (?:Detect|\(Detect[^)]*\))\s*\) or rtdetr_patch_is_head\(m\):", tasks, re.M
+    )
     assert len(heads) == 3 and tasks.count("rtdetr_patch_is_head(m)") == 4  # ... and cfg2task's last branch
     assert re.search(r"^ +if rtdetr_patch_is_head\(m\):\n +return \"detect\"$", tasks, re.M)
     dict_preds = expected_outcome("legacy-head-preds", release) is Outcome.PATCHED
@@ -215,7 +248,10 @@ def test_replacements_are_the_intended_ones(runs, release):
     assert re.search(r"^    rtdetr_patch_iou_loss\(d\)  # rtdetr-patch", tasks, re.M)
     for rel, flag in (("utils/loss.py", "CIoU"), ("models/utils/loss.py", "GIoU")):
         after = files[rel].after
-        assert after.count(f'{flag}=True) if getattr(self, "rtdetr_patch_iou", None) is None else self.rtdetr_patch_iou(') == 1
+        assert (
+            after.count(f'{flag}=True) if getattr(self, "rtdetr_patch_iou", None) is None else self.rtdetr_patch_iou(')
+            == 1
+        )
         assert after.count("release=bbox_iou") == 1
     train = files["models/yolo/detect/train.py"].after
     assert "rect=False" in train and "rect=mode ==" not in train
@@ -269,9 +305,14 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     assert changed == want  # val-rect is opt-in: train.py untouched
     new = set(patched) - set(pristine)
     assert new >= {f"ultralytics/{rel}" for rel in ADDED}
-    assert all(re.fullmatch(r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-(MobileNetV3[\w-]*|resnet\d+(-series)?)\.yaml"
-                            r"|cfg/models/(v8|11|12|26)/yolo(v8|11|12|26)-MobileNetV3\.yaml)", p)
-               for p in new), new
+    assert all(
+        re.fullmatch(
+            r"ultralytics/(nn/Addmodules/\w+\.py|cfg/models/rt-detr/rtdetr-(MobileNetV3[\w-]*|resnet\d+(-series)?)\.yaml"
+            r"|cfg/models/(v8|11|12|26)/yolo(v8|11|12|26)-MobileNetV3\.yaml)",
+            p,
+        )
+        for p in new
+    ), new
     assert "ultralytics/cfg/models/v8/yolov8-MobileNetV3.yaml" in new  # every release ships YOLOv8
 
     again = cli("apply", "--target", root, "--no-verify")
@@ -289,8 +330,10 @@ def test_cli_apply_check_revert(tree, cli, state_home, memo_plans, release):
     assert report["ok"] is True and report["exit_code"] == 0
     assert report["ultralytics"]["release"] == release and report["recorded"] is True
     states = {t["name"]: t["state"] for t in report["transforms"]}
-    assert states == {t.NAME: ("not-needed" if expected_outcome(t.NAME, release) is Outcome.NOT_NEEDED else "applied")
-                      for t in patches.selected()}
+    assert states == {
+        t.NAME: ("not-needed" if expected_outcome(t.NAME, release) is Outcome.NOT_NEEDED else "applied")
+        for t in patches.selected()
+    }
     assert {a["state"] for a in report["added"]} == {"present"}
     assert snapshot(root) == patched
 

@@ -10,7 +10,6 @@ import json
 import sys
 
 import pytest
-
 from rtdetr_patch.patcher.modules.user_module import UserModule
 from rtdetr_patch.patcher.record.manifest import ModuleEntry, Record
 from rtdetr_patch.patcher.target import runner
@@ -22,8 +21,9 @@ def program(tmp_path, monkeypatch):
     """Write a stand-in program for the job "preflight" (its timeout set by the test)."""
 
     def write(body: str, timeout: int = 60):
-        (tmp_path / "stand_in.py").write_text(f"import json, sys, time\nPREFIX = {PREFIX!r}\n{body}\n",
-                                              encoding="utf-8")
+        (tmp_path / "stand_in.py").write_text(
+            f"import json, sys, time\nPREFIX = {PREFIX!r}\n{body}\n", encoding="utf-8"
+        )
         monkeypatch.setattr(runner, "HERE", tmp_path)
         monkeypatch.setitem(runner.SCRIPTS, "preflight", "stand_in.py")
         monkeypatch.setitem(runner.TIMEOUTS, "preflight", timeout)
@@ -38,13 +38,16 @@ def test_every_job_has_its_program_and_its_time_limit():
 
 
 def test_the_answer_is_the_last_event_and_every_event_is_seen(program, tmp_path):
-    program("print('a log line'); sys.stderr.write('a warning\\n')\n"
-            "spec = json.load(open(sys.argv[-1]))\n"
-            "sys.stdout.write(PREFIX + json.dumps({'stage': 'one'}) + '\\n')\n"
-            "print('noise ' + PREFIX + json.dumps({'spec': spec, 'args': sys.argv[1:-1]}))")
+    program(
+        "print('a log line'); sys.stderr.write('a warning\\n')\n"
+        "spec = json.load(open(sys.argv[-1]))\n"
+        "sys.stdout.write(PREFIX + json.dumps({'stage': 'one'}) + '\\n')\n"
+        "print('noise ' + PREFIX + json.dumps({'spec': spec, 'args': sys.argv[1:-1]}))"
+    )
     seen = []
-    done = runner.run("preflight", sys.executable, ["x", "y"], cwd=tmp_path, spec={"names": [1, 2]},
-                      on_event=seen.append)
+    done = runner.run(
+        "preflight", sys.executable, ["x", "y"], cwd=tmp_path, spec={"names": [1, 2]}, on_event=seen.append
+    )
     assert done.answer == {"spec": {"names": [1, 2]}, "args": ["x", "y"]} and done.returncode == 0
     assert seen == [{"stage": "one"}, done.answer]
     assert set(done.tail) == {"a log line", "a warning"}
@@ -75,14 +78,23 @@ def test_an_interpreter_that_does_not_start(program, tmp_path):
 
 
 def test_a_user_module_is_its_record_entry_with_the_run_s_facts():
-    module = UserModule(name="convs", classes=("A", "B"), rules=(("B", "conv"),), safe_names=("timm.X",),
-                        data=b"x = 1\n", explicit=True, report=({"name": "A"},))
+    module = UserModule(
+        name="convs",
+        classes=("A", "B"),
+        rules=(("B", "conv"),),
+        safe_names=("timm.X",),
+        data=b"x = 1\n",
+        explicit=True,
+        report=({"name": "A"},),
+    )
     assert module.rel == module.entry.rel == "nn/Addmodules/convs.py"
     assert module.backbones == module.entry.backbones == ("A",)
-    assert type(module.entry) is ModuleEntry and module.entry == ModuleEntry("convs", ("A", "B"), ("timm.X",),
-                                                                              (("B", "conv"),))
+    assert type(module.entry) is ModuleEntry and module.entry == ModuleEntry(
+        "convs", ("A", "B"), ("timm.X",), (("B", "conv"),)
+    )
     record = Record(tool="t", release="8.4.190", package="p", modules=(module.entry,))
     data = json.loads(json.dumps({"format": 1, **record.to_dict()}))
-    assert data["options"]["modules"] == [{"name": "convs", "classes": ["A", "B"], "safe_names": ["timm.X"],
-                                           "rules": {"B": "conv"}}]
+    assert data["options"]["modules"] == [
+        {"name": "convs", "classes": ["A", "B"], "safe_names": ["timm.X"], "rules": {"B": "conv"}}
+    ]
     assert Record.of(data, "manifest.json") == record

@@ -19,15 +19,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import LATEST
+
 from rtdetr_patch.cli import main as cli_main
 
 WORKER = Path(__file__).with_name("stock_worker.py")
 STOCK_RELEASES = (LATEST, "8.1.47")
 # yamls that must be among those building on pristine (the regression this file guards against)
-MUST_BUILD = ("v9/yolov9e.yaml", "v9/yolov9e-seg.yaml", "v9/yolov9c.yaml", "v8/yolov8.yaml",
-              "rt-detr/rtdetr-l.yaml")
+MUST_BUILD = ("v9/yolov9e.yaml", "v9/yolov9e-seg.yaml", "v9/yolov9c.yaml", "v8/yolov8.yaml", "rt-detr/rtdetr-l.yaml")
 MIN_BUILT = {LATEST: 60, "8.1.47": 30}  # of 66 and 31 yamls (a few need downloads offline)
 
 pytestmark = pytest.mark.slow
@@ -40,8 +39,17 @@ def run_workers(trees: dict[str, Path], yamls: list[str], work: Path) -> dict[st
     for side, root in trees.items():
         out = work / f"{side}.json"
         log = (work / f"{side}.log").open("w")
-        procs[side] = (subprocess.Popen([sys.executable, str(WORKER), str(root), str(out), *yamls], cwd=work,
-                                        stdout=log, stderr=subprocess.STDOUT, env=env), out, log)
+        procs[side] = (
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(root), str(out), *yamls],
+                cwd=work,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            ),
+            out,
+            log,
+        )
     results = {}
     for side, (proc, out, log) in procs.items():
         assert proc.wait(timeout=1500) == 0, (work / f"{side}.log").read_text()[-3000:]
@@ -90,8 +98,10 @@ def test_every_stock_yaml_builds_bit_identical(stock, release, capsys):
     assert {n for n, e in patched.items() if "error" in e} == set(pristine) - set(built)
     with capsys.disabled():
         slow = sum(patched[n]["build_s"] for n in built) / sum(pristine[n]["build_s"] for n in built)
-        print(f"\n{release}: {len(built)}/{len(pristine)} stock yamls build bit-identical on the patched copy "
-              f"(total build time patched/pristine {slow:.2f}, side by side)")
+        print(
+            f"\n{release}: {len(built)}/{len(pristine)} stock yamls build bit-identical on the patched copy "
+            f"(total build time patched/pristine {slow:.2f}, side by side)"
+        )
 
 
 @pytest.mark.parametrize("release", STOCK_RELEASES)

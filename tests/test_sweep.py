@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import wheel
 
 SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_releases.py"
@@ -26,9 +25,24 @@ def test_sweep_on_a_fixed_set(tmp_path):
     for release in releases:
         wheel(release)  # into the shared wheel cache, as the other tests do
     cache, out = tmp_path / "results.jsonl", tmp_path / "compatibility.md"
-    done = subprocess.run([sys.executable, str(SWEEP), "--releases", ",".join(releases), "--workers", "1",
-                           "--cache", str(cache), "--out", str(out)], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SWEEP),
+            "--releases",
+            ",".join(releases),
+            "--workers",
+            "1",
+            "--cache",
+            str(cache),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=900,
+    )
     assert done.returncode in (0, 1), done.stderr
     results = {r["release"]: r for r in map(json.loads, cache.read_text().splitlines())}
     assert set(results) == set(releases)

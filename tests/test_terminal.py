@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 import terminal
 from conftest import LATEST, snapshot
 from helpers import SMOKE, STARTS, cursor_shown, environment, flat
-from terminal import COLOUR, Terminal
-from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV
+from rtdetr_patch.patcher.errors import Exit
+from terminal import COLOUR, Terminal
 
 pytestmark = pytest.mark.skipif(not terminal.available(), reason="pseudo-terminals are POSIX (Windows has none)")
 
@@ -93,8 +92,9 @@ def test_static_commands_on_a_terminal(tree, tmp_path):
 def test_json_and_quiet_on_a_terminal(tree, tmp_path, command):
     root = tree(LATEST)
     if command[0] != "apply":
-        assert terminal.run(tool("apply", "--no-verify", "--target", root), environment(), str(tmp_path),
-                            STATIC)[0] == 0
+        assert (
+            terminal.run(tool("apply", "--no-verify", "--target", root), environment(), str(tmp_path), STATIC)[0] == 0
+        )
     code, text, raw = terminal.run(tool(*command, "--json", "--target", root), environment(), str(tmp_path), STATIC)
     assert code == 0, text
     report = json.loads(raw.replace("\r\n", "\n"))  # one JSON object and nothing else, even on a terminal
@@ -107,8 +107,9 @@ def test_json_and_quiet_on_a_terminal(tree, tmp_path, command):
 
 def test_no_color_on_a_terminal(tree, tmp_path):
     root = tree(LATEST)
-    code, text, raw = terminal.run(tool("apply", "--dry-run", "--target", root), environment(NO_COLOR="1"),
-                                   str(tmp_path), STATIC)
+    code, text, raw = terminal.run(
+        tool("apply", "--dry-run", "--target", root), environment(NO_COLOR="1"), str(tmp_path), STATIC
+    )
     assert code == 0 and "Dry run: nothing was written." in flat(text)
     assert not COLOUR.search(raw), "NO_COLOR: no colours on a terminal"
     code, _, raw = terminal.run(tool("apply", "--dry-run", "--target", root), environment(), str(tmp_path), STATIC)
@@ -124,8 +125,9 @@ def test_a_terminal_narrower_than_the_tables(tree, tmp_path):
         if code == 0:
             assert borders and all(len(line) <= 40 for line in borders), [line for line in borders if len(line) > 40]
         else:  # check on a pristine install: no table, one problem line left whole for the terminal to wrap
-            assert not borders and any("this install is not patched (" in line and line.endswith(f"{root}`")
-                                       for line in text.splitlines()), text
+            assert not borders and any(
+                "this install is not patched (" in line and line.endswith(f"{root}`") for line in text.splitlines()
+            ), text
         assert ("Dry run: nothing was written." if code == 0 else "FAILED (exit 8)") in flat(text)
 
 
@@ -143,7 +145,9 @@ def test_writing_to_stdout_while_the_progress_line_runs(tmp_path):
         "warnings.warn('warned while the progress line runs')\n"
         "progress('stage two')\n"
         "progress.stop()\n"
-        "cli.out.print('after the progress line')\n", encoding="utf-8")
+        "cli.out.print('after the progress line')\n",
+        encoding="utf-8",
+    )
     code, text, raw = terminal.run([sys.executable, str(script)], environment(), str(tmp_path), STATIC)
     assert code == 0, text
     for line in ("printed while", "stderr while", "warned while", "after the progress line"):
@@ -162,8 +166,10 @@ def test_ctrl_c_during_the_verification_of_apply(tree, tmp_path):
     took = time.monotonic() - started
     assert code == Exit.INTERRUPTED == 130, term.text
     assert took < 10, f"Ctrl-C took {took:.1f} s to stop the command"
-    assert ("Interrupted after writing: the patch is in place and recorded but not yet verified. Run "
-            "`rtdetr-patch check` to verify it.") in flat(term.text)
+    assert (
+        "Interrupted after writing: the patch is in place and recorded but not yet verified. Run "
+        "`rtdetr-patch check` to verify it."
+    ) in flat(term.text)
     assert cursor_shown(term.raw) and "Traceback" not in term.text
     assert not smoke_processes(root), "the smoke run outlived the command"
     done = subprocess.run(tool("check", "--static", "--target", root), capture_output=True, text=True, timeout=STATIC)
@@ -172,8 +178,10 @@ def test_ctrl_c_during_the_verification_of_apply(tree, tmp_path):
 
 def test_ctrl_c_during_the_verification_of_check(tree, tmp_path):
     root = tree(LATEST)
-    assert subprocess.run(tool("apply", "--no-verify", "--target", root), capture_output=True,
-                          timeout=STATIC).returncode == 0
+    assert (
+        subprocess.run(tool("apply", "--no-verify", "--target", root), capture_output=True, timeout=STATIC).returncode
+        == 0
+    )
     before = snapshot(root)
     term = Terminal(tool("check", "--target", root), environment(), str(tmp_path))
     term.expect(PROGRESS, STARTS)
@@ -187,8 +195,15 @@ def test_ctrl_c_during_the_verification_of_check(tree, tmp_path):
 def test_ctrl_c_with_output_piped(tree, tmp_path):
     """A piped run (``rtdetr-patch apply | tee log``) gets SIGINT from the terminal the same way."""
     root = tree(LATEST)
-    proc = subprocess.Popen(tool("apply", "--target", root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, cwd=str(tmp_path), preexec_fn=terminal.ctrl_c_default)
+    proc = subprocess.Popen(
+        tool("apply", "--target", root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=str(tmp_path),
+        preexec_fn=terminal.ctrl_c_default,
+    )
     deadline = time.monotonic() + STARTS
     while not smoke_processes(root):
         assert time.monotonic() < deadline and proc.poll() is None, "the verification did not start"
@@ -205,6 +220,7 @@ def test_ctrl_c_with_output_piped(tree, tmp_path):
 def fork_run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """The CLI in a forked child with its own environment and checkpoint counter: (exit code, output)."""
     import rtdetr_patch.patcher.disk.killpoints
+
     from rtdetr_patch.cli import main
 
     with tempfile.TemporaryFile() as log:
@@ -217,7 +233,7 @@ def fork_run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
                 rtdetr_patch.patcher.disk.killpoints._reached = 0
                 os.dup2(log.fileno(), 1)
                 os.dup2(log.fileno(), 2)
-                sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", closefd=False)  # not pytest's capture
+                sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - fd 1 itself, not pytest's capture
                 main.main([str(a) for a in args], standalone_mode=False)
                 code = 0
             except SystemExit as exc:
@@ -254,9 +270,11 @@ def test_ctrl_c_at_every_write_of_apply_and_revert(tree, tmp_path):
             assert fork_run(["check", "--static", "--target", root], env)[0] == 0
             assert fork_run(["revert", "--target", root], env)[0] == 0
             continue
-        assert ("every file was put back, the install is as it was" in text
-                or "before any file of the install was written: it is as it was" in text
-                or "before anything was written: the install is as it was" in text), (point, output)
+        assert (
+            "every file was put back, the install is as it was" in text
+            or "before any file of the install was written: it is as it was" in text
+            or "before anything was written: the install is as it was" in text
+        ), (point, output)
         assert snapshot(root) == pristine, f"point {point}: the line says 'as it was'"
         code, output = fork_run(["check", "--static", "--target", root], env)
         assert code == Exit.NOT_PATCHED and "interrupted apply" not in output, (point, output)
@@ -289,6 +307,7 @@ def test_ctrl_c_at_every_write_of_apply_and_revert(tree, tmp_path):
 def test_api_interrupt_stays_a_keyboard_interrupt(tree, monkeypatch):
     """In a notebook, interrupting the kernel during apply raises KeyboardInterrupt, with the state on it."""
     import rtdetr_patch.patcher.disk.killpoints as safety
+
     from rtdetr_patch import apply
 
     root = tree(LATEST)
@@ -325,8 +344,11 @@ def test_make_demo_on_a_terminal(release_trees, tmp_path):
     later = max((repo / "Makefile").stat().st_mtime, (repo / "pyproject.toml").stat().st_mtime) + 10
     os.utime(stamp, (later, later))
 
-    term = Terminal(["/usr/bin/env", "make", "-C", str(repo), "demo", f"VENV={venv}", f"ULTRALYTICS={LATEST}"],
-                    environment(RTDETR_PATCH_HOME=str(tmp_path / "state")), str(tmp_path))
+    term = Terminal(
+        ["/usr/bin/env", "make", "-C", str(repo), "demo", f"VENV={venv}", f"ULTRALYTICS={LATEST}"],
+        environment(RTDETR_PATCH_HOME=str(tmp_path / "state")),
+        str(tmp_path),
+    )
     term.expect(f"Ultralytics {LATEST} at {site / 'ultralytics'}", STARTS)
     term.expect(PROGRESS, STARTS)
     code = term.wait(2 * SMOKE)

@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import rtdetr_patch.patcher.disk.killpoints as killpoints
-from rtdetr_patch import patches
 from rtdetr_patch.patcher.disk.files import sha256
 from rtdetr_patch.patcher.errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError
 from rtdetr_patch.patcher.install.folders import tool_folder
@@ -25,6 +23,8 @@ from rtdetr_patch.patcher.states import Outcome
 from rtdetr_patch.patcher.write import transaction as transaction_module
 from rtdetr_patch.patcher.write.changeset import changeset_of, undo_of
 from rtdetr_patch.patcher.write.transaction import Transaction
+
+from rtdetr_patch import patches
 
 TASKS, BLOCK, ADDED = "nn/tasks.py", "nn/modules/block.py", "nn/Addmodules/Net.py"
 PRISTINE = {"__init__.py": b"__version__ = '8.4.190'\n", TASKS: b"tasks = 1\r\n", BLOCK: b"block = 1\n"}
@@ -57,22 +57,33 @@ def files(install: Install) -> dict[str, bytes]:
 def plan_of(install: Install) -> Plan:
     """Two files changed and one file added in a folder that does not exist yet, as the planner would say."""
     transform = patches.ALL[0]
-    changes = [FileChange(rel, install.package / rel, PRISTINE[rel], PATCHED[rel],
-                          steps=[Step(transform, Outcome.PATCHED)] if rel == TASKS else []) for rel in (TASKS, BLOCK)]
+    changes = [
+        FileChange(
+            rel,
+            install.package / rel,
+            PRISTINE[rel],
+            PATCHED[rel],
+            steps=[Step(transform, Outcome.PATCHED)] if rel == TASKS else [],
+        )
+        for rel in (TASKS, BLOCK)
+    ]
     return Plan(install, changes, [Addition(ADDED, install.package / ADDED, NET)])
 
 
 def test_a_changeset_holds_every_byte_before_and_after_and_the_record(install):
     changes = changeset_of(install, plan_of(install), None, None, ())
-    assert [(w.rel, w.before, w.after) for w in changes.writes] == [(TASKS, PRISTINE[TASKS], PATCHED[TASKS]),
-                                                                    (BLOCK, PRISTINE[BLOCK], PATCHED[BLOCK])]
+    assert [(w.rel, w.before, w.after) for w in changes.writes] == [
+        (TASKS, PRISTINE[TASKS], PATCHED[TASKS]),
+        (BLOCK, PRISTINE[BLOCK], PATCHED[BLOCK]),
+    ]
     assert [(a.rel, a.before, a.after) for a in changes.adds] == [(ADDED, None, NET)]
     assert changes.folders == ("nn/Addmodules",) and changes.record.dirs == ("nn/Addmodules",)
     assert dict(changes.originals) == {TASKS: PRISTINE[TASKS], BLOCK: PRISTINE[BLOCK]}
     record = changes.record
     assert record.state == "applied" and record.release == "8.4.190" and record.adopted is None
     assert [(f.path, f.original_sha256, f.patched_sha256) for f in record.files] == [
-        (rel, sha256(PRISTINE[rel]), sha256(PATCHED[rel])) for rel in (TASKS, BLOCK)]
+        (rel, sha256(PRISTINE[rel]), sha256(PATCHED[rel])) for rel in (TASKS, BLOCK)
+    ]
     assert [(a.path, a.sha256) for a in record.added] == [(ADDED, sha256(NET))]
     assert [t.name for t in record.transforms] == [patches.ALL[0].NAME] and files(install) == PRISTINE
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -103,10 +114,12 @@ def test_a_failed_write_puts_every_byte_back_and_removes_the_new_folder(install,
     with pytest.raises(PatchError) as caught:
         Transaction(install, store).apply(changeset_of(install, plan_of(install), None, None, ()))
     assert caught.value.code is Exit.WRITE
-    assert caught.value.message == (f"Writing Ultralytics 8.4.190 at {install.package} failed: "
-                                    "[Errno 28] No space left on device")
-    assert caught.value.hint == ("Every file was put back as it was. Fix the cause (disk space, permissions) and run "
-                                 "apply again.")
+    assert caught.value.message == (
+        f"Writing Ultralytics 8.4.190 at {install.package} failed: [Errno 28] No space left on device"
+    )
+    assert caught.value.hint == (
+        "Every file was put back as it was. Fix the cause (disk space, permissions) and run apply again."
+    )
     assert files(install) == PRISTINE and not (install.package / "nn" / "Addmodules").exists()
     assert store.read() is None
 
@@ -117,8 +130,9 @@ def test_ctrl_c_while_writing_puts_every_byte_back(install, monkeypatch, point):
     store = Store(install)
     with pytest.raises(Interrupted) as caught:
         Transaction(install, store).apply(changeset_of(install, plan_of(install), None, None, ()))
-    assert caught.value.state == ("Interrupted while writing: every file was put back, the install is as it was. "
-                                  "Run `rtdetr-patch apply` again.")
+    assert caught.value.state == (
+        "Interrupted while writing: every file was put back, the install is as it was. Run `rtdetr-patch apply` again."
+    )
     assert files(install) == PRISTINE and not (install.package / "nn" / "Addmodules").exists()
     assert store.read() is None and not list(install.package.rglob("*.rtdetr-patch"))
 
@@ -186,8 +200,10 @@ def test_recovery_names_the_files_someone_else_changed(install):
     store.set_state("applying")
     (install.package / ADDED).write_bytes(b"mine\n")
     message = Transaction(install, store).recover()
-    assert message == ("An interrupted apply was found and rolled back: the install is pristine again. Left "
-                       f"untouched (changed by someone else): {ADDED}.")
+    assert message == (
+        "An interrupted apply was found and rolled back: the install is pristine again. Left "
+        f"untouched (changed by someone else): {ADDED}."
+    )
     assert files(install) == {**PRISTINE, ADDED: b"mine\n"}
 
 
@@ -198,10 +214,14 @@ def test_a_finished_record_needs_no_recovery(install):
 
 
 # -- the record's adopt account ------------------------------------------------------------------
-ACCOUNT = {"source": "/tree/ultralytics", "source_release": "8.0.227", "in_place": True,
-           "names": [{"name": "Net", "status": "carried", "rule": "backbone", "file": "x.py", "why": "", "code": ""}],
-           "yamls": [{"path": "cfg/models/a.yaml", "source": {"params": 3}, "target": {"params": 3}}],
-           "edits": [{"path": "nn/tasks.py", "why": "replaced"}]}
+ACCOUNT = {
+    "source": "/tree/ultralytics",
+    "source_release": "8.0.227",
+    "in_place": True,
+    "names": [{"name": "Net", "status": "carried", "rule": "backbone", "file": "x.py", "why": "", "code": ""}],
+    "yamls": [{"path": "cfg/models/a.yaml", "source": {"params": 3}, "target": {"params": 3}}],
+    "edits": [{"path": "nn/tasks.py", "why": "replaced"}],
+}
 
 
 def test_the_adopt_account_reads_and_writes_the_same_json():

@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import re
 
-from rtdetr_patch import patches
+from conftest import LATEST, OLD, snapshot
+from helpers import HEADS_BEFORE, assert_missing
+from rtdetr_patch.patcher.errors import Exit
 from rtdetr_patch.patches import MARK
 from rtdetr_patch.patches.legacy_preds import LegacyHeadPreds
 from rtdetr_patch.patches.restricted_layers import RestrictedLayers
 from rtdetr_patch.patches.safe_load import SafeLoadAllow
 
-from conftest import LATEST, OLD, snapshot
-from helpers import HEADS_BEFORE, assert_missing
-from rtdetr_patch.patcher.errors import Exit
+from rtdetr_patch import patches
 
 
 def test_every_transform_reports_what_it_looked_for():
     for cls in patches.ALL:
         assert cls.LOOKED_FOR and cls.NAME and cls.FILE and cls.BLOG_STEP
         # safe-load is "not needed" without _SafeLoad; with the class but not its shape, the target is missing
-        code = {SafeLoadAllow: "class _SafeLoad:\n    pass\n",
-                RestrictedLayers: "def parse_model(d):\n    restricted = False\n",
-                LegacyHeadPreds: HEADS_BEFORE.replace("output = self.forward(x)", "output = x")}.get(cls, "x = 1\n")
+        code = {
+            SafeLoadAllow: "class _SafeLoad:\n    pass\n",
+            RestrictedLayers: "def parse_model(d):\n    restricted = False\n",
+            LegacyHeadPreds: HEADS_BEFORE.replace("output = self.forward(x)", "output = x"),
+        }.get(cls, "x = 1\n")
         message = assert_missing(cls, code)
         assert message.startswith(cls.LOOKED_FOR)
 
@@ -56,8 +58,12 @@ def test_cli_partly_hand_patched_parse_model_is_refused(tree, cli, state_home, m
     assert cli("apply", "--target", root, "--no-verify").exit_code == Exit.OK
     tasks = root / "ultralytics" / "nn" / "tasks.py"
     text = tasks.read_text(encoding="utf-8")
-    ch_update = re.search(r"^( +)if backbone_built:  # rtdetr-patch: each backbone output.*\n"
-                          r"\1    ch\.extend\(c2\)\n\1    c2 = c2\[-1\]\n\1else:\n\1    ch\.append\(c2\)\n", text, re.M)
+    ch_update = re.search(
+        r"^( +)if backbone_built:  # rtdetr-patch: each backbone output.*\n"
+        r"\1    ch\.extend\(c2\)\n\1    c2 = c2\[-1\]\n\1else:\n\1    ch\.append\(c2\)\n",
+        text,
+        re.M,
+    )
     assert ch_update is not None
     tasks.write_text(text.replace(ch_update.group(0), f"{ch_update.group(1)}ch.append(c2)\n"), encoding="utf-8")
     before = snapshot(root)

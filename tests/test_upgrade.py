@@ -11,8 +11,9 @@ import hashlib
 import json
 
 from conftest import LATEST, snapshot
-from rtdetr_patch import __version__
 from rtdetr_patch.patcher.errors import Exit
+
+from rtdetr_patch import __version__
 
 NEW_PROBE = b"s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride"
 OLD_PROBE = b"s = 640  # 2x min stride"

@@ -28,9 +28,25 @@ CH = [3] + [24 + 8 * k for k in range(63)]  # the widths of the rows before: dis
 SINGLE_F, MULTI_F = -1, [-1, 2]
 NC, WIDTH, MAX_CHANNELS = 80, 1.0, 1024
 STALE_C1 = 7  # c1 as the row before left it: a branch that does not set c1 never passes it on
-UNSAFE = (ast.Import, ast.ImportFrom, ast.While, ast.With, ast.AsyncWith, ast.Global, ast.Nonlocal, ast.Delete,
-          ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Try, ast.Raise, ast.Return, ast.Yield,
-          ast.Await)
+UNSAFE = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Delete,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.Try,
+    ast.Raise,
+    ast.Return,
+    ast.Yield,
+    ast.Await,
+)
 HELPERS = {"make_divisible": lambda x, d: math.ceil(x / d) * d, "math": math}
 ORDER = ("conv", "conv-n", "same", "plain", "concat", "first", "last", "inputs", "inputs-out", "count", "head")
 
@@ -78,8 +94,12 @@ def _names_of(node: ast.AST, sets: dict[str, list[str]]) -> list[str]:
         return [n for e in node.elts for n in _names_of(e, sets)]
     if isinstance(node, ast.Starred):
         return _names_of(node.value, sets)
-    if isinstance(node, ast.Call) and _dotted(node.func) in ("frozenset", "set", "tuple", "list") \
-            and len(node.args) == 1 and not node.keywords:
+    if (
+        isinstance(node, ast.Call)
+        and _dotted(node.func) in ("frozenset", "set", "tuple", "list")
+        and len(node.args) == 1
+        and not node.keywords
+    ):
         return _names_of(node.args[0], sets)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.BitOr)):
         return _names_of(node.left, sets) + _names_of(node.right, sets)
@@ -132,8 +152,11 @@ def _set_assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None, bool]:
         return stmt.targets[0].id, stmt.value, False
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
         return stmt.target.id, stmt.value, False
-    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and \
-            isinstance(stmt.op, (ast.Add, ast.BitOr)):
+    if (
+        isinstance(stmt, ast.AugAssign)
+        and isinstance(stmt.target, ast.Name)
+        and isinstance(stmt.op, (ast.Add, ast.BitOr))
+    ):
         return stmt.target.id, stmt.value, True
     return None, None, False
 
@@ -142,8 +165,11 @@ def _is_name_collection(node: ast.AST) -> bool:
     if isinstance(node, (ast.Set, ast.Tuple, ast.List)):
         return bool(node.elts) and all(_dotted(e) is not None or isinstance(e, ast.Starred) for e in node.elts)
     if isinstance(node, ast.Call):
-        return _dotted(node.func) in ("frozenset", "set", "tuple", "list") and len(node.args) == 1 and \
-            _is_name_collection(node.args[0])
+        return (
+            _dotted(node.func) in ("frozenset", "set", "tuple", "list")
+            and len(node.args) == 1
+            and _is_name_collection(node.args[0])
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.BitOr)):
         return all(_is_name_collection(x) or _dotted(x) is not None for x in (node.left, node.right))
     return False
@@ -166,15 +192,23 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
     if func is None:
         return None
     sets = _local_sets(func, _assigned_sets(tree.body, {}))
-    loop = next((n for n in ast.walk(func) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
-                 and _dotted(n.iter.func) == "enumerate"), None)
+    loop = next(
+        (
+            n
+            for n in ast.walk(func)
+            if isinstance(n, ast.For) and isinstance(n.iter, ast.Call) and _dotted(n.iter.func) == "enumerate"
+        ),
+        None,
+    )
     if loop is None:
         return None
     best = _longest_chain(loop, sets)
     if best is None:
         return None
-    flag = any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
-               for s in func.body)
+    flag = any(
+        isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
+        for s in func.body
+    )
     return Chain(_branches(best, sets, text), backbone_flag=flag)
 
 
@@ -201,7 +235,7 @@ def _branches(first: ast.If, sets: dict[str, list[str]], text: str) -> list[Bran
     lines = text.splitlines()
     while node is not None:
         end = node.body[-1].end_lineno or node.body[-1].lineno
-        code = "\n".join(lines[node.lineno - 1:end])
+        code = "\n".join(lines[node.lineno - 1 : end])
         branches.append(Branch(_test_names(node.test, sets), list(node.body), _dedent(code), node.lineno))
         if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
             node = node.orelse[0]
@@ -209,7 +243,7 @@ def _branches(first: ast.If, sets: dict[str, list[str]], text: str) -> list[Bran
             if node.orelse:
                 closing = node.orelse[0]
                 end = node.orelse[-1].end_lineno or node.orelse[-1].lineno
-                code = "else:\n" + "\n".join(lines[closing.lineno - 1:end])
+                code = "else:\n" + "\n".join(lines[closing.lineno - 1 : end])
                 branches.append(Branch([], list(node.orelse), _dedent(code), closing.lineno, final=True))
             node = None
     return branches
@@ -231,8 +265,12 @@ def is_backbone_branch(branch: Branch) -> bool:
     for node in ast.walk(ast.Module(body=branch.body, type_ignores=[])):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in node.targets):
             return True
-        if isinstance(node, ast.Attribute) and node.attr in ("width_list", "channel") and \
-                isinstance(node.value, ast.Name) and node.value.id == "m":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("width_list", "channel")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "m"
+        ):
             return True
     return False
 
@@ -270,20 +308,54 @@ def _compile(body: list[ast.stmt]):
             raise NotRunnable(type(node).__name__)
     loads = {n.id for n in ast.walk(module) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     func = ast.FunctionDef(
-        name="_branch", args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in LOCALS], kwonlyargs=[],
-                                           kw_defaults=[], defaults=[]),
-        body=list(body) + [ast.Return(ast.Tuple([ast.Name("c2", ast.Load()), ast.Name("args", ast.Load()),
-                                                 ast.Name("n", ast.Load())], ast.Load()))],
-        decorator_list=[], returns=None)
+        name="_branch",
+        args=ast.arguments(
+            posonlyargs=[], args=[ast.arg(a) for a in LOCALS], kwonlyargs=[], kw_defaults=[], defaults=[]
+        ),
+        body=list(body)
+        + [
+            ast.Return(
+                ast.Tuple(
+                    [ast.Name("c2", ast.Load()), ast.Name("args", ast.Load()), ast.Name("n", ast.Load())], ast.Load()
+                )
+            )
+        ],
+        decorator_list=[],
+        returns=None,
+    )
     tree = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
     code = compile(tree, "<parse_model branch>", "exec")
-    safe = {k: getattr(builtins, k) for k in ("len", "sum", "min", "max", "int", "float", "round", "list", "tuple",
-                                              "range", "isinstance", "enumerate", "zip", "abs", "str", "bool",
-                                              "dict", "set", "any", "all", "sorted", "reversed")}
+    safe = {
+        k: getattr(builtins, k)
+        for k in (
+            "len",
+            "sum",
+            "min",
+            "max",
+            "int",
+            "float",
+            "round",
+            "list",
+            "tuple",
+            "range",
+            "isinstance",
+            "enumerate",
+            "zip",
+            "abs",
+            "str",
+            "bool",
+            "dict",
+            "set",
+            "any",
+            "all",
+            "sorted",
+            "reversed",
+        )
+    }
     scope: dict = {"__builtins__": safe, **HELPERS}
     for name in loads - set(LOCALS) - set(safe) - set(HELPERS):
         scope[name] = _sentinel(name)
-    exec(code, scope)  # noqa: S102 - the branch's own arithmetic, on made-up rows, with no builtins to reach out
+    exec(code, scope)  # the branch's own arithmetic, on made-up rows, with no builtins to reach out
     return scope["_branch"]
 
 
@@ -294,10 +366,14 @@ def _rule_function():
     source = resources.files("rtdetr_patch.templates").joinpath("Addmodules", "__init__.py").read_text("utf-8")
     tree = ast.parse(source)
     wanted = {"rtdetr_patch_module_args", "_scaled", "SINGLE", "MULTI", "RULES", "RtdetrPatchRowError"}
-    body: list[ast.stmt] = [n for n in tree.body if (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in wanted)
-            or (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in wanted)]
+    body: list[ast.stmt] = [
+        n
+        for n in tree.body
+        if (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in wanted)
+        or (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in wanted)
+    ]
     scope: dict = {"RTDETR_PATCH_MODULES": {}, "_fits": lambda *a: None}
-    exec(compile(ast.Module(body=body, type_ignores=[]), "Addmodules/__init__.py", "exec"), scope)  # noqa: S102
+    exec(compile(ast.Module(body=body, type_ignores=[]), "Addmodules/__init__.py", "exec"), scope)
     return scope
 
 
@@ -325,7 +401,7 @@ def sample_rows(multi: bool | None = None) -> list[Row]:
 def _outcome(call, row: Row):
     try:
         return ("ok",) + tuple(_freeze(v) for v in call(row))
-    except Exception as exc:  # noqa: BLE001 - an error is an outcome too: it must be the rule's as well
+    except Exception as exc:  # an error is an outcome too: it must be the rule's as well
         return ("error", type(exc).__name__)
 
 
@@ -347,8 +423,15 @@ def classify(branch: Branch, name: str, rows: list[Row]) -> Verdict:
         return Verdict(None, f"the branch does not compile on its own: {exc}")
     rules = _rule_function()
     m = _sentinel(name)
-    theirs = [_outcome(lambda r: run(m, 0, r.f, r.n, list(r.args), list(CH), NC, STALE_C1, CH[-1], WIDTH,
-                                     MAX_CHANNELS, 1.0, r.n, WIDTH, 1.0), row) for row in rows]
+    theirs = [
+        _outcome(
+            lambda r: run(
+                m, 0, r.f, r.n, list(r.args), list(CH), NC, STALE_C1, CH[-1], WIDTH, MAX_CHANNELS, 1.0, r.n, WIDTH, 1.0
+            ),
+            row,
+        )
+        for row in rows
+    ]
     if all(t[0] == "error" for t in theirs):
         return Verdict(None, "the branch fails on every row it was tried on", rows)
     for rule in ORDER:
@@ -357,11 +440,19 @@ def classify(branch: Branch, name: str, rows: list[Row]) -> Verdict:
         rules["RTDETR_PATCH_MODULES"].update(table)
         # (a conv row with repeats is one the rule refuses on purpose: copies chained at another width)
         tried = [(t, row) for t, row in zip(theirs, rows) if not (rule == "conv" and row.n > 1)]
-        ours = [_outcome(lambda r: rules["rtdetr_patch_module_args"](m, 0, r.f, r.n, list(r.args), list(CH), NC,
-                                                                     WIDTH, MAX_CHANNELS), row) for _, row in tried]
+        ours = [
+            _outcome(
+                lambda r: rules["rtdetr_patch_module_args"](
+                    m, 0, r.f, r.n, list(r.args), list(CH), NC, WIDTH, MAX_CHANNELS
+                ),
+                row,
+            )
+            for _, row in tried
+        ]
         if all(_same(t, o, rule) for (t, _), o in zip(tried, ours)) and any(o[0] == "ok" for o in ours):
-            return Verdict(rule, f"the branch gives the same widths, arguments and repeats as '{rule}' on "
-                           f"{len(rows)} row(s)", rows)
+            return Verdict(
+                rule, f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s)", rows
+            )
     return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
 
 

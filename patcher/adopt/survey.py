@@ -19,6 +19,7 @@ and why, per file its names and the sibling files it imports, per yaml what it n
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -35,9 +36,11 @@ from . import branches
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 # rtdetr-patch's own modules build the rows that use these names (the blog's backbone, the series' ResNet base)
-OURS = {"MobileNetV3": "rtdetr-patch's own MobileNetV3 (the blog's backbone)",
-        "Blocks": "rtdetr-patch's own ResNet base (Blocks, the series' ResNet stages)",
-        "ConvNormLayer": "rtdetr-patch's own ResNet base (ConvNormLayer)"}
+OURS = {
+    "MobileNetV3": "rtdetr-patch's own MobileNetV3 (the blog's backbone)",
+    "Blocks": "rtdetr-patch's own ResNet base (Blocks, the series' ResNet stages)",
+    "ConvNormLayer": "rtdetr-patch's own ResNet base (ConvNormLayer)",
+}
 OUR_FILES = {"__init__.py", *(f"{stem}.py" for stem in SHIPPED)}  # the added package's own files
 MANAGED = ("nn/tasks.py",)
 # torch layers the tree's parse_model gives a branch of its own (``nn.Conv2d`` in the conv set): registered by
@@ -85,8 +88,14 @@ class YamlRow:
     target: dict = field(default_factory=dict)  # the same on the target, patched
 
     def to_dict(self) -> dict:
-        return {"path": self.rel, "uses": self.uses, "carried": self.carried, "why": self.why,
-                "source": self.source, "target": self.target}
+        return {
+            "path": self.rel,
+            "uses": self.uses,
+            "carried": self.carried,
+            "why": self.why,
+            "source": self.source,
+            "target": self.target,
+        }
 
 
 @dataclass
@@ -112,8 +121,16 @@ class Survey:
             names = tuple(n for n in row.names if n in by_name)
             ruled = [(n, by_name[n].rule) for n in names]
             rules = tuple((n, rule) for n, rule in ruled if rule is not None and rule != "backbone")
-            out.append(UserModule(name=row.stem, data=row.data, classes=names, rules=rules,
-                                  source=self.source / PurePosixPath(row.rel), explicit=True))
+            out.append(
+                UserModule(
+                    name=row.stem,
+                    data=row.data,
+                    classes=names,
+                    rules=rules,
+                    source=self.source / PurePosixPath(row.rel),
+                    explicit=True,
+                )
+            )
         return out
 
 
@@ -131,15 +148,21 @@ def source_package(source: str | Path) -> Path:
     """The ``ultralytics/`` folder of ``--from DIR``: DIR itself, or the one folder below it that holds one."""
     given = Path(source).expanduser()
     if not given.is_dir():
-        raise PatchError(Exit.ADOPT, f"--from {given} is not a folder.",
-                         "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"--from {given} is not a folder.",
+            "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.",
+        )
     given = given.resolve()
     for candidate in (given, given / "ultralytics", *sorted(given.glob("*/ultralytics"))):
         if (candidate / "__init__.py").is_file() and (candidate / "nn" / "tasks.py").is_file():
             return candidate
-    raise PatchError(Exit.ADOPT, f"--from {given} holds no Ultralytics tree (looked for ultralytics/__init__.py and "
-                     "ultralytics/nn/tasks.py there and one folder below).",
-                     "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.")
+    raise PatchError(
+        Exit.ADOPT,
+        f"--from {given} holds no Ultralytics tree (looked for ultralytics/__init__.py and "
+        "ultralytics/nn/tasks.py there and one folder below).",
+        "Give the fork's `ultralytics/` folder, or the checkout that holds it. Nothing was written.",
+    )
 
 
 # -- names and where they are defined ----------------------------------------------------------------------------
@@ -180,7 +203,7 @@ class Resolver:
         if node.level:
             parts = list(PurePosixPath(rel).parent.parts)
             if node.level > 1:
-                parts = parts[:len(parts) - (node.level - 1)]
+                parts = parts[: len(parts) - (node.level - 1)]
             dotted = parts + (node.module.split(".") if node.module else [])
         elif node.module and (node.module == "ultralytics" or node.module.startswith("ultralytics.")):
             dotted = node.module.split(".")[1:]
@@ -221,7 +244,9 @@ class Resolver:
         if tree is None:
             return set()
         for node in _top(tree):
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+            ):
                 try:
                     return set(ast.literal_eval(node.value))
                 except ValueError:
@@ -254,8 +279,11 @@ class Resolver:
                 if target and PurePosixPath(target).parent == folder and PurePosixPath(target).name != "__init__.py":
                     out.append(target)
                 elif target and target == f"{folder}/__init__.py":
-                    out.extend(f"{folder}/{a.name}.py" for a in node.names
-                               if (self.package / folder / f"{a.name}.py").is_file())
+                    out.extend(
+                        f"{folder}/{a.name}.py"
+                        for a in node.names
+                        if (self.package / folder / f"{a.name}.py").is_file()
+                    )
         return sorted(set(out) - {rel})
 
 
@@ -285,10 +313,8 @@ def _row_of(raw: list) -> branches.Row | None:
             if local is not None:
                 a = local
             else:
-                try:
+                with contextlib.suppress(ValueError, SyntaxError):  # a name or text: kept as the string
                     a = ast.literal_eval(a)
-                except (ValueError, SyntaxError):
-                    pass
         values.append(a)
     return branches.Row(f, n, values)
 
@@ -305,8 +331,9 @@ class _Tree:
     target: Install
 
 
-def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None = None,
-           ours: Collection[str] = frozenset()) -> Survey:
+def survey(
+    source: Path, target: Install, *, in_place: bool, wheel: str | None = None, ours: Collection[str] = frozenset()
+) -> Survey:
     """Everything adopt carries or not, read from the tree ``source`` (an ``ultralytics/`` folder).
 
     ``ours`` are files of the tree rtdetr-patch itself wrote (in place, after an earlier apply or adopt).
@@ -314,15 +341,19 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     release = read_release(source)
     pristine = pristine_package(release, wheel)
     mine, theirs = _files(source), _files(pristine)
-    modified = sorted(r for r in mine if r in theirs and r not in ours
-                      and mine[r].read_bytes() != theirs[r].read_bytes())
+    modified = sorted(
+        r for r in mine if r in theirs and r not in ours and mine[r].read_bytes() != theirs[r].read_bytes()
+    )
     added = sorted(r for r in mine if r not in theirs and r not in ours)
     chain = branches.parse_model_chain((source / "nn" / "tasks.py").read_bytes())
     stock = branches.parse_model_chain((pristine / "nn" / "tasks.py").read_bytes())
     if chain is None:
-        raise PatchError(Exit.ADOPT, f"{source / 'nn' / 'tasks.py'} (Ultralytics {release}) has no parse_model "
-                         "with its module-type if/elif chain, so its module branches cannot be read.",
-                         "Point --from at a tree whose nn/tasks.py still has Ultralytics' parse_model. Nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"{source / 'nn' / 'tasks.py'} (Ultralytics {release}) has no parse_model "
+            "with its module-type if/elif chain, so its module branches cannot be read.",
+            "Point --from at a tree whose nn/tasks.py still has Ultralytics' parse_model. Nothing was written.",
+        )
     resolver = Resolver(source)
     resolver.added = [r for r in added if r.endswith(".py")]
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
@@ -330,8 +361,12 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     yamls, rows_of = _read_yamls(mine, added, modified)
     gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
     used = {n for y in yamls for n in y.uses}
-    blocks = sorted({str(r.args[1]) for r in rows_of.get("Blocks", []) if len(r.args) > 1 and isinstance(r.args[1], str)})
-    gained += sorted(n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch.")))
+    blocks = sorted(
+        {str(r.args[1]) for r in rows_of.get("Blocks", []) if len(r.args) > 1 and isinstance(r.args[1], str)}
+    )
+    gained += sorted(
+        n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
+    )
     tree = _Tree(resolver, mine, theirs, modified, target)
     names: list[NameRow] = []
     for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
@@ -339,12 +374,23 @@ def survey(source: Path, target: Install, *, in_place: bool, wheel: str | None =
     for name in gained:
         names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
     files = _carried_files(names, tree, added)
-    return Survey(source, release, pristine, in_place, modified, added, names, files, yamls,
-                  _edits(resolver, modified, added, files, names))
+    return Survey(
+        source,
+        release,
+        pristine,
+        in_place,
+        modified,
+        added,
+        names,
+        files,
+        yamls,
+        _edits(resolver, modified, added, files, names),
+    )
 
 
-def _read_yamls(mine: dict[str, Path], added: list[str],
-                modified: list[str]) -> tuple[list[YamlRow], dict[str, list[branches.Row]]]:
+def _read_yamls(
+    mine: dict[str, Path], added: list[str], modified: list[str]
+) -> tuple[list[YamlRow], dict[str, list[branches.Row]]]:
     """The model yamls the tree added or edited, and per module name its rows in them, as branches see them."""
     yamls = []
     rows_of: dict[str, list[branches.Row]] = {}
@@ -352,9 +398,16 @@ def _read_yamls(mine: dict[str, Path], added: list[str],
         data = mine[rel].read_bytes()
         rows = _rows(data)
         uses = sorted({str(r[2]) for r in rows}) if rows is not None else []
-        yamls.append(YamlRow(rel, data, uses, stock_edit=rel in modified,
-                             carried=rows is not None and rel not in modified,
-                             why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)"))
+        yamls.append(
+            YamlRow(
+                rel,
+                data,
+                uses,
+                stock_edit=rel in modified,
+                carried=rows is not None and rel not in modified,
+                why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)",
+            )
+        )
         for raw in rows or []:
             row = _row_of(raw)
             if row is not None:
@@ -376,8 +429,13 @@ def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[
             continue
         stem = PurePosixPath(name.file).stem
         if stem in files and files[stem].rel != name.file:
-            name.status, name.why = "not carried", (f"its file {name.file} has the same name as {files[stem].rel}, "
-                                                    "which is carried; both would be nn/Addmodules/" + f"{stem}.py")
+            name.status, name.why = (
+                "not carried",
+                (
+                    f"its file {name.file} has the same name as {files[stem].rel}, "
+                    "which is carried; both would be nn/Addmodules/" + f"{stem}.py"
+                ),
+            )
             continue
         files.setdefault(stem, FileRow(name.file, stem, tree.mine[name.file].read_bytes())).names.append(name.name)
     queue = list(files.values())
@@ -397,8 +455,9 @@ def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[
     return files
 
 
-def _edits(resolver: Resolver, modified: list[str], added: list[str], files: dict[str, FileRow],
-           names: list[NameRow]) -> list[dict]:
+def _edits(
+    resolver: Resolver, modified: list[str], added: list[str], files: dict[str, FileRow], names: list[NameRow]
+) -> list[dict]:
     """The tree's edits adopt does not carry (``{"path", "why"}``, and what an added file defines)."""
     carried_files = {f.rel for f in files.values()}
     edits: list[dict] = []
@@ -410,23 +469,34 @@ def _edits(resolver: Resolver, modified: list[str], added: list[str], files: dic
         if rel.endswith(".py") and rel not in carried_files and not rel.endswith("__init__.py"):
             defined = sorted(_defined(resolver, rel))
             users = [n.name for n in names if n.file == rel]
-            why = ("its names are not carried: " + ", ".join(users)) if users else \
-                "no yaml row or parse_model branch of the tree uses a name it defines"
+            why = (
+                ("its names are not carried: " + ", ".join(users))
+                if users
+                else "no yaml row or parse_model branch of the tree uses a name it defines"
+            )
             edits.append({"path": rel, "why": why, "defines": defined[:12]})
     return edits
 
 
 def _defined(resolver: Resolver, rel: str) -> set[str]:
     tree = resolver.tree(rel)
-    return {n.name for n in (tree.body if tree else ()) if isinstance(n, (ast.ClassDef, ast.FunctionDef))
-            and not n.name.startswith("_")}
+    return {
+        n.name
+        for n in (tree.body if tree else ())
+        if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and not n.name.startswith("_")
+    }
 
 
 def _edit_why(rel: str) -> str:
-    kinds = {"nn/modules/": "Ultralytics' own modules edited in place", "utils/loss.py": "the loss",
-             "models/utils/loss.py": "RT-DETR's loss", "utils/metrics.py": "the metrics",
-             "engine/trainer.py": "the trainer", "utils/torch_utils.py": "torch utilities (FLOPs, fusing)",
-             "cfg/default.yaml": "the default training settings"}
+    kinds = {
+        "nn/modules/": "Ultralytics' own modules edited in place",
+        "utils/loss.py": "the loss",
+        "models/utils/loss.py": "RT-DETR's loss",
+        "utils/metrics.py": "the metrics",
+        "engine/trainer.py": "the trainer",
+        "utils/torch_utils.py": "torch utilities (FLOPs, fusing)",
+        "cfg/default.yaml": "the default training settings",
+    }
     what = next((v for k, v in kinds.items() if rel.startswith(k)), "a file of Ultralytics edited in place")
     return f"{what}: not carried (adopt carries parse_model's modules and the yamls)"
 
@@ -444,8 +514,6 @@ def drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str
             drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
 
 
-
-
 def _judge_block(name: str, tree: _Tree) -> NameRow:
     if name in ("BasicBlock", "BottleNeck"):
         return NameRow(name, "ours", why="a block of rtdetr-patch's own ResNet base")
@@ -454,7 +522,9 @@ def _judge_block(name: str, tree: _Tree) -> NameRow:
         return NameRow(name, "not carried", why="a ResNet block the yamls name, defined in no file of the tree")
     if where in tree.modified or where in tree.theirs:
         return NameRow(name, "not carried", file=where, why=f"defined in {where}, a file of Ultralytics")
-    return NameRow(name, "carried", rule="block", file=where, why="a block the series' ResNet stages (Blocks) build by name")
+    return NameRow(
+        name, "carried", rule="block", file=where, why="a block the series' ResNet stages (Blocks) build by name"
+    )
 
 
 def _defining_file(resolver: Resolver, name: str) -> str | None:
@@ -470,7 +540,9 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
     if name.startswith(("nn.", "torch.")):
         return _judge_torch_layer(name, chain, rows)
     if name in native:
-        return NameRow(name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one")
+        return NameRow(
+            name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
+        )
     where = tree.resolver.define("nn/tasks.py", name)
     if where is None:
         return NameRow(name, "not carried", why="defined nowhere in the tree (no import of nn/tasks.py binds it)")
@@ -485,27 +557,42 @@ def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row
     branch = chain.branch_of(name)
     verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
     if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
-        return NameRow(name, "not carried", why=f"{name} is a torch layer whose branch no rule expresses"
-                       + (f": {verdict.why}" if verdict else ""), code=branch.code if branch else "")
-    return NameRow(name, "carried", rule=verdict.rule, file=TORCH_FILE,
-                   why=f"torch's {name}, given a branch of its own in the tree that runs as '{verdict.rule}': "
-                       f"registered by that rule, so every row with {name} on this install builds as in the tree")
+        return NameRow(
+            name,
+            "not carried",
+            why=f"{name} is a torch layer whose branch no rule expresses" + (f": {verdict.why}" if verdict else ""),
+            code=branch.code if branch else "",
+        )
+    return NameRow(
+        name,
+        "carried",
+        rule=verdict.rule,
+        file=TORCH_FILE,
+        why=f"torch's {name}, given a branch of its own in the tree that runs as '{verdict.rule}': "
+        f"registered by that rule, so every row with {name} on this install builds as in the tree",
+    )
 
 
 def _not_carried_file(name: str, where: str, tree: _Tree) -> NameRow | None:
     """Why a name cannot be carried from the file ``where`` that defines it (None: it can)."""
     if where.startswith("<"):
-        return NameRow(name, "not carried", file=None,
-                       why=f"imported from the package {where[1:-1]}, not a file of the tree")
+        return NameRow(
+            name, "not carried", file=None, why=f"imported from the package {where[1:-1]}, not a file of the tree"
+        )
     if where in tree.modified:
-        return NameRow(name, "not carried", file=where,
-                       why=f"defined in {where}, a file of Ultralytics edited in place; move it into a file of "
-                           "its own (nn/Addmodules/) to carry it")
+        return NameRow(
+            name,
+            "not carried",
+            file=where,
+            why=f"defined in {where}, a file of Ultralytics edited in place; move it into a file of "
+            "its own (nn/Addmodules/) to carry it",
+        )
     if where in tree.theirs:
         return NameRow(name, "not carried", file=where, why=f"Ultralytics' own {name} ({where}) given another branch")
     if PurePosixPath(where).name in OUR_FILES and PurePosixPath(where).parent.as_posix() == ADDED_PACKAGE:
-        return NameRow(name, "not carried", file=where,
-                       why=f"its file {where} has the name of one of rtdetr-patch's own files")
+        return NameRow(
+            name, "not carried", file=where, why=f"its file {where} has the name of one of rtdetr-patch's own files"
+        )
     if not where.endswith(".py"):
         return NameRow(name, "not carried", file=where, why=f"defined in {where}, not a Python file")
     return None
@@ -522,10 +609,17 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
     tried = rows or branches.sample_rows()
     verdict = branches.classify(branch, name, tried)
     if verdict.rule is None:
-        return NameRow(name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}",
-                       code=branch.code)
+        return NameRow(
+            name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}", code=branch.code
+        )
     how = "parse_model's final else (no branch of its own)" if final else f"its branch (line {branch.line})"
     rows_said = f"{len(rows)} yaml row(s)" if rows else "sample rows (no yaml of the tree uses it)"
-    return NameRow(name, "carried", rule=verdict.rule, file=where,
-                   why=f"{how} runs as '{verdict.rule}' on {rows_said}" if verdict.rule != "backbone" else
-                   f"{how} is the blog's backbone branch")
+    return NameRow(
+        name,
+        "carried",
+        rule=verdict.rule,
+        file=where,
+        why=f"{how} runs as '{verdict.rule}' on {rows_said}"
+        if verdict.rule != "backbone"
+        else f"{how} is the blog's backbone branch",
+    )

@@ -44,11 +44,14 @@ if TYPE_CHECKING:  # libcst: adopt plans, it loads when it does
 
 def _probe(python: str, root: Path, imports: list[str], yamls: list[str]) -> dict:
     try:  # the spec goes in a file: a fork's few hundred yaml paths would pass Windows' command-line limit
-        return runner.run("adopt-probe", python, [str(root)], spec={"imports": imports, "yamls": yamls},
-                          cwd=root).answer
+        return runner.run(
+            "adopt-probe", python, [str(root)], spec={"imports": imports, "yamls": yamls}, cwd=root
+        ).answer
     except runner.NoAnswer as exc:
         tail = exc.output(600)
-        return {"fatal": {"error": f"the probe did not answer ({type(exc.cause).__name__}: {exc.cause}) {tail}".strip()}}
+        return {
+            "fatal": {"error": f"the probe did not answer ({type(exc.cause).__name__}: {exc.cause}) {tail}".strip()}
+        }
 
 
 def _stage(install: Install) -> Path:
@@ -90,8 +93,15 @@ class _Adopting:
         return self.found.install
 
 
-def adopt(install: Install, *, source: str | None = None, wheel: str | None = None, dry_run: bool = False,
-          force: bool = False, on_stage: Callable[[str], None] = lambda s: None) -> AdoptResult:
+def adopt(
+    install: Install,
+    *,
+    source: str | None = None,
+    wheel: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    on_stage: Callable[[str], None] = lambda s: None,
+) -> AdoptResult:
     def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
         on_stage(f"adopt: {text}")
 
@@ -108,8 +118,14 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
             ours = {f.path for f in same.files} | {a.path for a in same.added}
         say("reading the tree against its release")
         survey = reading.survey(package, install, in_place=in_place, wheel=wheel, ours=ours)
-        result = AdoptResult(in_place=in_place, source=str(package), source_release=survey.release,
-                             dry_run=dry_run, recovered=held.recovered, store=str(held.store.dir))
+        result = AdoptResult(
+            in_place=in_place,
+            source=str(package),
+            source_release=survey.release,
+            dry_run=dry_run,
+            recovered=held.recovered,
+            store=str(held.store.dir),
+        )
         job = _adopting(found, package, in_place, survey, say)
         gained = [n for n in survey.names if n.status == "carried"]
         if not gained and not job.sources and not [y for y in survey.yamls if y.carried and not in_place]:
@@ -117,9 +133,15 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
         final, modules, replaced = _carry(job)
         _report(result, survey)
         result.edits = [  # in place, a file a transform edits is replaced, not left: say so
-            replace(edit, why=f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
-                              "copy is kept in the store; `rtdetr-patch revert` puts it back)")
-            if edit.path in job.sources else edit for edit in result.edits]
+            replace(
+                edit,
+                why=f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
+                "copy is kept in the store; `rtdetr-patch revert` puts it back)",
+            )
+            if edit.path in job.sources
+            else edit
+            for edit in result.edits
+        ]
         adoption = _adoption(job, result, replaced)
         if dry_run:
             result.plan = final
@@ -133,18 +155,29 @@ def adopt(install: Install, *, source: str | None = None, wheel: str | None = No
 
 def _refuse_an_older_patch(install: Install, same: Record | None) -> None:
     if same is not None and same.tool != __version__:
-        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package} holds the patch of "
-                         f"rtdetr-patch {same.tool or 'an earlier release'}.",
-                         "Run `rtdetr-patch apply` first (it brings the patch up to this release), then adopt.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"Ultralytics {install.release} at {install.package} holds the patch of "
+            f"rtdetr-patch {same.tool or 'an earlier release'}.",
+            "Run `rtdetr-patch apply` first (it brings the patch up to this release), then adopt.",
+        )
 
 
-def _adopting(found: Found, package: Path, in_place: bool, survey: reading.Survey,
-              say: Callable[[str], None]) -> _Adopting:
+def _adopting(
+    found: Found, package: Path, in_place: bool, survey: reading.Survey, say: Callable[[str], None]
+) -> _Adopting:
     """The run, with what the plan starts from: in place, each file a transform edits is planned from the
     pristine release's copy (unless the transform keeps the tree's edits), its bytes now kept as the original."""
     install, same = found.install, found.same
-    job = _Adopting(found, package, in_place, survey, say, transforms=transforms_for(same),
-                    recorded={m.name: m for m in recorded_modules(found.store, same)})
+    job = _Adopting(
+        found,
+        package,
+        in_place,
+        survey,
+        say,
+        transforms=transforms_for(same),
+        recorded={m.name: m for m in recorded_modules(found.store, same)},
+    )
     managed = {t.FILE for t in job.transforms}
     if in_place:
         kept_edits = {t.FILE for t in job.transforms if t.KEEPS_EDITS}  # patched as the tree has them
@@ -161,9 +194,12 @@ def _nothing_to_carry(job: _Adopting, result: AdoptResult) -> AdoptResult:
     result.already = bool(same and same.adopted)
     _report(result, survey)
     if not result.already and not survey.names:
-        raise PatchError(Exit.ADOPT, f"{job.package} (Ultralytics {survey.release}) has no module of its own to "
-                         "carry: parse_model gained no name and no yaml was added.",
-                         "Nothing to adopt; `rtdetr-patch apply` patches a pristine install. Nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"{job.package} (Ultralytics {survey.release}) has no module of its own to "
+            "carry: parse_model gained no name and no yaml was added.",
+            "Nothing to adopt; `rtdetr-patch apply` patches a pristine install. Nothing was written.",
+        )
     return result
 
 
@@ -175,8 +211,9 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
     install, survey = job.install, job.survey
     for row in survey.files.values():
         if row.stem in job.recorded:
-            reading.drop(row, survey.files, survey.names, f"an earlier apply already added a module file "
-                         f"named {row.stem}.py")
+            reading.drop(
+                row, survey.files, survey.names, f"an earlier apply already added a module file named {row.stem}.py"
+            )
     # 1. each file imported on its own on the target (staged), and every yaml built in the tree (parallel)
     job.say("importing each module file on the target, building the yamls in the tree")
     base = planning.make_plan(install, job.transforms, tuple(job.recorded.values()), sources=job.sources)
@@ -191,13 +228,15 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
         replaced = _replaced(install, final, job.current, job.in_place)
         _write(stage, final, {})
         yamls = [y for y in survey.yamls if y.carried]
-        answer = _probe(install.python, stage, [],
-                        [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
+        answer = _probe(install.python, stage, [], [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     if "fatal" in answer:
-        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} with the adopted modules does not import: "
-                         f"{answer['fatal']['error']}", "Please report this with the tree; nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"Ultralytics {install.release} with the adopted modules does not import: {answer['fatal']['error']}",
+            "Please report this with the tree; nothing was written.",
+        )
     for y in yamls:
         y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
     return final, modules, replaced
@@ -210,16 +249,24 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
     files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
     _write(stage, base, files)
     with ThreadPoolExecutor(2) as pool:
-        target_imports = pool.submit(_probe, install.python, stage, [r.module for r in survey.files.values()
-                                                                      if r.status == "carried"], [])
-        source_builds = pool.submit(_probe, install.python, package.parent, [],
-                                    [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried])
+        target_imports = pool.submit(
+            _probe, install.python, stage, [r.module for r in survey.files.values() if r.status == "carried"], []
+        )
+        source_builds = pool.submit(
+            _probe,
+            install.python,
+            package.parent,
+            [],
+            [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried],
+        )
         imports, built = target_imports.result(), source_builds.result()
     if "fatal" in imports:
-        raise PatchError(Exit.ADOPT, f"Ultralytics {install.release} at {install.package}, staged with the "
-                         f"patch, does not import with {install.python}: {imports['fatal']['error']}",
-                         "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). "
-                         "Nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"Ultralytics {install.release} at {install.package}, staged with the "
+            f"patch, does not import with {install.python}: {imports['fatal']['error']}",
+            "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). Nothing was written.",
+        )
     for row in list(survey.files.values()):
         failed = (imports.get("imports") or {}).get(row.module)
         if failed and row.status == "carried":
@@ -231,21 +278,24 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
     for y in survey.yamls:
         if y.carried:
             y.source = built.get("fatal") or (built.get("builds") or {}).get(
-                str(package / PurePosixPath(y.rel)), {"error": "not built"})
+                str(package / PurePosixPath(y.rel)), {"error": "not built"}
+            )
 
 
 def _adoption(job: _Adopting, result: AdoptResult, replaced: dict[str, bytes]) -> Adoption:
     """What the write adds to the patch: the account for the record, the originals an in-place adopt replaces,
     and (in place) every hand-edited or added file of the tree, kept in the store."""
-    adopted = AdoptedAccount(source=str(job.package), source_release=job.survey.release, in_place=job.in_place,
-                             names=tuple(n.to_dict() for n in job.survey.names),
-                             yamls=tuple({"path": y.path, "source": y.source, "target": y.target}
-                                         for y in result.yamls if y.carried),
-                             edits=tuple(e.to_dict() for e in result.edits))
+    adopted = AdoptedAccount(
+        source=str(job.package),
+        source_release=job.survey.release,
+        in_place=job.in_place,
+        names=tuple(n.to_dict() for n in job.survey.names),
+        yamls=tuple({"path": y.path, "source": y.source, "target": y.target} for y in result.yamls if y.carried),
+        edits=tuple(e.to_dict() for e in result.edits),
+    )
     kept = {}
     if job.in_place:
-        kept = {rel: (job.package / PurePosixPath(rel)).read_bytes()
-                for rel in job.survey.modified + job.survey.added}
+        kept = {rel: (job.package / PurePosixPath(rel)).read_bytes() for rel in job.survey.modified + job.survey.added}
         result.kept = str(job.found.store.dir / "adopted")
     return Adoption(current=job.current | replaced, adopted=adopted, kept=kept)
 
@@ -254,11 +304,17 @@ def _already(install: Install, record: Record, store: Store, recovered: str | No
     """An install adopted in place before, every file as recorded: the account from the record."""
     adopted = record.adopted
     assert adopted is not None  # asked only of a record adopt wrote
-    return AdoptResult(already=True, in_place=True, source=adopted.source, source_release=adopted.source_release,
-                       names=[AdoptNameRow.from_dict(n) for n in adopted.names],
-                       yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"]) for y in adopted.yamls],
-                       edits=[AdoptEditRow.from_dict(e) for e in adopted.edits], recovered=recovered,
-                       store=str(store.dir))
+    return AdoptResult(
+        already=True,
+        in_place=True,
+        source=adopted.source,
+        source_release=adopted.source_release,
+        names=[AdoptNameRow.from_dict(n) for n in adopted.names],
+        yamls=[AdoptYamlRow(y["path"], (), True, "", y["source"], y["target"]) for y in adopted.yamls],
+        edits=[AdoptEditRow.from_dict(e) for e in adopted.edits],
+        recovered=recovered,
+        store=str(store.dir),
+    )
 
 
 def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tuple[str, bytes], ...]:
@@ -296,8 +352,9 @@ def _replaced(install: Install, plan, current: dict[str, bytes], in_place: bool)
 
 def _report(result: AdoptResult, survey: reading.Survey) -> None:
     result.names = [AdoptNameRow(n.name, AdoptStatus(n.status), n.rule, n.file, n.why, n.code) for n in survey.names]
-    result.files = [AdoptFileRow(r.rel, r.stem, tuple(r.names), AdoptStatus(r.status), r.why)
-                    for r in survey.files.values()]
+    result.files = [
+        AdoptFileRow(r.rel, r.stem, tuple(r.names), AdoptStatus(r.status), r.why) for r in survey.files.values()
+    ]
     result.yamls = [AdoptYamlRow(y.rel, tuple(y.uses), y.carried, y.why, y.source, y.target) for y in survey.yamls]
     result.edits = [AdoptEditRow.from_dict(e) for e in survey.edits]
     for y in survey.yamls:
@@ -305,10 +362,14 @@ def _report(result: AdoptResult, survey: reading.Survey) -> None:
             result.edits.append(AdoptEditRow(y.rel, "a yaml of Ultralytics edited in place: not carried"))
     built = [y for y in survey.yamls if y.carried and "params" in y.source]
     on_target = [y for y in built if "params" in y.target]
-    result.summary = AdoptSummary(names=len(survey.names), carried=sum(n.status == "carried" for n in survey.names),
-                                  yamls=sum(y.carried for y in survey.yamls), build_in_source=len(built),
-                                  build_on_target=len(on_target),
-                                  same_params=sum(y.source["params"] == y.target["params"] for y in on_target))
+    result.summary = AdoptSummary(
+        names=len(survey.names),
+        carried=sum(n.status == "carried" for n in survey.names),
+        yamls=sum(y.carried for y in survey.yamls),
+        build_in_source=len(built),
+        build_on_target=len(on_target),
+        same_params=sum(y.source["params"] == y.target["params"] for y in on_target),
+    )
 
 
 __all__ = ["adopt"]

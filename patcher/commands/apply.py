@@ -46,7 +46,7 @@ class Found:
     same: Record | None
 
     @classmethod
-    def read(cls, install: Install, store: Store) -> "Found":
+    def read(cls, install: Install, store: Store) -> Found:
         record = store.read()
         return cls(install, store, record, record if record and record.release == install.release else None)
 
@@ -66,38 +66,55 @@ def _describe_plan(result: ApplyResult) -> ApplyResult:
     """Fill ``transforms``/``additions`` from the plan, as the install is now (after any writes)."""
     plan = result.plan
     if plan is not None:
-        result.transforms = [ApplyTransformRow(s.transform.NAME, s.transform.BLOG_STEP, s.transform.FILE, s.outcome)
-                             for s in plan.steps]
+        result.transforms = [
+            ApplyTransformRow(s.transform.NAME, s.transform.BLOG_STEP, s.transform.FILE, s.outcome) for s in plan.steps
+        ]
         result.additions = [ApplyAdditionRow(a.rel, len(a.data), a.present) for a in plan.additions]
     return result
 
 
-def _conflicts(plan: "Plan", record: Record | None, replaced: frozenset[str] = frozenset()) -> None:
+def _conflicts(plan: Plan, record: Record | None, replaced: frozenset[str] = frozenset()) -> None:
     """``replaced``: files an in-place adopt overwrites on purpose (their bytes are recorded as originals)."""
     ours = {a.path: a.sha256 for a in record.added} if record else {}
     for add in plan.additions:
         if add.rel in replaced:
             continue
         if add.path.is_symlink() or (add.path.exists() and not add.path.is_file()):
-            raise PatchError(Exit.CONFLICT, f"{add.path} exists and is not a plain file "
-                             f"(Ultralytics {plan.install.release}).", "Move it away, then run apply again.")
+            raise PatchError(
+                Exit.CONFLICT,
+                f"{add.path} exists and is not a plain file (Ultralytics {plan.install.release}).",
+                "Move it away, then run apply again.",
+            )
         if add.path.is_file() and not add.present:
             data = add.path.read_bytes()
             if ours.get(add.rel) != sha256(data):
-                raise PatchError(Exit.CONFLICT, f"{add.path} already exists and is not rtdetr-patch's "
-                                 f"(Ultralytics {plan.install.release}); it was not overwritten.",
-                                 "Move it somewhere of yours (reinstalling Ultralytics does not remove it: the "
-                                 "file is not part of the package), then run apply again. If it comes from "
-                                 "following the blog by hand, your own copy can go in with --module. Nothing "
-                                 "was written.")
+                raise PatchError(
+                    Exit.CONFLICT,
+                    f"{add.path} already exists and is not rtdetr-patch's "
+                    f"(Ultralytics {plan.install.release}); it was not overwritten.",
+                    "Move it somewhere of yours (reinstalling Ultralytics does not remove it: the "
+                    "file is not part of the package), then run apply again. If it comes from "
+                    "following the blog by hand, your own copy can go in with --module. Nothing "
+                    "was written.",
+                )
     link = plan.install.package / ADDED_PACKAGE
     if link.is_symlink():
-        raise PatchError(Exit.CONFLICT, f"{link} is a symbolic link (Ultralytics {plan.install.release}).",
-                         "Remove the link, then run apply again. Nothing was written.")
+        raise PatchError(
+            Exit.CONFLICT,
+            f"{link} is a symbolic link (Ultralytics {plan.install.release}).",
+            "Remove the link, then run apply again. Nothing was written.",
+        )
 
 
-def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = frozenset(), force: bool = False,
-          module_specs: tuple[str, ...] = (), yaml: str | None = None) -> ApplyResult:
+def apply(
+    install: Install,
+    *,
+    dry_run: bool = False,
+    options: frozenset[str] = frozenset(),
+    force: bool = False,
+    module_specs: tuple[str, ...] = (),
+    yaml: str | None = None,
+) -> ApplyResult:
     """Plan every transform; only if all succeed, record the originals, then write everything.
 
     ``options`` are the opt-in transforms asked for, by their ``Transform.OPTION`` (``{"val_rect_fix"}``).
@@ -124,14 +141,19 @@ def apply(install: Install, *, dry_run: bool = False, options: frozenset[str] = 
 def _already(install: Install, record: Record) -> ApplyResult:
     """The answer to a repeated apply, read off an intact record (the same a fresh plan would give)."""
     sizes = {a.path: (install.package / PurePosixPath(a.path)).stat().st_size for a in record.added}
-    return ApplyResult(plan=None, already=True,
-                       transforms=[ApplyTransformRow(t.name, t.blog_step, t.file, Outcome.after_apply(t.outcome))
-                                   for t in record.transforms],
-                       additions=[ApplyAdditionRow(a.path, sizes[a.path], True) for a in record.added])
+    return ApplyResult(
+        plan=None,
+        already=True,
+        transforms=[
+            ApplyTransformRow(t.name, t.blog_step, t.file, Outcome.after_apply(t.outcome)) for t in record.transforms
+        ],
+        additions=[ApplyAdditionRow(a.path, sizes[a.path], True) for a in record.added],
+    )
 
 
-def _plan_and_apply(found: Found, new: list[UserModule], *, dry_run: bool, options: frozenset[str], force: bool,
-                    yaml: str | None = None) -> ApplyResult:
+def _plan_and_apply(
+    found: Found, new: list[UserModule], *, dry_run: bool, options: frozenset[str], force: bool, yaml: str | None = None
+) -> ApplyResult:
     install = found.install
     refuse_hand_patched(install, found.record)
     if new and not dry_run:
@@ -172,10 +194,14 @@ def _refuse_adopted_in_place(found: Found) -> None:
     same = found.same
     if same and same.adopted is not None and same.adopted.in_place and same.tool != __version__:
         # taking that patch back gives the hand-edited install again, which only adopt can read
-        raise PatchError(Exit.ADOPT, f"Ultralytics {found.install.release} at {found.install.package} was adopted in "
-                         f"place by rtdetr-patch {same.tool or 'an earlier release'}, whose patch this release would "
-                         "replace.", "Run `rtdetr-patch revert` (it gives back your hand-edited install byte for "
-                         "byte), then `rtdetr-patch adopt` with this release. Nothing was written.")
+        raise PatchError(
+            Exit.ADOPT,
+            f"Ultralytics {found.install.release} at {found.install.package} was adopted in "
+            f"place by rtdetr-patch {same.tool or 'an earlier release'}, whose patch this release would "
+            "replace.",
+            "Run `rtdetr-patch revert` (it gives back your hand-edited install byte for "
+            "byte), then `rtdetr-patch adopt` with this release. Nothing was written.",
+        )
 
 
 def _take_back(found: Found, *, dry_run: bool) -> tuple[Found, dict[str, bytes] | None]:
@@ -184,8 +210,10 @@ def _take_back(found: Found, *, dry_run: bool) -> tuple[Found, dict[str, bytes] 
     assert found.same is not None
     if dry_run:
         return found, {e.path: found.store.original(e.path, e.original_sha256) for e in found.same.files}
-    with if_interrupted("Interrupted while taking back the patch of an older rtdetr-patch: the next "
-                        "rtdetr-patch command finishes that revert; then run `rtdetr-patch apply`."):
+    with if_interrupted(
+        "Interrupted while taking back the patch of an older rtdetr-patch: the next "
+        "rtdetr-patch command finishes that revert; then run `rtdetr-patch apply`."
+    ):
         revert_recorded(found.install, found.store, force=False)
     return Found(found.install, found.store, None, None), None
 
@@ -222,8 +250,15 @@ def _outdated(install: Install, same: Record, options: frozenset[str], modules: 
         raise
 
 
-def write_plan(found: Found, plan: Plan, modules: tuple[UserModule, ...], *, dry_run: bool, force: bool,
-               adoption: Adoption | None = None) -> ApplyResult:
+def write_plan(
+    found: Found,
+    plan: Plan,
+    modules: tuple[UserModule, ...],
+    *,
+    dry_run: bool,
+    force: bool,
+    adoption: Adoption | None = None,
+) -> ApplyResult:
     """Write a plan made on ``found``'s install (``apply``; ``adopt`` with its ``adoption``): all or nothing, the
     originals recorded first (``Transaction.apply``). A plan already in place, or a dry run, writes nothing."""
     from ..install.checkout import refuse_uncommitted  # gitpython: only a run that writes asks git
@@ -235,15 +270,19 @@ def write_plan(found: Found, plan: Plan, modules: tuple[UserModule, ...], *, dry
     if dry_run:
         return ApplyResult(plan=plan)
     if plan.complete:
-        raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} is already patched, "
-                         f"but rtdetr-patch has no record of it in {found.store.dir}.",
-                         "Without the record it cannot be reverted: reinstall Ultralytics "
-                         f"({reinstall(install.release)}) and apply again.")
+        raise PatchError(
+            Exit.STORE,
+            f"Ultralytics {install.release} at {install.package} is already patched, "
+            f"but rtdetr-patch has no record of it in {found.store.dir}.",
+            "Without the record it cannot be reverted: reinstall Ultralytics "
+            f"({reinstall(install.release)}) and apply again.",
+        )
     to_write = [f.path for f in plan.changes] + [a.path for a in plan.additions if not a.present]
     require_writable(to_write, install)
     if not force:
         refuse_uncommitted(install, [f.path for f in plan.changes])
-    changes = changeset_of(install, plan, found.record, found.same, modules, adoption.current, adoption.adopted,
-                           adoption.kept)
+    changes = changeset_of(
+        install, plan, found.record, found.same, modules, adoption.current, adoption.adopted, adoption.kept
+    )
     done = Transaction(install, found.store).apply(changes)
     return ApplyResult(plan=plan, written=list(done.written), added=list(done.added))

@@ -17,7 +17,15 @@ from ..errors import Exit, PatchError
 from ..install.locate import TESTED_RELEASES, Install
 from ..record.manifest import Record
 from ..record.store import Store
-from ..results import NOT_PATCHED_PROBLEM, CheckAddedRow, CheckFileRow, CheckModuleRow, CheckResult, CheckTransformRow, describe
+from ..results import (
+    NOT_PATCHED_PROBLEM,
+    CheckAddedRow,
+    CheckFileRow,
+    CheckModuleRow,
+    CheckResult,
+    CheckTransformRow,
+    describe,
+)
 from ..states import AddedState, FileState, TransformState
 from ..version import __version__
 from ..write.session import session
@@ -50,12 +58,18 @@ def inspect(install: Install, trust_record: bool = True) -> CheckResult:
 
 
 def _base(install: Install, store: Store, recorded_release: str | None) -> CheckResult:
-    result = CheckResult(ultralytics=describe(install), tested_range=[TESTED_RELEASES[0], TESTED_RELEASES[-1]],
-                         release_tested=install.tested, store=str(store.dir),
-                         recorded=recorded_release is not None, recorded_release=recorded_release)
+    result = CheckResult(
+        ultralytics=describe(install),
+        tested_range=[TESTED_RELEASES[0], TESTED_RELEASES[-1]],
+        release_tested=install.tested,
+        store=str(store.dir),
+        recorded=recorded_release is not None,
+        recorded_release=recorded_release,
+    )
     if not install.tested:
-        result.warnings.append(f"release {install.release} lies outside the tested range "
-                               f"{TESTED_RELEASES[0]}-{TESTED_RELEASES[-1]}")
+        result.warnings.append(
+            f"release {install.release} lies outside the tested range {TESTED_RELEASES[0]}-{TESTED_RELEASES[-1]}"
+        )
     return result
 
 
@@ -68,8 +82,11 @@ def from_record(install: Install, store: Store, record: Record) -> CheckResult:
     """The report of an intact patch, read off its record."""
     result = _base(install, store, record.release)
     for step in record.transforms:
-        _report_transform(result, install, CheckTransformRow(step.name, step.file, step.blog_step,
-                                                             TransformState.recorded(step.outcome)))
+        _report_transform(
+            result,
+            install,
+            CheckTransformRow(step.name, step.file, step.blog_step, TransformState.recorded(step.outcome)),
+        )
     result.files = [CheckFileRow(f.path, FileState.PATCHED) for f in record.files]
     result.modules = [module_row(m) for m in record.modules]
     result.adopted = record.adopted.to_dict() if record.adopted else None
@@ -100,8 +117,10 @@ def from_files(install: Install, store: Store) -> CheckResult:
     stale_release = record.release if record is not None and record.release != install.release else None
     stale = stale_release is not None
     if stale:
-        problems.append(f"the patch was applied to Ultralytics {stale_release}, but the install is "
-                        f"now {install.release}: the patch is gone; run `rtdetr-patch apply` again")
+        problems.append(
+            f"the patch was applied to Ultralytics {stale_release}, but the install is "
+            f"now {install.release}: the patch is gone; run `rtdetr-patch apply` again"
+        )
     current = None if stale else record  # the record of this very release, if any
     _plan_transforms(result, install, plan, current)
     missing = [t.name for t in result.transforms if t.state is TransformState.MISSING]
@@ -116,8 +135,12 @@ def from_files(install: Install, store: Store) -> CheckResult:
     if record is None and not missing and not problems:
         result.warnings.append(f"patched, but no record in {store.dir}: revert is not possible")
     code = _exit_code(result, record, hand, stale)
-    if code is Exit.NOT_PATCHED and missing and len(missing) == len(result.transforms) - len(result.notes) \
-            and not record:
+    if (
+        code is Exit.NOT_PATCHED
+        and missing
+        and len(missing) == len(result.transforms) - len(result.notes)
+        and not record
+    ):
         problems.append(NOT_PATCHED_PROBLEM)
     return _settle(result, code)
 
@@ -132,13 +155,19 @@ def _plan_transforms(result: CheckResult, install: Install, plan: ModuleType, re
             change = plan.plan_file(install, rel, group)
         except PatchError as exc:
             for transform in group:
-                result.transforms.append(CheckTransformRow(transform.NAME, rel, transform.BLOG_STEP,
-                                                           TransformState.UNRECOGNISED))
+                result.transforms.append(
+                    CheckTransformRow(transform.NAME, rel, transform.BLOG_STEP, TransformState.UNRECOGNISED)
+                )
             result.problems.append(exc.message)
             continue
         for step in change.steps:
-            _report_transform(result, install, CheckTransformRow(step.transform.NAME, rel, step.transform.BLOG_STEP,
-                                                                 TransformState.planned(step.outcome)))
+            _report_transform(
+                result,
+                install,
+                CheckTransformRow(
+                    step.transform.NAME, rel, step.transform.BLOG_STEP, TransformState.planned(step.outcome)
+                ),
+            )
 
 
 def _older_patch(result: CheckResult, record: Record | None) -> None:
@@ -146,23 +175,31 @@ def _older_patch(result: CheckResult, record: Record | None) -> None:
     older = record.tool if record else None
     unfinished = (TransformState.MISSING, TransformState.UNRECOGNISED)
     if older != __version__ and older and any(t.state in unfinished for t in result.transforms):
-        result.problems.append(f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
-                               f"replace it with this release's ({__version__})")
+        result.problems.append(
+            f"the patch was written by rtdetr-patch {older}; run `rtdetr-patch apply` to "
+            f"replace it with this release's ({__version__})"
+        )
 
 
 def _check_files(result: CheckResult, install: Install, record: Record) -> None:
     """Each recorded file against the SHA-256 apply wrote and the original's."""
     for entry in record.files:
         digest = digest_of(install.package / PurePosixPath(entry.path))
-        state = (FileState.PATCHED if digest == entry.patched_sha256 else
-                 FileState.PRISTINE if digest == entry.original_sha256 else FileState.CHANGED)
+        state = (
+            FileState.PATCHED
+            if digest == entry.patched_sha256
+            else FileState.PRISTINE
+            if digest == entry.original_sha256
+            else FileState.CHANGED
+        )
         result.files.append(CheckFileRow(entry.path, state))
         if state is not FileState.PATCHED:
             result.problems.append(f"{entry.path} is {state}")
 
 
-def _check_additions(result: CheckResult, install: Install, plan: ModuleType, record: Record | None,
-                     modules: list) -> None:
+def _check_additions(
+    result: CheckResult, install: Install, plan: ModuleType, record: Record | None, modules: list
+) -> None:
     """Each file the patch adds: there as the plan makes it, changed, someone else's, or missing."""
     recorded_added = {a.path for a in record.added} if record else set()
     for add in plan.make_plan(install, (), tuple(modules)).additions:
@@ -197,5 +234,6 @@ def verdict(result: CheckResult, error_on_warn: bool) -> int:
 def module_row(module: Any) -> CheckModuleRow:
     """A ``--module`` file as check reports it: its names, and each name's rule ("backbone" for a backbone)."""
     rules = dict(module.rules)
-    return CheckModuleRow(module.rel, tuple(module.classes),
-                          {name: rules.get(name, "backbone") for name in module.classes})
+    return CheckModuleRow(
+        module.rel, tuple(module.classes), {name: rules.get(name, "backbone") for name in module.classes}
+    )

@@ -27,13 +27,14 @@ def transforms_for(record: Record | None, options: frozenset[str] = frozenset())
     return patches.selected(options | (record.options if record else frozenset()))
 
 
-def recorded_modules(store: Store, record: Record | None) -> list["UserModule"]:
+def recorded_modules(store: Store, record: Record | None) -> list[UserModule]:
     """The users' backbones an earlier apply added (their files come from the store)."""
     from ..modules.user_module import UserModule  # the --module machinery loads only where a record has modules
 
-    return [UserModule(name=m.name, data=store.module(m.name), classes=m.classes, safe_names=m.safe_names,
-                       rules=m.rules)
-            for m in (record.modules if record else ())]
+    return [
+        UserModule(name=m.name, data=store.module(m.name), classes=m.classes, safe_names=m.safe_names, rules=m.rules)
+        for m in (record.modules if record else ())
+    ]
 
 
 def hand_edits(install: Install, record: Record | None) -> list[str]:
@@ -46,8 +47,11 @@ def hand_edits(install: Install, record: Record | None) -> list[str]:
     def ours() -> set[str]:  # asked for only when tasks.py shows the blog's edits
         owned = {a.path for a in record.added} if record else set()
         owned |= {m.rel for m in record.modules} if record else set()
-        return owned | {rel for rel, data in plan.template_files(install)
-                        if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data}
+        return owned | {
+            rel
+            for rel, data in plan.template_files(install)
+            if (install.package / rel).is_file() and (install.package / rel).read_bytes() == data
+        }
 
     return blog_edits(install, ours)
 
@@ -55,12 +59,15 @@ def hand_edits(install: Install, record: Record | None) -> list[str]:
 def refuse_hand_patched(install: Install, record: Record | None) -> None:
     found = hand_edits(install, record)
     if found:
-        raise PatchError(Exit.HAND_PATCHED, f"Ultralytics {install.release} at {install.package} was already "
-                         f"edited by hand (following the blog): {'; '.join(found)}.",
-                         "It is not patched a second time. `rtdetr-patch adopt --dry-run` shows what adopt carries "
-                         "of it (your modules, by rule, and your yamls) into a managed patch, keeping every file you "
-                         "edited; `rtdetr-patch adopt` does it. Or start again from the pristine package "
-                         f"({reinstall(install.release)}). Nothing was written.")
+        raise PatchError(
+            Exit.HAND_PATCHED,
+            f"Ultralytics {install.release} at {install.package} was already "
+            f"edited by hand (following the blog): {'; '.join(found)}.",
+            "It is not patched a second time. `rtdetr-patch adopt --dry-run` shows what adopt carries "
+            "of it (your modules, by rule, and your yamls) into a managed patch, keeping every file you "
+            "edited; `rtdetr-patch adopt` does it. Or start again from the pristine package "
+            f"({reinstall(install.release)}). Nothing was written.",
+        )
 
 
 def applied_bytes(install: Install, store: Store, record: Record, rel: str) -> bytes | None:
@@ -72,8 +79,7 @@ def applied_bytes(install: Install, store: Store, record: Record, rel: str) -> b
     if entry is not None:
         original = store.original(rel, entry.original_sha256)
         try:
-            change = plan.plan_file(install, rel, [t for t in transforms_for(record) if t.FILE == rel],
-                                    data=original)
+            change = plan.plan_file(install, rel, [t for t in transforms_for(record) if rel == t.FILE], data=original)
             if sha256(change.after) == entry.patched_sha256:
                 return change.after
         except PatchError:

@@ -20,15 +20,18 @@ from ..write.session import session
 from ..write.transaction import Transaction
 from .recorded import applied_bytes, refuse_hand_patched
 
-
-REVERT_INTERRUPTED = ("Interrupted while reverting: the next rtdetr-patch command finishes the revert (run "
-                      "`rtdetr-patch revert`).")
+REVERT_INTERRUPTED = (
+    "Interrupted while reverting: the next rtdetr-patch command finishes the revert (run `rtdetr-patch revert`)."
+)
 
 
 def revert(install: Install, *, force: bool = False) -> RevertResult:
     with session(install) as held:
-        result = RevertResult(recovered=held.recovered) if held.recovered else \
-            revert_recorded(install, held.store, force=force)
+        result = (
+            RevertResult(recovered=held.recovered)
+            if held.recovered
+            else revert_recorded(install, held.store, force=force)
+        )
     result.ultralytics = describe(install)
     return result
 
@@ -62,19 +65,24 @@ def _refuse_unrecorded(install: Install, store: Store) -> None:
     refuse_hand_patched(install, None)
     plan = planning.make_plan(install)
     if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
-        raise PatchError(Exit.STORE, f"Ultralytics {install.release} at {install.package} looks patched, but "
-                         f"rtdetr-patch has no record of it in {store.dir}.",
-                         f"Reinstall it instead: {reinstall(install.release)}")
+        raise PatchError(
+            Exit.STORE,
+            f"Ultralytics {install.release} at {install.package} looks patched, but "
+            f"rtdetr-patch has no record of it in {store.dir}.",
+            f"Reinstall it instead: {reinstall(install.release)}",
+        )
 
 
-def _edited(install: Install, store: Store, record: Record, *, force: bool,
-            files: bool) -> tuple[list[tuple[str, bytes]], list[Path]]:
+def _edited(
+    install: Install, store: Store, record: Record, *, force: bool, files: bool
+) -> tuple[list[tuple[str, bytes]], list[Path]]:
     """The files of the record changed since apply (refused unless ``force``: then their bytes, to keep), and
     every file the revert replaces; ``files``: the recorded files too, not only the added ones."""
     edited: list[tuple[str, bytes]] = []
     checked: list[Path] = []
-    entries = [(e.path, e.patched_sha256, e.original_sha256) for e in record.files
-               if files] + [(e.path, e.sha256, None) for e in record.added]
+    entries = [(e.path, e.patched_sha256, e.original_sha256) for e in record.files if files] + [
+        (e.path, e.sha256, None) for e in record.added
+    ]
     for rel, ours, original in entries:
         path = install.package / PurePosixPath(rel)
         if not path.is_file():
@@ -84,11 +92,14 @@ def _edited(install: Install, store: Store, record: Record, *, force: bool,
             checked.append(path)
             continue
         if not force:
-            raise PatchError(Exit.CHANGED, f"{path} changed since apply (Ultralytics {install.release}); "
-                             "revert would lose those edits. Your edits (what apply wrote -> the file now):\n"
-                             + _edit_diff(install, store, record, rel, current),
-                             "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
-                             "in the store), or " + _fresh_copy_advice(install, rel, added=original is None))
+            raise PatchError(
+                Exit.CHANGED,
+                f"{path} changed since apply (Ultralytics {install.release}); "
+                "revert would lose those edits. Your edits (what apply wrote -> the file now):\n"
+                + _edit_diff(install, store, record, rel, current),
+                "Run `rtdetr-patch revert --force` to revert anyway (your edited copy is kept "
+                "in the store), or " + _fresh_copy_advice(install, rel, added=original is None),
+            )
         edited.append((rel, current))
         checked.append(path)
     return edited, checked
@@ -105,9 +116,15 @@ def _edit_diff(install: Install, store: Store, record: Record, rel: str, current
     wrote = applied_bytes(install, store, record, rel)
     if wrote is None:
         return "(the file apply wrote cannot be rebuilt here)"
-    lines = list(difflib.unified_diff(wrote.decode("utf-8", "replace").splitlines(keepends=True),
-                                      current.decode("utf-8", "replace").splitlines(keepends=True),
-                                      fromfile=f"applied/{rel}", tofile=f"now/{rel}", n=2))
+    lines = list(
+        difflib.unified_diff(
+            wrote.decode("utf-8", "replace").splitlines(keepends=True),
+            current.decode("utf-8", "replace").splitlines(keepends=True),
+            fromfile=f"applied/{rel}",
+            tofile=f"now/{rel}",
+            n=2,
+        )
+    )
     if len(lines) > MAX_DIFF_LINES:
         lines = lines[:MAX_DIFF_LINES] + [f"... {len(lines) - MAX_DIFF_LINES} more diff lines\n"]
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip("\n")
@@ -118,15 +135,16 @@ def _fresh_copy_advice(install: Install, rel: str, added: bool) -> str:
     from ..install.checkout import repository  # gitpython: only this advice asks whether the install is a checkout
 
     if added:  # a file rtdetr-patch added: nobody else has a copy of it
-        return (f"move {install.package / PurePosixPath(rel)} somewhere of yours if you want to keep it, then run "
-                "`rtdetr-patch revert` again.")
+        return (
+            f"move {install.package / PurePosixPath(rel)} somewhere of yours if you want to keep it, then run "
+            "`rtdetr-patch revert` again."
+        )
     repo = repository(install)
     if repo is not None:
         top = Path(repo.working_tree_dir).resolve()
         path = (install.package / PurePosixPath(rel)).resolve().relative_to(top).as_posix()
-        return (f"drop both your edit and the patch with `git -C {top} checkout -- {path}` (this is a git "
-                "checkout), then run `rtdetr-patch revert` to finish.")
-    return (f"drop both with `{reinstall(install.release)}`, then run "
-            "`rtdetr-patch revert` to clear the record.")
-
-
+        return (
+            f"drop both your edit and the patch with `git -C {top} checkout -- {path}` (this is a git "
+            "checkout), then run `rtdetr-patch revert` to finish."
+        )
+    return f"drop both with `{reinstall(install.release)}`, then run `rtdetr-patch revert` to clear the record."

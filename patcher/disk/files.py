@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -73,8 +74,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 def replace_file(path: Path, data: bytes, tmp: Path) -> None:
     """``atomic_write`` through a fixed temporary name (the store's manifest), without a kill-point."""
     try:
-        _write_synced(os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644),
-                      data)
+        _write_synced(
+            os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644), data
+        )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -92,10 +94,8 @@ def _can_create_in(folder: Path) -> bool:
     except OSError:
         return False
     os.close(fd)
-    try:
+    with contextlib.suppress(OSError):  # the probe file is ours; a failure to remove it changes nothing
         os.unlink(probe)
-    except OSError:
-        pass
     return True
 
 
@@ -122,9 +122,12 @@ def require_writable(paths: list[Path], install: Install) -> None:
         if folder not in probed:
             probed[folder] = _can_create_in(folder)
         if (path.exists() and not _can_write(path)) or not probed[folder]:
-            raise PatchError(Exit.WRITE, f"Cannot write {path} (Ultralytics {install.release}): permission denied.",
-                             "Run from an environment you own (a venv), or with the rights to change this install. "
-                             "Nothing was written.")
+            raise PatchError(
+                Exit.WRITE,
+                f"Cannot write {path} (Ultralytics {install.release}): permission denied.",
+                "Run from an environment you own (a venv), or with the rights to change this install. "
+                "Nothing was written.",
+            )
 
 
 def remove_dir(path: Path) -> None:

@@ -38,20 +38,25 @@ class InstallLock:
         except OSError:
             return False
 
-    def __enter__(self) -> "InstallLock":
+    def __enter__(self) -> InstallLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = handle = open(self.path, "a+b")
         except OSError as exc:
-            raise PatchError(Exit.STORE, f"Cannot create the lock {self.path}: {exc}",
-                             "Make the state folder writable, or move it with RTDETR_PATCH_HOME=<folder>.")
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot create the lock {self.path}: {exc}",
+                "Make the state folder writable, or move it with RTDETR_PATCH_HOME=<folder>.",
+            )
         deadline = time.monotonic() + self.wait
         while not self._try(handle):
             if time.monotonic() >= deadline:
                 handle.close()
-                raise PatchError(Exit.LOCKED, f"Another rtdetr-patch is working on {self.what} (lock {self.path}); "
-                                 f"waited {self.wait:.0f} s.",
-                                 "Let it finish, then run the command again. Nothing was written.")
+                raise PatchError(
+                    Exit.LOCKED,
+                    f"Another rtdetr-patch is working on {self.what} (lock {self.path}); waited {self.wait:.0f} s.",
+                    "Let it finish, then run the command again. Nothing was written.",
+                )
             time.sleep(0.2)
         return self
 

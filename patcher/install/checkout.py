@@ -26,7 +26,7 @@ def repository(install: Install):
         import git  # gitpython: only a run that writes (or advises on) a checkout asks git
 
         return git.Repo(folder)
-    except Exception:  # noqa: BLE001 - not a usable repository: treat as a plain folder
+    except Exception:  # not a usable repository: treat as a plain folder
         return None
 
 
@@ -39,7 +39,9 @@ def refuse_uncommitted(install: Install, paths: list[Path]) -> None:
     rels = [p.resolve().relative_to(top).as_posix() for p in paths]
     dirty = [r for r in rels if repo.git.status("--porcelain", "--", r).strip()]
     if dirty:
-        raise PatchError(Exit.DIRTY_CHECKOUT, f"{', '.join(dirty)} in the git checkout {top} (Ultralytics "
-                         f"{install.release}) have uncommitted changes.",
-                         "Commit or stash them yourself, or run apply --force to patch over them (revert "
-                         "then restores your uncommitted version). Nothing was written.")
+        raise PatchError(
+            Exit.DIRTY_CHECKOUT,
+            f"{', '.join(dirty)} in the git checkout {top} (Ultralytics {install.release}) have uncommitted changes.",
+            "Commit or stash them yourself, or run apply --force to patch over them (revert "
+            "then restores your uncommitted version). Nothing was written.",
+        )

@@ -62,31 +62,49 @@ def read_release(package: Path) -> str:
     try:
         tree = ast.parse(init.read_bytes(), filename=str(init))
     except (OSError, SyntaxError, ValueError) as exc:
-        raise PatchError(Exit.NOT_FOUND, f"Cannot read the release from {init}: {exc}",
-                         f"Reinstall Ultralytics ({reinstall()}) and try again.")
+        raise PatchError(
+            Exit.NOT_FOUND,
+            f"Cannot read the release from {init}: {exc}",
+            f"Reinstall Ultralytics ({reinstall()}) and try again.",
+        )
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
-            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                return node.value.value
-    raise PatchError(Exit.NOT_FOUND, f"{init} has no __version__: this does not look like an Ultralytics release.",
-                     "Point --target at the `ultralytics` package folder of a real install.")
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    raise PatchError(
+        Exit.NOT_FOUND,
+        f"{init} has no __version__: this does not look like an Ultralytics release.",
+        "Point --target at the `ultralytics` package folder of a real install.",
+    )
 
 
 def _from_python(python: str) -> tuple[Path | None, str]:
     try:
         done = subprocess.run([python, "-c", _FIND], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} does not run: {exc}",
-                         "Pass --python the path of a working Python (e.g. .venv/bin/python or "
-                         "C:\\envs\\yolo\\python.exe).")
+        raise PatchError(
+            Exit.NOT_FOUND,
+            f"The interpreter {python} does not run: {exc}",
+            "Pass --python the path of a working Python (e.g. .venv/bin/python or C:\\envs\\yolo\\python.exe).",
+        )
     if done.returncode != 0:
-        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} failed (exit {done.returncode}): "
-                         f"{done.stderr.strip()[-400:]}", "Pass --python the path of a working Python.")
+        raise PatchError(
+            Exit.NOT_FOUND,
+            f"The interpreter {python} failed (exit {done.returncode}): {done.stderr.strip()[-400:]}",
+            "Pass --python the path of a working Python.",
+        )
     try:
         found = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} printed no answer: {done.stdout[-200:]!r}",
-                         "Pass --python the path of a working Python.")
+        raise PatchError(
+            Exit.NOT_FOUND,
+            f"The interpreter {python} printed no answer: {done.stdout[-200:]!r}",
+            "Pass --python the path of a working Python.",
+        )
     return (Path(found["package"]) if found["package"] else None), found["executable"]
 
 
@@ -95,17 +113,21 @@ def locate(python: str | None = None, target: str | None = None) -> Install:
     if target is not None:
         given = Path(target).expanduser()
         if not given.exists():
-            raise PatchError(Exit.NOT_FOUND, f"--target {given} does not exist.",
-                             "Give the `ultralytics` package folder, the site-packages folder that holds it, "
-                             "or a source checkout.")
+            raise PatchError(
+                Exit.NOT_FOUND,
+                f"--target {given} does not exist.",
+                "Give the `ultralytics` package folder, the site-packages folder that holds it, or a source checkout.",
+            )
         given = given.resolve()
         candidates = [given, given / "ultralytics"]
         package = next((c for c in candidates if (c / "__init__.py").is_file() and (c / "nn").is_dir()), None)
         if package is None:
-            raise PatchError(Exit.NOT_FOUND, f"--target {given} holds no Ultralytics package "
-                             "(looked for ultralytics/__init__.py and ultralytics/nn/).",
-                             "Give the `ultralytics` package folder, the site-packages folder that holds it, "
-                             "or a source checkout.")
+            raise PatchError(
+                Exit.NOT_FOUND,
+                f"--target {given} holds no Ultralytics package "
+                "(looked for ultralytics/__init__.py and ultralytics/nn/).",
+                "Give the `ultralytics` package folder, the site-packages folder that holds it, or a source checkout.",
+            )
         how = f"--target {target}"
         executable = python or sys.executable
         if python is not None:
@@ -113,14 +135,20 @@ def locate(python: str | None = None, target: str | None = None) -> Install:
     elif python is not None:
         found, executable = _from_python(python)
         if found is None:
-            raise PatchError(Exit.NOT_FOUND, f"The interpreter {python} has no `ultralytics` to import.",
-                             f"Install it first: {python} -m pip install ultralytics")
+            raise PatchError(
+                Exit.NOT_FOUND,
+                f"The interpreter {python} has no `ultralytics` to import.",
+                f"Install it first: {python} -m pip install ultralytics",
+            )
         package, how = found.resolve(), f"--python {python}"
     else:
         spec = importlib.util.find_spec("ultralytics")
         if spec is None or not spec.submodule_search_locations:
-            raise PatchError(Exit.NOT_FOUND, f"This Python ({sys.executable}) has no `ultralytics` to import.",
-                             "Install it (pip install ultralytics), or use --python / --target to point at one.")
+            raise PatchError(
+                Exit.NOT_FOUND,
+                f"This Python ({sys.executable}) has no `ultralytics` to import.",
+                "Install it (pip install ultralytics), or use --python / --target to point at one.",
+            )
         package = Path(list(spec.submodule_search_locations)[0]).resolve()
         executable, how = sys.executable, "the Python running rtdetr-patch"
     release = read_release(package)
@@ -133,12 +161,17 @@ def check_supported(install: Install) -> None:
     missing = [f for f in REQUIRED_FILES if not (install.package / f).is_file()]
     if release_key(install.release) < release_key(MIN_RELEASE) or missing:
         why = f"it lacks {', '.join(missing)}" if missing else f"it is older than {MIN_RELEASE}"
-        raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} is not supported: "
-                         f"{why} (the blog's layout exists from {MIN_RELEASE} on).",
-                         f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'")
+        raise PatchError(
+            Exit.UNSUPPORTED,
+            f"Ultralytics {install.release} at {install.package} is not supported: "
+            f"{why} (the blog's layout exists from {MIN_RELEASE} on).",
+            f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'",
+        )
     if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
-        raise PatchError(Exit.UNSUPPORTED, f"Ultralytics {install.release} at {install.package} has no RT-DETR "
-                         "(cfg/models/rt-detr is missing).",
-                         f"Reinstall it ({reinstall(install.release)}); if "
-                         "the folder is still missing, this release was published without its model yamls "
-                         "(8.0.179 was; 8.0.180 replaced it): install another release. Nothing was written.")
+        raise PatchError(
+            Exit.UNSUPPORTED,
+            f"Ultralytics {install.release} at {install.package} has no RT-DETR (cfg/models/rt-detr is missing).",
+            f"Reinstall it ({reinstall(install.release)}); if "
+            "the folder is still missing, this release was published without its model yamls "
+            "(8.0.179 was; 8.0.180 replaced it): install another release. Nothing was written.",
+        )

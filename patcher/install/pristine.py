@@ -27,11 +27,14 @@ def cache_home() -> Path:
 
 
 def _unavailable(release: str, why: str) -> PatchError:
-    return PatchError(Exit.ADOPT, f"The pristine files of Ultralytics {release} are needed to tell your edits from "
-                      f"the release's own, and cannot be had: {why}.",
-                      f"Either let pip reach PyPI (rtdetr-patch runs `pip download --no-deps ultralytics=={release}` "
-                      f"into {cache_home() / 'wheels'}), or download ultralytics-{release}-py3-none-any.whl yourself "
-                      "and pass it: --wheel PATH. Nothing was written.")
+    return PatchError(
+        Exit.ADOPT,
+        f"The pristine files of Ultralytics {release} are needed to tell your edits from "
+        f"the release's own, and cannot be had: {why}.",
+        f"Either let pip reach PyPI (rtdetr-patch runs `pip download --no-deps ultralytics=={release}` "
+        f"into {cache_home() / 'wheels'}), or download ultralytics-{release}-py3-none-any.whl yourself "
+        "and pass it: --wheel PATH. Nothing was written.",
+    )
 
 
 def _wheel_release(wheel: Path) -> str | None:
@@ -49,9 +52,24 @@ def _wheel_release(wheel: Path) -> str | None:
 def _download(release: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                               "--disable-pip-version-check", "-q", "-d", str(folder), f"ultralytics=={release}"],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(folder),
+                f"ultralytics=={release}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise _unavailable(release, f"pip did not run ({exc})")
     found = sorted(folder.glob(f"ultralytics-{release}-*.whl"))
@@ -73,9 +91,13 @@ def pristine_package(release: str, wheel: str | Path | None = None) -> Path:
             raise _unavailable(release, f"--wheel {path} does not exist")
         found = _wheel_release(path)
         if found != release:
-            raise PatchError(Exit.ADOPT, f"--wheel {path} is " + (f"Ultralytics {found}" if found else
-                             "not an Ultralytics wheel") + f", but the tree to adopt is Ultralytics {release}.",
-                             f"Pass the wheel of {release}: ultralytics-{release}-py3-none-any.whl. Nothing was written.")
+            raise PatchError(
+                Exit.ADOPT,
+                f"--wheel {path} is "
+                + (f"Ultralytics {found}" if found else "not an Ultralytics wheel")
+                + f", but the tree to adopt is Ultralytics {release}.",
+                f"Pass the wheel of {release}: ultralytics-{release}-py3-none-any.whl. Nothing was written.",
+            )
     else:
         cached = sorted((home / "wheels").glob(f"ultralytics-{release}-*.whl"))
         path = cached[0] if cached else _download(release, home / "wheels")

@@ -23,8 +23,13 @@ def judge_backbones(module: UserModule, entries: dict) -> tuple[list[str], list[
     keep, errors, rows = [], [], []
     for name in module.classes:
         entry = entries.get(name, {"error": "was not checked"})
-        row = {"name": name, "kind": entry.get("kind", "?"), **{k: entry.get(k) for k in
-               ("channels", "strides", "params", "build_s", "attr")}, "status": "ok", "note": ""}
+        row = {
+            "name": name,
+            "kind": entry.get("kind", "?"),
+            **{k: entry.get(k) for k in ("channels", "strides", "params", "build_s", "attr")},
+            "status": "ok",
+            "note": "",
+        }
         rows.append(row)
         where = f"--module {module.label}:{name}"
         if "needs_args" in entry:
@@ -53,11 +58,16 @@ def _note_strides(row: dict[str, Any], measured: list) -> None:
     if strides != STRIDES[len(strides)]:
         first = PADDED - len(strides)
         expected = STRIDES[len(strides)]
-        odd = [f"index {first + i} has stride {s} (expected {e})" for i, (s, e) in enumerate(zip(strides, expected))
-               if s != e]
+        odd = [
+            f"index {first + i} has stride {s} (expected {e})"
+            for i, (s, e) in enumerate(zip(strides, expected))
+            if s != e
+        ]
         row["status"] = "ok, unusual strides"
-        row["note"] = (f"{'; '.join(odd)}: check which indices your yaml's head takes "
-                       f"(the blog's head takes P3/P4/P5 from indices 2, 3, 4)")
+        row["note"] = (
+            f"{'; '.join(odd)}: check which indices your yaml's head takes "
+            f"(the blog's head takes P3/P4/P5 from indices 2, 3, 4)"
+        )
 
 
 def refusal(entry: dict) -> str | None:
@@ -67,11 +77,15 @@ def refusal(entry: dict) -> str | None:
     if entry.get("attr") is None:
         return "has neither `width_list` nor `channel` (the list of its output channels)"
     if len(entry["channels"]) not in STRIDES:
-        return (f"returns {len(entry['channels'])} feature maps; three to five are needed (they take indices "
-                "2-4, 1-4 or 0-4 in the blog's yaml layout)")
+        return (
+            f"returns {len(entry['channels'])} feature maps; three to five are needed (they take indices "
+            "2-4, 1-4 or 0-4 in the blog's yaml layout)"
+        )
     if not widths_match(entry["widths"], entry["channels"]):
-        return (f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
-                f"with {entry['channels']} channels")
+        return (
+            f"{entry['attr']} says {entry['widths']}, but forward at {PROBE}x{PROBE} returned maps "
+            f"with {entry['channels']} channels"
+        )
     return None
 
 
@@ -79,4 +93,4 @@ def widths_match(widths: list, channels: list) -> bool:
     """The declared widths fit the maps, both left-padded to five as parse_model and the layer loops do."""
     if not widths or len(widths) > PADDED or len(channels) > len(widths):
         return False
-    return widths == channels or (len(widths) == PADDED and widths[PADDED - len(channels):] == channels)
+    return widths == channels or (len(widths) == PADDED and widths[PADDED - len(channels) :] == channels)

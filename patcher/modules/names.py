@@ -14,11 +14,29 @@ from pathlib import Path
 
 from ..install.locate import Install
 
-RESERVED = {"MobileNetV3", "ResNet", "ConvNormLayer", "Blocks", "RTDETR_PATCH_MODULES", "rtdetr_patch_module_args",
-            "rtdetr_patch_deploy", "RTDETR_PATCH_BACKBONES", "RTDETR_PATCH_SAFE_MODULES", "RTDETR_PATCH_SAFE_NAMES",
-            "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_classes",
-            "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals", "rtdetr_patch_deployable", "rtdetr_patch_is_head",
-            "rtdetr_patch_preds", "rtdetr_patch_iou_loss", "rtdetr_patch_criterion", "iou_losses"}
+RESERVED = {
+    "MobileNetV3",
+    "ResNet",
+    "ConvNormLayer",
+    "Blocks",
+    "RTDETR_PATCH_MODULES",
+    "rtdetr_patch_module_args",
+    "rtdetr_patch_deploy",
+    "RTDETR_PATCH_BACKBONES",
+    "RTDETR_PATCH_SAFE_MODULES",
+    "RTDETR_PATCH_SAFE_NAMES",
+    "rtdetr_patch_channels",
+    "rtdetr_patch_outputs",
+    "rtdetr_patch_module_classes",
+    "rtdetr_patch_probe_size",
+    "rtdetr_patch_safe_globals",
+    "rtdetr_patch_deployable",
+    "rtdetr_patch_is_head",
+    "rtdetr_patch_preds",
+    "rtdetr_patch_iou_loss",
+    "rtdetr_patch_criterion",
+    "iou_losses",
+}
 OURS = {"MobileNetV3", "ConvNormLayer", "Blocks"}  # rtdetr-patch's own modules: a user's may not take their names
 
 # The files rtdetr-patch ships in nn/Addmodules (plan.add_files copies every one): a relative import of them finds

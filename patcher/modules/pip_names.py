@@ -5,9 +5,20 @@ from __future__ import annotations
 from ..install.locate import Install
 
 # import name -> what to pip install, where they differ or are common in backbone files
-PIP_NAMES = {"yaml": "PyYAML", "cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn",
-             "skimage": "scikit-image", "mmcv": "mmcv", "timm": "timm", "einops": "einops",
-             "torchsummary": "torchsummary", "thop": "thop", "pywt": "PyWavelets", "mmengine": "mmengine"}
+PIP_NAMES = {
+    "yaml": "PyYAML",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "mmcv": "mmcv",
+    "timm": "timm",
+    "einops": "einops",
+    "torchsummary": "torchsummary",
+    "thop": "thop",
+    "pywt": "PyWavelets",
+    "mmengine": "mmengine",
+}
 
 
 def pip_package(missing: str) -> str:
@@ -18,5 +29,7 @@ def pip_package(missing: str) -> str:
 
 def install_hint(missing: str, install: Install) -> str:
     package = pip_package(missing)
-    return (f"The file needs the package '{package}'. Install it into the interpreter that trains: "
-            f"{install.python} -m pip install {package} ; then run apply again. Nothing was written.")
+    return (
+        f"The file needs the package '{package}'. Install it into the interpreter that trains: "
+        f"{install.python} -m pip install {package} ; then run apply again. Nothing was written."
+    )

@@ -54,17 +54,24 @@ def yaml_spec(install: Install, yaml: str | None, modules: list[UserModule]) -> 
     path = Path(yaml)
     if not path.is_file():
         name = path.name
-        found = [p for wanted in dict.fromkeys((name, unscaled(name)))
-                 for p in sorted((install.package / "cfg" / "models").rglob(wanted))]
+        found = [
+            p
+            for wanted in dict.fromkeys((name, unscaled(name)))
+            for p in sorted((install.package / "cfg" / "models").rglob(wanted))
+        ]
         shipped = next((p for p in [path.with_name(unscaled(name)), *found] if p.is_file()), None)
         if shipped is None:
             return None
         path = shipped
     letter = re.search(r"yolo(?:e-)?v?\d+([nslmx])", Path(yaml).stem)
-    return {"path": str(path), "scale": letter.group(1) if letter else None,
-            "rules": {(f"nn.{name}" if m.name == TORCH_STEM else name): rule or None for m in modules
-                      for name, rule in m.rules},
-            "backbones": sorted({"MobileNetV3", *(c for m in modules for c in m.backbones)})}
+    return {
+        "path": str(path),
+        "scale": letter.group(1) if letter else None,
+        "rules": {
+            (f"nn.{name}" if m.name == TORCH_STEM else name): rule or None for m in modules for name, rule in m.rules
+        },
+        "backbones": sorted({"MobileNetV3", *(c for m in modules for c in m.backbones)}),
+    }
 
 
 def check_modules(install: Install, modules: list[UserModule], yaml: str | None = None) -> list[UserModule]:
@@ -77,8 +84,10 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
     """
     names = [m.name for m in modules]
     if len(set(names)) != len(names):
-        raise module_error(f"--module: two files have the same name: {', '.join(names)}.",
-                           "Each file becomes nn/Addmodules/<name>.py: rename one of them.")
+        raise module_error(
+            f"--module: two files have the same name: {', '.join(names)}.",
+            "Each file becomes nn/Addmodules/<name>.py: rename one of them.",
+        )
     every = [c for m in modules for c in m.classes]
     if len(set(every)) != len(every):
         raise module_error(f"--module: the same name appears in two files: {', '.join(every)}.")
@@ -89,9 +98,20 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
     checked = []
     for module in modules:
         if module.carried_by:  # a sibling: imported (so checked) by the preflight of the file that imports it
-            checked.append(replace(module, report=({"name": f"{module.name}.py", "kind": "file", "status": "ok",
-                                                    "note": f"carried with {Path(module.carried_by).name}, which "
-                                                            f"imports it (from .{module.name} import ...)"},)))
+            checked.append(
+                replace(
+                    module,
+                    report=(
+                        {
+                            "name": f"{module.name}.py",
+                            "kind": "file",
+                            "status": "ok",
+                            "note": f"carried with {Path(module.carried_by).name}, which "
+                            f"imports it (from .{module.name} import ...)",
+                        },
+                    ),
+                )
+            )
             continue
         answer = _preflight(install, module, rows, stage)
         _refuse_unimported(install, module, answer)
@@ -109,41 +129,58 @@ def _preflight(install: Install, module: UserModule, rows: dict | None, stage: l
             if source is None:  # a generated module (torch layers): checked as the file it will be
                 source = Path(scratch) / f"{module.name}.py"
                 source.write_bytes(module.data)
-            done = runner.run("preflight", install.python, [str(install.root), str(source)],
-                              spec={"names": names, "yaml": rows}, cwd=source.parent,
-                              env={STAGE_ENV: json.dumps(stage)})
+            done = runner.run(
+                "preflight",
+                install.python,
+                [str(install.root), str(source)],
+                spec={"names": names, "yaml": rows},
+                cwd=source.parent,
+                env={STAGE_ENV: json.dumps(stage)},
+            )
     except runner.NoAnswer as exc:
-        raise module_error(f"--module {module.label}: could not be checked with {install.python}: {exc.cause} "
-                           f"{exc.output(800)}", "Check that this interpreter runs and has torch.")
+        raise module_error(
+            f"--module {module.label}: could not be checked with {install.python}: {exc.cause} {exc.output(800)}",
+            "Check that this interpreter runs and has torch.",
+        )
     return done.answer
 
 
 def _refuse_unimported(install: Install, module: UserModule, answer: dict[str, Any]) -> None:
     """Refuse a file the preflight could not import (or an install that does not import), saying why."""
     if "ultralytics" in answer:
-        raise module_error(f"--module {module.label}: Ultralytics {install.release} at {install.package} does not "
-                           f"import with {install.python}, before the file is read: {answer['ultralytics']}",
-                           "Run `rtdetr-patch check` to see what is wrong with the install (a file added by an "
-                           "earlier --module may no longer import). Nothing was written.")
+        raise module_error(
+            f"--module {module.label}: Ultralytics {install.release} at {install.package} does not "
+            f"import with {install.python}, before the file is read: {answer['ultralytics']}",
+            "Run `rtdetr-patch check` to see what is wrong with the install (a file added by an "
+            "earlier --module may no longer import). Nothing was written.",
+        )
     if "import" not in answer:
         return
     missing = answer.get("missing") or ""
     if missing.startswith(ADDED_PACKAGE + "."):
-        stem = missing[len(ADDED_PACKAGE) + 1:].split(".")[0]
-        raise module_error(f"--module {module.label} imports .{stem} (a relative import of a file beside it), and "
-                           f"there is no {stem}.py in {module.source.parent if module.source else 'its folder'} "
-                           f"to carry with it ({answer['import']}).",
-                           f"Put {stem}.py beside it (the file of its repository that defines what it imports), "
-                           "or import that name from Ultralytics (`from ..modules import ...`). Nothing was written.")
+        stem = missing[len(ADDED_PACKAGE) + 1 :].split(".")[0]
+        raise module_error(
+            f"--module {module.label} imports .{stem} (a relative import of a file beside it), and "
+            f"there is no {stem}.py in {module.source.parent if module.source else 'its folder'} "
+            f"to carry with it ({answer['import']}).",
+            f"Put {stem}.py beside it (the file of its repository that defines what it imports), "
+            "or import that name from Ultralytics (`from ..modules import ...`). Nothing was written.",
+        )
     if missing.startswith("ultralytics."):
-        raise module_error(f"--module {module.label} imports {missing}, which Ultralytics {install.release} does "
-                           f"not have ({answer['import']}): its repository added that module to its own copy of "
-                           "Ultralytics.", "Copy what it imports from there into a file beside it and import it "
-                           "relatively (`from .name import X`), or carry the whole fork: `rtdetr-patch adopt --from "
-                           "DIR`. Nothing was written.")
+        raise module_error(
+            f"--module {module.label} imports {missing}, which Ultralytics {install.release} does "
+            f"not have ({answer['import']}): its repository added that module to its own copy of "
+            "Ultralytics.",
+            "Copy what it imports from there into a file beside it and import it "
+            "relatively (`from .name import X`), or carry the whole fork: `rtdetr-patch adopt --from "
+            "DIR`. Nothing was written.",
+        )
     if missing and missing.split(".")[0] != "ultralytics":
-        raise module_error(f"--module {module.label} imports '{answer['missing']}', which {install.python} "
-                           f"does not have ({answer['import']}).", install_hint(answer["missing"], install))
+        raise module_error(
+            f"--module {module.label} imports '{answer['missing']}', which {install.python} "
+            f"does not have ({answer['import']}).",
+            install_hint(answer["missing"], install),
+        )
     _refuse_import_error(install, module, str(answer["import"]))
 
 
@@ -151,14 +188,19 @@ def _refuse_import_error(install: Install, module: UserModule, error: str) -> No
     lacking = re.search(r"cannot import name '(\w+)' from '(ultralytics[\w.]*)'", error)
     if lacking:
         name, where = lacking.groups()
-        raise module_error(f"--module {module.label} imports {name} from {where}, which Ultralytics "
-                           f"{install.release} does not define: its repository added {name} to its own copy of "
-                           f"Ultralytics.", f"Copy {name} (and what it needs) into a file beside it and import it "
-                           f"relatively (`from .name import {name}`), or carry the whole fork: `rtdetr-patch adopt "
-                           "--from DIR`. Nothing was written.")
-    raise module_error(f"--module {module.label}: running the file at import fails: {error}",
-                       "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
-                       "not run); nothing was written.")
+        raise module_error(
+            f"--module {module.label} imports {name} from {where}, which Ultralytics "
+            f"{install.release} does not define: its repository added {name} to its own copy of "
+            f"Ultralytics.",
+            f"Copy {name} (and what it needs) into a file beside it and import it "
+            f"relatively (`from .name import {name}`), or carry the whole fork: `rtdetr-patch adopt "
+            "--from DIR`. Nothing was written.",
+        )
+    raise module_error(
+        f"--module {module.label}: running the file at import fails: {error}",
+        "Fix the file so that `import` of it runs (code under `if __name__ == '__main__':` is "
+        "not run); nothing was written.",
+    )
 
 
 def _judged(module: UserModule, entries: dict) -> UserModule:
@@ -168,19 +210,34 @@ def _judged(module: UserModule, entries: dict) -> UserModule:
     if found:
         module = replace(module, rules=tuple(r for r in module.rules if r[0] not in found))
     backbones = replace(module, classes=module.backbones, rules=())
-    keep, errors, rows = judge_backbones(backbones, {k: v for k, v in entries.items() if k in module.backbones}) \
-        if module.backbones else ([], [], [])
+    keep, errors, rows = (
+        judge_backbones(backbones, {k: v for k, v in entries.items() if k in module.backbones})
+        if module.backbones
+        else ([], [], [])
+    )
     rules, module_errors, module_rows = judge_modules(module, entries)
     errors += module_errors
     rows += module_rows
     if errors or not (keep or rules):
         detail = "; ".join(errors) or "; ".join(f"{r['name']}: {r['status']} ({r['note']})" for r in rows)
-        hint = ("A backbone must build (with default arguments, or from a factory function), return three to "
+        hint = (
+            (
+                "A backbone must build (with default arguments, or from a factory function), return three to "
                 "five maps at 640x640 and list their channels in `width_list` or `channel`. Name the one your "
-                "yaml uses: --module FILE.py:NAME. Nothing was written.") if not module_errors else \
-            ("Fix the file, or give the rule that fits: --module FILE.py:NAME=RULE (README, \"Your own modules\"). "
-             "Nothing was written.")
+                "yaml uses: --module FILE.py:NAME. Nothing was written."
+            )
+            if not module_errors
+            else (
+                'Fix the file, or give the rule that fits: --module FILE.py:NAME=RULE (README, "Your own modules"). '
+                "Nothing was written."
+            )
+        )
         raise module_error(f"{detail}", hint)
     external = sorted({n for name in keep + [r[0] for r in rules] for n in safe_names(module, entries[name])})
-    return replace(module, classes=tuple(c for c in module.classes if c in keep or c in dict(rules)),
-                   rules=tuple(rules), safe_names=tuple(external), report=tuple(rows))
+    return replace(
+        module,
+        classes=tuple(c for c in module.classes if c in keep or c in dict(rules)),
+        rules=tuple(rules),
+        safe_names=tuple(external),
+        report=tuple(rows),
+    )

@@ -17,7 +17,13 @@ def registry_block(modules: Sequence[ModuleEntry]) -> bytes:
     """
     if not modules:
         return b""
-    lines = ["", "", "# Users' backbones and modules (rtdetr-patch apply --module)", "import importlib as _importlib", ""]
+    lines = [
+        "",
+        "",
+        "# Users' backbones and modules (rtdetr-patch apply --module)",
+        "import importlib as _importlib",
+        "",
+    ]
     for module in modules:
         if module.classes:  # (a sibling carried with a file registers no names: the file that imports it loads it)
             lines.append(f"from .{module.name} import {', '.join(module.classes)}")

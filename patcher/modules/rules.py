@@ -21,8 +21,14 @@ def judge_modules(module: UserModule, entries: dict) -> tuple[list[tuple[str, st
     for name, given in module.rules:
         entry = entries.get(name, {"error": "was not checked"})
         rule = entry.get("rule") or given or None
-        row = {"name": name, "kind": entry.get("kind", "?"), "rule": rule, "status": "ok", "note": "",
-               "inferred": bool(entry.get("inferred"))}
+        row = {
+            "name": name,
+            "kind": entry.get("kind", "?"),
+            "rule": rule,
+            "status": "ok",
+            "note": "",
+            "inferred": bool(entry.get("inferred")),
+        }
         rows.append(row)
         error = _judge_rule(name, rule, entry, row)
         if error is not None:
@@ -39,8 +45,10 @@ def _judge_rule(name: str, rule: str | None, entry: dict, row: dict[str, Any]) -
         row["note"] = entry["error"]
         return str(entry["error"])
     if rule is None:
-        row["note"] = (f"the rule cannot be told from its signature ({', '.join(entry.get('params_names', []))}): "
-                       f"{entry.get('why', '')}")
+        row["note"] = (
+            f"the rule cannot be told from its signature ({', '.join(entry.get('params_names', []))}): "
+            f"{entry.get('why', '')}"
+        )
         return f"{row['note']}; give one: {name}=conv, =same, =plain, or for several inputs ={', ='.join(MULTI)}"
     return _judge_probe(name, rule, entry, row)
 
@@ -59,24 +67,30 @@ def _judge_probe(name: str, rule: str, entry: dict, row: dict[str, Any]) -> str 
         row["note"] = f"{entry['forward_error']} (does its forward lack a `return`?)"
         return str(row["note"])
     # (a build error here is a several-input module: the probe's two inputs may not be what it takes)
-    unprobed = entry.get("probe") or ("it needs the arguments of its yaml row" if "needs_args" in entry else
-                                      entry.get("forward_error") or entry.get("build_error"))
+    unprobed = entry.get("probe") or (
+        "it needs the arguments of its yaml row"
+        if "needs_args" in entry
+        else entry.get("forward_error") or entry.get("build_error")
+    )
     if unprobed:
         row["note"] = f"{said}not probed here ({unprobed}{tried}): the smoke run of your yaml builds it"
         return None
     if entry["measured"] != entry["expected"]:
         fits = _fitting(entry)
-        row["note"] = (f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of "
-                       f"{entry['probe_inputs']} channels returns {entry['measured']} channels, but the rule records "
-                       f"{entry['expected']} for the next row{tried}"
-                       + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else ""))
+        row["note"] = (
+            f"under the rule '{rule}'{why}, {entry['probe_call']}{at_row} on inputs of "
+            f"{entry['probe_inputs']} channels returns {entry['measured']} channels, but the rule records "
+            f"{entry['expected']} for the next row{tried}"
+            + (f"; the rule that fits is '{fits}': {name}={fits}" if fits else "")
+        )
         return str(row["note"])
     first = (entry.get("tries") or [{}])[0]
     at = "" if entry.get("probe_source") in (None, "the default probe") else f" (built at {entry['probe_source']}"
     if at and first.get("probe_call") != entry["probe_call"]:
         at += f"; {_outcome(first)}"
-    row["note"] = (f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says"
-                   f"{at}{')' if at else ''}")
+    row["note"] = (
+        f"{said}{entry['probe_call']} gives {entry['measured']} channels, as the rule says{at}{')' if at else ''}"
+    )
     return None
 
 
@@ -115,8 +129,9 @@ def _other_rules(rule: str, entry: dict) -> str:
     takes, and the several-input ones only where the failure or a parameter's name says it wanted a list."""
     fits = [r for r in entry.get("binds") or RULES if r != rule]
     errors = " ".join(t.get("build_error", "") + t.get("forward_error", "") for t in entry.get("tries") or [])
-    listed = LISTS.search(errors) or any("list" in p or p in ("chs", "dims", "widths") for p in
-                                         entry.get("params_names") or [])
+    listed = LISTS.search(errors) or any(
+        "list" in p or p in ("chs", "dims", "widths") for p in entry.get("params_names") or []
+    )
     several = [r for r in MULTI if r in fits and r != "head"] if listed or not entry.get("params_names") else []
     single = [r for r in ("conv", "conv-n", "same", "plain") if r in fits]
     parts = []
@@ -125,7 +140,9 @@ def _other_rules(rule: str, entry: dict) -> str:
     if single:
         parts.append("the single-input rules its constructor takes: " + ", ".join(f"={r}" for r in single))
     if not parts:
-        return (f"No other rule's arguments fit its constructor, and under '{rule}' it builds at none of the widths "
-                "tried: give --yaml with your model yaml, so that it is probed at its rows' widths, or make it build "
-                "at the widths its rows give it")
+        return (
+            f"No other rule's arguments fit its constructor, and under '{rule}' it builds at none of the widths "
+            "tried: give --yaml with your model yaml, so that it is probed at its rows' widths, or make it build "
+            "at the widths its rows give it"
+        )
     return "; ".join(parts)

@@ -34,9 +34,9 @@ def _imported_stems(node: ast.AST) -> list[str]:
     if isinstance(node, ast.ImportFrom) and node.level == 1:
         return [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
     if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.startswith(package):
-        return [node.module[len(package):].split(".")[0]]  # `from ultralytics.nn.Addmodules.X import ...`
+        return [node.module[len(package) :].split(".")[0]]  # `from ultralytics.nn.Addmodules.X import ...`
     if isinstance(node, ast.Import):
-        return [a.name[len(package):].split(".")[0] for a in node.names if a.name.startswith(package)]
+        return [a.name[len(package) :].split(".")[0] for a in node.names if a.name.startswith(package)]
     return []
 
 
@@ -74,9 +74,12 @@ def companions(given: list[UserModule]) -> list[UserModule]:
 def _sibling(where: str, importer: Path, stem: str, path: Path, names: set[str]) -> UserModule:
     """The sibling ``path`` that ``importer`` imports as ``.stem``, checked: a name it can take, and it parses."""
     if not can_be_stem(stem) or stem in names:
-        raise module_error(f"{where}: {importer.name} imports .{stem}, the file {path} beside it, which "
-                           f"cannot be carried into nn/Addmodules under that name (it is rtdetr-patch's own, or "
-                           f"another file's of this apply).", "Rename the sibling and its import. Nothing was written.")
+        raise module_error(
+            f"{where}: {importer.name} imports .{stem}, the file {path} beside it, which "
+            f"cannot be carried into nn/Addmodules under that name (it is rtdetr-patch's own, or "
+            f"another file's of this apply).",
+            "Rename the sibling and its import. Nothing was written.",
+        )
     data = path.read_bytes()
     try:
         ast.parse(data, filename=str(path))

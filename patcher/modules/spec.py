@@ -68,18 +68,25 @@ def parse_spec(spec: str, install: Install) -> UserModule:
         classes, functions = candidates(tree)
         names, rules = tuple(functions + classes), ()
         if not names:
-            raise module_error(f"--module {spec}: no class in {path} sets `width_list` or `channel`, and no "
-                               "function returns such a class.",
-                               "Name it: --module FILE.py:NAME (a class or a factory function).")
+            raise module_error(
+                f"--module {spec}: no class in {path} sets `width_list` or `channel`, and no "
+                "function returns such a class.",
+                "Name it: --module FILE.py:NAME (a class or a factory function).",
+            )
     ours = sorted(set(names) & OURS)
     if ours:
-        raise module_error(f"--module {spec}: {', '.join(ours)} is the name of one of rtdetr-patch's own modules "
-                           "(MobileNetV3, ConvNormLayer, Blocks).",
-                           "Rename yours in the file and in your yaml (e.g. MobileNetV3Custom).")
+        raise module_error(
+            f"--module {spec}: {', '.join(ours)} is the name of one of rtdetr-patch's own modules "
+            "(MobileNetV3, ConvNormLayer, Blocks).",
+            "Rename yours in the file and in your yaml (e.g. MobileNetV3Custom).",
+        )
     clash = sorted(set(names) & (taken_names(install) | RESERVED))
     if clash:
-        raise module_error(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics "
-                           f"{install.release} already uses in nn/tasks.py.", "Rename it in your file and in your yaml.")
+        raise module_error(
+            f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics "
+            f"{install.release} already uses in nn/tasks.py.",
+            "Rename it in your file and in your yaml.",
+        )
     return UserModule(name=path.stem, data=data, classes=names, source=path, explicit=explicit, rules=rules)
 
 
@@ -87,14 +94,19 @@ def _read_file(spec: str, path_text: str) -> tuple[Path, bytes, ast.Module]:
     """The file of a ``--module`` option: a Python file whose stem can be a module of the added package, parsed."""
     path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
     if path.suffix == ".py" and not path.exists():
-        raise module_error(f"--module {spec}: {path} does not exist.", "Check the path (it is read from the folder "
-                           f"you run in, {Path.cwd()}), or give an absolute one.")
+        raise module_error(
+            f"--module {spec}: {path} does not exist.",
+            f"Check the path (it is read from the folder you run in, {Path.cwd()}), or give an absolute one.",
+        )
     if path.suffix != ".py" or not path.is_file():
         raise module_error(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:NAME.")
     if not can_be_stem(path.stem):
-        raise module_error(f"--module {spec}: the file name '{path.stem}' cannot be a module of the added package "
-                           "(it must be a Python identifier, not starting with '_', and not MobileNetV3 or ResNet, "
-                           "the files rtdetr-patch ships).", "Rename the file, e.g. my_backbone.py.")
+        raise module_error(
+            f"--module {spec}: the file name '{path.stem}' cannot be a module of the added package "
+            "(it must be a Python identifier, not starting with '_', and not MobileNetV3 or ResNet, "
+            "the files rtdetr-patch ships).",
+            "Rename the file, e.g. my_backbone.py.",
+        )
     data = path.read_bytes()
     try:
         tree = ast.parse(data, filename=str(path))
@@ -103,8 +115,9 @@ def _read_file(spec: str, path_text: str) -> tuple[Path, bytes, ast.Module]:
     return path, data, tree
 
 
-def _given_names(spec: str, path: Path, tree: ast.Module,
-                 wanted: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+def _given_names(
+    spec: str, path: Path, tree: ast.Module, wanted: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """The names of ``FILE.py:A=conv,B`` (each defined in the file, given once) and the rules of those that are
     not backbones ("" where the preflight infers it from the signature)."""
     defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
@@ -114,16 +127,21 @@ def _given_names(spec: str, path: Path, tree: ast.Module,
     for part in (p.strip() for p in wanted.split(",")):
         item, _, rule = part.partition("=")
         if not item.isidentifier() or keyword.iskeyword(item):
-            raise module_error(f"--module {spec}: '{item}' is not a Python identifier.",
-                               "Give FILE.py:NAME or FILE.py:NAME=RULE (several: FILE.py:A=conv,B=same).")
+            raise module_error(
+                f"--module {spec}: '{item}' is not a Python identifier.",
+                "Give FILE.py:NAME or FILE.py:NAME=RULE (several: FILE.py:A=conv,B=same).",
+            )
         if item not in defined:
             listed = ", ".join(sorted(defined)) or "nothing"
-            raise module_error(f"--module {spec}: {path} defines no class or function {item} (it defines: "
-                               f"{listed}).", "Give the name the yaml row uses: a class, or a function that builds "
-                               "the module.")
+            raise module_error(
+                f"--module {spec}: {path} defines no class or function {item} (it defines: {listed}).",
+                "Give the name the yaml row uses: a class, or a function that builds the module.",
+            )
         if rule and rule not in RULES:
-            raise module_error(f"--module {spec}: '{rule}' is not a rule; the rules are {', '.join(RULES)}.",
-                               "README, \"Your own modules\", shows the parse_model branch each rule replaces.")
+            raise module_error(
+                f"--module {spec}: '{rule}' is not a rule; the rules are {', '.join(RULES)}.",
+                'README, "Your own modules", shows the parse_model branch each rule replaces.',
+            )
         if item in names:
             raise module_error(f"--module {spec}: {item} is given twice.", "Give each name once.")
         names.append(item)
@@ -142,8 +160,10 @@ def parse_specs(specs: Sequence[str], install: Install) -> list[UserModule]:
             merged[module.source] = module
             continue
         if not (before.explicit and module.explicit):
-            raise module_error(f"--module {spec}: {module.source} is given twice, once without names.",
-                               "Name every class you need: --module FILE.py:A --module FILE.py:B.")
+            raise module_error(
+                f"--module {spec}: {module.source} is given twice, once without names.",
+                "Name every class you need: --module FILE.py:A --module FILE.py:B.",
+            )
         twice = sorted(set(before.classes) & set(module.classes))
         if twice:
             raise module_error(f"--module {spec}: {', '.join(twice)} is given twice.", "Give each name once.")

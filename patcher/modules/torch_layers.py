@@ -26,9 +26,10 @@ def torch_layers(rules: Sequence[tuple[str, str]]) -> UserModule:
 
 def torch_layers_data(names: Iterable[str]) -> bytes:
     """The generated file that imports the torch layers registered by a rule."""
-    return ('"""torch layers registered by their rule: yaml rows naming nn.NAME build by it (rtdetr-patch adopt, or '
-            'apply --module torch.nn:NAME=RULE)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in names)
-            ).encode("utf-8")
+    return (
+        '"""torch layers registered by their rule: yaml rows naming nn.NAME build by it (rtdetr-patch adopt, or '
+        'apply --module torch.nn:NAME=RULE)."""\n\n' + "".join(f"from torch.nn import {n}\n" for n in names)
+    ).encode("utf-8")
 
 
 def merge_torch_layers(before: UserModule, new: UserModule) -> UserModule:
@@ -46,19 +47,26 @@ def parse_torch_spec(spec: str, wanted: str, install: Install) -> UserModule:
     rules = _layer_rules(spec, wanted)
     models = install.package / "cfg" / "models"
     for item, _ in rules:
-        shipped = sorted(p.relative_to(models).as_posix() for p in models.rglob("*.yaml")
-                         if re.search(rf"\bnn\.{item}\s*,", p.read_text(encoding="utf-8", errors="replace")))
+        shipped = sorted(
+            p.relative_to(models).as_posix()
+            for p in models.rglob("*.yaml")
+            if re.search(rf"\bnn\.{item}\s*,", p.read_text(encoding="utf-8", errors="replace"))
+        )
         if shipped:
             raise module_error(
                 f"--module {spec}: Ultralytics {install.release}'s own yamls have nn.{item} rows "
                 f"({', '.join(shipped[:3])}{', ...' if len(shipped) > 3 else ''}); registering it would change "
-                "how they build.", f"Give your module its own name: a class in a file of yours that "
-                f"subclasses nn.{item}, registered with --module FILE.py:NAME=RULE. Nothing was written.")
+                "how they build.",
+                f"Give your module its own name: a class in a file of yours that "
+                f"subclasses nn.{item}, registered with --module FILE.py:NAME=RULE. Nothing was written.",
+            )
     clash = sorted({n for n, _ in rules} & (taken_names(install) | RESERVED | OURS))
     if clash:
-        raise module_error(f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics "
-                           f"{install.release} already uses in nn/tasks.py.",
-                           "Register it through a file of yours: --module FILE.py:NAME=RULE.")
+        raise module_error(
+            f"--module {spec}: {', '.join(clash)} would shadow a name that Ultralytics "
+            f"{install.release} already uses in nn/tasks.py.",
+            "Register it through a file of yours: --module FILE.py:NAME=RULE.",
+        )
     return torch_layers(rules)
 
 
@@ -69,12 +77,16 @@ def _layer_rules(spec: str, wanted: str) -> list[tuple[str, str]]:
         item, _, rule = part.partition("=")
         item = item[3:] if item.startswith("nn.") else item
         if not item.isidentifier() or keyword.iskeyword(item) or not item[:1].isupper():
-            raise module_error(f"--module {spec}: '{item}' is not the name of a torch layer (torch.nn.Conv2d is "
-                               "Conv2d).", "Give --module torch.nn:NAME=RULE, e.g. --module torch.nn:Conv2d=conv.")
+            raise module_error(
+                f"--module {spec}: '{item}' is not the name of a torch layer (torch.nn.Conv2d is Conv2d).",
+                "Give --module torch.nn:NAME=RULE, e.g. --module torch.nn:Conv2d=conv.",
+            )
         if rule not in SINGLE:
-            raise module_error(f"--module {spec}: a torch layer needs its rule, one of {', '.join(SINGLE)} "
-                               f"(got {rule or 'none'}).", f"Give the rule its rows need: --module torch.nn:{item}=conv "
-                               "makes a row [-1, 1, nn.Conv2d, [256, 1]] build nn.Conv2d(c1, 256, 1).")
+            raise module_error(
+                f"--module {spec}: a torch layer needs its rule, one of {', '.join(SINGLE)} (got {rule or 'none'}).",
+                f"Give the rule its rows need: --module torch.nn:{item}=conv "
+                "makes a row [-1, 1, nn.Conv2d, [256, 1]] build nn.Conv2d(c1, 256, 1).",
+            )
         if item in dict(rules):
             raise module_error(f"--module {spec}: {item} is given twice.", "Give each name once.")
         rules.append((item, rule))

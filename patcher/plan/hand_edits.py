@@ -22,8 +22,7 @@ from ..errors import PatchError
 from ..install.locate import Install
 from .source import parse
 
-_BACKBONE_FLAG = m.Assign(targets=[m.AssignTarget(target=m.Name("backbone"))],
-                          value=m.Name("False") | m.Name("True"))
+_BACKBONE_FLAG = m.Assign(targets=[m.AssignTarget(target=m.Name("backbone"))], value=m.Name("False") | m.Name("True"))
 _HASATTR_BACKBONE = m.Call(func=m.Name("hasattr"), args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString())])
 _ADDMODULES_IMPORT = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Attribute(attr=m.Name("Addmodules")))])
 
@@ -43,10 +42,15 @@ def blog_edits(install: Install, ours: Callable[[], set[str]]) -> list[str]:
     folder = install.package / "nn" / "Addmodules"
     if found and folder.is_dir() and not folder.is_symlink():  # files alone are a conflict, not a hand patch
         owned = ours()
-        theirs = sorted(p.name for p in folder.iterdir()
-                        if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in owned)
+        theirs = sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix == ".py" and f"nn/Addmodules/{p.name}" not in owned
+        )
         if theirs:
-            found.append(f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (blog step 4.1/4.2)")
+            found.append(
+                f"module files in nn/Addmodules not made by rtdetr-patch: {', '.join(theirs)} (blog step 4.1/4.2)"
+            )
     return found
 
 
@@ -56,20 +60,27 @@ def edits_in_tasks(module: cst.Module) -> list[str]:
     flags = hasattr_calls = 0
     for cls, func in methods(module):  # statements only: no expression is entered
         for stmt in statements(block_of(func)):
-            if cls is None and func.name.value == "parse_model" and isinstance(stmt, cst.SimpleStatementLine) \
-                    and any(m.matches(s, _BACKBONE_FLAG) for s in stmt.body if isinstance(s, cst.Assign)):
+            if (
+                cls is None
+                and func.name.value == "parse_model"
+                and isinstance(stmt, cst.SimpleStatementLine)
+                and any(m.matches(s, _BACKBONE_FLAG) for s in stmt.body if isinstance(s, cst.Assign))
+            ):
                 flags += 1
-            elif cls is not None and isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Call) \
-                    and m.matches(stmt.test, _HASATTR_BACKBONE) \
-                    and "backbone" in getattr(stmt.test.args[1].value, "value", ""):
+            elif (
+                cls is not None
+                and isinstance(stmt, cst.If)
+                and isinstance(stmt.test, cst.Call)
+                and m.matches(stmt.test, _HASATTR_BACKBONE)
+                and "backbone" in getattr(stmt.test.args[1].value, "value", "")
+            ):
                 hasattr_calls += 1
     if flags:
         found.append("`backbone = False/True` in parse_model (blog step 4.4/4.5)")
     if hasattr_calls:
         found.append(f"`hasattr(m, 'backbone')` in {hasattr_calls} layer loop(s) (blog step 4.7)")
     imports = [s for s in module.body if isinstance(s, cst.SimpleStatementLine) and m.matches(s, _ADDMODULES_IMPORT)]
-    ours_in_tasks = any(s.trailing_whitespace.comment and MARK in s.trailing_whitespace.comment.value
-                        for s in imports)
+    ours_in_tasks = any(s.trailing_whitespace.comment and MARK in s.trailing_whitespace.comment.value for s in imports)
     if imports and not ours_in_tasks:
         found.append("an `ultralytics.nn.Addmodules` import in tasks.py (blog step 4.3)")
     return found

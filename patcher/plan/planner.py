@@ -136,14 +136,14 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
     where = f"{path} (Ultralytics {install.release})"
     if not any(needed_on(t, install.release) for t in transforms):
         # No transform can be needed on this release: the file is not even read.
-        return FileChange(rel=rel, path=path, before=b"", after=b"",
-                          steps=[Step(t, Outcome.NOT_NEEDED) for t in transforms])
+        return FileChange(
+            rel=rel, path=path, before=b"", after=b"", steps=[Step(t, Outcome.NOT_NEEDED) for t in transforms]
+        )
     if data is None:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise PatchError(Exit.TRANSFORM, f"Cannot read {where}: {exc}",
-                             f"Reinstall Ultralytics ({reinstall()}).")
+            raise PatchError(Exit.TRANSFORM, f"Cannot read {where}: {exc}", f"Reinstall Ultralytics ({reinstall()}).")
     module, bom = parse(data, where)
     steps = []
     for transform in transforms:
@@ -153,19 +153,26 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
         try:
             module, outcome = transform().run(module)
         except TargetMissing as exc:
-            raise PatchError(Exit.TRANSFORM,
-                             f"Transform '{transform.NAME}' (blog step {transform.BLOG_STEP}) failed on {where}: "
-                             f"looked for {exc.looked_for}, and it is not there.",
-                             "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
-                             f"({reinstall(install.release)}) and run apply "
-                             "again; otherwise please report the release.")
+            raise PatchError(
+                Exit.TRANSFORM,
+                f"Transform '{transform.NAME}' (blog step {transform.BLOG_STEP}) failed on {where}: "
+                f"looked for {exc.looked_for}, and it is not there.",
+                "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
+                f"({reinstall(install.release)}) and run apply "
+                "again; otherwise please report the release.",
+            )
         steps.append(Step(transform, outcome))
     after = render(module, bom) if any(s.outcome is Outcome.PATCHED for s in steps) else data
     return FileChange(rel=rel, path=path, before=data, after=after, steps=steps)
 
 
-def make_plan(install: Install, transforms: tuple[type[Transform], ...] | None = None, modules: tuple = (),
-              sources: dict[str, bytes] | None = None, extra: tuple[tuple[str, bytes], ...] = ()) -> Plan:
+def make_plan(
+    install: Install,
+    transforms: tuple[type[Transform], ...] | None = None,
+    modules: tuple = (),
+    sources: dict[str, bytes] | None = None,
+    extra: tuple[tuple[str, bytes], ...] = (),
+) -> Plan:
     """``sources``: bytes to plan a file from instead of its current ones; ``extra``: more files to add
     (``adopt``'s yamls)."""
     transforms = transforms if transforms is not None else patches.selected()

@@ -29,15 +29,18 @@ def parse(data: bytes, where: str) -> tuple[cst.Module, bool]:
 def _parse(data: bytes, where: str) -> tuple[cst.Module, bool]:
     bom = data.startswith(BOM)
     try:
-        text = data[len(BOM):].decode("utf-8") if bom else data.decode("utf-8")
+        text = data[len(BOM) :].decode("utf-8") if bom else data.decode("utf-8")
         return cst.parse_module(text), bom
     except UnicodeDecodeError as exc:
-        raise PatchError(Exit.TRANSFORM, f"{where} is not UTF-8 ({exc}).",
-                         f"Reinstall Ultralytics ({reinstall()}) and try again.")
+        raise PatchError(
+            Exit.TRANSFORM, f"{where} is not UTF-8 ({exc}).", f"Reinstall Ultralytics ({reinstall()}) and try again."
+        )
     except cst.ParserSyntaxError as exc:
-        raise PatchError(Exit.TRANSFORM, f"{where} does not parse: line {exc.raw_line}, column {exc.raw_column}: "
-                         f"{exc.message}",
-                         f"Fix or reinstall the file ({reinstall()}); nothing was written.")
+        raise PatchError(
+            Exit.TRANSFORM,
+            f"{where} does not parse: line {exc.raw_line}, column {exc.raw_column}: {exc.message}",
+            f"Fix or reinstall the file ({reinstall()}); nothing was written.",
+        )
 
 
 def render(module: cst.Module, bom: bool) -> bytes:

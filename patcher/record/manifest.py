@@ -34,9 +34,12 @@ class _Reader:
         self.where = where
 
     def fail(self, key: str, why: str) -> PatchError:
-        return PatchError(Exit.STORE, f"The manifest {self.where} is unreadable: {why} ({key}).",
-                          f"Restore it from the store's history (git -C {Path(self.where).parent} checkout -- "
-                          "manifest.json) or reinstall Ultralytics and delete that folder.")
+        return PatchError(
+            Exit.STORE,
+            f"The manifest {self.where} is unreadable: {why} ({key}).",
+            f"Restore it from the store's history (git -C {Path(self.where).parent} checkout -- "
+            "manifest.json) or reinstall Ultralytics and delete that folder.",
+        )
 
     def get(self, data: Any, key: str, kind: type | tuple[type, ...], name: str, default: Any = ...) -> Any:
         if not isinstance(data, dict):
@@ -123,13 +126,17 @@ class ModuleEntry:
         return tuple(c for c in self.classes if c not in ruled)
 
     @property
-    def entry(self) -> "ModuleEntry":
+    def entry(self) -> ModuleEntry:
         """The record's entry of it: these fields only (a run's module carries more)."""
         return ModuleEntry(self.name, self.classes, self.safe_names, self.rules)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "classes": list(self.classes), "safe_names": list(self.safe_names),
-                **({"rules": dict(self.rules)} if self.rules else {})}
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "safe_names": list(self.safe_names),
+            **({"rules": dict(self.rules)} if self.rules else {}),
+        }
 
 
 @dataclass(frozen=True)
@@ -156,21 +163,29 @@ class AdoptedAccount:
     edits: tuple[dict[str, Any], ...] = ()  # {"path", "why"}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "source_release": self.source_release, "in_place": self.in_place,
-                "names": [dict(n) for n in self.names], "yamls": [dict(y) for y in self.yamls],
-                "edits": [dict(e) for e in self.edits]}
+        return {
+            "source": self.source,
+            "source_release": self.source_release,
+            "in_place": self.in_place,
+            "names": [dict(n) for n in self.names],
+            "yamls": [dict(y) for y in self.yamls],
+            "edits": [dict(e) for e in self.edits],
+        }
 
     @classmethod
-    def read(cls, r: _Reader, data: Any) -> "AdoptedAccount | None":
+    def read(cls, r: _Reader, data: Any) -> AdoptedAccount | None:
         """The account in a manifest's ``adopted`` object; None where there is none (absent or empty)."""
         found = r.get(data, "adopted", dict, "adopted", {})
         if not found:
             return None
-        return cls(source=r.get(found, "source", (str, type(None)), "adopted.source", None),
-                   source_release=r.get(found, "source_release", (str, type(None)), "adopted.source_release", None),
-                   in_place=r.get(found, "in_place", bool, "adopted.in_place", False),
-                   names=r.objects(found, "names", "adopted.names"), yamls=r.objects(found, "yamls", "adopted.yamls"),
-                   edits=r.objects(found, "edits", "adopted.edits"))
+        return cls(
+            source=r.get(found, "source", (str, type(None)), "adopted.source", None),
+            source_release=r.get(found, "source_release", (str, type(None)), "adopted.source_release", None),
+            in_place=r.get(found, "in_place", bool, "adopted.in_place", False),
+            names=r.objects(found, "names", "adopted.names"),
+            yamls=r.objects(found, "yamls", "adopted.yamls"),
+            edits=r.objects(found, "edits", "adopted.edits"),
+        )
 
 
 @dataclass(frozen=True)
@@ -195,7 +210,7 @@ class Record:
         """The opt-in options this record's apply ran with."""
         return frozenset(name for name, on in self.flags.items() if on)
 
-    def with_state(self, state: str) -> "Record":
+    def with_state(self, state: str) -> Record:
         return replace(self, state=state)
 
     def to_dict(self) -> dict:
@@ -215,7 +230,7 @@ class Record:
         }
 
     @classmethod
-    def of(cls, data: Any, where: Path | str) -> "Record":
+    def of(cls, data: Any, where: Path | str) -> Record:
         """The record in a manifest's JSON; ``PatchError`` (exit 10) naming ``where`` and the key otherwise.
 
         Required: ``format`` (this schema's), ``release`` and ``files``, and each entry's own keys; the rest
@@ -227,18 +242,29 @@ class Record:
         options = r.get(data, "options", dict, "options", {})
         flags = _flags(r, options)
         modules = tuple(
-            ModuleEntry(name=r.get(m, "name", str, f"options.modules[{i}].name"),
-                        classes=r.strings(m, "classes", f"options.modules[{i}].classes"),
-                        safe_names=r.strings(m, "safe_names", f"options.modules[{i}].safe_names", []),
-                        rules=r.rules(m, f"options.modules[{i}].rules"))
-            for i, m in enumerate(r.rows(options, "modules", "options.modules", [])))
+            ModuleEntry(
+                name=r.get(m, "name", str, f"options.modules[{i}].name"),
+                classes=r.strings(m, "classes", f"options.modules[{i}].classes"),
+                safe_names=r.strings(m, "safe_names", f"options.modules[{i}].safe_names", []),
+                rules=r.rules(m, f"options.modules[{i}].rules"),
+            )
+            for i, m in enumerate(r.rows(options, "modules", "options.modules", []))
+        )
         transforms, files, added = _steps(r, data), _files(r, data), _added(r, data)
-        return cls(tool=r.get(data, "tool", str, "tool", ""), release=r.get(data, "release", str, "release"),
-                   package=r.get(data, "package", str, "package", ""),
-                   applied_at=r.get(data, "applied_at", str, "applied_at", ""), flags=flags, modules=modules,
-                   transforms=transforms, files=files, added=added, dirs=r.strings(data, "dirs", "dirs", []),
-                   state=r.get(data, "state", str, "state", "applied"),
-                   adopted=AdoptedAccount.read(r, data))
+        return cls(
+            tool=r.get(data, "tool", str, "tool", ""),
+            release=r.get(data, "release", str, "release"),
+            package=r.get(data, "package", str, "package", ""),
+            applied_at=r.get(data, "applied_at", str, "applied_at", ""),
+            flags=flags,
+            modules=modules,
+            transforms=transforms,
+            files=files,
+            added=added,
+            dirs=r.strings(data, "dirs", "dirs", []),
+            state=r.get(data, "state", str, "state", "applied"),
+            adopted=AdoptedAccount.read(r, data),
+        )
 
     def file(self, rel: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == rel), None)
@@ -248,8 +274,9 @@ class Record:
         if self.tool != tool or self.release != install.release or self.state != "applied" or not self.files:
             return False
         here = install.package
-        return all(digest_of(here / PurePosixPath(f.path)) == f.patched_sha256 for f in self.files) and \
-            all(digest_of(here / PurePosixPath(a.path)) == a.sha256 for a in self.added)
+        return all(digest_of(here / PurePosixPath(f.path)) == f.patched_sha256 for f in self.files) and all(
+            digest_of(here / PurePosixPath(a.path)) == a.sha256 for a in self.added
+        )
 
 
 # -- reading a manifest's rows (in this order, so the first bad key named is the same) --------------
@@ -259,22 +286,29 @@ def _flags(r: _Reader, options: dict[str, Any]) -> dict[str, bool]:
 
 def _steps(r: _Reader, data: Any) -> tuple[StepEntry, ...]:
     return tuple(
-        StepEntry(name=r.get(t, "name", str, f"transforms[{i}].name"),
-                  file=r.get(t, "file", str, f"transforms[{i}].file"),
-                  blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
-                  outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"))
-        for i, t in enumerate(r.rows(data, "transforms", "transforms", [])))
+        StepEntry(
+            name=r.get(t, "name", str, f"transforms[{i}].name"),
+            file=r.get(t, "file", str, f"transforms[{i}].file"),
+            blog_step=r.get(t, "blog_step", str, f"transforms[{i}].blog_step", ""),
+            outcome=r.get(t, "outcome", str, f"transforms[{i}].outcome"),
+        )
+        for i, t in enumerate(r.rows(data, "transforms", "transforms", []))
+    )
 
 
 def _files(r: _Reader, data: Any) -> tuple[FileEntry, ...]:
     return tuple(
-        FileEntry(path=r.get(f, "path", str, f"files[{i}].path"),
-                  original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
-                  patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"))
-        for i, f in enumerate(r.rows(data, "files", "files")))
+        FileEntry(
+            path=r.get(f, "path", str, f"files[{i}].path"),
+            original_sha256=r.get(f, "original_sha256", str, f"files[{i}].original_sha256"),
+            patched_sha256=r.get(f, "patched_sha256", str, f"files[{i}].patched_sha256"),
+        )
+        for i, f in enumerate(r.rows(data, "files", "files"))
+    )
 
 
 def _added(r: _Reader, data: Any) -> tuple[AddedEntry, ...]:
-    return tuple(AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"),
-                            sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
-                 for i, a in enumerate(r.rows(data, "added", "added", [])))
+    return tuple(
+        AddedEntry(path=r.get(a, "path", str, f"added[{i}].path"), sha256=r.get(a, "sha256", str, f"added[{i}].sha256"))
+        for i, a in enumerate(r.rows(data, "added", "added", []))
+    )

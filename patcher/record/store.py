@@ -44,8 +44,11 @@ def _git() -> ModuleType:
     try:
         import git  # gitpython: imported late, it needs a git executable and the record-only paths never commit
     except ImportError as exc:  # also raised when no git executable is found
-        raise PatchError(Exit.STORE, f"The backup store needs git, which is not usable here: {exc}",
-                         "Install git (https://git-scm.com) and make sure `git --version` runs.")
+        raise PatchError(
+            Exit.STORE,
+            f"The backup store needs git, which is not usable here: {exc}",
+            "Install git (https://git-scm.com) and make sure `git --version` runs.",
+        )
     return git
 
 
@@ -66,9 +69,12 @@ class Store:
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} is unreadable: {exc}",
-                             f"Restore it from the store's history (git -C {self.dir} checkout -- manifest.json) "
-                             "or reinstall Ultralytics and delete that folder.")
+            raise PatchError(
+                Exit.STORE,
+                f"The manifest {self.manifest_path} is unreadable: {exc}",
+                f"Restore it from the store's history (git -C {self.dir} checkout -- manifest.json) "
+                "or reinstall Ultralytics and delete that folder.",
+            )
         return Record.of(data, self.manifest_path)
 
     def original(self, rel: str, expected_sha: str) -> bytes:
@@ -89,19 +95,24 @@ class Store:
                     return old
         except PatchError:
             raise
-        except Exception:  # noqa: BLE001 - any git failure means the store cannot help
+        except Exception:  # any git failure means the store cannot help
             pass
-        raise PatchError(Exit.STORE, f"The backup of {rel} in {self.dir} is missing or damaged "
-                         f"(no copy with sha256 {expected_sha[:12]}...).",
-                         f"Reinstall Ultralytics instead: {reinstall(self.install.release)}")
+        raise PatchError(
+            Exit.STORE,
+            f"The backup of {rel} in {self.dir} is missing or damaged (no copy with sha256 {expected_sha[:12]}...).",
+            f"Reinstall Ultralytics instead: {reinstall(self.install.release)}",
+        )
 
     def module(self, name: str) -> bytes:
         """A user's backbone file as recorded by ``apply --module``."""
         try:
             return (self.dir / "modules" / f"{name}.py").read_bytes()
         except OSError as exc:
-            raise PatchError(Exit.STORE, f"The recorded copy of the --module file {name}.py is missing in "
-                             f"{self.dir}: {exc}", "Run apply again with the same --module options.")
+            raise PatchError(
+                Exit.STORE,
+                f"The recorded copy of the --module file {name}.py is missing in {self.dir}: {exc}",
+                "Run apply again with the same --module options.",
+            )
 
     # -- writing -------------------------------------------------------------------------------
     def _repo(self) -> Repo:
@@ -119,8 +130,11 @@ class Store:
                 cfg.set_value("user", "email", "rtdetr-patch@localhost")
             return repo
         except (OSError, git.GitError) as exc:
-            raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
-                             f"Make it writable, or move it with {ENV}=<folder>.")
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot write the backup store {self.dir}: {exc}",
+                f"Make it writable, or move it with {ENV}=<folder>.",
+            )
 
     def _commit(self, repo: Repo, message: str) -> None:
         stale = self.dir / ".git" / "index.lock"  # left by a git killed mid-commit; we hold the install lock
@@ -128,30 +142,44 @@ class Store:
         try:
             repo.git.add("--all")
             repo.git.commit("--allow-empty", "-q", "-m", message)
-        except Exception as exc:  # noqa: BLE001
-            raise PatchError(Exit.STORE, f"Cannot commit to the backup store {self.dir}: {exc}",
-                             f"Check that git works there, or move the store with {ENV}=<folder>.")
+        except Exception as exc:
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot commit to the backup store {self.dir}: {exc}",
+                f"Check that git works there, or move the store with {ENV}=<folder>.",
+            )
 
     def _write(self, record: Record) -> None:
         data = json.dumps({"format": FORMAT, **record.to_dict()}, indent=2) + "\n"
         replace_file(self.manifest_path, data.encode("utf-8"), self.manifest_path.with_name("manifest.json.tmp"))
 
-    def record(self, record: Record, originals: dict[str, bytes], modules: dict[str, bytes] | None = None,
-               kept: dict[str, bytes] | None = None) -> None:
+    def record(
+        self,
+        record: Record,
+        originals: dict[str, bytes],
+        modules: dict[str, bytes] | None = None,
+        kept: dict[str, bytes] | None = None,
+    ) -> None:
         """Save the originals (and users' module files, and with ``adopt`` every hand-edited or added file of the
         tree in ``adopted/``) and the manifest, then commit; called before any install file is written."""
         repo = self._repo()
         try:
-            for folder, files in ((self.originals, originals), (self.dir / "modules", modules or {}),
-                                  (self.dir / "adopted", kept or {})):
+            for folder, files in (
+                (self.originals, originals),
+                (self.dir / "modules", modules or {}),
+                (self.dir / "adopted", kept or {}),
+            ):
                 for rel, data in files.items():
                     path = folder / PurePosixPath(rel)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)  # the commit below makes them durable (git fsyncs its objects)
             self._write(record)
         except OSError as exc:
-            raise PatchError(Exit.STORE, f"Cannot write the backup store {self.dir}: {exc}",
-                             f"Make it writable, or move it with {ENV}=<folder>.")
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot write the backup store {self.dir}: {exc}",
+                f"Make it writable, or move it with {ENV}=<folder>.",
+            )
         self._commit(repo, f"apply: Ultralytics {self.install.release} at {self.install.package}")
 
     def keep_edited(self, files: list[tuple[str, bytes]]) -> list[str]:
@@ -171,13 +199,19 @@ class Store:
         along."""
         record = self.read()
         if record is None:
-            raise PatchError(Exit.STORE, f"The manifest {self.manifest_path} vanished during the run.",
-                             "Run the command again; `rtdetr-patch check` shows the state.")
+            raise PatchError(
+                Exit.STORE,
+                f"The manifest {self.manifest_path} vanished during the run.",
+                "Run the command again; `rtdetr-patch check` shows the state.",
+            )
         try:
             self._write(record.with_state(state))
         except OSError as exc:
-            raise PatchError(Exit.STORE, f"Cannot update the manifest {self.manifest_path}: {exc}",
-                             f"Make it writable, or move the store with {ENV}=<folder>.")
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot update the manifest {self.manifest_path}: {exc}",
+                f"Make it writable, or move the store with {ENV}=<folder>.",
+            )
 
     def forget(self, message: str) -> None:
         """After a revert: the manifest goes (history keeps it)."""
@@ -185,8 +219,11 @@ class Store:
         try:
             self.manifest_path.unlink(missing_ok=True)
         except OSError as exc:
-            raise PatchError(Exit.STORE, f"Cannot update the backup store {self.dir}: {exc}",
-                             f"Make it writable, or move it with {ENV}=<folder>.")
+            raise PatchError(
+                Exit.STORE,
+                f"Cannot update the backup store {self.dir}: {exc}",
+                f"Make it writable, or move it with {ENV}=<folder>.",
+            )
         self._commit(repo, message)
 
 

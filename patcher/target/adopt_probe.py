@@ -21,8 +21,13 @@ import time
 
 import target_common as common  # beside this file: the script's folder is first on sys.path
 
-HEADS = (("RTDETRDecoder", "RTDETRDetectionModel"), ("Segment", "SegmentationModel"), ("Pose", "PoseModel"),
-         ("OBB", "OBBModel"), ("Classify", "ClassificationModel"))
+HEADS = (
+    ("RTDETRDecoder", "RTDETRDetectionModel"),
+    ("Segment", "SegmentationModel"),
+    ("Pose", "PoseModel"),
+    ("OBB", "OBBModel"),
+    ("Classify", "ClassificationModel"),
+)
 
 
 def failure(exc: BaseException) -> dict:
@@ -50,9 +55,12 @@ def build(tasks, path: str) -> dict:
         cls = model_class(tasks, list(cfg.get("backbone") or []) + list(cfg.get("head") or []))
         with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
             model = cls(path, verbose=False)
-        return {"params": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - started, 2),
-                "model": cls.__name__}
-    except BaseException as exc:  # noqa: BLE001 - every failure is an answer, the next yaml still builds
+        return {
+            "params": sum(p.numel() for p in model.parameters()),
+            "seconds": round(time.perf_counter() - started, 2),
+            "model": cls.__name__,
+        }
+    except BaseException as exc:  # every failure is an answer, the next yaml still builds
         if isinstance(exc, KeyboardInterrupt):
             raise
         return failure(exc)
@@ -72,7 +80,7 @@ def imported(names: list) -> dict:
             with contextlib.redirect_stdout(io.StringIO()):
                 importlib.import_module(name)
             imports[name] = None
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             imports[name] = failure(exc)
@@ -88,13 +96,16 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             import ultralytics
             from ultralytics.nn import tasks
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         answer({"fatal": failure(exc)})
         return
-    found = {"release": ultralytics.__version__, "package": str(ultralytics.__path__[0]),
-             "imports": imported(spec.get("imports", []))}
+    found = {
+        "release": ultralytics.__version__,
+        "package": str(ultralytics.__path__[0]),
+        "imports": imported(spec.get("imports", [])),
+    }
     found["builds"] = {path: build(tasks, path) for path in spec.get("yamls", [])}
     answer(found)
 

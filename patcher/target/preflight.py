@@ -133,8 +133,11 @@ def backbone(obj, torch) -> dict:
 def held_globals(net, torch) -> dict:
     """Classes from other packages an instance holds, and every global its checkpoint pickles (torch 2.5+)."""
     classes = {(type(m).__module__, type(m).__qualname__) for m in net.modules()}
-    external = sorted(f"{mod}.{qual}" for mod, qual in classes
-                      if not mod.startswith((common.ADDED_PACKAGE + ".", "torch.nn.modules")) and "<locals>" not in qual)
+    external = sorted(
+        f"{mod}.{qual}"
+        for mod, qual in classes
+        if not mod.startswith((common.ADDED_PACKAGE + ".", "torch.nn.modules")) and "<locals>" not in qual
+    )
     try:
         with tempfile.TemporaryDirectory() as folder:
             saved = os.path.join(folder, "module.pt")
@@ -149,7 +152,7 @@ def builds_a_backbone(obj, torch) -> bool:
     """Whether ``obj()`` (no arguments) builds a module that lists its outputs' channels."""
     try:
         net = obj()
-    except BaseException:  # noqa: BLE001 - anything else is not a backbone built this way
+    except BaseException:  # anything else is not a backbone built this way
         return False
     return isinstance(net, torch.nn.Module) and any(getattr(net, a, None) is not None for a in common.CONTRACT)
 
@@ -164,8 +167,11 @@ def module(obj, rule: str | None, torch, rows: Sequence[dict] = ()) -> dict:
         if rule is None:
             return entry
     if rule in ("head", "block"):
-        entry["probe"] = ("a head is built by the yaml rows that name it" if rule == "head" else
-                          "a block is built by the Blocks rows that name it")
+        entry["probe"] = (
+            "a head is built by the yaml rows that name it"
+            if rule == "head"
+            else "a block is built by the Blocks rows that name it"
+        )
         return entry
     entry["binds"] = binds(obj, params)
     tries = []
@@ -177,13 +183,37 @@ def module(obj, rule: str | None, torch, rows: Sequence[dict] = ()) -> dict:
             break
     fits = next((t for t in tries if "measured" in t and t["measured"] == t["expected"]), None)
     chosen = fits or next((t for t in tries if "measured" in t), tries[0])  # a measured width says most
-    for key in ("needs_args", "build_error", "forward_error", "measured", "expected", "probe_call", "probe_inputs",
-                "probe_out", "params"):
+    for key in (
+        "needs_args",
+        "build_error",
+        "forward_error",
+        "measured",
+        "expected",
+        "probe_call",
+        "probe_inputs",
+        "probe_out",
+        "params",
+    ):
         if key in chosen:
             entry[key] = chosen[key]
     entry["probe_source"] = chosen["source"]
-    entry["tries"] = [{k: t[k] for k in ("source", "probe_call", "probe_inputs", "measured", "expected", "build_error",
-                                         "forward_error", "needs_args") if k in t} for t in tries]
+    entry["tries"] = [
+        {
+            k: t[k]
+            for k in (
+                "source",
+                "probe_call",
+                "probe_inputs",
+                "measured",
+                "expected",
+                "build_error",
+                "forward_error",
+                "needs_args",
+            )
+            if k in t
+        }
+        for t in tries
+    ]
     if fits is not None:
         entry.update(held_globals(fits.pop("net"), torch))
     return entry
@@ -216,9 +246,10 @@ def probe(obj, rule: str, widths: list[int], out: int, torch) -> dict:
     result = {"probe_call": call, "probe_inputs": widths, "probe_out": out}
     try:
         net = obj(*args)
-    except BaseException as exc:  # noqa: BLE001 - every failure is reported to the parent
-        result["needs_args" if needs_arguments(exc) else "build_error"] = \
-            f"{call}: {type(exc).__name__}: {exc}".rstrip(": ")[:500]
+    except BaseException as exc:  # every failure is reported to the parent
+        result["needs_args" if needs_arguments(exc) else "build_error"] = f"{call}: {type(exc).__name__}: {exc}".rstrip(
+            ": "
+        )[:500]
         return result
     if not isinstance(net, torch.nn.Module):
         result["build_error"] = f"{call} returns {type(net).__name__}, not a torch.nn.Module"
@@ -230,9 +261,12 @@ def probe(obj, rule: str, widths: list[int], out: int, torch) -> dict:
         net.eval()
         with torch.no_grad():
             y = first_tensor(net(inputs[0] if rule in common.SINGLE else inputs), torch)
-    except BaseException as exc:  # noqa: BLE001
-        result["forward_error"] = f"{call} on {'x'.join(map(str, (1, widths[0], size, size)))} inputs: " \
-                                  f"{type(exc).__name__}: {exc}".rstrip(": ")[:500]
+    except BaseException as exc:
+        result["forward_error"] = (
+            f"{call} on {'x'.join(map(str, (1, widths[0], size, size)))} inputs: {type(exc).__name__}: {exc}".rstrip(
+                ": "
+            )[:500]
+        )
         return result
     if y is None or y.ndim != 4:
         result["forward_error"] = f"{call} returned {type(y).__name__}, not a feature map"
@@ -265,7 +299,7 @@ def yaml_rows(yaml_spec: dict | None, spec: list[dict], loaded) -> dict:
                 args = [r["args"] for r in rows.get(name, [])] or None
                 rules[name] = common.rule_from_params(*params_of(obj), args)[0]
         return common.yaml_rows(model, rules, scale, stops)
-    except Exception:  # noqa: BLE001 - a yaml that does not read is the smoke run's to report
+    except Exception:  # a yaml that does not read is the smoke run's to report
         return {}
 
 
@@ -284,17 +318,17 @@ def main() -> int:
     sys.path.insert(0, root)
     try:
         import torch
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return answer({"import": f"{type(exc).__name__}: {exc}", "missing": getattr(exc, "name", None)})
     try:
         import ultralytics.nn  # noqa: F401 - on a patched install this imports the added package and its files too
-    except BaseException as exc:  # noqa: BLE001 - the install, not the user's file, is broken
+    except BaseException as exc:  # the install, not the user's file, is broken
         return answer({"ultralytics": f"{type(exc).__name__}: {exc}"[:800]})
     try:
         loaded = load(root, path)
     except ModuleNotFoundError as exc:
         return answer({"import": f"{type(exc).__name__}: {exc}", "missing": exc.name})
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return answer({"import": f"{type(exc).__name__}: {exc}"})
     names = spec["names"]
     rows = yaml_rows(spec.get("yaml"), names, loaded)
@@ -311,7 +345,7 @@ def candidate(loaded, item: dict, torch, rows: dict) -> dict:
         if item.get("rule") is None and builds_a_backbone(obj, torch):
             return {"kind": kind, "as_backbone": True, **backbone(obj, torch)}
         return {"kind": kind, **module(obj, item.get("rule"), torch, rows.get(item["name"], []))}
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return {"kind": kind, "error": f"{type(exc).__name__}: {str(exc)[:400]}"}
 
 

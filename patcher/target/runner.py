@@ -64,8 +64,16 @@ class NoAnswer(Exception):
         return "\n".join(self.tail)[-chars:] if chars else ""
 
 
-def run(job: str, python: str, args: Sequence[str], *, cwd: Path | str, spec: Any = None,
-        env: Mapping[str, str] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None) -> Finished:
+def run(
+    job: str,
+    python: str,
+    args: Sequence[str],
+    *,
+    cwd: Path | str,
+    spec: Any = None,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Finished:
     """Run the job's script in ``python`` with ``args`` (and ``spec`` as a JSON file, given last), in ``cwd``,
     with ``env`` added to this environment; ``on_event`` sees every event as it comes. Its answer, or
     :class:`NoAnswer`."""
@@ -84,11 +92,24 @@ def _write_spec(spec: Any) -> str:
     return handle.name
 
 
-def _run(cmd: list[str], timeout: int, cwd: Path | str, env: dict[str, str],
-         on_event: Callable[[dict[str, Any]], None] | None) -> Finished:
+def _run(
+    cmd: list[str],
+    timeout: int,
+    cwd: Path | str,
+    env: dict[str, str],
+    on_event: Callable[[dict[str, Any]], None] | None,
+) -> Finished:
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                                errors="replace", env=env, cwd=str(cwd))
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+            cwd=str(cwd),
+        )
     except OSError as exc:
         raise NoAnswer("start", exc)
     expired = threading.Event()
@@ -114,19 +135,19 @@ def _run(cmd: list[str], timeout: int, cwd: Path | str, env: dict[str, str],
     if expired.is_set():
         raise NoAnswer("timeout", subprocess.TimeoutExpired(cmd, timeout), tail)
     if answer is None:
-        raise NoAnswer("silent", LookupError(f"no answer line ({PREFIX.strip()}) in its output"), tail,
-                       proc.returncode)
+        raise NoAnswer("silent", LookupError(f"no answer line ({PREFIX.strip()}) in its output"), tail, proc.returncode)
     return Finished(answer, proc.returncode, tuple(tail))
 
 
-def _read(proc: subprocess.Popen, tail: deque[str], on_event: Callable[[dict[str, Any]], None] | None
-          ) -> dict[str, Any] | None:
+def _read(
+    proc: subprocess.Popen, tail: deque[str], on_event: Callable[[dict[str, Any]], None] | None
+) -> dict[str, Any] | None:
     """Every line of the program's output until it ends: events passed on, the last one returned; others kept."""
     answer = None
     assert proc.stdout is not None  # (opened with stdout=PIPE)
     for line in proc.stdout:
         at = line.find(PREFIX)
-        event = _event(line[at + len(PREFIX):]) if at >= 0 else None
+        event = _event(line[at + len(PREFIX) :]) if at >= 0 else None
         if event is None:
             tail.append(line.rstrip())
             continue

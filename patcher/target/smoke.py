@@ -125,10 +125,11 @@ def build(args, yolo: bool) -> tuple:
     own = own_yaml(args.yaml) is not None  # the user's own yaml: it may hold no added module at all
     if not backbones and not registered and not args.native and not own:
         raise RuntimeError(f"{args.yaml} built no added backbone or module: parse_model is not patched")
-    if not backbones and not args.native:  # its backbone is its first rows (Ultralytics' or registered modules)
-        backbone = None
-    else:
-        backbone = backbones[0] if backbones else model.model[0]  # native: Ultralytics' TorchVision row
+    backbone = None  # no added backbone: its backbone is its first rows (Ultralytics' or registered modules)
+    if backbones:
+        backbone = backbones[0]
+    elif args.native:
+        backbone = model.model[0]  # native: Ultralytics' TorchVision row
     return model, backbone, not backbones and backbone is not None, registered
 
 
@@ -148,8 +149,9 @@ def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> dict:
     y = first_tensor(out)
     if yolo:  # Detect: (1, 4 + nc, anchors) or, end to end, (1, detections, 6)
         if y is None or y.ndim != 3 or y.shape[0] != 1 or not torch.isfinite(y).all():
-            raise RuntimeError(f"eval output is {None if y is None else tuple(y.shape)}, expected (1, ...) and "
-                               "finite values")
+            raise RuntimeError(
+                f"eval output is {None if y is None else tuple(y.shape)}, expected (1, ...) and finite values"
+            )
     else:
         nq = model.model[-1].num_queries
         if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
@@ -180,8 +182,14 @@ def train_step(torch, model, backbone, yolo: bool, size: int) -> dict:
     total.backward()
     grads = gradients(torch, model, backbone)
     moved, stepped = optimizer_step(torch, model, batch)
-    return {"nc": nc, "loss": round(float(total), 4), "iou_loss": iou_loss, "loss_after_step": round(float(stepped), 4),
-            "stepped_tensors": moved, "backbone_grad_tensors": len(grads)}
+    return {
+        "nc": nc,
+        "loss": round(float(total), 4),
+        "iou_loss": iou_loss,
+        "loss_after_step": round(float(stepped), 4),
+        "stepped_tensors": moved,
+        "backbone_grad_tensors": len(grads),
+    }
 
 
 def gradients(torch, model, backbone) -> list:
@@ -190,9 +198,11 @@ def gradients(torch, model, backbone) -> list:
     if not grads:
         raise RuntimeError("no gradient reached the backbone")
     for layer in model.model:  # every registered module of the yaml trains
-        if type(layer).__module__.startswith("ultralytics.nn.Addmodules") and any(
-                p.requires_grad for p in layer.parameters()) and not any(
-                p.grad is not None for p in layer.parameters()):
+        if (
+            type(layer).__module__.startswith("ultralytics.nn.Addmodules")
+            and any(p.requires_grad for p in layer.parameters())
+            and not any(p.grad is not None for p in layer.parameters())
+        ):
             raise RuntimeError(f"no gradient reached layer {layer.i} ({type(layer).__name__})")
     bad = sum(1 for p in model.parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
     if bad:
@@ -250,9 +260,15 @@ def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict
         stage("one epoch through Ultralytics' trainer")
         trained = train_run(args.yaml, yolo, nc, args.train_imgsz)
         lap("trainer")
-    return {"params": params, "gflops": None if gflops is None else round(float(gflops), 2),
-            "gflops_source": flops_source, "rtdetr_l_params": stock_params, "users_backbones": reloaded,
-            "fuse": fusion, "trainer": trained}
+    return {
+        "params": params,
+        "gflops": None if gflops is None else round(float(gflops), 2),
+        "gflops_source": flops_source,
+        "rtdetr_l_params": stock_params,
+        "users_backbones": reloaded,
+        "fuse": fusion,
+        "trainer": trained,
+    }
 
 
 def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
@@ -261,7 +277,7 @@ def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
     its stride-sized probe cannot run), else None: a figure, never a reason to fail."""
     try:
         found = get_flops(model, imgsz)
-    except Exception:  # noqa: BLE001 - a figure only
+    except Exception:  # a figure only
         found = 0
     if found:
         return float(found), "get_flops"
@@ -274,7 +290,7 @@ def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
             macs = thop.profile(copy.deepcopy(model), inputs=[torch.zeros(1, 3, imgsz, imgsz)], verbose=False)[0]
         if macs:
             return macs * 2 / 1e9, "thop"
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return None, "not available"
 
@@ -283,8 +299,11 @@ def fuse_check(torch, model, x) -> dict:
     """``model.fuse()`` (what predict, val and export call): the outputs before and after must agree."""
     head = model.model[-1]
     seen = []
-    hook = head.register_forward_pre_hook(lambda module, inputs: seen.append(
-        [t.clone() for t in (inputs[0] if isinstance(inputs[0], (list, tuple)) else inputs)]))
+    hook = head.register_forward_pre_hook(
+        lambda module, inputs: seen.append(
+            [t.clone() for t in (inputs[0] if isinstance(inputs[0], (list, tuple)) else inputs)]
+        )
+    )
     model.eval()
     try:
         with torch.no_grad():
@@ -299,8 +318,9 @@ def fuse_check(torch, model, x) -> dict:
     diff = max(float((a - b).abs().max()) for a, b in zip(seen[0], seen[1]))
     scale = max(float(a.abs().max()) for a in seen[0]) or 1.0
     if not diff <= 1e-4 * max(scale, 1.0):
-        raise RuntimeError(f"model.fuse() changed the features the head receives: max |diff| {diff:.3g} (largest "
-                           f"value {scale:.3g})")
+        raise RuntimeError(
+            f"model.fuse() changed the features the head receives: max |diff| {diff:.3g} (largest value {scale:.3g})"
+        )
     return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(seen[0])}
 
 
@@ -387,8 +407,10 @@ def users_backbones_reload(torch, root: str) -> dict:
                 tasks.torch_safe_load(path, safe_only=True)
             except Exception as exc:
                 blocked = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-                raise RuntimeError(f"a checkpoint of {name} does not load under ULTRALYTICS_SAFE_LOAD=1: {exc} "
-                                   f"(globals it holds: {blocked})") from exc
+                raise RuntimeError(
+                    f"a checkpoint of {name} does not load under ULTRALYTICS_SAFE_LOAD=1: {exc} "
+                    f"(globals it holds: {blocked})"
+                ) from exc
         out[name] = "restricted reload ok"
     return out
 
@@ -408,9 +430,15 @@ def main() -> int:
     try:
         emit(result=run(args))
         return 0
-    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        emit(error={"stage": STAGE["name"], "type": type(exc).__name__, "message": str(exc)[:2000],
-                    "traceback": traceback.format_exc()[-4000:]})
+    except BaseException as exc:  # everything is reported to the parent
+        emit(
+            error={
+                "stage": STAGE["name"],
+                "type": type(exc).__name__,
+                "message": str(exc)[:2000],
+                "traceback": traceback.format_exc()[-4000:],
+            }
+        )
         return 1
 
 

@@ -30,12 +30,57 @@ MULTI = ("concat", "first", "last", "inputs", "inputs-out", "count", "head")
 RULES = SINGLE + MULTI + ("block", "backbone")
 
 # Parameter names the series' files give a module's input width, and its output width.
-IN_NAMES = ("c", "c1", "ch", "ch_in", "c_in", "in_ch", "in_chs", "inc", "in_c", "inp", "in_dim", "dim", "in_planes",
-            "inplanes", "planes", "channel", "channels", "in_channel", "in_channels", "input_channels", "in_features",
-            "nIn", "n_feats", "num_channels", "embed_dim", "dim_in", "chn")
-OUT_NAMES = ("c2", "ch_out", "c_out", "out_ch", "out_chs", "ouc", "outc", "oup", "out_c", "out_dim", "dim_out",
-             "out_planes", "out_channel", "out_channels", "output_channels", "out_features", "nOut", "channel_out",
-             "c2_", "ch2")
+IN_NAMES = (
+    "c",
+    "c1",
+    "ch",
+    "ch_in",
+    "c_in",
+    "in_ch",
+    "in_chs",
+    "inc",
+    "in_c",
+    "inp",
+    "in_dim",
+    "dim",
+    "in_planes",
+    "inplanes",
+    "planes",
+    "channel",
+    "channels",
+    "in_channel",
+    "in_channels",
+    "input_channels",
+    "in_features",
+    "nIn",
+    "n_feats",
+    "num_channels",
+    "embed_dim",
+    "dim_in",
+    "chn",
+)
+OUT_NAMES = (
+    "c2",
+    "ch_out",
+    "c_out",
+    "out_ch",
+    "out_chs",
+    "ouc",
+    "outc",
+    "oup",
+    "out_c",
+    "out_dim",
+    "dim_out",
+    "out_planes",
+    "out_channel",
+    "out_channels",
+    "output_channels",
+    "out_features",
+    "nOut",
+    "channel_out",
+    "c2_",
+    "ch2",
+)
 # Names that are the input width when they come first (a transformer's ``d_model, nhead``), but a hidden width,
 # not an output width, after another width (``dim, hidden_dim``).
 LEAD_NAMES = ("d_model", "hidden_dim")
@@ -44,8 +89,9 @@ LEAD_NAMES = ("d_model", "hidden_dim")
 PROBE_IN, PROBE_OUT, PROBE_SIZE = 64, 128, 32
 
 
-def rule_from_params(params: list[str], optional: tuple[str, ...] = (),
-                     rows: list[list] | None = None) -> tuple[str | None, str]:
+def rule_from_params(
+    params: list[str], optional: tuple[str, ...] = (), rows: list[list] | None = None
+) -> tuple[str | None, str]:
     """The rule a constructor's parameter names imply (``None`` where they do not decide), and why.
 
     Two leading widths (``c1, c2``, ``in_channels, out_channels``, ``inc, ouc``, ``dim_in, dim_out``) give
@@ -81,7 +127,10 @@ def rule_from_params(params: list[str], optional: tuple[str, ...] = (),
     if first in OUT_NAMES:
         return None, f"its first parameter ({first}) looks like an output width"
     if any(p in IN_NAMES or p in OUT_NAMES for p in params):
-        return None, f"a width ({', '.join(p for p in params if p in IN_NAMES or p in OUT_NAMES)}) is not its first parameter"
+        return (
+            None,
+            f"a width ({', '.join(p for p in params if p in IN_NAMES or p in OUT_NAMES)}) is not its first parameter",
+        )
     return "plain", f"none of its parameters ({', '.join(params)}) is a width"
 
 
@@ -95,22 +144,41 @@ def _optional_out(first: str, second: str, rows: list[list] | None) -> tuple[str
         if given == {True}:
             return "conv", f"{taken}, and the yaml's rows give it"
         return None, f"{taken}, and some of the yaml's rows give it and some do not"
-    return "conv", (f"{taken}, read as conv (a row gives the width: [-1, 1, NAME, [256]]); "
-                    "for rows without arguments give =same")
+    return "conv", (
+        f"{taken}, read as conv (a row gives the width: [-1, 1, NAME, [256]]); for rows without arguments give =same"
+    )
 
 
 def expected_width(rule: str, widths: list[int], out: int) -> int | None:
     """The output width ``parse_model`` records for a probe built under ``rule`` (None: not probed)."""
-    return {"conv": out, "conv-n": out, "same": widths[0], "plain": widths[0], "concat": sum(widths),
-            "first": widths[0], "last": widths[-1], "inputs": widths[0], "inputs-out": out,
-            "count": widths[0]}.get(rule)
+    return {
+        "conv": out,
+        "conv-n": out,
+        "same": widths[0],
+        "plain": widths[0],
+        "concat": sum(widths),
+        "first": widths[0],
+        "last": widths[-1],
+        "inputs": widths[0],
+        "inputs-out": out,
+        "count": widths[0],
+    }.get(rule)
 
 
 def probe_args(rule: str, widths: list[int], out: int) -> list:
     """The arguments ``parse_model`` would pass for a probe row with no arguments of its own."""
     args: dict[str, list] = {
-        "conv": [widths[0], out], "conv-n": [widths[0], out, 1], "same": [widths[0]], "plain": [], "concat": [],
-        "first": [], "last": [], "inputs": [list(widths)], "inputs-out": [list(widths), out], "count": [len(widths)]}
+        "conv": [widths[0], out],
+        "conv-n": [widths[0], out, 1],
+        "same": [widths[0]],
+        "plain": [],
+        "concat": [],
+        "first": [],
+        "last": [],
+        "inputs": [list(widths)],
+        "inputs-out": [list(widths), out],
+        "count": [len(widths)],
+    }
     return args[rule]
 
 
@@ -160,11 +228,48 @@ def probe_plan(rule: str, rows: Sequence[dict] = ()) -> list[tuple[list[int], in
 
 # parse_model's modules whose first argument is the output width, scaled by the yaml's width (its base modules
 # over the releases, and the shipped ResNet stem); HGStem/HGBlock take it second, unscaled.
-WIDTH_FIRST = frozenset((
-    "Classify", "Conv", "ConvTranspose", "GhostConv", "Bottleneck", "GhostBottleneck", "SPP", "SPPF", "C2fPSA",
-    "C2PSA", "DWConv", "Focus", "BottleneckCSP", "C1", "C2", "C2f", "C3k2", "RepNCSPELAN4", "ELAN1", "ADown",
-    "AConv", "SPPELAN", "C2fAttn", "C3", "C3TR", "C3Ghost", "nn.ConvTranspose2d", "torch.nn.ConvTranspose2d",
-    "DWConvTranspose2d", "C3x", "RepC3", "PSA", "SCDown", "C2fCIB", "A2C2f", "MixConv2d", "CrossConv", "ConvNormLayer"))
+WIDTH_FIRST = frozenset(
+    (
+        "Classify",
+        "Conv",
+        "ConvTranspose",
+        "GhostConv",
+        "Bottleneck",
+        "GhostBottleneck",
+        "SPP",
+        "SPPF",
+        "C2fPSA",
+        "C2PSA",
+        "DWConv",
+        "Focus",
+        "BottleneckCSP",
+        "C1",
+        "C2",
+        "C2f",
+        "C3k2",
+        "RepNCSPELAN4",
+        "ELAN1",
+        "ADown",
+        "AConv",
+        "SPPELAN",
+        "C2fAttn",
+        "C3",
+        "C3TR",
+        "C3Ghost",
+        "nn.ConvTranspose2d",
+        "torch.nn.ConvTranspose2d",
+        "DWConvTranspose2d",
+        "C3x",
+        "RepC3",
+        "PSA",
+        "SCDown",
+        "C2fCIB",
+        "A2C2f",
+        "MixConv2d",
+        "CrossConv",
+        "ConvNormLayer",
+    )
+)
 WIDTH_SECOND = frozenset(("HGStem", "HGBlock"))
 EXPANSION = {"BasicBlock": 1, "BottleNeck": 4}  # the shipped Blocks stage: its output is ch_out times this
 
@@ -206,8 +311,11 @@ def yaml_rows(model: dict, rules: dict, scale: str | None = None, stops: tuple =
         first = args[0] if args and isinstance(args[0], int) and not isinstance(args[0], bool) else None
         out = scaled(first, nc, width, max_channels) if first is not None else None
         if m in found:
-            numbers = [scaled(a, nc, width, max_channels) for a in args
-                       if isinstance(a, int) and not isinstance(a, bool) and a >= 16 and a % 8 == 0]
+            numbers = [
+                scaled(a, nc, width, max_channels)
+                for a in args
+                if isinstance(a, int) and not isinstance(a, bool) and a >= 16 and a % 8 == 0
+            ]
             found[m].append({"row": i, "args": args, "inputs": inputs, "out": out, "numbers": numbers})
         if m in stops:
             known = False
@@ -235,8 +343,9 @@ def _inputs_of(f, outs: list) -> list | None:
     return None if None in inputs else inputs
 
 
-def _out_width(m: str, rule: str | None, args: list, first: int | None, out: int | None,
-               inputs: list | None) -> int | None:
+def _out_width(
+    m: str, rule: str | None, args: list, first: int | None, out: int | None, inputs: list | None
+) -> int | None:
     """The width parse_model records for a row (None: unknown)."""
     if rule in OUT_RULES or (rule is None and m in WIDTH_FIRST):
         return out  # its own argument: known whatever it takes
@@ -248,7 +357,8 @@ def _out_width(m: str, rule: str | None, args: list, first: int | None, out: int
         return None
     if rule is not None:
         return {"concat": sum(inputs), "last": inputs[-1]}.get(
-            rule, inputs[0] if rule in ("same", "plain", "first", "inputs", "count") else None)
+            rule, inputs[0] if rule in ("same", "plain", "first", "inputs", "count") else None
+        )
     if m == "Concat":
         return sum(inputs)
     if m.startswith(("nn.", "torch.nn.")) or m == "AIFI":

@@ -47,8 +47,10 @@ def make_dataset(folder: str, nc: int, size: int, seed: int = 0) -> str:
                 handle.write("\n".join(lines) + "\n")
     data = os.path.join(folder, "data.yaml")
     with open(data, "w", encoding="utf-8") as handle:
-        handle.write(f"path: {folder.replace(os.sep, '/')}\ntrain: images/train\nval: images/val\nnames:\n"
-                     + "".join(f"  {i}: class{i}\n" for i in range(nc)))
+        handle.write(
+            f"path: {folder.replace(os.sep, '/')}\ntrain: images/train\nval: images/val\nnames:\n"
+            + "".join(f"  {i}: class{i}\n" for i in range(nc))
+        )
     return data
 
 
@@ -56,8 +58,12 @@ def integrations(trainer) -> list[str]:
     """The logging integrations whose callbacks the trainer ran: those the user's Ultralytics settings turn on
     and whose package is installed (Ultralytics also leaves them out while pytest runs)."""
     prefix = "ultralytics.utils.callbacks."
-    found = {fn.__module__[len(prefix):] for fns in getattr(trainer, "callbacks", {}).values() for fn in fns
-             if getattr(fn, "__module__", "").startswith(prefix)}
+    found = {
+        fn.__module__[len(prefix) :]
+        for fns in getattr(trainer, "callbacks", {}).values()
+        for fn in fns
+        if getattr(fn, "__module__", "").startswith(prefix)
+    }
     return sorted(found - {"base", "hub", "platform", ""})  # Ultralytics' own: active only with an account session
 
 
@@ -78,7 +84,7 @@ def quiet_font_check() -> None:
         def tolerant(font="Arial.ttf", _original=original):
             try:
                 return _original(font)
-            except Exception:  # noqa: BLE001 - a font for plots, which this run does not make
+            except Exception:  # a font for plots, which this run does not make
                 return None
 
         setattr(module, "check_font", tolerant)  # noqa: B010 - (an attribute some releases' module lacks)
@@ -106,9 +112,22 @@ def train_run(yaml: str, yolo: bool, nc: int, imgsz: int) -> dict:
             batches.append(_numbers(trainer.tloss))
 
         model.add_callback("on_train_batch_end", record)
-        model.train(data=data, epochs=1, imgsz=imgsz, batch=BATCH, workers=0, device="cpu", amp=False,
-                    plots=False, project=os.path.join(folder, "runs"), name="train", exist_ok=True, verbose=False,
-                    seed=0, deterministic=False)
+        model.train(
+            data=data,
+            epochs=1,
+            imgsz=imgsz,
+            batch=BATCH,
+            workers=0,
+            device="cpu",
+            amp=False,
+            plots=False,
+            project=os.path.join(folder, "runs"),
+            name="train",
+            exist_ok=True,
+            verbose=False,
+            seed=0,
+            deterministic=False,
+        )
         trainer = model.trainer
         if not batches:
             raise RuntimeError("the trainer ran no iteration")
@@ -117,10 +136,18 @@ def train_run(yaml: str, yolo: bool, nc: int, imgsz: int) -> dict:
             raise RuntimeError(f"the trainer's losses are not finite: {losses}")
         best = getattr(trainer, "best", None)
         iou = iou_loss_in_use(trainer.model, yolo)
-        return {"iou_loss": iou, "epochs": 1, "iterations": len(batches), "imgsz": imgsz, "nc": nc,
-                "loss_names": list(getattr(trainer, "loss_names", [])), "losses": losses,
-                "saved_weights": bool(best) and os.path.isfile(str(best)),
-                "integrations": integrations(trainer), "seconds": round(time.perf_counter() - t0, 2)}
+        return {
+            "iou_loss": iou,
+            "epochs": 1,
+            "iterations": len(batches),
+            "imgsz": imgsz,
+            "nc": nc,
+            "loss_names": list(getattr(trainer, "loss_names", [])),
+            "losses": losses,
+            "saved_weights": bool(best) and os.path.isfile(str(best)),
+            "integrations": integrations(trainer),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
 
 
 def iou_loss_in_use(model, yolo: bool) -> dict:
@@ -136,9 +163,11 @@ def iou_loss_in_use(model, yolo: bool) -> dict:
     else:
         found = rtdetr_patch_iou_in_use(getattr(model, "criterion", None))
     if chosen is not None and (found is None or not found["calls"]):
-        raise RuntimeError(f"the model yaml chooses `iou_loss: {chosen}`, but the criterion "
-                           f"{'does not hold it' if found is None else 'never called it'}: rtdetr-patch apply "
-                           "patches nn/tasks.py, utils/loss.py and models/utils/loss.py; run it again")
+        raise RuntimeError(
+            f"the model yaml chooses `iou_loss: {chosen}`, but the criterion "
+            f"{'does not hold it' if found is None else 'never called it'}: rtdetr-patch apply "
+            "patches nn/tasks.py, utils/loss.py and models/utils/loss.py; run it again"
+        )
     if found is not None:
         return {**found, "source": "model yaml"}
     return {"name": "ciou" if yolo else "giou", "args": {}, "calls": None, "source": "Ultralytics"}

@@ -74,28 +74,48 @@ def on_disk(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() and not path.is_symlink() else None
 
 
-def changeset_of(install: Install, plan: Plan, record: Record | None, same: Record | None,
-                 modules: tuple[UserModule, ...], current: Mapping[str, bytes] | None = None,
-                 adopted: AdoptedAccount | None = None, kept: Mapping[str, bytes] | None = None) -> Changeset:
+def changeset_of(
+    install: Install,
+    plan: Plan,
+    record: Record | None,
+    same: Record | None,
+    modules: tuple[UserModule, ...],
+    current: Mapping[str, bytes] | None = None,
+    adopted: AdoptedAccount | None = None,
+    kept: Mapping[str, bytes] | None = None,
+) -> Changeset:
     """The changeset of a plan. ``record`` is the record as found, ``same`` that record when it is of this very
     release; ``current`` (an in-place adopt): the bytes files have now where the plan starts from other ones (the
     pristine release) or an addition replaces one: those bytes are the originals, put back by ``revert``.
     ``adopted`` is adopt's account for the record, ``kept`` the tree's files it keeps in the store."""
     current = current or {}
     # Folders this tool made: new ones, and those an earlier record (of any release) says are ours.
-    folders = sorted({str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
-                     | set(record.dirs if record else ()))
+    folders = sorted(
+        {str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
+        | set(record.dirs if record else ())
+    )
     entries, originals = _file_entries(plan, same, current)
-    writes = tuple(FileWrite(c.rel, c.path, on_disk(c.path), c.after) for c in plan.files
-                   if c.changed or (c.rel in current and c.after))
+    writes = tuple(
+        FileWrite(c.rel, c.path, on_disk(c.path), c.after)
+        for c in plan.files
+        if c.changed or (c.rel in current and c.after)
+    )
     adds = tuple(FileWrite(a.rel, a.path, on_disk(a.path), a.data) for a in plan.additions if not a.present)
     new = _record_of(install, plan, modules, entries, tuple(folders), current, adopted)
-    return Changeset(record=new, writes=writes, adds=adds, folders=tuple(folders), originals=originals,
-                     modules={f"{m.name}.py": m.data for m in modules}, kept=dict(kept or {}))
+    return Changeset(
+        record=new,
+        writes=writes,
+        adds=adds,
+        folders=tuple(folders),
+        originals=originals,
+        modules={f"{m.name}.py": m.data for m in modules},
+        kept=dict(kept or {}),
+    )
 
 
-def _file_entries(plan: Plan, same: Record | None,
-                  current: Mapping[str, bytes]) -> tuple[list[FileEntry], dict[str, bytes]]:
+def _file_entries(
+    plan: Plan, same: Record | None, current: Mapping[str, bytes]
+) -> tuple[list[FileEntry], dict[str, bytes]]:
     """The files of the record, and the originals to keep: those of the files this run changes, plus those an
     earlier run of the same release already changed (a run that stopped half way)."""
     files, originals = [], {}
@@ -115,19 +135,33 @@ def _file_entries(plan: Plan, same: Record | None,
     return files, originals
 
 
-def _record_of(install: Install, plan: Plan, modules: tuple[UserModule, ...], files: list[FileEntry],
-               folders: tuple[str, ...], current: Mapping[str, bytes], adopted: AdoptedAccount | None) -> Record:
+def _record_of(
+    install: Install,
+    plan: Plan,
+    modules: tuple[UserModule, ...],
+    files: list[FileEntry],
+    folders: tuple[str, ...],
+    current: Mapping[str, bytes],
+    adopted: AdoptedAccount | None,
+) -> Record:
     from ... import patches  # already loaded: this run planned
 
     steps = plan.steps
-    return Record(tool=__version__, release=install.release, package=str(install.package), applied_at=now(),
-                  flags={o: any(s.transform.OPTION == o for s in steps) for o in patches.OPTIONS},
-                  modules=tuple(m.entry for m in modules),
-                  transforms=tuple(StepEntry(s.transform.NAME, s.transform.FILE, s.transform.BLOG_STEP,
-                                             s.outcome.value) for s in steps),
-                  files=tuple(files), added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions
-                                                  if a.rel not in current),
-                  dirs=folders, adopted=adopted)
+    return Record(
+        tool=__version__,
+        release=install.release,
+        package=str(install.package),
+        applied_at=now(),
+        flags={o: any(o == s.transform.OPTION for s in steps) for o in patches.OPTIONS},
+        modules=tuple(m.entry for m in modules),
+        transforms=tuple(
+            StepEntry(s.transform.NAME, s.transform.FILE, s.transform.BLOG_STEP, s.outcome.value) for s in steps
+        ),
+        files=tuple(files),
+        added=tuple(AddedEntry(a.rel, sha256(a.data)) for a in plan.additions if a.rel not in current),
+        dirs=folders,
+        adopted=adopted,
+    )
 
 
 def undo_of(install: Install, store: Store, record: Record, forced: frozenset[str] = frozenset()) -> Undo:

@@ -56,17 +56,23 @@ class Transaction:
         done: list[PutBack] = []  # each noted before it is written: a rollback may find it either way
         recorded = False
         try:
-            self.store.record(changes.record.with_state("applying"), dict(changes.originals), dict(changes.modules),
-                              dict(changes.kept))
+            self.store.record(
+                changes.record.with_state("applying"),
+                dict(changes.originals),
+                dict(changes.modules),
+                dict(changes.kept),
+            )
             recorded = True
             checkpoint()
             try:
                 written = Written(self._write(changes.writes, done), self._write(changes.adds, done, folders=True))
             except OSError as exc:
                 self._roll_back(changes, done, f"apply rolled back: {exc}")
-                raise PatchError(Exit.WRITE, f"Writing Ultralytics {self.install.release} at {self.install.package} "
-                                 f"failed: {exc}", "Every file was put back as it was. Fix the cause (disk space, "
-                                 "permissions) and run apply again.")
+                raise PatchError(
+                    Exit.WRITE,
+                    f"Writing Ultralytics {self.install.release} at {self.install.package} failed: {exc}",
+                    "Every file was put back as it was. Fix the cause (disk space, permissions) and run apply again.",
+                )
             self.store.set_state("applied")
         except KeyboardInterrupt:
             raise self._after_ctrl_c(changes, done, recorded) from None
@@ -97,10 +103,14 @@ class Transaction:
         try:
             self._roll_back(changes, done, "apply interrupted (Ctrl-C) and rolled back")
         except BaseException:  # a second Ctrl-C, or a failing disk: the journal still says "applying"
-            return Interrupted("Interrupted while writing, and the rollback did not finish: the next rtdetr-patch "
-                               "command rolls the install back to as it was (run `rtdetr-patch check`).")
-        return Interrupted("Interrupted while writing: every file was put back, the install is as it was. Run "
-                           "`rtdetr-patch apply` again.")
+            return Interrupted(
+                "Interrupted while writing, and the rollback did not finish: the next rtdetr-patch "
+                "command rolls the install back to as it was (run `rtdetr-patch check`)."
+            )
+        return Interrupted(
+            "Interrupted while writing: every file was put back, the install is as it was. Run "
+            "`rtdetr-patch apply` again."
+        )
 
     # -- revert and recovery -------------------------------------------------------------------
     def revert(self, undo: Undo, message: str) -> Undone:

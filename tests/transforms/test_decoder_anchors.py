@@ -3,12 +3,11 @@ sources shaped like the real code."""
 
 from __future__ import annotations
 
+from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.decoder_anchors import DecoderAnchors
 
-from helpers import assert_before_after, assert_missing, src, transform
-
-DECODER_BEFORE = src('''
+DECODER_BEFORE = src("""
     class RTDETRDecoder(nn.Module):
         shapes = []
         anchors = torch.empty(0)
@@ -21,18 +20,19 @@ DECODER_BEFORE = src('''
                 self.shapes = shapes
             features = self.enc_output(self.valid_mask * feats)
             return features, self.anchors
-''')
+""")
 DECODER_AFTER = DECODER_BEFORE.replace(
     "if self.dynamic or self.shapes != shapes:\n",
     "if self.dynamic or self.shapes != shapes or (self.anchors.is_inference() and not "
-    "torch.is_inference_mode_enabled()):  # rtdetr-patch: anchors cached under inference mode are rebuilt to train\n")
-DECODER_UNCACHED = src('''
+    "torch.is_inference_mode_enabled()):  # rtdetr-patch: anchors cached under inference mode are rebuilt to train\n",
+)
+DECODER_UNCACHED = src("""
     class RTDETRDecoder(nn.Module):
         def _get_decoder_input(self, feats, shapes, dn_embed=None, dn_bbox=None):
             bs = feats.shape[0]
             anchors, valid_mask = self._generate_anchors(shapes, dtype=feats.dtype, device=feats.device)
             return self.enc_output(valid_mask * feats), anchors
-''')
+""")
 
 
 def test_decoder_anchors():
@@ -46,8 +46,11 @@ def test_decoder_anchors_not_needed_where_the_release_builds_them_every_call():
 
 
 def test_decoder_anchors_missing():
-    assert_missing(DecoderAnchors, DECODER_BEFORE.replace("self._generate_anchors", "self._make_anchors"),
-                   "RTDETRDecoder._get_decoder_input")
+    assert_missing(
+        DecoderAnchors,
+        DECODER_BEFORE.replace("self._generate_anchors", "self._make_anchors"),
+        "RTDETRDecoder._get_decoder_input",
+    )
     elsewhere = DECODER_BEFORE.replace("class RTDETRDecoder", "class OtherDecoder")
     assert_missing(DecoderAnchors, elsewhere, "RTDETRDecoder._get_decoder_input")
 
@@ -56,8 +59,9 @@ def test_decoder_anchors_rebuilds_only_what_inference_mode_cached():
     """The patched test, run: anchors cached under inference mode are rebuilt for a pass with autograd (so a
     backward can save them), anchors cached outside it are reused as before (the same tensor object)."""
     import torch
+
     ns = {"torch": torch, "nn": torch.nn}
-    exec(DECODER_AFTER, ns)  # noqa: S102 - the transform's own output
+    exec(DECODER_AFTER, ns)  # the transform's own output
 
     class Decoder(ns["RTDETRDecoder"]):
         built = 0

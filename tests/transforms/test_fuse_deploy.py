@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import assert_before_after, assert_missing
 
 FUSE_BEFORE = """\
@@ -30,7 +29,8 @@ def test_fuse_deploy_before_after_and_missing(guard):
         f"        {guard}\n            for m in self.model.modules():\n                pass\n        return self",
         f"        {guard}\n            rtdetr_patch_deploy(self.model)  # rtdetr-patch: switch_to_deploy() of the added "
         "modules (re-parameterised, folded BN)\n            for m in self.model.modules():\n                pass\n"
-        "        return self")
+        "        return self",
+    )
     assert after != before
     assert_before_after(FuseDeploy, before, after)
     assert after.count("rtdetr_patch_deploy") == 1  # `other` is not touched

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
+from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.get_flops import GetFlopsRealSize
-
-from helpers import assert_before_after, assert_missing, src, transform
 
 FLOPS_BEFORE = src('''
     def get_flops(model, imgsz=640):
@@ -30,11 +29,13 @@ FLOPS_BEFORE = src('''
         except Exception:
             return 0
 ''')
-FLOPS_AFTER = FLOPS_BEFORE.replace('''    except Exception:
+FLOPS_AFTER = FLOPS_BEFORE.replace(
+    """    except Exception:
         return 0
 
 
-def get_flops_with''', '''    except Exception:
+def get_flops_with""",
+    """    except Exception:
         try:  # rtdetr-patch: the stride-sized probe fails for RT-DETR, profile at the real image size (blog step 4.9)
             imgsz = imgsz if isinstance(imgsz, list) else [imgsz, imgsz]  # expand if int/float
             im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
@@ -43,7 +44,8 @@ def get_flops_with''', '''    except Exception:
             return 0
 
 
-def get_flops_with''')
+def get_flops_with""",
+)
 FLOPS_81 = src('''
     def get_flops(model, imgsz=640):
         """Return a YOLO model's FLOPs."""
@@ -79,10 +81,10 @@ def test_get_flops_not_needed_from_81():
 def test_get_flops_missing():
     no_func = FLOPS_BEFORE.replace("def get_flops(model", "def get_gflops(model")
     assert_missing(GetFlopsRealSize, no_func, "get_flops", "try:")
-    no_try = src('''
+    no_try = src("""
         def get_flops(model, imgsz=640):
             return 0
-    ''')
+    """)
     assert_missing(GetFlopsRealSize, no_try, "get_flops")
     method = "class Profiler:\n" + textwrap.indent(FLOPS_BEFORE, "    ")
     assert_missing(GetFlopsRealSize, method, "module function get_flops")

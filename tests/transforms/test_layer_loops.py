@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from helpers import assert_before_after, assert_missing, src
 from rtdetr_patch.patches.layer_loops import LayerLoops
 
-from helpers import assert_before_after, assert_missing, src
-
-LOOPS_BEFORE = src('''
+LOOPS_BEFORE = src("""
     class BaseModel(nn.Module):
         def _predict_once(self, x, profile=False, visualize=False):
             y, dt = [], []  # outputs
@@ -38,8 +37,8 @@ LOOPS_BEFORE = src('''
             head = self.model[-1]
             x = head([y[j] for j in head.f], batch)  # head inference
             return x
-''')
-LOOPS_AFTER = src('''
+""")
+LOOPS_AFTER = src("""
     class BaseModel(nn.Module):
         def _predict_once(self, x, profile=False, visualize=False):
             y, dt = [], []  # outputs
@@ -77,7 +76,7 @@ LOOPS_AFTER = src('''
             head = self.model[-1]
             x = head([y[j] for j in head.f], batch)  # head inference
             return x
-''')
+""")
 
 
 def test_layer_loops():
@@ -94,5 +93,6 @@ def test_layer_loops_missing_rtdetr_predict():
 def test_layer_loops_half_patched_is_refused():
     base_patched = LOOPS_AFTER.split("\n\n\nclass RTDETRDetectionModel")[0]
     rtdetr_pristine = "\n\n\nclass RTDETRDetectionModel" + LOOPS_BEFORE.split("\n\n\nclass RTDETRDetectionModel")[1]
-    assert_missing(LayerLoops, base_patched + rtdetr_pristine, "some loops are patched", "BaseModel._predict_once",
-                   "hand-edited")
+    assert_missing(
+        LayerLoops, base_patched + rtdetr_pristine, "some loops are patched", "BaseModel._predict_once", "hand-edited"
+    )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
+from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.parse_model import ParseModelBackbones
-
-from helpers import assert_before_after, assert_missing, src, transform
 
 PARSE_BEFORE = src('''
     def parse_model(d, ch, verbose=True):
@@ -86,46 +84,73 @@ def test_parse_model():
 
 
 def test_parse_model_plain_if_else_chain():
-    before = PARSE_BEFORE.replace('''        elif m is Concat:
+    before = PARSE_BEFORE.replace(
+        """        elif m is Concat:
             c2 = sum(ch[x] for x in f)
-''', "")
+""",
+        "",
+    )
     code, outcome = transform(ParseModelBackbones, before)
     assert outcome is Outcome.PATCHED
     assert re.search(r"args = \[c1, c2, \*args\[1:\]\]\n        elif backbone_built:  # rtdetr-patch", code)
     assert transform(ParseModelBackbones, code) == (code, Outcome.APPLIED)
 
 
-@pytest.mark.parametrize("drop, words", [
-    ("        save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist\n",
-     ("`save.extend(...)`", "parse_model")),
-    ("        m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type\n", ("`m_.i, m_.f, m_.type = ...`",)),
-    ("        ch.append(c2)\n", ("`ch.append(c2)`",)),
-    ("        else:\n            c2 = ch[f]\n", ("the module-type if/elif chain ending in `else: c2 = ch[f]`",)),
-])
+@pytest.mark.parametrize(
+    "drop, words",
+    [
+        (
+            "        save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist\n",
+            ("`save.extend(...)`", "parse_model"),
+        ),
+        (
+            "        m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type\n",
+            ("`m_.i, m_.f, m_.type = ...`",),
+        ),
+        ("        ch.append(c2)\n", ("`ch.append(c2)`",)),
+        ("        else:\n            c2 = ch[f]\n", ("the module-type if/elif chain ending in `else: c2 = ch[f]`",)),
+    ],
+)
 def test_parse_model_missing_piece(drop, words):
     assert drop in PARSE_BEFORE
     assert_missing(ParseModelBackbones, PARSE_BEFORE.replace(drop, ""), *words)
 
 
 def test_parse_model_missing_function():
-    message = assert_missing(ParseModelBackbones, PARSE_BEFORE.replace("def parse_model(", "def parse_yaml("),
-                             "def parse_model(...)")
+    message = assert_missing(
+        ParseModelBackbones, PARSE_BEFORE.replace("def parse_model(", "def parse_yaml("), "def parse_model(...)"
+    )
     assert message == ParseModelBackbones.LOOKED_FOR
 
 
 def test_parse_model_save_without_modulo():
-    code = PARSE_BEFORE.replace("save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)",
-                                "save.extend(x for x in ([f] if isinstance(f, int) else f) if x != -1)")
+    code = PARSE_BEFORE.replace(
+        "save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)",
+        "save.extend(x for x in ([f] if isinstance(f, int) else f) if x != -1)",
+    )
     assert_missing(ParseModelBackbones, code, "`x % i`", "save.extend")
 
 
-@pytest.mark.parametrize("undo, words", [
-    (("        if backbone_built:  # rtdetr-patch: each backbone output takes one index (blog step 4.6)\n"
-      "            ch.extend(c2)\n            c2 = c2[-1]\n        else:\n            ch.append(c2)\n",
-      "        ch.append(c2)\n"), "shift, flag, branch, guard, attach, save already present"),
-    (("    backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (blog step 4.4)\n", ""),
-     "flag, branch, guard, attach, save, ch already present"),
-])
+@pytest.mark.parametrize(
+    "undo, words",
+    [
+        (
+            (
+                "        if backbone_built:  # rtdetr-patch: each backbone output takes one index (blog step 4.6)\n"
+                "            ch.extend(c2)\n            c2 = c2[-1]\n        else:\n            ch.append(c2)\n",
+                "        ch.append(c2)\n",
+            ),
+            "shift, flag, branch, guard, attach, save already present",
+        ),
+        (
+            (
+                "    backbone_shift = 0  # rtdetr-patch: index shift added by list-returning backbones (blog step 4.4)\n",
+                "",
+            ),
+            "flag, branch, guard, attach, save, ch already present",
+        ),
+    ],
+)
 def test_parse_model_partly_patched_is_refused(undo, words):
     old, new = undo
     assert old in PARSE_AFTER

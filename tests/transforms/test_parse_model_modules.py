@@ -26,7 +26,8 @@ def test_parse_model_modules_before_after_and_missing():
         "        elif m in RTDETR_PATCH_MODULES:  # rtdetr-patch: a module registered with `--module FILE.py:NAME[=RULE]`,"
         " by its channel rule\n"
         "            c2, args, n = rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels)\n"
-        "        else:\n            c2 = ch[f]\n")
+        "        else:\n            c2 = ch[f]\n",
+    )
     assert_before_after(ParseModelModules, MODULES_BEFORE, after)
     no_else = MODULES_BEFORE.replace("        else:\n            c2 = ch[f]\n", "")
     assert_missing(ParseModelModules, no_else, "chain ending in `else: c2 = ch[f]`")

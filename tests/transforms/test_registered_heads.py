@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from helpers import HEADS_BEFORE, assert_before_after, assert_missing
 from rtdetr_patch.patches.registered_heads import RegisteredHeads
 
-from helpers import HEADS_BEFORE, assert_before_after, assert_missing
-
-HEADS_AFTER = (HEADS_BEFORE
-               .replace("        ):  # includes", "        ) or rtdetr_patch_is_head(m):  # includes")
-               .replace("if isinstance(m, (Detect, Segment)):", "if isinstance(m, (Detect, Segment)) or rtdetr_patch_is_head(m):")
-               .replace("elif isinstance(m, (Detect, WorldDetect)):",
-                        "elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):")
-               .replace('            return "detect"\n\n',
-                        '            return "detect"\n        if rtdetr_patch_is_head(m):\n            return "detect"\n\n'))
+HEADS_AFTER = (
+    HEADS_BEFORE.replace("        ):  # includes", "        ) or rtdetr_patch_is_head(m):  # includes")
+    .replace("if isinstance(m, (Detect, Segment)):", "if isinstance(m, (Detect, Segment)) or rtdetr_patch_is_head(m):")
+    .replace(
+        "elif isinstance(m, (Detect, WorldDetect)):",
+        "elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):",
+    )
+    .replace(
+        '            return "detect"\n\n',
+        '            return "detect"\n        if rtdetr_patch_is_head(m):\n            return "detect"\n\n',
+    )
+)
 
 
 def test_registered_heads_before_after_and_missing():
@@ -22,6 +26,8 @@ def test_registered_heads_before_after_and_missing():
     assert_missing(RegisteredHeads, no_apply, "not found in: BaseModel._apply")
     no_cfg2task = HEADS_BEFORE.replace("def cfg2task(cfg):", "def cfg_to_task(cfg):")
     assert_missing(RegisteredHeads, no_cfg2task, "not found in: guess_model_task.cfg2task")
-    half = HEADS_AFTER.replace("elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):",
-                               "elif isinstance(m, (Detect, WorldDetect)):")
+    half = HEADS_AFTER.replace(
+        "elif isinstance(m, (Detect, WorldDetect)) or rtdetr_patch_is_head(m):",
+        "elif isinstance(m, (Detect, WorldDetect)):",
+    )
     assert_missing(RegisteredHeads, half, "found it both patched and unpatched")

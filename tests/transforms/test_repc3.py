@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.repc3 import RepC3Expansion
-
-from helpers import assert_before_after, assert_missing, src, transform
 
 REPC3_BEFORE = src('''
     class C3(nn.Module):
@@ -54,8 +53,10 @@ def test_repc3():
 
 
 def test_repc3_not_needed_when_upstream_fixed():
-    fixed = REPC3_BEFORE.replace("self.cv1 = Conv(c1, c2, 1, 1)\n        self.cv2 = Conv(c1, c2, 1, 1)\n        self.m",
-                                 "self.cv1 = Conv(c1, c_, 1, 1)\n        self.cv2 = Conv(c1, c_, 1, 1)\n        self.m")
+    fixed = REPC3_BEFORE.replace(
+        "self.cv1 = Conv(c1, c2, 1, 1)\n        self.cv2 = Conv(c1, c2, 1, 1)\n        self.m",
+        "self.cv1 = Conv(c1, c_, 1, 1)\n        self.cv2 = Conv(c1, c_, 1, 1)\n        self.m",
+    )
     assert fixed != REPC3_BEFORE
     code, outcome = transform(RepC3Expansion, fixed)
     assert outcome is Outcome.NOT_NEEDED and code == fixed
@@ -70,6 +71,8 @@ def test_repc3_missing():
 
 
 def test_repc3_half_fixed_is_refused():
-    half = REPC3_AFTER.replace("self.cv2 = Conv(c1, c_, 1, 1)  # rtdetr-patch: hidden width c_ (expansion honoured)",
-                               "self.cv2 = Conv(c1, c2, 1, 1)")
+    half = REPC3_AFTER.replace(
+        "self.cv2 = Conv(c1, c_, 1, 1)  # rtdetr-patch: hidden width c_ (expansion honoured)",
+        "self.cv2 = Conv(c1, c2, 1, 1)",
+    )
     assert_missing(RepC3Expansion, half, "RepC3.__init__", "hand-edited")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import libcst as cst
-
+from helpers import assert_before_after
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.restricted_layers import RestrictedLayers
-
-from helpers import assert_before_after
 
 RESTRICTED_BEFORE = """\
 def parse_model(d, ch, verbose=True):
@@ -26,7 +24,8 @@ def test_restricted_layers_before_after_and_not_needed():
     after = RESTRICTED_BEFORE.replace(
         "torch.nn.Module)):\n",
         "torch.nn.Module)) and m not in RTDETR_PATCH_BACKBONES and m not in RTDETR_PATCH_MODULES:  # rtdetr-patch: "
-        "registered backbones and modules may be factories (blog step 5.2)\n")
+        "registered backbones and modules may be factories (blog step 5.2)\n",
+    )
     assert_before_after(RestrictedLayers, RESTRICTED_BEFORE, after)
     plain = RESTRICTED_BEFORE.replace("    restricted = _SafeLoad.restricted()\n", "").replace("restricted and ", "")
     same, outcome = RestrictedLayers().run(cst.parse_module(plain))

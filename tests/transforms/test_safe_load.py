@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import libcst as cst
-
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.safe_load import SafeLoadAllow
-
 
 SAFE_BEFORE = """\
 class _SafeLoad:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from helpers import assert_before_after, assert_missing, src
 from rtdetr_patch.patches.stride_probe import StrideProbe
 
-from helpers import assert_before_after, assert_missing, src
-
-STRIDE_BEFORE = src('''
+STRIDE_BEFORE = src("""
     class DetectionModel(BaseModel):
         def __init__(self, cfg="yolov8n.yaml", ch=3, nc=None, verbose=True):
             super().__init__()
@@ -20,8 +19,10 @@ STRIDE_BEFORE = src('''
     class SegmentationModel(DetectionModel):
         def __init__(self):
             s = 256
-''')
-STRIDE_AFTER = STRIDE_BEFORE.replace("s = 256  # 2x min stride", "s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride")
+""")
+STRIDE_AFTER = STRIDE_BEFORE.replace(
+    "s = 256  # 2x min stride", "s = rtdetr_patch_probe_size(self.model, 256)  # 2x min stride"
+)
 
 
 def test_stride_probe():
@@ -30,11 +31,11 @@ def test_stride_probe():
 
 
 def test_stride_probe_missing():
-    code = src('''
+    code = src("""
         class SegmentationModel(DetectionModel):
             def __init__(self):
                 s = 256
-    ''')
+    """)
     message = assert_missing(StrideProbe, code, "s = 256", "DetectionModel.__init__")
     assert message == StrideProbe.LOOKED_FOR
 

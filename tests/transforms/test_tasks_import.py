@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from helpers import assert_before_after, assert_missing, src
 from rtdetr_patch.patches.tasks_import import TasksImport
 
-from helpers import assert_before_after, assert_missing, src
-
-IMPORT_BEFORE = src('''
+IMPORT_BEFORE = src("""
     # Ultralytics YOLO, AGPL-3.0 license
 
     import contextlib
@@ -28,11 +27,12 @@ IMPORT_BEFORE = src('''
 
 
     import late
-''')
+""")
 IMPORT_AFTER = IMPORT_BEFORE.replace(
     "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n",
     "from ultralytics.nn.modules import (C1, C2, Conv, Detect)\n"
-    "from ultralytics.nn.Addmodules import *  # noqa: F403  rtdetr-patch: added backbones (blog step 4.3)\n")
+    "from ultralytics.nn.Addmodules import *  # noqa: F403  rtdetr-patch: added backbones (blog step 4.3)\n",
+)
 
 
 def test_tasks_import():

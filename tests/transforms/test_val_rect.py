@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from rtdetr_patch import patches
+from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
 from rtdetr_patch.patches.val_rect import ValRect
 
-from helpers import assert_before_after, assert_missing, src, transform
+from rtdetr_patch import patches
 
-VAL_BEFORE = src('''
+VAL_BEFORE = src("""
     class DetectionTrainer(BaseTrainer):
         def build_dataset(self, img_path, mode="train", batch=None):
             gs = max(int(de_parallel(self.model).stride.max() if self.model else 0), 32)
@@ -16,8 +16,8 @@ VAL_BEFORE = src('''
 
         def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
             return build_dataloader(dataset, batch_size, workers, shuffle, rank, rect=mode == "val")
-''')
-VAL_AFTER = src('''
+""")
+VAL_AFTER = src("""
     class DetectionTrainer(BaseTrainer):
         def build_dataset(self, img_path, mode="train", batch=None):
             gs = max(int(de_parallel(self.model).stride.max() if self.model else 0), 32)
@@ -25,7 +25,7 @@ VAL_AFTER = src('''
 
         def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
             return build_dataloader(dataset, batch_size, workers, shuffle, rank, rect=mode == "val")
-''')
+""")
 
 
 def test_val_rect():
