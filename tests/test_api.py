@@ -311,7 +311,7 @@ def test_pip_install_adds_one_import_package(tmp_path):
         "rtdetr_patch/api.py",
         "rtdetr_patch/cli.py",
         "rtdetr_patch/patcher/target/smoke.py",
-        "rtdetr_patch/patcher/target/preflight.py",
+        "rtdetr_patch/patcher/target/module_probe.py",
         "rtdetr_patch/patcher/target/target_common.py",
         "rtdetr_patch/templates/Addmodules/ResNet.py",
         "rtdetr_patch/patches/parse_model.py",

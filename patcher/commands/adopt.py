@@ -36,7 +36,7 @@ from ..target import runner
 from ..version import __version__
 from ..write.session import session
 from .apply import Adoption, Found, write_plan
-from .recorded import recorded_modules, transforms_for
+from .patch_state import recorded_modules, transforms_for
 
 if TYPE_CHECKING:  # libcst: adopt plans, it loads when it does
     from ..plan.planner import Plan

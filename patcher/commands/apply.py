@@ -26,7 +26,7 @@ from ..version import __version__
 from ..write.changeset import changeset_of
 from ..write.session import session
 from ..write.transaction import Transaction
-from .recorded import recorded_modules, refuse_hand_patched, transforms_for
+from .patch_state import recorded_modules, refuse_hand_patched, transforms_for
 from .revert import revert_recorded
 
 if TYPE_CHECKING:  # libcst and the preflight load only when a run plans

@@ -29,7 +29,7 @@ from ..results import (
 from ..states import AddedState, FileState, TransformState
 from ..version import __version__
 from ..write.session import session
-from .recorded import hand_edits, recorded_modules, transforms_for
+from .patch_state import hand_edits, recorded_modules, transforms_for
 
 # Why a transform is not needed, per transform (a fact about the release: a note, not a warning).
 NOT_NEEDED_WHY = {

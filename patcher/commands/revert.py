@@ -18,7 +18,7 @@ from ..states import Outcome
 from ..write.changeset import undo_of
 from ..write.session import session
 from ..write.transaction import Transaction
-from .recorded import applied_bytes, refuse_hand_patched
+from .patch_state import applied_bytes, refuse_hand_patched
 
 REVERT_INTERRUPTED = (
     "Interrupted while reverting: the next rtdetr-patch command finishes the revert (run `rtdetr-patch revert`)."

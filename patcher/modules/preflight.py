@@ -1,6 +1,6 @@
 """The ``--module`` preflight, host side: every file checked in the target interpreter before anything is written.
 
-Each file runs through ``target/preflight.py`` in a fresh process of the interpreter that trains (started by
+Each file runs through ``target/module_probe.py`` in a fresh process of the interpreter that trains (started by
 ``target.runner``): the file imports, each backbone builds with default arguments and runs one forward at
 640x640 on the CPU (the size these files are written for) and returns three to five maps whose channels match
 its ``width_list``/``channel`` (``backbones.py``); each other module builds under its rule at probe widths and
@@ -120,7 +120,7 @@ def check_modules(install: Install, modules: list[UserModule], yaml: str | None 
 
 
 def _preflight(install: Install, module: UserModule, rows: dict | None, stage: list[str]) -> dict[str, Any]:
-    """The preflight's answer for one file (``target/preflight.py``, in the target interpreter)."""
+    """The preflight's answer for one file (``target/module_probe.py``, in the target interpreter)."""
     ruled = dict(module.rules)
     names = [{"name": c, "rule": ruled.get(c) or None, "backbone": c not in ruled} for c in module.classes]
     try:

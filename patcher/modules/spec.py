@@ -3,7 +3,7 @@
 Any module a yaml row names can be registered: ``--module FILE.py:NAME=RULE`` (several names of one
 file by repeating the option, or ``FILE.py:A=conv,B``). Its rule (``target_common.RULES``) says how
 ``parse_model`` passes it channels; without one it comes from the constructor's parameter names
-where they decide, and the preflight (``preflight.py``) confirms it.
+where they decide, and the preflight (``modules/preflight.py``, running ``target/module_probe.py``) confirms it.
 
 The blog series and its readers publish many backbones with MobileNetV3's contract: ``forward``
 returns a list of feature maps, and the instance lists their channels in ``width_list`` (or, in a

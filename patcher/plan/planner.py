@@ -97,7 +97,7 @@ def template_files(install: Install | None = None, modules: tuple = ()) -> list[
 
     The native ``TorchVision``/``Index`` yaml (``templates/native``) is added only where the
     release can build it, so that both ways can be compared on the same install. Users' own
-    backbones (``modules``, see ``custom.py``) are copied beside MobileNetV3 and registered at the
+    backbones (``modules``, see ``patcher/modules/``) are copied beside MobileNetV3 and registered at the
     end of the package's ``__init__.py``.
     """
     root = resources.files("rtdetr_patch.templates")

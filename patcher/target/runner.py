@@ -1,6 +1,6 @@
 """The one way the engine starts a program in the target interpreter, reads its answer, and times it out.
 
-Every program here (``smoke.py``, ``preflight.py``, ``adopt_probe.py``) runs as a script with the Python that
+Every program here (``smoke.py``, ``module_probe.py`` (the --module preflight), ``adopt_probe.py``) runs as a script with the Python that
 trains and speaks one protocol: the lines it prints that start with ``PREFIX`` are JSON events, and the last
 of them is its answer; any other line (Ultralytics' logging, warnings, a traceback: stdout and stderr as one
 stream) is kept, the last ``TAIL`` of them, for the message when something goes wrong. A spec too long for a
@@ -27,7 +27,7 @@ from .target_common import PREFIX
 HERE = Path(__file__).parent
 # The scripts, by job, and how long each may run (seconds). A verification with --train (``train_check.py``)
 # runs in the smoke run's process, under its limit.
-SCRIPTS = {"smoke": "smoke.py", "preflight": "preflight.py", "adopt-probe": "adopt_probe.py"}
+SCRIPTS = {"smoke": "smoke.py", "preflight": "module_probe.py", "adopt-probe": "adopt_probe.py"}
 TIMEOUTS = {
     "smoke": 1800,
     "preflight": 900,  # one --module file: import, then a few small builds on the CPU

@@ -1,6 +1,6 @@
 """What the engine and the programs it starts in the target interpreter must agree on.
 
-Imported by ``smoke.py`` and ``preflight.py`` as ``target_common`` (they run as scripts, with the
+Imported by ``smoke.py``, ``module_probe.py`` and ``adopt_probe.py`` as ``target_common`` (they run as scripts, with the
 Python that trains) and by the engine as ``rtdetr_patch.patcher.target.target_common``. It imports
 only the standard library. The added package (``templates/Addmodules/__init__.py``) runs inside
 Ultralytics and imports nothing of ours: it spells the same names and numbers itself, and a fast

@@ -1,6 +1,6 @@
 """The ``--module`` preflight: import a user's file and check each name, in the target interpreter.
 
-Started by ``runner.py`` as ``python preflight.py ROOT FILE SPEC`` (``ROOT`` holds the ``ultralytics``
+Started by ``runner.py`` as ``python module_probe.py ROOT FILE SPEC`` (``ROOT`` holds the ``ultralytics``
 to import, ``SPEC`` is a JSON file ``{"names": [{"name", "rule", "backbone"}], "yaml": ...}``, ``yaml`` the
 ``--yaml`` to read rows from, or null: ``{"path", "scale", "rules", "backbones"}`` with the rules of every
 ``--module`` name) with the file's folder as the working directory. Its answer is one line, ``PREFIX`` then
