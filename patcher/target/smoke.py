@@ -249,9 +249,11 @@ def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict
     fusion = fuse_check(torch, model, x)
     lap("fuse")
 
-    stage("your backbones: restricted reload")
-    reloaded = users_backbones_reload(torch, args.root)
-    lap("users' backbones")
+    reloaded = {}
+    if users_backbones():  # a stage of its own only where the user registered a backbone
+        stage("your backbones: restricted reload")
+        reloaded = users_backbones_reload(torch, args.root)
+        lap("users' backbones")
 
     trained = None
     if args.train:
@@ -375,6 +377,14 @@ def first_tensor(out):
     return None
 
 
+def users_backbones() -> list:
+    """The backbones the user registered (``apply --module``): every registered one but rtdetr-patch's MobileNetV3."""
+    from ultralytics.nn import Addmodules  # type: ignore[attr-defined]  # (the added package: a patched install)
+
+    own = {Addmodules.MobileNetV3}
+    return sorted(getattr(Addmodules, BACKBONES) - own, key=lambda e: e.__name__)
+
+
 def users_backbones_reload(torch, root: str) -> dict:
     """Each registered backbone of the user's (``apply --module``), saved as a checkpoint holds it and
     loaded back with the release's restricted loader (``ULTRALYTICS_SAFE_LOAD``), where it has one.
@@ -384,11 +394,10 @@ def users_backbones_reload(torch, root: str) -> dict:
     """
     import tempfile
 
-    from ultralytics.nn import Addmodules, tasks  # type: ignore[attr-defined]  # (the added package: a patched install)
+    from ultralytics.nn import tasks
 
-    own = {Addmodules.MobileNetV3}
     out = {}
-    for entry in sorted(getattr(Addmodules, BACKBONES) - own, key=lambda e: e.__name__):
+    for entry in users_backbones():
         name = entry.__name__
         try:
             net = entry()
