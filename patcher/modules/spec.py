@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import Exit, PatchError
 from ..install.locate import Install
 from ..target.target_common import RULES
 from .backbones import CONTRACT
@@ -93,13 +94,20 @@ def parse_spec(spec: str, install: Install) -> UserModule:
 def _read_file(spec: str, path_text: str) -> tuple[Path, bytes, ast.Module]:
     """The file of a ``--module`` option: a Python file whose stem can be a module of the added package, parsed."""
     path = Path(path_text).expanduser().resolve()  # the preflight runs in the file's folder
+    # a path that names no Python file is a usage error (exit 2), as click's own are; the file's content is MODULE's
     if path.suffix == ".py" and not path.exists():
-        raise module_error(
+        raise PatchError(
+            Exit.USAGE,
             f"--module {spec}: {path} does not exist.",
-            f"Check the path (it is read from the folder you run in, {Path.cwd()}), or give an absolute one.",
+            f"Check the path (it is read from the folder you run in, {Path.cwd()}), or give an absolute one. "
+            "Nothing was written.",
         )
     if path.suffix != ".py" or not path.is_file():
-        raise module_error(f"--module {spec}: {path} is not a Python file.", "Give FILE.py or FILE.py:NAME.")
+        raise PatchError(
+            Exit.USAGE,
+            f"--module {spec}: {path} is not a Python file.",
+            "Give FILE.py or FILE.py:NAME. Nothing was written.",
+        )
     if not can_be_stem(path.stem):
         raise module_error(
             f"--module {spec}: the file name '{path.stem}' cannot be a module of the added package "
