@@ -428,6 +428,9 @@ def check_text(out: Console, result: CheckResult, *, err: Console | None = None,
         if result.adopted:
             out.print(adopted_line(result.adopted), soft_wrap=True)
         notes(out, result)
+        if result.release_tested and result.tested_range and result.ultralytics:  # (outside it: a warning says so)
+            low, high = result.tested_range
+            out.print(f"Ultralytics {result.ultralytics['release']} lies in the tested range {low}-{high}.")
         said = grouped_problems(result, again)
     problems(out, said)
     if result.verification:

@@ -191,6 +191,21 @@ def test_check_failed_notes_problems_and_quiet():
 
 
 # -- revert ------------------------------------------------------------------------------------------
+def test_check_says_the_release_lies_in_the_tested_range_only_when_it_does():
+    """Inside the range, one line says so; outside it, the warning says so instead (never both)."""
+    install = {"release": "8.4.190", "package": "/site/ultralytics", "python": "py", "how": "x", "tested": True}
+    inside = checked(ultralytics=install, tested_range=["8.0.136", "8.4.190"], release_tested=True)
+    out = console()
+    render.check_text(out, inside)
+    assert "Ultralytics 8.4.190 lies in the tested range 8.0.136-8.4.190." in lines(out)
+    outside = checked(
+        ultralytics={**install, "release": "9.0.0"}, tested_range=["8.0.136", "8.4.190"], release_tested=False
+    )
+    out = console()
+    render.check_text(out, outside)
+    assert not any("lies in the tested range" in line for line in lines(out))
+
+
 def test_revert_lines():
     result = RevertResult(
         restored=["nn/tasks.py"],
