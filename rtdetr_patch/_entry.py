@@ -18,5 +18,7 @@ def run() -> None:
 
         main(prog_name="rtdetr-patch")
     except KeyboardInterrupt:  # Ctrl-C before a command started (each command handles its own)
-        sys.stderr.write("\nInterrupted before anything was done.\n")
+        from .patcher.errors import NOTHING_WRITTEN  # one wording per situation: nothing was written
+
+        sys.stderr.write(f"\n{NOTHING_WRITTEN}\n")
         sys.exit(130)

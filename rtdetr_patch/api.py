@@ -266,7 +266,7 @@ def revert(
     Files edited since ``apply`` stop the revert (``PatchError``, exit 7) unless ``force=True``,
     which keeps the edited copies in the store.
     """
-    with if_interrupted("Interrupted before anything was reverted: the install is as it was."):
+    with if_interrupted(NOTHING_WRITTEN):
         install = locate(python, target)
         if on_install:
             on_install(install)
@@ -293,9 +293,7 @@ def check(
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
-    with if_interrupted(
-        "Interrupted: check changes nothing, the install is as it was. Run `rtdetr-patch check` again."
-    ):
+    with if_interrupted(NOTHING_WRITTEN):  # check writes nothing to the install
         return _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train)
 
 

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 from ..disk.files import atomic_write, clean_temporaries, remove_dir
 from ..disk.killpoints import checkpoint
-from ..errors import WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted
+from ..errors import NOTHING_WRITTEN, WRITTEN_NOT_VERIFIED, Exit, Interrupted, PatchError, if_interrupted
 from ..install.locate import Install
 from ..record.store import Store
 from .changeset import Changeset, FileWrite, PutBack, Undo, undo_of
@@ -99,7 +99,7 @@ class Transaction:
     def _after_ctrl_c(self, changes: Changeset, done: list[PutBack], recorded: bool) -> Interrupted:
         """Roll back after a Ctrl-C; the interruption to raise says what state the install is in."""
         if not recorded:
-            return Interrupted("Interrupted before any file of the install was written: it is as it was.")
+            return Interrupted(NOTHING_WRITTEN)
         try:
             self._roll_back(changes, done, "apply interrupted (Ctrl-C) and rolled back")
         except BaseException:  # a second Ctrl-C, or a failing disk: the journal still says "applying"
