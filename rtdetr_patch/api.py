@@ -118,10 +118,23 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
     )
 
 
-def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False) -> dict:
+def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False, fresh: bool = True) -> dict:
+    """The smoke figures: from the last passing verification with the same key unless ``fresh`` or ``train``
+    (``patcher/record/verified.py`` says what the key holds), else from a new smoke run, kept for next time."""
+    from .patcher.record import verified
+    from .patcher.record.store import Store, now
     from .patcher.target.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
 
-    return verify(install, yaml=yaml, on_stage=on_stage, train=train)
+    store = Store(install)
+    key = verified.key_of(install, store, yaml)
+    if key is not None and not fresh and not train:
+        kept = verified.cached(store, key)
+        if kept is not None:
+            return kept
+    figures = verify(install, yaml=yaml, on_stage=on_stage, train=train)
+    if key is not None and not train:
+        verified.remember(store, key, figures, now())
+    return figures
 
 
 def apply(
@@ -284,20 +297,23 @@ def check(
     error_on_warn: bool = False,
     yaml: str = DEFAULT_YAML,
     train: bool = False,
+    fresh: bool = False,
     on_install: Callable[[Install], None] | None = None,
     on_stage: Progress = _quiet,
 ) -> CheckResult:
     """Is the patch whole and unchanged, and does it run (skipped by ``static``)? ``train`` adds one short
-    epoch through Ultralytics' own trainer to the smoke run.
+    epoch through Ultralytics' own trainer to the smoke run. A smoke run that passed before with nothing it
+    depends on changed since (the patch's files, the yaml, the interpreter and its packages) is not run again:
+    its figures come back with ``cached``; ``fresh`` runs it anyway (``--train`` always runs).
 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when
     there is nothing to check (no Ultralytics found, an unreadable record).
     """
     with if_interrupted(NOTHING_WRITTEN):  # check writes nothing to the install
-        return _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train)
+        return _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train, fresh)
 
 
-def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train=False) -> CheckResult:
+def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, train=False, fresh=False) -> CheckResult:
     yaml = _yaml(yaml)
     install = locate(python, target)
     if on_install:
@@ -309,7 +325,7 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, tr
     code = verdict(result, error_on_warn)
     if code == Exit.OK and not static:
         try:
-            result.verification = _verify(install, yaml, on_stage, train)
+            result.verification = _verify(install, yaml, on_stage, train, fresh=fresh)
         except PatchError as exc:
             code = int(exc.code)
             result.problems.append(str(exc))

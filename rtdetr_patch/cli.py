@@ -205,9 +205,15 @@ def revert(python, target, force, as_json, quiet) -> None:
 )
 @YAML_OPTION
 @TRAIN_OPTION
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Run the smoke verification even if one passed with nothing it depends on changed since (the patch's "
+    "files, the yaml, the interpreter and its packages); --train always runs.",
+)
 @JSON_OPTION
 @QUIET_OPTION
-def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) -> None:
+def check(python, target, static, error_on_warn, yaml, train, fresh, as_json, quiet) -> None:
     """Is the patch whole, unchanged, and does it run? Exit 0 only if all holds."""
     setup(quiet, as_json)
     report = call(
@@ -220,6 +226,7 @@ def check(python, target, static, error_on_warn, yaml, train, as_json, quiet) ->
         error_on_warn=error_on_warn,
         yaml=yaml,
         train=train,
+        fresh=fresh,
     )
     if as_json:
         emit(render.json_text(report))

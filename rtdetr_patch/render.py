@@ -435,6 +435,8 @@ def check_text(out: Console, result: CheckResult, *, err: Console | None = None,
     problems(out, said)
     if result.verification:
         out.print(figures_table(result.verification))
+        if result.verification.get("cached"):
+            out.print(cached_line(result.verification["cached"]), soft_wrap=True)
     if result.ok:
         out.print("[green]OK[/]: the patch is whole" + (" (static check only)." if result.static else " and runs."))
         return
@@ -466,6 +468,15 @@ def grouped_problems(result: CheckResult, again: str) -> list[str]:
     if grouped:
         said.append(f"{len(missing)} added files are missing (rows 'missing' above)")
     return said
+
+
+def cached_line(cached: dict) -> str:
+    """A verification taken from the last passing smoke run: when, why it still holds, how to run it again."""
+    return (
+        f"These figures are from the smoke run of {escape(str(cached.get('verified_at')))}: since then nothing it "
+        "depends on changed (the patch's files, the yaml, the interpreter and its packages), so it was not run "
+        "again; `check --fresh` runs it."
+    )
 
 
 def failed(console: Console, result: CheckResult) -> None:
