@@ -121,9 +121,10 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
 def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False, fresh: bool = True) -> dict:
     """The smoke figures: from the last passing verification with the same key unless ``fresh`` or ``train``
     (``patcher/record/verified.py`` says what the key holds), else from a new smoke run, kept for next time."""
-    from .patcher.record import verified
-    from .patcher.record.store import Store, now
-    from .patcher.target.verify import verify  # torch-free, but only a verification needs it: kept off the fast paths
+    # torch-free, but only a verification needs them: kept off the fast paths
+    from .patcher.commands.verify import verify
+    from .patcher.record import verified  # the last passing smoke run, kept by its key
+    from .patcher.record.store import Store, now  # (loaded already by the command)
 
     store = Store(install)
     key = verified.key_of(install, store, yaml)

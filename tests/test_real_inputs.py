@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import LATEST, snapshot, wheel
+from rtdetr_patch.patcher.commands.verify import verify
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import locate
-from rtdetr_patch.patcher.target.verify import verify
 
 
 def own_yaml(root: Path, shipped: str, nc: int, folder: Path) -> Path:

@@ -32,8 +32,8 @@ def program(tmp_path, monkeypatch):
 
 
 def test_every_job_has_its_program_and_its_time_limit():
-    assert set(runner.SCRIPTS) == set(runner.TIMEOUTS) == {"smoke", "preflight", "adopt-probe"}
-    assert runner.TIMEOUTS == {"smoke": 1800, "preflight": 900, "adopt-probe": 3600}
+    assert set(runner.SCRIPTS) == set(runner.TIMEOUTS) == {"locate", "smoke", "preflight", "adopt-probe"}
+    assert runner.TIMEOUTS == {"locate": 120, "smoke": 1800, "preflight": 900, "adopt-probe": 3600}
     assert all(runner.script(job).is_file() for job in runner.SCRIPTS)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 
 import pytest
+from rtdetr_patch.patcher.commands import verify as verify_module
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import Install
 from rtdetr_patch.patcher.record import verified
 from rtdetr_patch.patcher.record.store import Store
-from rtdetr_patch.patcher.target import verify as verify_module
 
 from rtdetr_patch import api
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +14,6 @@ MIN_RELEASE = "8.0.136"  # the blog's layout: ultralytics/nn/tasks.py and ultral
 # Releases whose real files the test suite patches; check warns outside [first, last].
 TESTED_RELEASES = ("8.0.136", "8.0.227", "8.1.0", "8.2.0", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.190")
 REQUIRED_FILES = ("__init__.py", "nn/tasks.py", "utils/torch_utils.py", "nn/modules/block.py")
-
-_FIND = (
-    "import importlib.util, json, sys\n"
-    "s = importlib.util.find_spec('ultralytics')\n"
-    "loc = list(s.submodule_search_locations or []) if s else []\n"
-    "print(json.dumps({'package': loc[0] if loc else None, 'executable': sys.executable}))\n"
-)
 
 
 @dataclass(frozen=True)
@@ -83,29 +74,25 @@ def read_release(package: Path) -> str:
 
 
 def _from_python(python: str) -> tuple[Path | None, str]:
+    """The ``ultralytics`` package folder ``python`` would import (None where none), and its executable."""
+    from ..target import runner  # a process in the target interpreter: only --python asks one
+
     try:
-        done = subprocess.run([python, "-c", _FIND], capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = runner.run("locate", python, [], cwd=Path.cwd())
+    except runner.NoAnswer as exc:
+        if exc.kind in ("start", "timeout"):
+            raise PatchError(
+                Exit.NOT_FOUND,
+                f"The interpreter {python} does not run: {exc.cause}",
+                "Pass --python the path of a working Python (e.g. .venv/bin/python or C:\\envs\\yolo\\python.exe).",
+            )
         raise PatchError(
             Exit.NOT_FOUND,
-            f"The interpreter {python} does not run: {exc}",
-            "Pass --python the path of a working Python (e.g. .venv/bin/python or C:\\envs\\yolo\\python.exe).",
-        )
-    if done.returncode != 0:
-        raise PatchError(
-            Exit.NOT_FOUND,
-            f"The interpreter {python} failed (exit {done.returncode}): {done.stderr.strip()[-400:]}",
+            f"The interpreter {python} failed (exit {exc.returncode}): {exc.output(400)}",
             "Pass --python the path of a working Python.",
         )
-    try:
-        found = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise PatchError(
-            Exit.NOT_FOUND,
-            f"The interpreter {python} printed no answer: {done.stdout[-200:]!r}",
-            "Pass --python the path of a working Python.",
-        )
-    return (Path(found["package"]) if found["package"] else None), found["executable"]
+    found = done.answer
+    return (Path(found["package"]) if found.get("package") else None), str(found.get("executable") or python)
 
 
 def locate(python: str | None = None, target: str | None = None) -> Install:

@@ -27,8 +27,14 @@ from .target_common import PREFIX
 HERE = Path(__file__).parent
 # The scripts, by job, and how long each may run (seconds). A verification with --train (``train_check.py``)
 # runs in the smoke run's process, under its limit.
-SCRIPTS = {"smoke": "smoke.py", "preflight": "module_probe.py", "adopt-probe": "adopt_probe.py"}
+SCRIPTS = {
+    "locate": "locate_probe.py",
+    "smoke": "smoke.py",
+    "preflight": "module_probe.py",
+    "adopt-probe": "adopt_probe.py",
+}
 TIMEOUTS = {
+    "locate": 120,  # --python: which ultralytics it imports (no import of it, no torch)
     "smoke": 1800,
     "preflight": 900,  # one --module file: import, then a few small builds on the CPU
     "adopt-probe": 3600,  # a fork with a hundred yamls builds each of them on the CPU

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Exit, PatchError
 from ..install.locate import Install
-from . import runner
+from ..target import runner
 
 TRAINER_STAGE = "one epoch through Ultralytics' trainer"  # smoke.py's stage name for --train
 # What a failure inside Ultralytics' trainer means, by the words of its message, and what to do.
