@@ -25,20 +25,7 @@ import time
 import zipfile
 from pathlib import Path
 
-CACHE = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
-
-
-def wheel(release: str) -> Path:
-    found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(CACHE), f"ultralytics=={release}"],
-            check=True,
-        )
-        found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    return found[0]
-
+from release_wheels import wheel
 
 FLOOR = (
     "import sys, libcst, click, rich\n"

@@ -22,6 +22,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from release_wheels import wheel  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "modules"
 MODULES = (
@@ -34,27 +36,8 @@ MODULES = (
 
 
 def patched_tree(release: str, folder: Path) -> Path:
-    cache = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
-    wheels = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(cache),
-                f"ultralytics=={release}",
-            ],
-            check=True,
-        )
-        wheels = sorted(cache.glob(f"ultralytics-{release}-*.whl"))
     root = folder / "site"
-    with zipfile.ZipFile(wheels[0]) as zf:
+    with zipfile.ZipFile(wheel(release)) as zf:
         zf.extractall(root, [n for n in zf.namelist() if n.startswith("ultralytics/")])
     args = [sys.executable, "-m", "rtdetr_patch", "apply", "--target", str(root), "--no-verify", "-q"]
     for spec in MODULES:

@@ -48,9 +48,10 @@ import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
+from release_wheels import wheel  # beside this script
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
-CACHE = Path(os.environ.get("RTDETR_PATCH_WHEEL_CACHE") or Path.home() / ".cache" / "rtdetr-patch" / "wheels")
 IMGSZ = 640
 WARMUPS = 2
 BUILD_REPEATS = 5  # build-time ratio: median of this many interleaved builds per tree (after one warm-up each)
@@ -306,31 +307,6 @@ class Proc:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self.log.close()
-
-
-def wheel(release: str) -> Path:
-    found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(CACHE),
-                f"ultralytics=={release}",
-            ],
-            check=True,
-        )
-        found = sorted(CACHE.glob(f"ultralytics-{release}-*.whl"))
-    if not found:
-        raise SystemExit(f"no wheel for ultralytics {release} in {CACHE}")
-    return found[0]
 
 
 def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
