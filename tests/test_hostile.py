@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LATEST, OLD, snapshot
+from helpers import flat
 from rtdetr_patch.patcher.errors import Exit
 
 SEED_LOOP = """            if hasattr(m, 'backbone'):
@@ -65,7 +66,10 @@ def test_install_patched_by_hand_is_reported_and_not_patched_twice(steps, tree, 
     assert snapshot(root) == before
     checked = cli("check", "--target", root, "--static")
     assert checked.exit_code == Exit.HAND_PATCHED and "by hand" in checked.output
-    assert cli("revert", "--target", root).exit_code == Exit.HAND_PATCHED
+    reverted = cli("revert", "--target", root)
+    assert reverted.exit_code == Exit.HAND_PATCHED  # issue 25: said for revert, not "not patched a second time"
+    assert "revert has nothing of its own to take back" in flat(reverted.output)
+    assert "a second time" not in reverted.output
     assert snapshot(root) == before
 
 

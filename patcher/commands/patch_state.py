@@ -56,8 +56,20 @@ def hand_edits(install: Install, record: Record | None) -> list[str]:
     return blog_edits(install, ours)
 
 
-def refuse_hand_patched(install: Install, record: Record | None) -> None:
+def refuse_hand_patched(install: Install, record: Record | None, *, reverting: bool = False) -> None:
+    """Refuse an install the blog's edits were made in by hand. ``reverting``: said for ``revert``, which has
+    nothing of its own to take back there (the edits are the user's, and stay)."""
     found = hand_edits(install, record)
+    if found and reverting:
+        raise PatchError(
+            Exit.HAND_PATCHED,
+            f"Ultralytics {install.release} at {install.package} was edited by hand (following the blog): "
+            f"{'; '.join(found)}. rtdetr-patch has no record of patching it, so revert has nothing of its own "
+            "to take back: your edits stay as they are.",
+            "`rtdetr-patch adopt --dry-run` shows what adopt carries of them into a managed patch (which "
+            "`rtdetr-patch revert` then takes back, giving your edited files back byte for byte). Nothing was "
+            "written.",
+        )
     if found:
         raise PatchError(
             Exit.HAND_PATCHED,

@@ -62,7 +62,7 @@ def _refuse_unrecorded(install: Install, store: Store) -> None:
     """With no record, only the sources can tell: an install that looks patched is refused."""
     from ..plan import planner as planning  # libcst: with no record, only the sources can tell
 
-    refuse_hand_patched(install, None)
+    refuse_hand_patched(install, None, reverting=True)
     plan = planning.make_plan(install)
     if any(s.outcome is Outcome.APPLIED for s in plan.steps) or any(a.present for a in plan.additions):
         raise PatchError(
