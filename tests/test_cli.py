@@ -111,6 +111,7 @@ def test_tasks_py_that_is_not_utf8(tree, cli, state_home):
 def test_release_without_rtdetr(tree, cli, state_home):
     root = tree(LATEST)
     shutil.rmtree(root / "ultralytics" / "cfg" / "models" / "rt-detr")
+    (root / f"ultralytics-{LATEST}.dist-info").mkdir()  # pip's record of the package: a reinstall mends it
     before = snapshot(root)
     result = cli("apply", "--target", root, "--no-verify")
     assert result.exit_code == Exit.UNSUPPORTED, result.output

@@ -155,10 +155,26 @@ def check_supported(install: Install) -> None:
             f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'",
         )
     if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
+        if pip_installed(install):
+            hint = (
+                f"Reinstall it ({reinstall(install.release)}); if the folder is still missing, this release was "
+                "published without its model yamls (8.0.179 was; 8.0.180 replaced it): install another release."
+            )
+        else:  # a checkout or a fork: a reinstall would not bring the folder back here, and must not be run over it
+            hint = (
+                "This tree is not a pip-installed Ultralytics (a checkout or a fork): put the folder back from your "
+                "copy of the release (in a git checkout: `git checkout -- ultralytics/cfg/models/rt-detr`), or "
+                "carry your fork onto a pip-installed Ultralytics with `rtdetr-patch adopt --from "
+                f"{install.root}`."
+            )
         raise PatchError(
             Exit.UNSUPPORTED,
             f"Ultralytics {install.release} at {install.package} has no RT-DETR (cfg/models/rt-detr is missing).",
-            f"Reinstall it ({reinstall(install.release)}); if "
-            "the folder is still missing, this release was published without its model yamls "
-            "(8.0.179 was; 8.0.180 replaced it): install another release. Nothing was written.",
+            hint + " Nothing was written.",
         )
+
+
+def pip_installed(install: Install) -> bool:
+    """Whether pip installed this package (its ``ultralytics-*.dist-info`` beside it): only then does a reinstall
+    give Ultralytics' own files back here; a checkout or a fork holds the user's work instead."""
+    return any(install.root.glob("ultralytics-*.dist-info"))
