@@ -59,9 +59,14 @@ TARGET_OPTION = click.option(
 
 
 def again(python: str | None, target: str | None) -> str:
-    """The options a suggested command line must repeat to act on the same install (quoted when they hold a space)."""
+    """The options a suggested command line must repeat to act on the same install, a value with a space in double
+    quotes (as both a POSIX shell and Windows' read it; ``repr`` would double a Windows path's backslashes)."""
     given = [("--python", python), ("--target", target)]
-    return "".join(f" {flag} {value if ' ' not in value else repr(value)}" for flag, value in given if value)
+    return "".join(f" {flag} {_word(value)}" for flag, value in given if value)
+
+
+def _word(value: str) -> str:
+    return f'"{value}"' if " " in value else value
 
 
 def where_options(func: F) -> F:

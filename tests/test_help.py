@@ -31,3 +31,11 @@ def test_every_command_has_where_options():
     for command in ("apply", "check", "adopt", "revert"):
         text = _help(command)
         assert "--python PATH" in text and "--target DIR" in text, command
+
+
+def test_a_suggested_command_repeats_the_options_given_quoting_a_path_with_a_space():
+    from rtdetr_patch.cli import again
+
+    assert again(None, None) == ""
+    assert again("/env/bin/python", "/site") == " --python /env/bin/python --target /site"
+    assert again("C:\\My Envs\\yolo\\python.exe", None) == ' --python "C:\\My Envs\\yolo\\python.exe"'
