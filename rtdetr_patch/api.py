@@ -319,12 +319,13 @@ def _check(python, target, static, error_on_warn, yaml, on_install, on_stage, tr
     install = locate(python, target)
     if on_install:
         on_install(install)
-    if not static:
-        _known_yaml(install, yaml, adds=False)
     result = inspect(install)
     result.static = static
     code = verdict(result, error_on_warn)
     if code == Exit.OK and not static:
+        # the name is looked up once the patch is found whole: on an unpatched install, the yamls apply adds are
+        # not there yet, and "not patched" is the answer, not "no yaml of that name"
+        _known_yaml(install, yaml, adds=False)
         try:
             result.verification = _verify(install, yaml, on_stage, train, fresh=fresh)
         except PatchError as exc:

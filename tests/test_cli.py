@@ -212,6 +212,14 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     assert snapshot(root) == before and not manifests(state_home)
 
 
+def test_full_check_on_a_pristine_install_says_not_patched_not_an_unknown_yaml(tree, cli, state_home):
+    """The default yaml is one apply adds: before apply it is missing because the patch is, which check says."""
+    root = tree(LATEST)
+    result = cli("check", "--target", root)
+    assert result.exit_code == Exit.NOT_PATCHED, result.output
+    assert "this install is not patched" in flat(result.output) and "ships no yaml" not in result.output
+
+
 # -- conflicts ---------------------------------------------------------------------------------
 def test_added_file_that_is_not_ours(tree, cli, state_home):
     root = tree(LATEST)
