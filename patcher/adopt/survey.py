@@ -31,7 +31,7 @@ from ..modules.names import SHIPPED, bound_names, can_be_stem, taken_names
 from ..modules.torch_layers import torch_layers_data
 from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
-from . import branches
+from . import branches, yaml_rows
 
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
@@ -86,6 +86,9 @@ class YamlRow:
     why: str = ""
     source: dict = field(default_factory=dict)  # {"params"} or {"error"} in the tree, on its own release
     target: dict = field(default_factory=dict)  # the same on the target, patched
+    variables: dict = field(default_factory=dict)  # yaml-level variables its rows name, which the fork substitutes
+    renamed: dict = field(default_factory=dict)  # module names its rows use, carried under another name
+    adopted: bytes | None = None  # the copy written on the target, where its rows are rewritten (else ``data``)
 
     def to_dict(self) -> dict:
         return {
@@ -289,34 +292,35 @@ class Resolver:
 
 # -- yamls ------------------------------------------------------------------------------------------------------
 def _rows(data: bytes) -> list | None:
-    import yaml  # PyYAML (libcst depends on it); only adopt reads model yamls
+    cfg = yaml_rows.load(data)
+    return None if cfg is None else _rows_in(cfg)
 
-    try:
-        cfg = yaml.safe_load(data.decode("utf-8", "replace"))
-    except yaml.YAMLError:
-        return None
-    if not isinstance(cfg, dict):
-        return None
+
+def _rows_in(cfg: dict) -> list:
     rows = list(cfg.get("backbone") or []) + list(cfg.get("head") or [])
     return [r for r in rows if isinstance(r, (list, tuple)) and len(r) >= 3]
 
 
-def _row_of(raw: list) -> branches.Row | None:
-    """A yaml row as the branch sees it, with parse_model's own argument evaluation."""
+def _row_of(raw: list, values: dict | None = None, cfg: dict | None = None) -> branches.Row | None:
+    """A yaml row as the branch sees it, with parse_model's own argument evaluation; ``values`` are the yaml-level
+    variables the fork substitutes (the rule gets them substituted, the fork's branch reads them from ``cfg``)."""
     f, n, _, args = (list(raw) + [[]])[:4]
     if not isinstance(f, (int, list)) or not isinstance(n, int):
         return None
-    values = []
+    values_ = []
     for a in args if isinstance(args, list) else [args]:
         if isinstance(a, str):
             local = {"nc": branches.NC, "width": branches.WIDTH, "max_channels": branches.MAX_CHANNELS}.get(a)
             if local is not None:
                 a = local
-            else:
+            elif not (values and a in values):  # (a yaml-level variable: the fork reads it from the yaml's dict)
                 with contextlib.suppress(ValueError, SyntaxError):  # a name or text: kept as the string
                     a = ast.literal_eval(a)
-        values.append(a)
-    return branches.Row(f, n, values)
+        values_.append(a)
+    if not values:
+        return branches.Row(f, n, values_)
+    substituted = yaml_rows.args_of(values_, values)
+    return branches.Row(f, n, substituted, d=cfg, given=values_ if substituted != values_ else None)
 
 
 # -- the survey -------------------------------------------------------------------------------------------------
@@ -358,7 +362,9 @@ def survey(
     resolver.added = [r for r in added if r.endswith(".py")]
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
     native = taken_names(target)
-    yamls, rows_of = _read_yamls(mine, added, modified)
+    yamls, rows_of = _read_yamls(
+        mine, added, modified, branches.reads_yaml_variables((source / "nn" / "tasks.py").read_bytes())
+    )
     gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
     used = {n for y in yamls for n in y.uses}
     blocks = sorted(
@@ -389,15 +395,20 @@ def survey(
 
 
 def _read_yamls(
-    mine: dict[str, Path], added: list[str], modified: list[str]
+    mine: dict[str, Path], added: list[str], modified: list[str], variables: bool = False
 ) -> tuple[list[YamlRow], dict[str, list[branches.Row]]]:
-    """The model yamls the tree added or edited, and per module name its rows in them, as branches see them."""
+    """The model yamls the tree added or edited, and per module name its rows in them, as branches see them.
+
+    ``variables``: the tree's parse_model substitutes yaml-level variables (``node_mode``, ``head_channel``): each
+    row is read with them substituted, as the fork builds it, and the yaml keeps them for its adopted copy."""
     yamls = []
     rows_of: dict[str, list[branches.Row]] = {}
     for rel in sorted(r for r in added + modified if r.startswith(MODEL_DIR + "/") and r.endswith((".yaml", ".yml"))):
         data = mine[rel].read_bytes()
-        rows = _rows(data)
-        uses = sorted({str(r[2]) for r in rows}) if rows is not None else []
+        cfg = yaml_rows.load(data)
+        rows = _rows_in(cfg) if cfg is not None else None
+        values = yaml_rows.variables(cfg) if variables and cfg is not None else {}
+        uses = sorted({yaml_rows.module_of(r, values) for r in rows}) if rows is not None else []
         yamls.append(
             YamlRow(
                 rel,
@@ -406,13 +417,19 @@ def _read_yamls(
                 stock_edit=rel in modified,
                 carried=rows is not None and rel not in modified,
                 why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)",
+                variables={k: v for k, v in values.items() if _names_variable(rows or [], k)},
             )
         )
         for raw in rows or []:
-            row = _row_of(raw)
+            row = _row_of(raw, values, cfg)
             if row is not None:
-                rows_of.setdefault(str(raw[2]), []).append(row)
+                rows_of.setdefault(yaml_rows.module_of(raw, values), []).append(row)
     return yamls, rows_of
+
+
+def _names_variable(rows: list, key: str) -> bool:
+    """Whether a row names the yaml-level variable ``key`` (as its module or an argument)."""
+    return any(r[2] == key or (len(r) > 3 and isinstance(r[3], list) and key in r[3]) for r in rows)
 
 
 def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[str, FileRow]:
@@ -555,7 +572,7 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
 def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
     """A torch layer the tree's parse_model gave a branch of its own: carried when a rule expresses it."""
     branch = chain.branch_of(name)
-    verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
+    verdict = branches.classify(branch, name, rows or branches.sample_rows(), chain.sets) if branch else None
     if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
         return NameRow(
             name,
@@ -607,7 +624,7 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
     if branch is None:
         return NameRow(name, "not carried", file=where, why="the tree's parse_model has no branch that builds it")
     tried = rows or branches.sample_rows()
-    verdict = branches.classify(branch, name, tried)
+    verdict = branches.classify(branch, name, tried, chain.sets)
     if verdict.rule is None:
         return NameRow(
             name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}", code=branch.code
