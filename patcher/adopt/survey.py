@@ -56,6 +56,7 @@ class NameRow:
     file: str | None = None  # where the tree defines it (inside ultralytics/)
     why: str = ""
     code: str = ""  # the branch, where no rule expresses it
+    registered: str | None = None  # the name it is registered as, where the target defines one of its own
 
     def to_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if v not in (None, "")}
@@ -116,7 +117,11 @@ class Survey:
 
     def modules(self) -> list[UserModule]:
         """The carried files as the registry takes them: ruled names, backbones, and files only imported."""
-        by_name = {(n.name[3:] if n.file == TORCH_FILE else n.name): n for n in self.names if n.status == "carried"}
+        by_name = {
+            (n.registered or (n.name[3:] if n.file == TORCH_FILE else n.name)): n
+            for n in self.names
+            if n.status == "carried"
+        }
         out = []
         for row in self.files.values():
             if row.status != "carried":
@@ -333,6 +338,7 @@ class _Tree:
     theirs: dict[str, Path]  # the release's
     modified: list[str]  # the release's files the tree edited
     target: Install
+    in_place: bool = False
 
 
 def survey(
@@ -373,13 +379,15 @@ def survey(
     gained += sorted(
         n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
     )
-    tree = _Tree(resolver, mine, theirs, modified, target)
+    tree = _Tree(resolver, mine, theirs, modified, target, in_place)
     names: list[NameRow] = []
     for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
         names.append(_judge_block(name, tree))
     for name in gained:
         names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
     files = _carried_files(names, tree, added)
+    _register_renamed(names, files)
+    _rewrite_yamls(yamls, names)
     return Survey(
         source,
         release,
@@ -430,6 +438,43 @@ def _read_yamls(
 def _names_variable(rows: list, key: str) -> bool:
     """Whether a row names the yaml-level variable ``key`` (as its module or an argument)."""
     return any(r[2] == key or (len(r) > 3 and isinstance(r[3], list) and key in r[3]) for r in rows)
+
+
+def _register_renamed(names: list[NameRow], files: dict[str, FileRow]) -> None:
+    """A name carried under another registered name: its file registers that one, bound after the file's own
+    definitions (``RepNCSPELAN4_fork = RepNCSPELAN4``), so that only that name reaches tasks.py."""
+    for name in names:
+        if name.status != "carried" or not name.registered or name.file is None:
+            continue
+        row = next((r for r in files.values() if r.rel == name.file and name.name in r.names), None)
+        if row is None:
+            continue
+        newline = b"\r\n" if b"\r\n" in row.data else b"\n"
+        lines = [
+            b"",
+            b"# rtdetr-patch adopt: Ultralytics has its own " + name.name.encode() + b"; this file's is registered as",
+            name.registered.encode() + b" = " + name.name.encode(),
+        ]
+        data = row.data.rstrip(b"\r\n") + newline + newline.join(lines) + newline
+        try:
+            ast.parse(data)
+        except (SyntaxError, ValueError):  # (a file that does not parse fails its import probe, with why)
+            continue
+        row.data = data
+        row.names[row.names.index(name.name)] = name.registered
+
+
+def _rewrite_yamls(yamls: list[YamlRow], names: list[NameRow]) -> None:
+    """Each carried yaml's copy for the target: its yaml-level variables substituted (the target's parse_model does
+    not read them) and its rows of names carried under another name renamed; comments and line ends kept."""
+    renamed = {n.name: n.registered for n in names if n.status == "carried" and n.registered}
+    for y in yamls:
+        if not y.carried:
+            continue
+        y.renamed = {k: v for k, v in renamed.items() if k in y.uses}
+        if y.variables or y.renamed:
+            adopted = yaml_rows.rewrite(y.data, y.variables, y.renamed)
+            y.adopted = adopted if adopted != y.data else None
 
 
 def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[str, FileRow]:
@@ -556,17 +601,84 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
         return NameRow(name, "ours", why=f"built by {OURS[name]}")
     if name.startswith(("nn.", "torch.")):
         return _judge_torch_layer(name, chain, rows)
-    if name in native:
-        return NameRow(
-            name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
-        )
     where = tree.resolver.define("nn/tasks.py", name)
+    if name in native:
+        if where is None or where.startswith("<") or where in tree.theirs or not where.endswith(".py"):
+            return NameRow(
+                name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
+            )
+        return _judge_collision(name, where, chain, native, rows, tree)
     if where is None:
         return NameRow(name, "not carried", why="defined nowhere in the tree (no import of nn/tasks.py binds it)")
     refused = _not_carried_file(name, where, tree)
     if refused is not None:
         return refused
     return _judge_branch(name, where, chain, rows)
+
+
+def _judge_collision(
+    name: str, where: str, chain: branches.Chain, native: set[str], rows: list[branches.Row], tree: _Tree
+) -> NameRow:
+    """A name the target release defines too, which the tree defines in a file of its own: the tree's class is
+    carried under another registered name (``RepNCSPELAN4_fork``), which the adopted yamls' rows name; the release's
+    stays the one of that name (its stock yamls). Always the tree's, whatever the signatures: the fork's yamls were
+    built with its class, and the release's may differ in its arguments (``RepNCSPELAN4(c1, c2, c5)`` against
+    ``(c1, c2, c3, c4, n)``) or, with the same ones, in its layers, which no signature shows."""
+    release = tree.target.release
+    theirs, mine = _init_params(Resolver(tree.target.package), name), _init_params(tree.resolver, name)
+    differ = (
+        f" ({name}{mine} in the tree, {name}{theirs} in {release})"
+        if mine and theirs and mine != theirs
+        else f" ({name}{mine} in both)"
+        if mine and mine == theirs
+        else ""
+    )
+    if tree.in_place:  # (the tree's own yamls stay as they are: their rows name the release's class after adopt)
+        return NameRow(
+            name,
+            "native",
+            file=where,
+            why=f"Ultralytics {release} has its own {name}{differ}: in place, the tree's yamls keep their rows, "
+            f"which build the release's; adopt --from a copy of the tree carries the tree's as {_fork_name(name, native)}",
+        )
+    refused = _not_carried_file(name, where, tree)
+    judged = refused or _judge_branch(name, where, chain, rows)
+    if judged.status != "carried":
+        return NameRow(
+            name,
+            "native",
+            file=where,
+            why=f"Ultralytics {release} has its own {name}{differ}, and the tree's ({where}) is not carried "
+            f"({judged.why}): the rows use the release's",
+        )
+    judged.registered = _fork_name(name, native)
+    judged.why = (
+        f"Ultralytics {release} has its own {name}{differ}: the tree's ({where}) is carried as "
+        f"{judged.registered}, the name the adopted yamls' rows use; stock yamls keep the release's. {judged.why}"
+    )
+    return judged
+
+
+def _fork_name(name: str, taken: Collection[str]) -> str:
+    """The registered name of a tree's class that the target release also defines: ``<name>_fork``."""
+    candidate, k = f"{name}_fork", 2
+    while candidate in taken:
+        candidate, k = f"{name}_fork{k}", k + 1
+    return candidate
+
+
+def _init_params(resolver: Resolver, name: str) -> str:
+    """``(c1, c2, c5=1)``: the parameters of the class ``name`` as ``tasks.py`` reaches it (empty where unknown)."""
+    rel = resolver.define("nn/tasks.py", name)
+    tree = resolver.tree(rel) if rel and not rel.startswith("<") else None
+    cls = next((n for n in _top(tree) if isinstance(n, ast.ClassDef) and n.name == name), None)
+    init = next((n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        return ""
+    args = init.args.args[1:]
+    defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
+    shown = [a.arg + (f"={ast.unparse(dv)}" if dv is not None else "") for a, dv in zip(args, defaults)]
+    return f"({', '.join(shown)})"
 
 
 def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
