@@ -284,3 +284,19 @@ def test_the_adopted_copy_has_its_variables_and_renamed_modules_replaced_and_not
     assert yaml_rows.rewrite(YAML, {}, {}) is YAML
     assert yaml_rows.load(out)["head"][2] == [-1, 3, "C2f", [256]]
     assert yaml_rows.module_of([-1, 3, "node_mode", []], values) == "C2f"
+
+
+def test_a_branch_that_never_reads_the_rows_arguments_is_a_rule_on_rows_that_give_none():
+    """``SDI``: ``args = [[ch[x] for x in f]]`` on rows ``[[-2, -1], 1, SDI, [1]]``: the branch drops the ``1``;
+    'inputs' would pass it on, so the adopted rows give none (and the rewrite empties them)."""
+    text = _source("", "", "if m in {Conv}:\n    c2 = args[0]\nelif m is SDI:\n    args = [[ch[x] for x in f]]\n")
+    verdict = _classify(text, "SDI", [Row([-2, -1], 1, [1]), Row([-1, 15], 1, [1])])
+    assert verdict.rule == "inputs" and verdict.drops_args, verdict.why
+    reading = _source(
+        "", "", "if m in {Conv}:\n    c2 = args[0]\nelif m is SDI:\n    args = [[ch[x] for x in f], args[0]]\n"
+    )
+    assert _classify(reading, "SDI", [Row([-2, -1], 1, [1])]).rule is None  # it reads them: no rule, no rewrite
+    data = b"head:\n  - [[-2, -1], 1, SDI, [1]]  # 5\n  - [-1, 1, Conv, [1]]\n"
+    assert (
+        yaml_rows.rewrite(data, {}, {}, {"SDI"}) == b"head:\n  - [[-2, -1], 1, SDI, []]  # 5\n  - [-1, 1, Conv, [1]]\n"
+    )

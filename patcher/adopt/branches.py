@@ -27,7 +27,7 @@ import ast
 import builtins
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 # The locals a branch sees, as parse_model has them when the chain starts.
@@ -427,6 +427,7 @@ class Verdict:
     rule: str | None
     why: str
     rows: list[Row] = field(default_factory=list)
+    drops_args: bool = False  # the branch never reads the row's arguments: the rule is for rows that give none
 
 
 def sample_rows(multi: bool | None = None) -> list[Row]:
@@ -479,6 +480,13 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
     if all(t[0] == "error" for _, _, t in runs):
         return Verdict(None, "the branch fails on every row it was tried on", rows)
     rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+    drops = False
+    if rule is None and not _reads_args(branch) and any(r.args for r in rows):
+        # (its arguments are the branch's own whatever the row gives: the rule's, on rows that give none)
+        rows = [replace(r, args=[], given=None) for r in rows]
+        runs, stale = trial.runs(rows, WIDTH)
+        rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+        drops = rule is not None
     if rule is None:
         return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
     said = (
@@ -492,8 +500,21 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
             f"; at a width multiple of {OTHER_WIDTH} the branch scales its arguments otherwise than '{rule}' does, "
             "so the yamls' smaller scales build with other widths than in the fork"
         )
+    if drops:
+        said += "; it never reads the row's arguments, which the rule passes on: compared on rows that give none"
     return Verdict(
-        rule, f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s){said}", rows
+        rule,
+        f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s){said}",
+        rows,
+        drops_args=drops,
+    )
+
+
+def _reads_args(branch: Branch) -> bool:
+    """Whether the branch reads the row's arguments (``args`` loaded anywhere in it)."""
+    return any(
+        isinstance(node, ast.Name) and node.id == "args" and isinstance(node.ctx, ast.Load)
+        for node in ast.walk(ast.Module(body=branch.body, type_ignores=[]))
     )
 
 

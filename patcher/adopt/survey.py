@@ -57,9 +57,10 @@ class NameRow:
     why: str = ""
     code: str = ""  # the branch, where no rule expresses it
     registered: str | None = None  # the name it is registered as, where the target defines one of its own
+    drops_args: bool = False  # its branch never reads the row's arguments: the adopted rows give none
 
-    def to_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items() if v not in (None, "")}
+    def to_dict(self) -> dict:  # (the record's row: what is registered and rewritten, ``why`` says in words)
+        return {k: v for k, v in vars(self).items() if v not in (None, "") and k not in ("registered", "drops_args")}
 
 
 @dataclass
@@ -468,12 +469,13 @@ def _rewrite_yamls(yamls: list[YamlRow], names: list[NameRow]) -> None:
     """Each carried yaml's copy for the target: its yaml-level variables substituted (the target's parse_model does
     not read them) and its rows of names carried under another name renamed; comments and line ends kept."""
     renamed = {n.name: n.registered for n in names if n.status == "carried" and n.registered}
+    emptied = {n.name for n in names if n.status == "carried" and n.drops_args}
     for y in yamls:
         if not y.carried:
             continue
         y.renamed = {k: v for k, v in renamed.items() if k in y.uses}
-        if y.variables or y.renamed:
-            adopted = yaml_rows.rewrite(y.data, y.variables, y.renamed)
+        if y.variables or y.renamed or emptied & set(y.uses):
+            adopted = yaml_rows.rewrite(y.data, y.variables, y.renamed, emptied & set(y.uses))
             y.adopted = adopted if adopted != y.data else None
 
 
@@ -749,6 +751,12 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
         rule=verdict.rule,
         file=where,
         why=f"{how} runs as '{verdict.rule}' on {rows_said}"
+        + (
+            "; it never reads the row's arguments, so the adopted yamls' rows of it give none"
+            if verdict.drops_args
+            else ""
+        )
         if verdict.rule != "backbone"
         else f"{how} is the blog's backbone branch",
+        drops_args=verdict.drops_args,
     )

@@ -9,6 +9,8 @@ Two things a fork's yaml may hold that the target's ``parse_model`` does not rea
   only keys that are not Ultralytics' own (``nc``, ``scales``...) count.
 * **names carried under another name**: a name the target release defines with other arguments
   (``RepNCSPELAN4``) is carried from the fork as a distinct registered name; the adopted copy's rows use it.
+* **arguments the fork's branch never reads** (``SDI``: ``args = [[ch[x] for x in f]]`` on rows ``[..., SDI, [1]]``):
+  the rule that expresses the branch passes a row's arguments on, so the adopted copy's rows give none.
 
 The adopted copy is the fork's bytes with only those scalars replaced, found by the positions PyYAML's
 composer gives each node: comments, spacing, quoting elsewhere and CRLF line ends stay as they were.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 
 from . import branches
 
@@ -81,21 +84,22 @@ def args_of(args: list, values: dict[str, object]) -> list:
     return [values[a] if isinstance(a, str) and a in values else a for a in args]
 
 
-def rewrite(data: bytes, values: dict[str, object], renamed: dict[str, str]) -> bytes:
+def rewrite(data: bytes, values: dict[str, object], renamed: dict[str, str], emptied: Collection[str] = ()) -> bytes:
     """``data`` with, in each row of ``backbone`` and ``head``, the yaml-level variables among the module names and
-    arguments replaced by their values and the module names in ``renamed`` by theirs; everything else byte for byte.
+    arguments replaced by their values, the module names in ``renamed`` by theirs, and the arguments of the modules
+    in ``emptied`` by none (``[]``); everything else byte for byte.
 
     ``data`` itself where nothing changes, or where the yaml does not parse."""
     import yaml
 
-    if not values and not renamed:
+    if not values and not renamed and not emptied:
         return data
     text = data.decode("utf-8")
     try:
         root = yaml.compose(text)
     except yaml.YAMLError:
         return data
-    edits = [edit for row in _row_nodes(root) for edit in _row_edits(row, values, renamed)]
+    edits = [edit for row in _row_nodes(root) for edit in _row_edits(row, values, renamed, emptied)]
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     return text.encode("utf-8") if edits else data
@@ -116,7 +120,9 @@ def _row_nodes(root) -> list:
     ]
 
 
-def _row_edits(row, values: dict[str, object], renamed: dict[str, str]) -> list[tuple[int, int, str]]:
+def _row_edits(
+    row, values: dict[str, object], renamed: dict[str, str], emptied: Collection[str]
+) -> list[tuple[int, int, str]]:
     """(start, end, new text) for a row's module name and arguments that change."""
     import yaml
 
@@ -133,10 +139,18 @@ def _row_edits(row, values: dict[str, object], renamed: dict[str, str]) -> list[
         if new != name:
             edits.append((module.start_mark.index, module.end_mark.index, _scalar(new)))
     args = row.value[3] if len(row.value) > 3 and isinstance(row.value[3], yaml.SequenceNode) else None
+    if args is not None and args.value and name is not None and _module(name, values) in emptied:
+        edits.append((args.start_mark.index, args.end_mark.index, "[]"))
+        return edits
     for arg in args.value if args is not None else ():
         if text(arg) in values:
             edits.append((arg.start_mark.index, arg.end_mark.index, _scalar(values[arg.value])))
     return edits
+
+
+def _module(name: str, values: dict[str, object]) -> str:
+    value = values.get(name)
+    return value if isinstance(value, str) else name
 
 
 def _scalar(value: object) -> str:
