@@ -293,7 +293,7 @@ def test_a_branch_that_never_reads_the_rows_arguments_is_a_rule_on_rows_that_giv
     verdict = _classify(text, "SDI", [Row([-2, -1], 1, [1]), Row([-1, 15], 1, [1])])
     assert verdict.rule == "inputs" and verdict.drops_args, verdict.why
     reading = _source(
-        "", "", "if m in {Conv}:\n    c2 = args[0]\nelif m is SDI:\n    args = [[ch[x] for x in f], args[0]]\n"
+        "", "", "if m in {Conv}:\n    c2 = args[0]\nelif m is SDI:\n    args = [[ch[x] for x in f], args[0] * 2]\n"
     )
     assert _classify(reading, "SDI", [Row([-2, -1], 1, [1])]).rule is None  # it reads them: no rule, no rewrite
     data = b"head:\n  - [[-2, -1], 1, SDI, [1]]  # 5\n  - [-1, 1, Conv, [1]]\n"
