@@ -428,6 +428,7 @@ class Verdict:
     why: str
     rows: list[Row] = field(default_factory=list)
     drops_args: bool = False  # the branch never reads the row's arguments: the rule is for rows that give none
+    notes: str = ""  # how the rule was told where it is not plain (stale c2, other scaling, arguments dropped)
 
 
 def sample_rows(multi: bool | None = None) -> list[Row]:
@@ -507,6 +508,7 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
         f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s){said}",
         rows,
         drops_args=drops,
+        notes=said,
     )
 
 

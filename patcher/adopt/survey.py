@@ -750,12 +750,8 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
         "carried",
         rule=verdict.rule,
         file=where,
-        why=f"{how} runs as '{verdict.rule}' on {rows_said}"
-        + (
-            "; it never reads the row's arguments, so the adopted yamls' rows of it give none"
-            if verdict.drops_args
-            else ""
-        )
+        why=f"{how} runs as '{verdict.rule}' on {rows_said}{verdict.notes}"
+        + ("; the adopted yamls' rows of it give no arguments" if verdict.drops_args else "")
         if verdict.rule != "backbone"
         else f"{how} is the blog's backbone branch",
         drops_args=verdict.drops_args,
