@@ -300,3 +300,22 @@ def test_a_branch_that_never_reads_the_rows_arguments_is_a_rule_on_rows_that_giv
     assert (
         yaml_rows.rewrite(data, {}, {}, {"SDI"}) == b"head:\n  - [[-2, -1], 1, SDI, []]  # 5\n  - [-1, 1, Conv, [1]]\n"
     )
+
+
+def test_a_chain_that_opens_with_a_test_of_its_own_is_read():
+    """``if isinstance(m, str):`` (a timm backbone by name) before the module tests: still the chain."""
+    text = _source(
+        "",
+        "",
+        """
+        if isinstance(m, str):
+            c2 = 3
+        elif m in {Conv, EMA_Conv}:
+            c2 = args[0]
+        elif m is Concat:
+            c2 = sum(ch[x] for x in f)
+        """,
+    )
+    chain = parse_model_chain(text)
+    assert chain is not None and chain.names() == ["Conv", "EMA_Conv", "Concat"]
+    assert chain.branches[0].names == [] and chain.branch_of("EMA_Conv") is chain.branches[1]

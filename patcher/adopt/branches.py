@@ -248,17 +248,19 @@ def reads_yaml_variables(source: bytes | str) -> bool:
 
 
 def _longest_chain(loop: ast.For, sets: dict[str, list[str]]) -> ast.If | None:
-    """The longest if/elif chain in the loop whose first test lists module names."""
+    """The longest if/elif chain in the loop whose tests list module names (any of them: a chain may open with
+    ``if isinstance(m, str):`` or another test of its own)."""
     best: ast.If | None = None
     best_len = 0
     for stmt in loop.body:
         if isinstance(stmt, ast.If):
-            length = 0
+            length, names = 0, False
             node: ast.If | None = stmt
             while node is not None:
                 length += 1
+                names = names or bool(_test_names(node.test, sets))
                 node = node.orelse[0] if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If) else None
-            if length > best_len and _test_names(stmt.test, sets):
+            if length > best_len and names:
                 best, best_len = stmt, length
     return best
 
