@@ -5,10 +5,12 @@ in the shapes the public forks use: names listed in module-level tuples, a first
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
-from rtdetr_patch.patcher.adopt import yaml_rows
+from rtdetr_patch.patcher.adopt import survey, yaml_rows
 from rtdetr_patch.patcher.adopt.branches import Row, classify, parse_model_chain, reads_yaml_variables, sample_rows
+from rtdetr_patch.patcher.install.locate import Install
 
 HEAD = """
 import torch.nn as nn
@@ -319,3 +321,59 @@ def test_a_chain_that_opens_with_a_test_of_its_own_is_read():
     chain = parse_model_chain(text)
     assert chain is not None and chain.names() == ["Conv", "EMA_Conv", "Concat"]
     assert chain.branches[0].names == [] and chain.branch_of("EMA_Conv") is chain.branches[1]
+
+
+# -- a name the target release defines too ---------------------------------------------------------------------
+FORK_TASKS = """
+from .Addmodules import *
+from .modules import Conv
+
+
+def parse_model(d, ch, verbose=True):
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
+        if m in {Conv, RepNCSPELAN4, ADown}:
+            c1, c2 = ch[f], args[0]
+            args = [c1, c2, *args[1:]]
+        elif m is Zoom:
+            c2 = ch[f]
+"""
+
+
+def _collision_tree(tmp_path, in_place=False):
+    """A fork whose nn/Addmodules defines RepNCSPELAN4(c1, c2, c5=1) and whose nn/modules (Ultralytics' own file)
+    defines ADown; a target whose tasks.py binds both, RepNCSPELAN4 taking (c1, c2, c3, c4, n)."""
+    fork = tmp_path / "fork" / "ultralytics"
+    (fork / "nn" / "Addmodules").mkdir(parents=True)
+    (fork / "nn" / "modules").mkdir()
+    (fork / "nn" / "tasks.py").write_text(FORK_TASKS)
+    (fork / "nn" / "Addmodules" / "__init__.py").write_text("from .elan import *\n")
+    (fork / "nn" / "Addmodules" / "elan.py").write_text(
+        "class RepNCSPELAN4:\n    def __init__(self, c1, c2, c5=1):\n        pass\n"
+    )
+    (fork / "nn" / "modules" / "__init__.py").write_text("class Conv:\n    pass\n\n\nclass ADown:\n    pass\n")
+    target = tmp_path / "target" / "ultralytics"
+    (target / "nn").mkdir(parents=True)
+    (target / "nn" / "tasks.py").write_text(
+        "class RepNCSPELAN4:\n    def __init__(self, c1, c2, c3, c4, n=1):\n        pass\n\n\nclass ADown:\n    pass\n"
+    )
+    install = Install(target, "8.4.190", sys.executable, "a test")
+    theirs = {"nn/modules/__init__.py": fork / "nn" / "modules" / "__init__.py"}
+    tree = survey._Tree(survey.Resolver(fork), {}, theirs, [], install, in_place)
+    chain = parse_model_chain(FORK_TASKS)
+    assert chain is not None
+    return tree, chain, {"RepNCSPELAN4", "ADown"}
+
+
+def test_the_forks_own_class_of_a_name_the_release_defines_is_carried_under_another_name(tmp_path):
+    tree, chain, native = _collision_tree(tmp_path)
+    rows = [Row(-1, 1, [256])]
+    elan = survey._judge("RepNCSPELAN4", chain, native, rows, tree)
+    assert (elan.status, elan.rule, elan.registered) == ("carried", "conv", "RepNCSPELAN4_fork"), elan
+    assert "RepNCSPELAN4(c1, c2, c5=1) in the tree, RepNCSPELAN4(c1, c2, c3, c4, n=1) in 8.4.190" in elan.why
+    assert "registered" not in elan.to_dict()  # (the record's row keeps the fields it always had)
+    own = survey._judge("ADown", chain, native, rows, tree)  # the fork's is Ultralytics' own file: the release's
+    assert (own.status, own.registered) == ("native", None)
+    in_place, chain, native = _collision_tree(tmp_path / "again", in_place=True)
+    kept = survey._judge("RepNCSPELAN4", chain, native, rows, in_place)
+    assert kept.status == "native" and "in place" in kept.why and "RepNCSPELAN4_fork" in kept.why
+    assert survey._fork_name("RepNCSPELAN4", {"RepNCSPELAN4_fork"}) == "RepNCSPELAN4_fork2"
