@@ -5,6 +5,7 @@ in the shapes the public forks use: names listed in module-level tuples, a first
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 
@@ -326,7 +327,7 @@ def test_a_chain_that_opens_with_a_test_of_its_own_is_read():
 # -- a name the target release defines too ---------------------------------------------------------------------
 FORK_TASKS = """
 from .Addmodules import *
-from .modules import Conv
+from .modules import ADown, Conv
 
 
 def parse_model(d, ch, verbose=True):
@@ -371,8 +372,12 @@ def test_the_forks_own_class_of_a_name_the_release_defines_is_carried_under_anot
     assert (elan.status, elan.rule, elan.registered) == ("carried", "conv", "RepNCSPELAN4_fork"), elan
     assert "RepNCSPELAN4(c1, c2, c5=1) in the tree, RepNCSPELAN4(c1, c2, c3, c4, n=1) in 8.4.190" in elan.why
     assert "registered" not in elan.to_dict()  # (the record's row keeps the fields it always had)
+    assert tree.resolver.define("nn/tasks.py", "ADown") == "nn/modules/__init__.py"
     own = survey._judge("ADown", chain, native, rows, tree)  # the fork's is Ultralytics' own file: the release's
     assert (own.status, own.registered) == ("native", None)
+    edited = dataclasses.replace(tree, modified=["nn/modules/__init__.py"])  # the fork's ADown, in an edited file
+    added = survey._judge("ADown", chain, native, rows, edited)
+    assert added.status == "native" and "edited in place" in added.why and "the rows use the release's" in added.why
     in_place, chain, native = _collision_tree(tmp_path / "again", in_place=True)
     kept = survey._judge("RepNCSPELAN4", chain, native, rows, in_place)
     assert kept.status == "native" and "in place" in kept.why and "RepNCSPELAN4_fork" in kept.why

@@ -605,7 +605,8 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
         return _judge_torch_layer(name, chain, rows)
     where = tree.resolver.define("nn/tasks.py", name)
     if name in native:
-        if where is None or where.startswith("<") or where in tree.theirs or not where.endswith(".py"):
+        ultralytics_own = where is not None and where in tree.theirs and where not in tree.modified
+        if where is None or where.startswith("<") or ultralytics_own or not where.endswith(".py"):
             return NameRow(
                 name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
             )
