@@ -10,7 +10,15 @@ the rule that gives the same ``c2``, arguments and repeats on every row is the o
 those of the yamls that use the name, where there are any.
 
 Only reading and arithmetic: a branch that imports, loops with ``while``, or calls anything but
-the few helpers ``parse_model`` uses is "no rule" (shown to the user as code), never guessed.
+the few helpers ``parse_model`` uses is "no rule" (shown to the user as code), never guessed. What
+a branch may read besides the row: the tuples and sets of module names the fork names at module
+level or in ``parse_model`` (``if m in SEGMENT_CLASS:`` inside a head's branch), and the yaml's own
+dict ``d`` (``args[0] = d[args[0]]``: a yaml-level variable such as ``fusion_mode``).
+
+A branch that never sets ``c2`` leaves the previous row's width as the module's (``Bi_FPN``:
+``args = [len(f)]``); a fork's model only builds when that is the width the module gives, i.e. its
+inputs and the previous row share one width. Such a row is compared with the rules at those equal
+widths, where a rule that records an input's width (``count``, ``first``) gives the fork's count.
 """
 
 from __future__ import annotations
@@ -19,15 +27,20 @@ import ast
 import builtins
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 # The locals a branch sees, as parse_model has them when the chain starts.
-LOCALS = ("m", "i", "f", "n", "args", "ch", "nc", "c1", "c2", "width", "max_channels", "depth", "n_", "gw", "gd")
+LOCALS = (
+    "m", "i", "f", "n", "args", "ch", "nc", "c1", "c2", "width", "max_channels", "depth", "n_", "gw", "gd", "d"
+)  # fmt: skip
 CH = [3] + [24 + 8 * k for k in range(63)]  # the widths of the rows before: distinct, so that every index tells
 SINGLE_F, MULTI_F = -1, [-1, 2]
 NC, WIDTH, MAX_CHANNELS = 80, 1.0, 1024
+OTHER_WIDTH = 0.5  # a second width multiple, at which the rule found is run again
 STALE_C1 = 7  # c1 as the row before left it: a branch that does not set c1 never passes it on
+STALE_C2 = 4099  # c2 as the row before left it, in the first run: no width of CH, nor one a rule computes
+EQUAL = 1000  # the one width of a stale-c2 row's inputs and previous row, in its second run
 UNSAFE = (
     ast.Import,
     ast.ImportFrom,
@@ -64,6 +77,7 @@ class Branch:
 class Chain:
     branches: list[Branch]
     backbone_flag: bool = False  # ``backbone = False`` before the loop (the blog's step 4.4)
+    sets: dict[str, list[str]] = field(default_factory=dict)  # tuples/sets of module names a branch may read
 
     def names(self) -> list[str]:
         return [n for b in self.branches for n in b.names]
@@ -209,21 +223,44 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
         isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
         for s in func.body
     )
-    return Chain(_branches(best, sets, text), backbone_flag=flag)
+    return Chain(_branches(best, sets, text), backbone_flag=flag, sets=sets)
+
+
+def reads_yaml_variables(source: bytes | str) -> bool:
+    """Whether ``parse_model`` reads the yaml's dict ``d`` with a key it computes (``d[m]``, ``d[args[0]]``): the
+    fork substitutes yaml-level variables (``node_mode``, ``head_channel``) that its rows name."""
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "parse_model"), None)
+    if func is None or not func.args.args:
+        return False
+    d = func.args.args[0].arg
+    return any(
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == d
+        and not isinstance(node.slice, ast.Constant)
+        for node in ast.walk(func)
+    )
 
 
 def _longest_chain(loop: ast.For, sets: dict[str, list[str]]) -> ast.If | None:
-    """The longest if/elif chain in the loop whose first test lists module names."""
+    """The longest if/elif chain in the loop whose tests list module names (any of them: a chain may open with
+    ``if isinstance(m, str):`` or another test of its own)."""
     best: ast.If | None = None
     best_len = 0
     for stmt in loop.body:
         if isinstance(stmt, ast.If):
-            length = 0
+            length, names = 0, False
             node: ast.If | None = stmt
             while node is not None:
                 length += 1
+                names = names or bool(_test_names(node.test, sets))
                 node = node.orelse[0] if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If) else None
-            if length > best_len and _test_names(stmt.test, sets):
+            if length > best_len and names:
                 best, best_len = stmt, length
     return best
 
@@ -301,7 +338,7 @@ class NotRunnable(Exception):
     """The branch does something beyond arithmetic on the row: no rule can be told by running it."""
 
 
-def _compile(body: list[ast.stmt]):
+def _compile(body: list[ast.stmt], sets: dict[str, list[str]] | None = None):
     module = ast.Module(body=body, type_ignores=[])
     for node in ast.walk(module):
         if isinstance(node, UNSAFE):
@@ -354,7 +391,8 @@ def _compile(body: list[ast.stmt]):
     }
     scope: dict = {"__builtins__": safe, **HELPERS}
     for name in loads - set(LOCALS) - set(safe) - set(HELPERS):
-        scope[name] = _sentinel(name)
+        listed = (sets or {}).get(name)  # a tuple of module names (``m in SEGMENT_CLASS``): the same sentinels
+        scope[name] = tuple(_sentinel(n) for n in listed) if listed is not None else _sentinel(name)
     exec(code, scope)  # the branch's own arithmetic, on made-up rows, with no builtins to reach out
     return scope["_branch"]
 
@@ -381,7 +419,9 @@ def _rule_function():
 class Row:
     f: int | list
     n: int
-    args: list
+    args: list  # as the adopted yaml gives them to a rule (its yaml-level variables replaced by their values)
+    d: dict | None = field(default=None, compare=False)  # the yaml's own dict, for a branch that reads it
+    given: list | None = field(default=None, compare=False)  # as the fork's branch gets them, where they differ
 
 
 @dataclass
@@ -389,6 +429,8 @@ class Verdict:
     rule: str | None
     why: str
     rows: list[Row] = field(default_factory=list)
+    drops_args: bool = False  # the branch never reads the row's arguments: the rule is for rows that give none
+    notes: str = ""  # how the rule was told where it is not plain (stale c2, other scaling, arguments dropped)
 
 
 def sample_rows(multi: bool | None = None) -> list[Row]:
@@ -411,49 +453,130 @@ def _freeze(value):
     return value
 
 
-def classify(branch: Branch, name: str, rows: list[Row]) -> Verdict:
-    """The rule that does what ``branch`` does for the module ``name`` on every one of ``rows``."""
+def _equal_widths(f) -> list[int]:
+    """The widths of the rows before, with the row's inputs and the previous row at one width (``EQUAL``)."""
+    ch = list(CH)
+    for x in f if isinstance(f, list) else [f]:
+        if isinstance(x, int) and -len(ch) <= x < len(ch):
+            ch[x] = EQUAL
+    ch[-1] = EQUAL
+    return ch
+
+
+def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[str]] | None = None) -> Verdict:
+    """The rule that does what ``branch`` does for the module ``name`` on every one of ``rows``.
+
+    ``sets`` are the chain's tuples of module names, which the branch may test ``m`` against. The rows are run at a
+    width multiple of 1 (the widths as written), then the rule found at ``OTHER_WIDTH``: a branch that also scales an
+    argument the rule passes as written (``RepNCSPELAN4``'s c3 and c4, a head's hidden width) is still that rule,
+    and the verdict says that its widths differ from the fork's at the other scales."""
     if is_backbone_branch(branch):
         return Verdict("backbone", "the branch builds the module and reads its width_list (the blog's backbone branch)")
     try:
-        run = _compile(branch.body)
+        run = _compile(branch.body, sets)
     except NotRunnable as exc:
         return Verdict(None, f"the branch does more than compute the row's widths ({exc})")
     except SyntaxError as exc:
         return Verdict(None, f"the branch does not compile on its own: {exc}")
-    rules = _rule_function()
-    m = _sentinel(name)
-    theirs = [
-        _outcome(
-            lambda r: run(
-                m, 0, r.f, r.n, list(r.args), list(CH), NC, STALE_C1, CH[-1], WIDTH, MAX_CHANNELS, 1.0, r.n, WIDTH, 1.0
+    trial = _Trial(run, _sentinel(name), _rule_function(), sets)
+    runs, stale = trial.runs(rows, WIDTH)
+    if all(t[0] == "error" for _, _, t in runs):
+        return Verdict(None, "the branch fails on every row it was tried on", rows)
+    rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+    drops = False
+    if rule is None and not _reads_args(branch) and any(r.args for r in rows):
+        # (its arguments are the branch's own whatever the row gives: the rule's, on rows that give none)
+        rows = [replace(r, args=[], given=None) for r in rows]
+        runs, stale = trial.runs(rows, WIDTH)
+        rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+        drops = rule is not None
+    if rule is None:
+        return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
+    said = (
+        f" (it leaves c2 as the previous row's width on {stale}: compared where its inputs have that width, "
+        "as in a model of the fork that builds)"
+        if stale
+        else ""
+    )
+    if not trial.agrees(rule, trial.runs(rows, OTHER_WIDTH)[0], OTHER_WIDTH):
+        said += (
+            f"; at a width multiple of {OTHER_WIDTH} the branch scales its arguments otherwise than '{rule}' does, "
+            "so the yamls' smaller scales build with other widths than in the fork"
+        )
+    if drops:
+        said += "; it never reads the row's arguments, which the rule passes on: compared on rows that give none"
+    return Verdict(
+        rule,
+        f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s){said}",
+        rows,
+        drops_args=drops,
+        notes=said,
+    )
+
+
+def _reads_args(branch: Branch) -> bool:
+    """Whether the branch reads the row's arguments (``args`` loaded anywhere in it)."""
+    return any(
+        isinstance(node, ast.Name) and node.id == "args" and isinstance(node.ctx, ast.Load)
+        for node in ast.walk(ast.Module(body=branch.body, type_ignores=[]))
+    )
+
+
+@dataclass
+class _Trial:
+    """One branch beside the rules: each run on the same rows, at the same widths before them."""
+
+    run: object
+    m: _Sentinel
+    rules: dict
+    sets: dict | None
+
+    def theirs(self, row: Row, ch: list[int], c2: int, width: float) -> tuple:
+        args = list(row.args if row.given is None else row.given)
+        return _outcome(
+            lambda r: self.run(  # type: ignore[operator]
+                self.m, 0, r.f, r.n, args, list(ch), NC, STALE_C1, c2, width, MAX_CHANNELS, 1.0, r.n, width, 1.0,
+                dict(r.d or {}),
+            ),
+            row,
+        )  # fmt: skip
+
+    def ours(self, rule: str, row: Row, ch: list[int], width: float) -> tuple:
+        self.rules["RTDETR_PATCH_MODULES"].clear()
+        self.rules["RTDETR_PATCH_MODULES"].update({self.m: rule})
+        return _outcome(
+            lambda r: self.rules["rtdetr_patch_module_args"](
+                self.m, 0, r.f, r.n, list(r.args), list(ch), NC, width, MAX_CHANNELS
             ),
             row,
         )
-        for row in rows
-    ]
-    if all(t[0] == "error" for t in theirs):
-        return Verdict(None, "the branch fails on every row it was tried on", rows)
-    for rule in ORDER:
-        table = {m: rule}
-        rules["RTDETR_PATCH_MODULES"].clear()
-        rules["RTDETR_PATCH_MODULES"].update(table)
-        # (a conv row with repeats is one the rule refuses on purpose: copies chained at another width)
-        tried = [(t, row) for t, row in zip(theirs, rows) if not (rule == "conv" and row.n > 1)]
-        ours = [
-            _outcome(
-                lambda r: rules["rtdetr_patch_module_args"](
-                    m, 0, r.f, r.n, list(r.args), list(CH), NC, WIDTH, MAX_CHANNELS
-                ),
-                row,
-            )
-            for _, row in tried
-        ]
-        if all(_same(t, o, rule) for (t, _), o in zip(tried, ours)) and any(o[0] == "ok" for o in ours):
-            return Verdict(
-                rule, f"the branch gives the same widths, arguments and repeats as '{rule}' on {len(rows)} row(s)", rows
-            )
-    return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
+
+    def runs(self, rows: list[Row], width: float) -> tuple[list[tuple[Row, list[int], tuple]], int]:
+        """(row, the widths before it, what the branch gave) per row, and how many leave c2 as it was."""
+        out, stale = [], 0
+        for row in rows:
+            outcome, ch = self.theirs(row, CH, STALE_C2, width), CH
+            if outcome[0] == "ok" and outcome[1] == STALE_C2:  # c2 left as the previous row's: at equal widths
+                ch = _equal_widths(row.f)
+                outcome = self.theirs(row, ch, EQUAL, width)
+                stale += 1
+            out.append((row, ch, outcome))
+        return out, stale
+
+    def agrees(self, rule: str, runs: list[tuple[Row, list[int], tuple]], width: float) -> bool:
+        tried = runs if rule != "conv" else [self.chained(row, ch, t, width) for row, ch, t in runs]
+        ours = [self.ours(rule, row, ch, width) for row, ch, _ in tried]
+        return all(_same(t, o, rule) for (_, _, t), o in zip(tried, ours)) and any(o[0] == "ok" for o in ours)
+
+    def chained(self, row: Row, ch: list[int], outcome: tuple, width: float) -> tuple[Row, list[int], tuple]:
+        """A row with repeats under 'conv' chains its copies: the fork's model builds only where the row's input
+        has the width it outputs (else the second copy gets the wrong width, and 'conv' refuses the row on
+        purpose). The row run again at that width, by the branch too; as it was where the width is not a number."""
+        if row.n <= 1 or not isinstance(row.f, int) or not row.args or not isinstance(row.args[0], int):
+            return row, ch, outcome
+        chained = list(ch)
+        chained[row.f] = self.rules["_scaled"](row.args[0], NC, width, MAX_CHANNELS)
+        return row, chained, self.theirs(row, chained, STALE_C2, width)
 
 
 def _same(theirs: tuple, ours: tuple, rule: str) -> bool:

@@ -31,7 +31,7 @@ from ..modules.names import SHIPPED, bound_names, can_be_stem, taken_names
 from ..modules.torch_layers import torch_layers_data
 from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
-from . import branches
+from . import branches, yaml_rows
 
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
@@ -56,9 +56,11 @@ class NameRow:
     file: str | None = None  # where the tree defines it (inside ultralytics/)
     why: str = ""
     code: str = ""  # the branch, where no rule expresses it
+    registered: str | None = None  # the name it is registered as, where the target defines one of its own
+    drops_args: bool = False  # its branch never reads the row's arguments: the adopted rows give none
 
-    def to_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items() if v not in (None, "")}
+    def to_dict(self) -> dict:  # (the record's row: what is registered and rewritten, ``why`` says in words)
+        return {k: v for k, v in vars(self).items() if v not in (None, "") and k not in ("registered", "drops_args")}
 
 
 @dataclass
@@ -86,6 +88,9 @@ class YamlRow:
     why: str = ""
     source: dict = field(default_factory=dict)  # {"params"} or {"error"} in the tree, on its own release
     target: dict = field(default_factory=dict)  # the same on the target, patched
+    variables: dict = field(default_factory=dict)  # yaml-level variables its rows name, which the fork substitutes
+    renamed: dict = field(default_factory=dict)  # module names its rows use, carried under another name
+    adopted: bytes | None = None  # the copy written on the target, where its rows are rewritten (else ``data``)
 
     def to_dict(self) -> dict:
         return {
@@ -113,7 +118,11 @@ class Survey:
 
     def modules(self) -> list[UserModule]:
         """The carried files as the registry takes them: ruled names, backbones, and files only imported."""
-        by_name = {(n.name[3:] if n.file == TORCH_FILE else n.name): n for n in self.names if n.status == "carried"}
+        by_name = {
+            (n.registered or (n.name[3:] if n.file == TORCH_FILE else n.name)): n
+            for n in self.names
+            if n.status == "carried"
+        }
         out = []
         for row in self.files.values():
             if row.status != "carried":
@@ -289,34 +298,35 @@ class Resolver:
 
 # -- yamls ------------------------------------------------------------------------------------------------------
 def _rows(data: bytes) -> list | None:
-    import yaml  # PyYAML (libcst depends on it); only adopt reads model yamls
+    cfg = yaml_rows.load(data)
+    return None if cfg is None else _rows_in(cfg)
 
-    try:
-        cfg = yaml.safe_load(data.decode("utf-8", "replace"))
-    except yaml.YAMLError:
-        return None
-    if not isinstance(cfg, dict):
-        return None
+
+def _rows_in(cfg: dict) -> list:
     rows = list(cfg.get("backbone") or []) + list(cfg.get("head") or [])
     return [r for r in rows if isinstance(r, (list, tuple)) and len(r) >= 3]
 
 
-def _row_of(raw: list) -> branches.Row | None:
-    """A yaml row as the branch sees it, with parse_model's own argument evaluation."""
+def _row_of(raw: list, values: dict | None = None, cfg: dict | None = None) -> branches.Row | None:
+    """A yaml row as the branch sees it, with parse_model's own argument evaluation; ``values`` are the yaml-level
+    variables the fork substitutes (the rule gets them substituted, the fork's branch reads them from ``cfg``)."""
     f, n, _, args = (list(raw) + [[]])[:4]
     if not isinstance(f, (int, list)) or not isinstance(n, int):
         return None
-    values = []
+    values_ = []
     for a in args if isinstance(args, list) else [args]:
         if isinstance(a, str):
             local = {"nc": branches.NC, "width": branches.WIDTH, "max_channels": branches.MAX_CHANNELS}.get(a)
             if local is not None:
                 a = local
-            else:
+            elif not (values and a in values):  # (a yaml-level variable: the fork reads it from the yaml's dict)
                 with contextlib.suppress(ValueError, SyntaxError):  # a name or text: kept as the string
                     a = ast.literal_eval(a)
-        values.append(a)
-    return branches.Row(f, n, values)
+        values_.append(a)
+    if not values:
+        return branches.Row(f, n, values_)
+    substituted = yaml_rows.args_of(values_, values)
+    return branches.Row(f, n, substituted, d=cfg, given=values_ if substituted != values_ else None)
 
 
 # -- the survey -------------------------------------------------------------------------------------------------
@@ -329,6 +339,7 @@ class _Tree:
     theirs: dict[str, Path]  # the release's
     modified: list[str]  # the release's files the tree edited
     target: Install
+    in_place: bool = False
 
 
 def survey(
@@ -358,7 +369,9 @@ def survey(
     resolver.added = [r for r in added if r.endswith(".py")]
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
     native = taken_names(target)
-    yamls, rows_of = _read_yamls(mine, added, modified)
+    yamls, rows_of = _read_yamls(
+        mine, added, modified, branches.reads_yaml_variables((source / "nn" / "tasks.py").read_bytes())
+    )
     gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
     used = {n for y in yamls for n in y.uses}
     blocks = sorted(
@@ -367,13 +380,15 @@ def survey(
     gained += sorted(
         n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
     )
-    tree = _Tree(resolver, mine, theirs, modified, target)
+    tree = _Tree(resolver, mine, theirs, modified, target, in_place)
     names: list[NameRow] = []
     for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
         names.append(_judge_block(name, tree))
     for name in gained:
         names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
     files = _carried_files(names, tree, added)
+    _register_renamed(names, files)
+    _rewrite_yamls(yamls, names)
     return Survey(
         source,
         release,
@@ -389,15 +404,20 @@ def survey(
 
 
 def _read_yamls(
-    mine: dict[str, Path], added: list[str], modified: list[str]
+    mine: dict[str, Path], added: list[str], modified: list[str], variables: bool = False
 ) -> tuple[list[YamlRow], dict[str, list[branches.Row]]]:
-    """The model yamls the tree added or edited, and per module name its rows in them, as branches see them."""
+    """The model yamls the tree added or edited, and per module name its rows in them, as branches see them.
+
+    ``variables``: the tree's parse_model substitutes yaml-level variables (``node_mode``, ``head_channel``): each
+    row is read with them substituted, as the fork builds it, and the yaml keeps them for its adopted copy."""
     yamls = []
     rows_of: dict[str, list[branches.Row]] = {}
     for rel in sorted(r for r in added + modified if r.startswith(MODEL_DIR + "/") and r.endswith((".yaml", ".yml"))):
         data = mine[rel].read_bytes()
-        rows = _rows(data)
-        uses = sorted({str(r[2]) for r in rows}) if rows is not None else []
+        cfg = yaml_rows.load(data)
+        rows = _rows_in(cfg) if cfg is not None else None
+        values = yaml_rows.variables(cfg) if variables and cfg is not None else {}
+        uses = sorted({yaml_rows.module_of(r, values) for r in rows}) if rows is not None else []
         yamls.append(
             YamlRow(
                 rel,
@@ -406,13 +426,57 @@ def _read_yamls(
                 stock_edit=rel in modified,
                 carried=rows is not None and rel not in modified,
                 why="" if rows is not None else "not a model yaml (it does not parse, or has no rows)",
+                variables={k: v for k, v in values.items() if _names_variable(rows or [], k)},
             )
         )
         for raw in rows or []:
-            row = _row_of(raw)
+            row = _row_of(raw, values, cfg)
             if row is not None:
-                rows_of.setdefault(str(raw[2]), []).append(row)
+                rows_of.setdefault(yaml_rows.module_of(raw, values), []).append(row)
     return yamls, rows_of
+
+
+def _names_variable(rows: list, key: str) -> bool:
+    """Whether a row names the yaml-level variable ``key`` (as its module or an argument)."""
+    return any(r[2] == key or (len(r) > 3 and isinstance(r[3], list) and key in r[3]) for r in rows)
+
+
+def _register_renamed(names: list[NameRow], files: dict[str, FileRow]) -> None:
+    """A name carried under another registered name: its file registers that one, bound after the file's own
+    definitions (``RepNCSPELAN4_fork = RepNCSPELAN4``), so that only that name reaches tasks.py."""
+    for name in names:
+        if name.status != "carried" or not name.registered or name.file is None:
+            continue
+        row = next((r for r in files.values() if r.rel == name.file and name.name in r.names), None)
+        if row is None:
+            continue
+        newline = b"\r\n" if b"\r\n" in row.data else b"\n"
+        lines = [
+            b"",
+            b"# rtdetr-patch adopt: Ultralytics has its own " + name.name.encode() + b"; this file's is registered as",
+            name.registered.encode() + b" = " + name.name.encode(),
+        ]
+        data = row.data.rstrip(b"\r\n") + newline + newline.join(lines) + newline
+        try:
+            ast.parse(data)
+        except (SyntaxError, ValueError):  # (a file that does not parse fails its import probe, with why)
+            continue
+        row.data = data
+        row.names[row.names.index(name.name)] = name.registered
+
+
+def _rewrite_yamls(yamls: list[YamlRow], names: list[NameRow]) -> None:
+    """Each carried yaml's copy for the target: its yaml-level variables substituted (the target's parse_model does
+    not read them) and its rows of names carried under another name renamed; comments and line ends kept."""
+    renamed = {n.name: n.registered for n in names if n.status == "carried" and n.registered}
+    emptied = {n.name for n in names if n.status == "carried" and n.drops_args}
+    for y in yamls:
+        if not y.carried:
+            continue
+        y.renamed = {k: v for k, v in renamed.items() if k in y.uses}
+        if y.variables or y.renamed or emptied & set(y.uses):
+            adopted = yaml_rows.rewrite(y.data, y.variables, y.renamed, emptied & set(y.uses))
+            y.adopted = adopted if adopted != y.data else None
 
 
 def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[str, FileRow]:
@@ -539,11 +603,14 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
         return NameRow(name, "ours", why=f"built by {OURS[name]}")
     if name.startswith(("nn.", "torch.")):
         return _judge_torch_layer(name, chain, rows)
-    if name in native:
-        return NameRow(
-            name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
-        )
     where = tree.resolver.define("nn/tasks.py", name)
+    if name in native:
+        ultralytics_own = where is not None and where in tree.theirs and where not in tree.modified
+        if where is None or where.startswith("<") or ultralytics_own or not where.endswith(".py"):
+            return NameRow(
+                name, "native", why=f"Ultralytics {tree.target.release} has its own {name}: the rows use that one"
+            )
+        return _judge_collision(name, where, chain, native, rows, tree)
     if where is None:
         return NameRow(name, "not carried", why="defined nowhere in the tree (no import of nn/tasks.py binds it)")
     refused = _not_carried_file(name, where, tree)
@@ -552,10 +619,75 @@ def _judge(name: str, chain: branches.Chain, native: set[str], rows: list[branch
     return _judge_branch(name, where, chain, rows)
 
 
+def _judge_collision(
+    name: str, where: str, chain: branches.Chain, native: set[str], rows: list[branches.Row], tree: _Tree
+) -> NameRow:
+    """A name the target release defines too, which the tree defines in a file of its own: the tree's class is
+    carried under another registered name (``RepNCSPELAN4_fork``), which the adopted yamls' rows name; the release's
+    stays the one of that name (its stock yamls). Always the tree's, whatever the signatures: the fork's yamls were
+    built with its class, and the release's may differ in its arguments (``RepNCSPELAN4(c1, c2, c5)`` against
+    ``(c1, c2, c3, c4, n)``) or, with the same ones, in its layers, which no signature shows."""
+    release = tree.target.release
+    theirs, mine = _init_params(Resolver(tree.target.package), name), _init_params(tree.resolver, name)
+    differ = (
+        f" ({name}{mine} in the tree, {name}{theirs} in {release})"
+        if mine and theirs and mine != theirs
+        else f" ({name}{mine} in both)"
+        if mine and mine == theirs
+        else ""
+    )
+    if tree.in_place:  # (the tree's own yamls stay as they are: their rows name the release's class after adopt)
+        return NameRow(
+            name,
+            "native",
+            file=where,
+            why=f"Ultralytics {release} has its own {name}{differ}: in place, the tree's yamls keep their rows, "
+            f"which build the release's; adopt --from a copy of the tree carries the tree's as {_fork_name(name, native)}",
+        )
+    refused = _not_carried_file(name, where, tree)
+    judged = refused or _judge_branch(name, where, chain, rows)
+    if judged.status != "carried":
+        return NameRow(
+            name,
+            "native",
+            file=where,
+            why=f"Ultralytics {release} has its own {name}{differ}, and the tree's ({where}) is not carried "
+            f"({judged.why}): the rows use the release's",
+        )
+    judged.registered = _fork_name(name, native)
+    judged.why = (
+        f"Ultralytics {release} has its own {name}{differ}: the tree's ({where}) is carried as "
+        f"{judged.registered}, the name the adopted yamls' rows use; stock yamls keep the release's. {judged.why}"
+    )
+    return judged
+
+
+def _fork_name(name: str, taken: Collection[str]) -> str:
+    """The registered name of a tree's class that the target release also defines: ``<name>_fork``."""
+    candidate, k = f"{name}_fork", 2
+    while candidate in taken:
+        candidate, k = f"{name}_fork{k}", k + 1
+    return candidate
+
+
+def _init_params(resolver: Resolver, name: str) -> str:
+    """``(c1, c2, c5=1)``: the parameters of the class ``name`` as ``tasks.py`` reaches it (empty where unknown)."""
+    rel = resolver.define("nn/tasks.py", name)
+    tree = resolver.tree(rel) if rel and not rel.startswith("<") else None
+    cls = next((n for n in _top(tree) if isinstance(n, ast.ClassDef) and n.name == name), None)
+    init = next((n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        return ""
+    args = init.args.args[1:]
+    defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
+    shown = [a.arg + (f"={ast.unparse(dv)}" if dv is not None else "") for a, dv in zip(args, defaults)]
+    return f"({', '.join(shown)})"
+
+
 def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
     """A torch layer the tree's parse_model gave a branch of its own: carried when a rule expresses it."""
     branch = chain.branch_of(name)
-    verdict = branches.classify(branch, name, rows or branches.sample_rows()) if branch else None
+    verdict = branches.classify(branch, name, rows or branches.sample_rows(), chain.sets) if branch else None
     if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
         return NameRow(
             name,
@@ -607,7 +739,7 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
     if branch is None:
         return NameRow(name, "not carried", file=where, why="the tree's parse_model has no branch that builds it")
     tried = rows or branches.sample_rows()
-    verdict = branches.classify(branch, name, tried)
+    verdict = branches.classify(branch, name, tried, chain.sets)
     if verdict.rule is None:
         return NameRow(
             name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}", code=branch.code
@@ -619,7 +751,9 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
         "carried",
         rule=verdict.rule,
         file=where,
-        why=f"{how} runs as '{verdict.rule}' on {rows_said}"
+        why=f"{how} runs as '{verdict.rule}' on {rows_said}{verdict.notes}"
+        + ("; the adopted yamls' rows of it give no arguments" if verdict.drops_args else "")
         if verdict.rule != "backbone"
         else f"{how} is the blog's backbone branch",
+        drops_args=verdict.drops_args,
     )

@@ -331,10 +331,11 @@ def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tup
             y.why = f"rtdetr-patch ships its own {y.rel}: the target builds that one"
             continue
         there = install.package / PurePosixPath(y.rel)
-        if there.is_file() and there.read_bytes() != y.data and ours.get(y.rel) != sha256(there.read_bytes()):
+        data = y.data if y.adopted is None else y.adopted  # (rows rewritten for the target, where they need it)
+        if there.is_file() and there.read_bytes() != data and ours.get(y.rel) != sha256(there.read_bytes()):
             y.carried, y.why = False, f"Ultralytics {install.release} has its own {y.rel}"
             continue
-        out.append((y.rel, y.data))
+        out.append((y.rel, data))
     return tuple(out)
 
 
