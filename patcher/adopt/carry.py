@@ -104,12 +104,46 @@ class Layout:
     ``modified`` those the tree edited, ``added`` the tree's own files.
     """
 
-    def __init__(self, resolver, pristine: Path, theirs: dict[str, Path], modified: list[str], added: list[str]):
+    def __init__(
+        self,
+        resolver,
+        pristine: Path,
+        theirs: dict[str, Path],
+        modified: list[str],
+        added: list[str],
+        target=None,
+    ):
         self.resolver = resolver
         self.pristine = pristine
         self.theirs = theirs
         self.modified = set(modified)
         self.added = set(added)
+        self.target = target  # a resolver of the target's package: a stock name it moved is imported from its file
+
+    @functools.cached_property
+    def _defined_on_target(self) -> dict[str, list[str]]:
+        """Each top-level class and function of the target's package: name -> the files that define it."""
+        out: dict[str, list[str]] = {}
+        package = self.target.package
+        for path in sorted(package.rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_bytes())
+            except (OSError, SyntaxError, ValueError):
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                    out.setdefault(node.name, []).append(path.relative_to(package).as_posix())
+        return out
+
+    def stock(self, target: str, name: str | None) -> Place:
+        """Where a name of Ultralytics' file ``target`` is on the target: the same module, or, where the target no
+        longer binds it there, the one file of the target that defines it (``make_divisible``, which moved from
+        ``utils/torch_utils.py`` to ``utils/ops.py``)."""
+        if name is not None and self.target is not None and self.target.define(target, name) is None:
+            found = self._defined_on_target.get(name, [])
+            if len(found) == 1:
+                return Place(module_of(found[0]))
+        return Place(module_of(target))
 
     # -- what the tree added to Ultralytics' own files ------------------------------------------------------------
     @functools.cache  # noqa: B019 (one Layout per survey)
@@ -149,7 +183,7 @@ class Layout:
                 return Place(added_module(extracted_name(where)), where, extracted=True)
             if where and where in self.added:
                 return Place(added_module(carried_name(where)), where)
-        return Place(module_of(target))
+        return self.stock(target, name)
 
     def _through_init(self, init: str, name: str) -> Place | None:
         folder = PurePosixPath(init).parent

@@ -363,7 +363,7 @@ def survey(
     gained += sorted(
         n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
     )
-    layout = Layout(resolver, pristine, theirs, modified, added)
+    layout = Layout(resolver, pristine, theirs, modified, added, target=Resolver(target.package))
     tree = _Tree(resolver, mine, theirs, modified, target, layout)
     names: list[NameRow] = []
     for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
