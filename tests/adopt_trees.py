@@ -68,8 +68,11 @@ def blog_tree(root: Path) -> Path:
 
 # -- the `extra_modules` family: module folders of the fork's own, and a class added to Ultralytics' conv.py --------
 EXTRA_MODULES = {
-    # the folder's __init__ star-imports every file, one of which cannot be imported (and is not needed)
-    "nn/extra_modules/__init__.py": "from .block import *\nfrom .attention import *\nfrom .needs_absent import *\n",
+    # the folder's __init__ star-imports every file, one of which cannot be imported (and no carried file needs it)
+    "nn/extra_modules/__init__.py": (
+        "from .block import *\nfrom .attention import *\n\ntry:\n    from .needs_absent import *\nexcept ImportError:\n"
+        "    pass\n"
+    ),
     "nn/extra_modules/block.py": '''\
 """Blocks of the fork (fixture for adopt: the extra_modules family)."""
 import torch.nn as nn
@@ -150,7 +153,7 @@ class DSConv(nn.Module):
 
     def __init__(self, c1, c2, k=1, s=1, d=1, act=True):
         super().__init__()
-        self.dw = DWConv(c1, c1, 3)
+        self.dw = DWConv(c1, c1, k, s)
         self.pw = Conv(c1, c2, 1)
 
     def forward(self, x):
