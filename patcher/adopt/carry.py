@@ -240,7 +240,7 @@ def _bound(tree: ast.Module | None) -> set[str]:
 
 
 def _imported(tree: ast.Module) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             out.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")

@@ -15,6 +15,7 @@ it in ``of()`` with ``_opt``; records without the key keep reading.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -139,10 +140,10 @@ class ModuleEntry:
         }
 
 
-def package_inits(modules: tuple[ModuleEntry, ...] | list[ModuleEntry]) -> list[str]:
+def package_inits(modules: Sequence[ModuleEntry]) -> list[str]:
     """The ``__init__.py`` files (inside the ultralytics package) that the folders of dotted module names need: each
     empty, so that importing one carried file never runs its siblings."""
-    out = set()
+    out: set[str] = set()
     for module in modules:
         parts = module.name.split(".")[:-1]
         out.update(f"{ADDED_PACKAGE}/{'/'.join(parts[: i + 1])}/__init__.py" for i in range(len(parts)))
