@@ -201,3 +201,11 @@ def test_a_dotted_module_is_recorded_as_a_file_in_its_folders(tmp_path):
         "nn/Addmodules/extra_modules/ops",
         "nn/Addmodules/extra_modules",
     ]
+
+
+def test_the_edit_of_ultralytics_conv_says_what_is_carried_from_it(tmp_path):
+    from rtdetr_patch.patcher.adopt.survey import _edits
+
+    files, names, fork, _ = _carry(tmp_path)
+    edits = {e["path"]: e["why"] for e in _edits(Resolver(fork), ["nn/modules/conv.py"], [], files, names)}
+    assert "(DSConv) is carried as nn/Addmodules/added_in_ultralytics/modules/conv.py" in edits["nn/modules/conv.py"]

@@ -536,11 +536,16 @@ def _edits(
 ) -> list[dict]:
     """The tree's edits adopt does not carry (``{"path", "why"}``, and what an added file defines)."""
     carried_files = {f.rel for f in files.values()}
+    extracted = {f.rel: f for f in files.values() if f.extracted and f.status == "carried"}
     edits: list[dict] = []
     for rel in modified:
         if rel in MANAGED or rel.startswith(MODEL_DIR + "/"):
             continue
-        edits.append({"path": rel, "why": _edit_why(rel)})
+        why = _edit_why(rel)
+        if rel in extracted:
+            row = extracted[rel]
+            why += f"; what the tree added to it ({', '.join(_extracted_names(row)[:12])}) is carried as {row.target}"
+        edits.append({"path": rel, "why": why})
     for rel in added:
         if rel.endswith(".py") and rel not in carried_files and not rel.endswith("__init__.py"):
             defined = sorted(_defined(resolver, rel))
@@ -552,6 +557,12 @@ def _edits(
             )
             edits.append({"path": rel, "why": why, "defines": defined[:12]})
     return edits
+
+
+def _extracted_names(row: FileRow) -> list[str]:
+    """The classes and functions an extraction holds (what the tree added to one of Ultralytics' files)."""
+    tree = ast.parse(row.data) if row.data else None
+    return [n.name for n in (tree.body if tree else ()) if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
 
 
 def _defined(resolver: Resolver, rel: str) -> set[str]:
