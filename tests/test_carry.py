@@ -209,3 +209,12 @@ def test_the_edit_of_ultralytics_conv_says_what_is_carried_from_it(tmp_path):
     files, names, fork, _ = _carry(tmp_path)
     edits = {e["path"]: e["why"] for e in _edits(Resolver(fork), ["nn/modules/conv.py"], [], files, names)}
     assert "(DSConv) is carried as nn/Addmodules/added_in_ultralytics/modules/conv.py" in edits["nn/modules/conv.py"]
+
+
+def test_an_import_that_fails_on_a_name_of_an_edited_ultralytics_file_names_that_file(tmp_path):
+    from rtdetr_patch.patcher.adopt.survey import Survey
+
+    found = Survey(tmp_path, "8.2.50", tmp_path, False, ["nn/modules/block.py"], [], [], {}, [], [])
+    error = "ImportError: cannot import name 'C2f_v2' from 'ultralytics.nn.modules.block' (/x/block.py)"
+    assert "C2f_v2 comes from nn/modules/block.py, a file of Ultralytics the tree edited" in found.edited_cause(error)
+    assert found.edited_cause(error.replace("modules.block", "modules.conv")) == ""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import keyword
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -123,6 +124,22 @@ class Survey:
     files: dict[str, FileRow]  # stem -> file
     yamls: list[YamlRow]
     edits: list[dict]  # {"path", "why"}: edits outside parse_model and the module files, not carried
+
+    def edited_cause(self, error: str) -> str:
+        """Where an import failed on a name of one of Ultralytics' files that the tree edited: which file and name
+        ("" otherwise), to add to the reason a file is not carried."""
+        found = re.search(r"cannot import name '(\w+)' from '(ultralytics(?:\.\w+)*)'", error)
+        if not found:
+            return ""
+        name, module = found.groups()
+        base = "/".join(module.split(".")[1:])
+        for rel in (f"{base}.py", f"{base}/__init__.py"):
+            if rel in self.modified:
+                return (
+                    f" ({name} comes from {rel}, a file of Ultralytics the tree edited: Ultralytics' own "
+                    f"{module} has no {name})"
+                )
+        return ""
 
     def modules(self) -> list[UserModule]:
         """The carried files as the registry takes them: ruled names, backbones, and files only imported."""

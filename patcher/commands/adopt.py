@@ -272,7 +272,7 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
         failed = (imports.get("imports") or {}).get(row.module)
         if failed and row.status == "carried":
             missing = failed.get("missing", "")
-            why = f"importing it with {install.python} fails: {failed['error']}"
+            why = f"importing it with {install.python} fails: {failed['error']}{survey.edited_cause(failed['error'])}"
             if missing and not missing.startswith("ultralytics"):
                 why += f"; install the package: {_pip_line(missing, install)}"
             reading.drop(row, survey.files, survey.names, why)
