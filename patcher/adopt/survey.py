@@ -11,7 +11,7 @@ The tree is an install edited by following the series (adopted in place) or a fo
 * the yamls it added under ``cfg/models``, with the names their rows use.
 
 What this module decides is a :class:`Survey`: per name carried (with its rule and file) or not
-and why, per file its names and the sibling files it imports, per yaml what it needs. The probes
+and why, per file its names, where it is carried and the files it imports (``carry.py``), per yaml what it needs. The probes
 (import each file, build each yaml, in the target interpreter) and the writing are in
 ``commands.adopt``.
 """
