@@ -218,3 +218,28 @@ def test_an_import_that_fails_on_a_name_of_an_edited_ultralytics_file_names_that
     error = "ImportError: cannot import name 'C2f_v2' from 'ultralytics.nn.modules.block' (/x/block.py)"
     assert "C2f_v2 comes from nn/modules/block.py, a file of Ultralytics the tree edited" in found.edited_cause(error)
     assert found.edited_cause(error.replace("modules.block", "modules.conv")) == ""
+
+
+def test_imports_inside_blocks_and_one_line_suites_are_pointed_at_the_carried_location(tmp_path):
+    _, fork, _ = _trees(tmp_path)
+    release = tmp_path / "release" / "ultralytics"
+    source = (
+        "import torch\n"
+        "if torch: from ..modules.conv import Conv\n"
+        "def build():\n"
+        "    try:\n"
+        "        from ultralytics.nn.backbone.repvit import RepVGGDW\n"
+        "    except ImportError:\n"
+        "        RepVGGDW = None\n"
+        "    x = [i for i in range(3)]  # (expressions are not walked)\n"
+        "    return RepVGGDW, x\n"
+    )
+    _write(fork, {"nn/extra_modules/lazy.py": source})
+    mine, theirs = _files(fork), _files(release)
+    added = sorted(r for r in mine if r not in theirs)
+    layout = Layout(Resolver(fork), release, theirs, [], added, target=Resolver(release))
+    data, deps, tried = carry_file(layout, "nn/extra_modules/lazy.py", source.encode(), "extra_modules.lazy")
+    assert data.decode() == source.replace("from ..modules.conv", "from ultralytics.nn.modules.conv").replace(
+        "ultralytics.nn.backbone.repvit", "ultralytics.nn.Addmodules.backbone.repvit"
+    )
+    assert (deps, tried) == (set(), {"nn/backbone/repvit.py"})  # inside a try: carried, but its failure costs nothing

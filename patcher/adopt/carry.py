@@ -265,6 +265,18 @@ def _dotted(node: cst.BaseExpression | None) -> str | None:
     return None
 
 
+_STATEMENTS = (
+    cst.Module,
+    cst.BaseCompoundStatement,
+    cst.BaseSuite,
+    cst.Else,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+    cst.MatchCase,
+)
+
+
 class RedirectImports(cst.CSTTransformer):
     """Points each ``from X import ...`` of a carried file at where X's names are on the target.
 
@@ -289,6 +301,10 @@ class RedirectImports(cst.CSTTransformer):
         self.tried: set[str] = set()
         self._in_try = 0
 
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """Statements only: an import is never inside an expression (the walk of a fork's 8,000-line block.py)."""
+        return isinstance(node, _STATEMENTS) and super().on_visit(node)
+
     def visit_Try(self, node: cst.Try) -> bool:
         self._in_try += 1
         return True
@@ -296,6 +312,11 @@ class RedirectImports(cst.CSTTransformer):
     def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
         self._in_try -= 1
         return updated_node
+
+    def leave_SimpleStatementSuite(
+        self, original_node: cst.SimpleStatementSuite, updated_node: cst.SimpleStatementSuite
+    ) -> cst.SimpleStatementSuite:
+        return self.leave_SimpleStatementLine(original_node, updated_node)  # type: ignore[arg-type,return-value]
 
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
