@@ -266,6 +266,20 @@ def test_an_extra_modules_fork_is_carried_as_it_lays_its_modules_out(tree, cli):
     assert (added / "extra_modules" / "__init__.py").read_bytes() == b""
     assert not (added / "extra_modules" / "needs_absent.py").exists()
     assert snapshot(fork) == before_fork
+    check = cli("check", "--target", target, "--static")
+    assert check.exit_code == 0 and "C2f_DS (same)" in check.output, check.output
+    more = cli(  # an apply after it re-adds the carried files from the store, at their folders
+        "apply",
+        "--target",
+        target,
+        "--no-verify",
+        "--module",
+        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
+    )
+    assert more.exit_code == 0, more.output
+    registry = (added / "__init__.py").read_text(encoding="utf-8")
+    assert "from .extra_modules.block import C2f_DS" in registry and "ChannelGate" in registry
+    assert (added / "extra_modules" / "ops" / "__init__.py").read_bytes() == b""
     reverted = cli("revert", "--target", target)
     assert reverted.exit_code == 0, reverted.output
     assert snapshot(target) == before_target

@@ -243,3 +243,22 @@ def test_imports_inside_blocks_and_one_line_suites_are_pointed_at_the_carried_lo
         "ultralytics.nn.backbone.repvit", "ultralytics.nn.Addmodules.backbone.repvit"
     )
     assert (deps, tried) == (set(), {"nn/backbone/repvit.py"})  # inside a try: carried, but its failure costs nothing
+
+
+def test_an_extraction_keeps_the_files_optional_imports_and_nothing_of_the_release(tmp_path):
+    from adopt_trees import DSCONV
+    from rtdetr_patch.patcher.adopt.carry import extract
+
+    release, fork, _ = _trees(tmp_path)
+    optional = "try:\n    import einops\nexcept ImportError:\n    einops = None\n"
+    conv = RELEASE["nn/modules/conv.py"].replace("import torch.nn as nn\n", "import torch.nn as nn\n" + optional)
+    _write(fork, {"nn/modules/conv.py": (conv + DSCONV + "\n\nDS_DEFAULT = 3\n").replace("\n", "\r\n")})
+    theirs = _files(release)
+    layout = Layout(Resolver(fork), release, theirs, ["nn/modules/conv.py"], [], target=Resolver(release))
+    assert layout.additions("nn/modules/conv.py") == ("DSConv", "DS_DEFAULT")
+    data, deps, _ = extract(layout, "nn/modules/conv.py")
+    text = data.decode()
+    head = "import torch.nn as nn\nfrom ultralytics.nn.modules.conv import Conv, DWConv\n" + optional
+    assert text.startswith(head.replace("\n", "\r\n"))  # the release's names from the target's; CRLF kept
+    assert "class DSConv(nn.Module):" in text and "DS_DEFAULT = 3" in text and "def autopad" not in text
+    assert deps == set()

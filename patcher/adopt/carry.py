@@ -388,7 +388,7 @@ class ExtractAdditions(cst.CSTTransformer):
     """Keeps, of a fork's copy of one of Ultralytics' own files, what the fork added to it.
 
     The top-level classes, functions and assignments of names the release's file does not define stay,
-    with the file's own top-level import lines; every other statement (the release's classes, edited in
+    with the file's own top-level import lines (and ``try`` blocks of imports); every other statement (the release's classes, edited in
     place or not) goes. What the kept code uses of the release's file is imported from the target's
     module, on one line after the imports (``extract`` adds it).
     """
@@ -403,6 +403,8 @@ class ExtractAdditions(cst.CSTTransformer):
     def _keeps(self, statement: cst.BaseStatement) -> bool:
         if isinstance(statement, (cst.ClassDef, cst.FunctionDef)):
             return statement.name.value in self.added
+        if isinstance(statement, cst.Try):  # an optional import (try: import x / except ImportError: ...)
+            return all(_is_import_line(s) for s in statement.body.body)
         if isinstance(statement, cst.SimpleStatementLine):
             smalls = statement.body
             if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
