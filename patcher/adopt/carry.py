@@ -437,7 +437,7 @@ def extract(layout: Layout, rel: str) -> tuple[bytes, set[str], set[str]]:
     return out.bytes, redirect.deps, redirect.tried - redirect.deps
 
 
-def _is_import_line(statement: cst.BaseStatement) -> bool:
+def _is_import_line(statement: cst.BaseStatement | cst.BaseSmallStatement) -> bool:
     return isinstance(statement, cst.SimpleStatementLine) and all(
         isinstance(s, (cst.Import, cst.ImportFrom)) for s in statement.body
     )
