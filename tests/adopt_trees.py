@@ -64,3 +64,132 @@ def blog_tree(root: Path) -> Path:
     for name in ("rtdetr-mine.yaml", "rtdetr-weird.yaml"):
         shutil.copyfile(FIXTURES / name, package / "cfg" / "models" / "rt-detr" / name)
     return package
+
+
+# -- the `extra_modules` family: module folders of the fork's own, and a class added to Ultralytics' conv.py --------
+EXTRA_MODULES = {
+    # the folder's __init__ star-imports every file, one of which cannot be imported (and no carried file needs it)
+    "nn/extra_modules/__init__.py": (
+        "from .block import *\nfrom .attention import *\n\ntry:\n    from .needs_absent import *\nexcept ImportError:\n"
+        "    pass\n"
+    ),
+    "nn/extra_modules/block.py": '''\
+"""Blocks of the fork (fixture for adopt: the extra_modules family)."""
+import torch.nn as nn
+
+from ..modules.conv import Conv, DSConv, autopad
+from ..modules.block import *
+from .attention import *
+from .ops.modules import DeformLite
+from ultralytics.nn.backbone.repvit import RepVGGDW
+from ultralytics.utils.torch_utils import make_divisible
+
+__all__ = ("C2f_DS",)
+
+
+class C2f_DS(nn.Module):
+    def __init__(self, c1, *args):
+        super().__init__()
+        c = make_divisible(c1, 8)
+        self.ds = DSConv(c1, c)
+        self.att = SEAttn(c)
+        self.rep = RepVGGDW(c)
+        self.deform = DeformLite(c)
+        self.pad = autopad(3)
+
+    def forward(self, x):
+        return self.deform(self.rep(self.att(self.ds(x))))
+''',
+    "nn/extra_modules/attention.py": """\
+import torch.nn as nn
+
+from ..backbone.repvit import RepVGGDW  # noqa: F401 (a cross-folder import)
+
+__all__ = ("SEAttn",)
+
+
+class SEAttn(nn.Module):
+    def __init__(self, c1, *args):
+        super().__init__()
+        self.fc = nn.Conv2d(c1, c1, 1)
+
+    def forward(self, x):
+        return x * self.fc(x).sigmoid()
+""".replace("\n", "\r\n"),  # a file with CRLF line ends: carried byte for byte
+    "nn/extra_modules/needs_absent.py": "import rtdetr_patch_absent_package  # noqa: F401\n\n\nclass Unused:\n    pass\n",
+    "nn/extra_modules/ops/__init__.py": "from .modules import *\n",
+    "nn/extra_modules/ops/modules/__init__.py": "from .deform import DeformLite\n",
+    "nn/extra_modules/ops/modules/deform.py": """\
+import torch.nn as nn
+
+from ....modules.conv import Conv
+
+
+class DeformLite(nn.Module):
+    def __init__(self, c1):
+        super().__init__()
+        self.conv = Conv(c1, c1, 3)
+
+    def forward(self, x):
+        return self.conv(x) + x
+""",
+    "nn/backbone/repvit.py": """\
+import torch.nn as nn
+
+
+class RepVGGDW(nn.Module):
+    def __init__(self, c1):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c1, 3, padding=1, groups=c1)
+
+    def forward(self, x):
+        return self.conv(x) + x
+""",
+}
+DSCONV = '''
+
+class DSConv(nn.Module):
+    """Depthwise separable convolution, added to Ultralytics' own conv.py by the fork."""
+
+    def __init__(self, c1, c2, k=1, s=1, d=1, act=True):
+        super().__init__()
+        self.dw = DWConv(c1, c1, k, s)
+        self.pw = Conv(c1, c2, 1)
+
+    def forward(self, x):
+        return self.pw(self.dw(x))
+'''
+EXTRA_BRANCH = """\
+        elif m in {C2f_DS}:
+            c2 = ch[f]
+            args = [c2, *args]
+"""
+
+
+def extra_modules_files(package: Path) -> None:
+    """The fork's module folders (``nn/extra_modules`` with a sub-package, ``nn/backbone``) and ``DSConv`` appended to
+    Ultralytics' own ``nn/modules/conv.py``, written into the ``ultralytics/`` folder ``package``."""
+    for rel, text in EXTRA_MODULES.items():
+        path = package / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+    conv = package / "nn" / "modules" / "conv.py"
+    conv.write_bytes(conv.read_bytes() + DSCONV.encode("utf-8"))
+
+
+def extra_modules_tree(root: Path) -> Path:
+    """Edit ``root/ultralytics`` into a fork of the ``extra_modules`` family: its module folders, ``DSConv`` in the
+    release's conv.py and its conv set, a branch for ``C2f_DS``, ``tasks.py`` star-importing the folder by its
+    absolute name, and a yaml that uses both; returns the package folder."""
+    package = root / "ultralytics"
+    extra_modules_files(package)
+    tasks = package / "nn" / "tasks.py"
+    _edit(
+        tasks,
+        "import torch.nn as nn\n",
+        "import torch.nn as nn\nfrom ultralytics.nn.extra_modules import *\nfrom ultralytics.nn.modules.conv import DSConv\n",
+    )
+    _edit(tasks, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, DSConv):")
+    _edit(tasks, "        elif m is AIFI:\n", EXTRA_BRANCH + "        elif m is AIFI:\n")
+    shutil.copyfile(FIXTURES / "rtdetr-extra.yaml", package / "cfg" / "models" / "rt-detr" / "rtdetr-extra.yaml")
+    return package

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import terminal
-from adopt_trees import blog_tree
+from adopt_trees import blog_tree, extra_modules_tree
 from conftest import LATEST, OLD, snapshot, wheel
 from helpers import SMOKE, STARTS, cursor_shown, environment, flat
 from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
@@ -242,3 +242,45 @@ def test_adopt_stopped_while_writing_leaves_the_install_as_it_was(tree, how):
         )
         assert "rolled back" in after.stdout + after.stderr
     assert snapshot(root) == before
+
+
+def test_an_extra_modules_fork_is_carried_as_it_lays_its_modules_out(tree, cli):
+    """The extra_modules family: module folders of the fork's own, a class it appended to Ultralytics' conv.py."""
+    fork = extra_modules_tree(tree(OLD))
+    target = tree(LATEST)
+    before_fork, before_target = snapshot(fork), snapshot(target)
+    result = api.adopt(
+        target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True, python=sys.executable
+    )
+    found = names(result)
+    assert (found["C2f_DS"]["status"], found["C2f_DS"].get("rule")) == ("carried", "same"), found["C2f_DS"]
+    assert (found["DSConv"]["status"], found["DSConv"].get("rule")) == ("carried", "conv"), found["DSConv"]
+    yaml = next(y for y in result.yamls if y["path"].endswith("rtdetr-extra.yaml"))
+    assert yaml["source"]["params"] == yaml["target"]["params"] > 0, yaml  # the same model on both releases
+    added = target / "ultralytics" / "nn" / "Addmodules"
+    assert (added / "extra_modules" / "attention.py").read_bytes() == (
+        fork / "nn" / "extra_modules" / "attention.py"
+    ).read_bytes()  # CRLF, byte for byte
+    assert b"class DSConv" in (added / "added_in_ultralytics" / "modules" / "conv.py").read_bytes()
+    assert (added / "extra_modules" / "ops" / "modules" / "deform.py").is_file()
+    assert (added / "extra_modules" / "__init__.py").read_bytes() == b""
+    assert not (added / "extra_modules" / "needs_absent.py").exists()
+    assert snapshot(fork) == before_fork
+    check = cli("check", "--target", target, "--static")
+    assert check.exit_code == 0 and "C2f_DS (same)" in check.output, check.output
+    more = cli(  # an apply after it re-adds the carried files from the store, at their folders
+        "apply",
+        "--target",
+        target,
+        "--no-verify",
+        "--module",
+        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
+    )
+    assert more.exit_code == 0, more.output
+    registry = (added / "__init__.py").read_text(encoding="utf-8")
+    assert "from .extra_modules.block import C2f_DS" in registry and "ChannelGate" in registry
+    assert (added / "extra_modules" / "ops" / "__init__.py").read_bytes() == b""
+    reverted = cli("revert", "--target", target)
+    assert reverted.exit_code == 0, reverted.output
+    assert snapshot(target) == before_target
+    assert not added.exists()  # the folders adopt made are gone too

@@ -11,6 +11,7 @@ import textwrap
 
 from rtdetr_patch.patcher.adopt import survey, yaml_rows
 from rtdetr_patch.patcher.adopt.branches import Row, classify, parse_model_chain, reads_yaml_variables, sample_rows
+from rtdetr_patch.patcher.adopt.carry import Layout
 from rtdetr_patch.patcher.install.locate import Install
 
 HEAD = """
@@ -359,7 +360,9 @@ def _collision_tree(tmp_path, in_place=False):
     )
     install = Install(target, "8.4.190", sys.executable, "a test")
     theirs = {"nn/modules/__init__.py": fork / "nn" / "modules" / "__init__.py"}
-    tree = survey._Tree(survey.Resolver(fork), {}, theirs, [], install, in_place)
+    resolver = survey.Resolver(fork)
+    layout = Layout(resolver, fork, theirs, [], [])  # (the release's files are the fork's own here)
+    tree = survey._Tree(resolver, {}, theirs, [], install, layout, in_place)
     chain = parse_model_chain(FORK_TASKS)
     assert chain is not None
     return tree, chain, {"RepNCSPELAN4", "ADown"}
@@ -375,7 +378,9 @@ def test_the_forks_own_class_of_a_name_the_release_defines_is_carried_under_anot
     assert tree.resolver.define("nn/tasks.py", "ADown") == "nn/modules/__init__.py"
     own = survey._judge("ADown", chain, native, rows, tree)  # the fork's is Ultralytics' own file: the release's
     assert (own.status, own.registered) == ("native", None)
-    edited = dataclasses.replace(tree, modified=["nn/modules/__init__.py"])  # the fork's ADown, in an edited file
+    edited_rel = ["nn/modules/__init__.py"]  # the fork's ADown, in an edited file whose release defines it too
+    layout = Layout(tree.resolver, tree.layout.pristine, tree.theirs, edited_rel, [])
+    edited = dataclasses.replace(tree, modified=edited_rel, layout=layout)
     added = survey._judge("ADown", chain, native, rows, edited)
     assert added.status == "native" and "edited in place" in added.why and "the rows use the release's" in added.why
     in_place, chain, native = _collision_tree(tmp_path / "again", in_place=True)

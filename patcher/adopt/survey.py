@@ -11,7 +11,7 @@ The tree is an install edited by following the series (adopted in place) or a fo
 * the yamls it added under ``cfg/models``, with the names their rows use.
 
 What this module decides is a :class:`Survey`: per name carried (with its rule and file) or not
-and why, per file its names and the sibling files it imports, per yaml what it needs. The probes
+and why, per file its names, where it is carried and the files it imports (``carry.py``), per yaml what it needs. The probes
 (import each file, build each yaml, in the target interpreter) and the writing are in
 ``commands.adopt``.
 """
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import keyword
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,6 +34,7 @@ from ..modules.torch_layers import torch_layers_data
 from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
 from . import branches, yaml_rows
+from .carry import ADDED_DIR, Layout, carried_name, carry_file, extract, extracted_name
 
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
@@ -69,13 +72,24 @@ class FileRow:
     stem: str
     data: bytes
     names: list[str] = field(default_factory=list)  # registered from it (ruled or backbones)
-    deps: list[str] = field(default_factory=list)  # stems of sibling files it imports
+    deps: list[str] = field(default_factory=list)  # stems of the carried files it imports
     status: str = "carried"
     why: str = ""
+    extracted: bool = False  # what the tree added to Ultralytics' own file ``rel``, carried as a file of its own
 
     @property
     def module(self) -> str:
         return f"ultralytics.nn.Addmodules.{self.stem}"
+
+    @property
+    def target(self) -> str:
+        """Where it is carried, inside ``ultralytics/`` (``stem`` is a dotted module name under the added package)."""
+        return f"{ADDED_PACKAGE}/{self.stem.replace('.', '/')}.py"
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the tree's file, or what the tree added to one of Ultralytics' files."""
+        return f"the names the tree added to Ultralytics' {self.rel}" if self.extracted else self.rel
 
 
 @dataclass
@@ -115,6 +129,22 @@ class Survey:
     files: dict[str, FileRow]  # stem -> file
     yamls: list[YamlRow]
     edits: list[dict]  # {"path", "why"}: edits outside parse_model and the module files, not carried
+
+    def edited_cause(self, error: str) -> str:
+        """Where an import failed on a name of one of Ultralytics' files that the tree edited: which file and name
+        ("" otherwise), to add to the reason a file is not carried."""
+        found = re.search(r"cannot import name '(\w+)' from '(ultralytics(?:\.\w+)*)'", error)
+        if not found:
+            return ""
+        name, module = found.groups()
+        base = "/".join(module.split(".")[1:])
+        for rel in (f"{base}.py", f"{base}/__init__.py"):
+            if rel in self.modified:
+                return (
+                    f" ({name} comes from {rel}, a file of Ultralytics the tree edited: Ultralytics' own "
+                    f"{module} has no {name})"
+                )
+        return ""
 
     def modules(self) -> list[UserModule]:
         """The carried files as the registry takes them: ruled names, backbones, and files only imported."""
@@ -277,24 +307,6 @@ class Resolver:
                 names.update((a.asname or a.name).split(".")[0] for a in node.names)
         return {n for n in names if not n.startswith("_")}
 
-    def sibling_imports(self, rel: str) -> list[str]:
-        """Files of the same folder that ``rel`` imports (relative, or by its full ``ultralytics.`` name)."""
-        tree = self.tree(rel)
-        out = []
-        folder = PurePosixPath(rel).parent
-        for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.ImportFrom):
-                target = self.module_file(rel, node)
-                if target and PurePosixPath(target).parent == folder and PurePosixPath(target).name != "__init__.py":
-                    out.append(target)
-                elif target and target == f"{folder}/__init__.py":
-                    out.extend(
-                        f"{folder}/{a.name}.py"
-                        for a in node.names
-                        if (self.package / folder / f"{a.name}.py").is_file()
-                    )
-        return sorted(set(out) - {rel})
-
 
 # -- yamls ------------------------------------------------------------------------------------------------------
 def _rows(data: bytes) -> list | None:
@@ -339,6 +351,7 @@ class _Tree:
     theirs: dict[str, Path]  # the release's
     modified: list[str]  # the release's files the tree edited
     target: Install
+    layout: Layout  # where each file is carried
     in_place: bool = False
 
 
@@ -380,7 +393,8 @@ def survey(
     gained += sorted(
         n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
     )
-    tree = _Tree(resolver, mine, theirs, modified, target, in_place)
+    layout = Layout(resolver, pristine, theirs, modified, added, target=Resolver(target.package))
+    tree = _Tree(resolver, mine, theirs, modified, target, layout, in_place)
     names: list[NameRow] = []
     for name in blocks:  # the blocks the series' ResNet stages build by name ([64, BasicBlock, 2, ...])
         names.append(_judge_block(name, tree))
@@ -480,43 +494,122 @@ def _rewrite_yamls(yamls: list[YamlRow], names: list[NameRow]) -> None:
 
 
 def _carried_files(names: list[NameRow], tree: _Tree, added: list[str]) -> dict[str, FileRow]:
-    """The files that define the carried names (stem -> file), with the sibling files they import (which register
-    nothing themselves); a file whose name cannot be a module of the added package is not carried."""
-    files: dict[str, FileRow] = {}
+    """The files that define the carried names (carried name -> file), with every file of the tree their imports
+    reach, followed transitively and ordered so that a file comes after those it imports. Each is carried where the
+    tree lays it out (``carry.carried_name``), its imports pointed there; what the tree added to Ultralytics' own
+    files is extracted into a file of its own. A file that cannot be carried costs itself and its importers."""
+    carrier = _Carrier(tree, added)
     for name in names:
         if name.status != "carried" or name.file is None:
             continue
         if name.file == TORCH_FILE:
-            layers = files.setdefault(TORCH_STEM, FileRow(TORCH_FILE, TORCH_STEM, b""))
+            layers = carrier.files.setdefault(TORCH_STEM, FileRow(TORCH_FILE, TORCH_STEM, b""))
             layers.names.append(name.name[3:])
             layers.data = torch_layers_data(layers.names)
             continue
-        stem = PurePosixPath(name.file).stem
-        if stem in files and files[stem].rel != name.file:
-            name.status, name.why = (
-                "not carried",
-                (
-                    f"its file {name.file} has the same name as {files[stem].rel}, "
-                    "which is carried; both would be nn/Addmodules/" + f"{stem}.py"
-                ),
-            )
-            continue
-        files.setdefault(stem, FileRow(name.file, stem, tree.mine[name.file].read_bytes())).names.append(name.name)
-    queue = list(files.values())
-    while queue:
-        row = queue.pop()
-        for dep in tree.resolver.sibling_imports(row.rel):
-            stem = PurePosixPath(dep).stem
-            if dep not in added or PurePosixPath(dep).name in OUR_FILES:
-                continue
-            if stem not in files:
-                files[stem] = FileRow(dep, stem, tree.mine[dep].read_bytes())
-                queue.append(files[stem])
-            row.deps.append(stem)
-    for row in files.values():
-        if not can_be_stem(row.stem):
-            drop(row, files, names, f"its file name {row.stem}.py cannot be a module of the added package")
-    return files
+        carrier.row_of(name.file).names.append(name.name)
+    carrier.follow()
+    files = carrier.files
+    for row, first in carrier.clashes:  # (not a file of the survey: the one carried there is)
+        why = f"its file {row.rel} would be carried at the same place as {first}, {row.target}"
+        for name in names:
+            if name.file == row.rel and name.status == "carried":
+                name.status, name.why = "not carried", why
+    for row, other in carrier.blocked:
+        drop(row, files, names, f"it imports {other.rel}, which would be carried at the same place as another file")
+    for row in list(files.values()):
+        refused = _place_refused(row)
+        if refused:
+            drop(row, files, names, refused)
+    return _ordered(files)
+
+
+class _Carrier:
+    """The files carried so far (carried name -> file), and the queue of those whose imports are not followed yet."""
+
+    def __init__(self, tree: _Tree, added: list[str]):
+        self.tree, self.added = tree, added
+        self.files: dict[str, FileRow] = {}
+        self.by_rel: dict[str, FileRow] = {}
+        self.queue: list[FileRow] = []
+        self.clashes: list[tuple[FileRow, str]] = []  # a file carried at the place of another
+        self.blocked: list[tuple[FileRow, FileRow]] = []  # a file that imports one of the clashes
+
+    def row_of(self, rel: str) -> FileRow:
+        if rel in self.by_rel:
+            return self.by_rel[rel]
+        extracted = rel in self.tree.modified
+        row = FileRow(rel, extracted_name(rel) if extracted else carried_name(rel), b"", extracted=extracted)
+        self.by_rel[rel] = row
+        if row.stem in self.files:
+            self.clashes.append((row, self.files[row.stem].rel))
+        else:
+            self.files[row.stem] = row
+            self.queue.append(row)
+        return row
+
+    def follow(self) -> None:
+        """Each queued file carried (its bytes as carried), and the files its imports reach queued in turn."""
+        while self.queue:
+            row = self.queue.pop(0)
+            if row.extracted:
+                row.data, deps, tried = extract(self.tree.layout, row.rel)
+            else:
+                data = self.tree.mine[row.rel].read_bytes()
+                row.data, deps, tried = carry_file(self.tree.layout, row.rel, data, row.stem)
+            for dep in sorted(deps | tried):
+                if not _carriable(dep, self.tree, self.added):
+                    continue
+                other = self.row_of(dep)
+                if dep in deps and self.files.get(other.stem) is not other:
+                    self.blocked.append((row, other))
+                elif dep in deps and other.stem not in row.deps and other is not row:
+                    row.deps.append(other.stem)
+
+
+def _carriable(dep: str, tree: _Tree, added: list[str]) -> bool:
+    """Whether a file an import reaches is carried with the file that imports it."""
+    path = PurePosixPath(dep)
+    if path.name == "__init__.py":  # the folders adopt makes hold an empty one: imports through it were redirected
+        return False
+    if dep in tree.modified:
+        return bool(tree.layout.additions(dep))
+    if path.name in OUR_FILES and path.parent.as_posix() == ADDED_PACKAGE:  # rtdetr-patch's own files
+        return False
+    return dep in added and dep.endswith(".py")
+
+
+def _place_refused(row: FileRow) -> str:
+    """Why a file cannot be carried where the tree lays it out ("" if it can)."""
+    if row.rel == TORCH_FILE:
+        return ""
+    parts = row.stem.split(".")
+    if len(parts) == 1 and not can_be_stem(parts[0]):
+        return f"its file name {parts[0]}.py cannot be a module of the added package"
+    for part in parts:
+        if not part.isidentifier() or keyword.iskeyword(part):
+            return f"{row.target} cannot be imported: {part!r} is not a Python name"
+    if len(parts) > 1 and (parts[0] in SHIPPED or parts[0] == "__init__"):
+        return f"its folder {parts[0]} has the name of one of rtdetr-patch's own files ({ADDED_DIR}/{parts[0]}.py)"
+    return ""
+
+
+def _ordered(files: dict[str, FileRow]) -> dict[str, FileRow]:
+    """The files, each after the files it imports (a cycle keeps the order found)."""
+    out: dict[str, FileRow] = {}
+    visiting: set[str] = set()
+
+    def visit(stem: str) -> None:
+        if stem in out or stem in visiting or stem not in files:
+            return
+        visiting.add(stem)
+        for dep in files[stem].deps:
+            visit(dep)
+        out[stem] = files[stem]
+
+    for stem in files:
+        visit(stem)
+    return out
 
 
 def _edits(
@@ -524,11 +617,16 @@ def _edits(
 ) -> list[dict]:
     """The tree's edits adopt does not carry (``{"path", "why"}``, and what an added file defines)."""
     carried_files = {f.rel for f in files.values()}
+    extracted = {f.rel: f for f in files.values() if f.extracted and f.status == "carried"}
     edits: list[dict] = []
     for rel in modified:
         if rel in MANAGED or rel.startswith(MODEL_DIR + "/"):
             continue
-        edits.append({"path": rel, "why": _edit_why(rel)})
+        why = _edit_why(rel)
+        if rel in extracted:
+            row = extracted[rel]
+            why += f"; what the tree added to it ({', '.join(_extracted_names(row)[:12])}) is carried as {row.target}"
+        edits.append({"path": rel, "why": why})
     for rel in added:
         if rel.endswith(".py") and rel not in carried_files and not rel.endswith("__init__.py"):
             defined = sorted(_defined(resolver, rel))
@@ -540,6 +638,12 @@ def _edits(
             )
             edits.append({"path": rel, "why": why, "defines": defined[:12]})
     return edits
+
+
+def _extracted_names(row: FileRow) -> list[str]:
+    """The classes and functions an extraction holds (what the tree added to one of Ultralytics' files)."""
+    tree = ast.parse(row.data) if row.data else None
+    return [n.name for n in (tree.body if tree else ()) if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
 
 
 def _defined(resolver: Resolver, rel: str) -> set[str]:
@@ -575,7 +679,7 @@ def drop(row: FileRow, files: dict[str, FileRow], names: list[NameRow], why: str
             name.status, name.why = "not carried", why
     for other in files.values():
         if row.stem in other.deps:
-            drop(other, files, names, f"it imports {row.stem}.py, which is not carried ({why})")
+            drop(other, files, names, f"it imports {row.label}, which is not carried ({why})")
 
 
 def _judge_block(name: str, tree: _Tree) -> NameRow:
@@ -711,13 +815,15 @@ def _not_carried_file(name: str, where: str, tree: _Tree) -> NameRow | None:
         return NameRow(
             name, "not carried", file=None, why=f"imported from the package {where[1:-1]}, not a file of the tree"
         )
+    if where in tree.modified and name in tree.layout.additions(where):
+        return None  # added to one of Ultralytics' own files: carried from its extraction
     if where in tree.modified:
         return NameRow(
             name,
             "not carried",
             file=where,
-            why=f"defined in {where}, a file of Ultralytics edited in place; move it into a file of "
-            "its own (nn/Addmodules/) to carry it",
+            why=f"defined in {where}, a file of Ultralytics edited in place whose release defines {name} too: "
+            "not carried (a class the tree added to that file is; give your version a name of its own to carry it)",
         )
     if where in tree.theirs:
         return NameRow(name, "not carried", file=where, why=f"Ultralytics' own {name} ({where}) given another branch")

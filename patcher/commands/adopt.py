@@ -28,7 +28,7 @@ from ..errors import Exit, PatchError
 from ..install.locate import Install
 from ..modules.pip_names import pip_package
 from ..modules.user_module import UserModule
-from ..record.manifest import AdoptedAccount, Record
+from ..record.manifest import AdoptedAccount, Record, package_inits
 from ..record.store import Store
 from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
 from ..states import AdoptStatus
@@ -246,7 +246,8 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
     """The first pass: each carried file imported on the target, staged with the patch (a file that fails is
     dropped, with why), and every carried yaml built in the tree itself (its ``source`` build)."""
     install, survey, package = job.install, job.survey, job.package
-    files = {f"nn/Addmodules/{r.stem}.py": r.data for r in survey.files.values() if r.status == "carried"}
+    carried = [r for r in survey.files.values() if r.status == "carried"]
+    files = {r.target: r.data for r in carried} | {rel: b"" for rel in package_inits(survey.modules())}
     _write(stage, base, files)
     with ThreadPoolExecutor(2) as pool:
         target_imports = pool.submit(
@@ -271,7 +272,7 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
         failed = (imports.get("imports") or {}).get(row.module)
         if failed and row.status == "carried":
             missing = failed.get("missing", "")
-            why = f"importing it with {install.python} fails: {failed['error']}"
+            why = f"importing it with {install.python} fails: {failed['error']}{survey.edited_cause(failed['error'])}"
             if missing and not missing.startswith("ultralytics"):
                 why += f"; install the package: {_pip_line(missing, install)}"
             reading.drop(row, survey.files, survey.names, why)

@@ -16,7 +16,7 @@ from ...patches import Outcome, TargetMissing, Transform
 from ..errors import Exit, PatchError, reinstall
 from ..install.locate import Install, release_key
 from ..modules.registry import registry_block
-from ..record.manifest import ADDED_PACKAGE
+from ..record.manifest import ADDED_PACKAGE, package_inits
 from .source import parse, render
 
 YAML_DIR = "cfg/models/rt-detr"
@@ -109,6 +109,7 @@ def template_files(install: Install | None = None, modules: tuple = ()) -> list[
                 data += registry_block(list(modules))
             out.append((f"{ADDED_PACKAGE}/{item.name}", data))
     out.extend((m.rel, m.data) for m in modules)
+    out.extend((rel, b"") for rel in package_inits(modules))  # the folders of files adopt carries at depth
     folders = [(root, YAML_DIR)]
     if install is not None and has_native_torchvision(install):
         folders.append((root.joinpath("native"), YAML_DIR))

@@ -15,6 +15,7 @@ it in ``of()`` with ``_opt``; records without the key keep reading.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -109,15 +110,15 @@ class ModuleEntry:
     packages an instance holds, which restricted loading must accept.
     """
 
-    name: str  # the file's stem
+    name: str  # the file's stem; adopt: a dotted module under the added package (``extra_modules.block``)
     classes: tuple[str, ...]
     safe_names: tuple[str, ...] = ()
     rules: tuple[tuple[str, str], ...] = ()
 
     @property
     def rel(self) -> str:
-        """Its file inside the ultralytics package."""
-        return f"{ADDED_PACKAGE}/{self.name}.py"
+        """Its file inside the ultralytics package (a dotted name is a file in the folders it names)."""
+        return f"{ADDED_PACKAGE}/{self.name.replace('.', '/')}.py"
 
     @property
     def backbones(self) -> tuple[str, ...]:
@@ -137,6 +138,16 @@ class ModuleEntry:
             "safe_names": list(self.safe_names),
             **({"rules": dict(self.rules)} if self.rules else {}),
         }
+
+
+def package_inits(modules: Sequence[ModuleEntry]) -> list[str]:
+    """The ``__init__.py`` files (inside the ultralytics package) that the folders of dotted module names need: each
+    empty, so that importing one carried file never runs its siblings."""
+    out: set[str] = set()
+    for module in modules:
+        parts = module.name.split(".")[:-1]
+        out.update(f"{ADDED_PACKAGE}/{'/'.join(parts[: i + 1])}/__init__.py" for i in range(len(parts)))
+    return sorted(out)
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,7 @@ def changeset_of(
     current = current or {}
     # Folders this tool made: new ones, and those an earlier record (of any release) says are ours.
     folders = sorted(
-        {str(PurePosixPath(a.rel).parent) for a in plan.additions if not a.path.parent.exists()}
-        | set(record.dirs if record else ())
+        {rel for a in plan.additions for rel in _new_folders(a.rel, a.path)} | set(record.dirs if record else ())
     )
     entries, originals = _file_entries(plan, same, current)
     writes = tuple(
@@ -111,6 +110,16 @@ def changeset_of(
         modules={f"{m.name}.py": m.data for m in modules},
         kept=dict(kept or {}),
     )
+
+
+def _new_folders(rel: str, path: Path) -> list[str]:
+    """The folders an addition's write makes (its parent, and every folder above it that is not there yet)."""
+    out = []
+    here, folder = PurePosixPath(rel).parent, path.parent
+    while here.parts and not folder.exists():
+        out.append(str(here))
+        here, folder = here.parent, folder.parent
+    return out
 
 
 def _file_entries(
