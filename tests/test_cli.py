@@ -205,6 +205,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
         "repc3-expansion": "not-needed",
         "decoder-anchors": "missing",
         "iou-loss-choice": "missing",
+        "iou-loss-state": "missing",
         "iou-loss-yolo": "missing",
         "iou-loss-detr": "missing",
     }

@@ -13,7 +13,8 @@ and its validation metrics keep the release's own IoU.
 
 ``rtdetr_patch_iou_loss`` checks a yaml's choice (``parse_model`` calls it when the model is built);
 ``rtdetr_patch_criterion`` attaches the choice to a criterion (every ``init_criterion`` of ``tasks.py``
-hands its criterion through it). This file imports only ``math`` and ``torch``.
+hands its criterion through it); ``rtdetr_patch_iou_state`` gives parse_model's layers the buffer that holds
+Wise-IoU v2/v3's running means (saved with the checkpoint). This file imports only ``math`` and ``torch``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 EPS = 1e-7
 KEY, ARGS_KEY = "iou_loss", "iou_loss_args"
 ATTR = "rtdetr_patch_iou"  # what a patched loss file reads
+STATE = "rtdetr_patch_iou_mean"  # the buffer of parse_model's layers holding Wise-IoU v2/v3's running means
+SLOTS = 2  # one running mean per box term: an end-to-end head's criterion has two (one-to-many, one-to-one)
 
 
 class IouLossError(ValueError):
@@ -216,21 +219,47 @@ class WIoUv1(_WIoU):
 
 
 class _Running(_WIoU):
-    """A running mean of L_IoU (the paper's \\bar{L_IoU}), held by this instance: updated with ``momentum``
-    from each batch computed with gradients (training), read as it stands by the validator's loss. The paper
-    sets m = 1 - 0.05^(1/(t n)) for t epochs of n batches; the trainer's t and n are unknown where the
-    criterion is built, so momentum is a parameter (default 0.01)."""
+    """A running mean of L_IoU (the paper's \\bar{L_IoU}): updated with ``momentum`` from each batch computed
+    with gradients (training), read as it stands by the validator's loss. The paper sets m = 1 - 0.05^(1/(t n))
+    for t epochs of n batches; the trainer's t and n are unknown where the criterion is built, so momentum is a
+    parameter (default 0.01).
+
+    Where the model holds a slot for it (``bind``: one element of the ``STATE`` buffer that parse_model registers
+    for these variants), the mean lives there, so the checkpoint saves it and a resumed run starts from it;
+    otherwise this instance holds it (starting at 1)."""
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.mean = torch.tensor(1.0)
+        self._own = torch.tensor(1.0)
+        self._owner, self._slot = None, 0
+
+    def bind(self, owner: torch.nn.Module, slot: int) -> None:
+        """Keep the mean in ``owner``'s ``STATE`` buffer, element ``slot`` (looked up at each call: moving the
+        model to another device or dtype replaces the buffer's tensor)."""
+        self._owner, self._slot = owner, slot
+
+    def _buffer(self):
+        buffers = getattr(self._owner, "_buffers", None)
+        return buffers.get(STATE) if buffers is not None else None
+
+    @property
+    def mean(self) -> torch.Tensor:
+        buf = self._buffer()
+        return self._own if buf is None else buf[self._slot]
 
     def _ratio(self, l_iou: torch.Tensor) -> torch.Tensor:
-        mean = self.mean.to(l_iou.device, l_iou.dtype)
+        mean = self.mean.detach().to(l_iou.device, l_iou.dtype, copy=True)
         beta = l_iou.detach() / mean.clamp(min=EPS)
         if torch.is_grad_enabled() and l_iou.numel():
             with torch.no_grad():
-                self.mean = ((1 - self.momentum) * mean + self.momentum * l_iou.detach().mean()).detach()
+                new = (1 - self.momentum) * mean + self.momentum * l_iou.detach().mean()
+                buf = self._buffer()
+                if buf is None:
+                    self._own = new
+                else:
+                    if buf.is_inference():  # built under inference mode: a tensor that cannot change in place
+                        buf = self._owner._buffers[STATE] = buf.clone()
+                    buf[self._slot] = new.to(buf.dtype)
         return beta
 
 
@@ -437,6 +466,21 @@ def rtdetr_patch_iou_loss(cfg) -> Variant | None:
     return make(cfg[KEY], cfg.get(ARGS_KEY))
 
 
+def running(variant: Variant | None) -> bool:
+    """Whether the variant (or the base under its inner-/focaler- modifier) keeps a running mean."""
+    return isinstance(getattr(variant, "base", variant), _Running)
+
+
+def rtdetr_patch_iou_state(cfg, layers: torch.nn.Module) -> torch.nn.Module:
+    """``parse_model``'s layers (``nn.Sequential``), with a ``STATE`` buffer of ``SLOTS`` running means (each 1)
+    registered on them when the yaml chooses a Wise-IoU v2/v3: the model, its EMA copy and so the checkpoint
+    (``last.pt``, ``best.pt``) hold the means, and resuming loads them back. Any other yaml's layers are returned
+    untouched (the same keys in the state_dict as Ultralytics' own model)."""
+    if running(rtdetr_patch_iou_loss(cfg)):
+        layers.register_buffer(STATE, torch.ones(SLOTS))
+    return layers
+
+
 class IouLossChoice:
     """What a patched criterion calls instead of the release's ``bbox_iou``: ``1 - loss`` of the chosen variant.
 
@@ -501,6 +545,16 @@ def _box_terms(criterion):
     return found
 
 
+def _state_holder(model):
+    """The module holding the ``STATE`` buffer: parse_model's layers (``model.model``), or None (a model built
+    before the patch registered it, e.g. an install not patched again since: the criterion keeps the mean)."""
+    layers = getattr(model, "model", None)
+    if STATE in getattr(layers, "_buffers", {}):
+        return layers
+    return next((mod for mod in model.modules() if STATE in mod._buffers), None) if isinstance(
+        model, torch.nn.Module) else None
+
+
 def rtdetr_patch_criterion(model, criterion):
     """``init_criterion``'s criterion with the model yaml's ``iou_loss`` attached; the same object untouched
     when the yaml chooses none."""
@@ -525,16 +579,27 @@ def rtdetr_patch_criterion(model, criterion):
     imgsz = hyp.get("imgsz", 640) if isinstance(hyp, dict) else getattr(hyp, "imgsz", 640)
     imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz
     stride = getattr(model, "stride", None)
+    holder = _state_holder(model)
     for i, target in enumerate(targets):  # one instance each: E2ELoss's two branches keep their own running means
         each = variant if i == 0 else make(cfg[KEY], cfg.get(ARGS_KEY))
+        if holder is not None and running(each) and i < SLOTS:
+            getattr(each, "base", each).bind(holder, i)
         target.rtdetr_patch_iou = IouLossChoice(each, str(cfg[KEY]).lower(), cfg.get(ARGS_KEY), stride, imgsz or 640)
     return criterion
 
 
 def rtdetr_patch_iou_in_use(criterion) -> dict | None:
-    """The choice attached to a criterion (name, parameters, calls so far), or None: Ultralytics' own loss."""
+    """The choice attached to a criterion (name, parameters, calls so far, and for Wise-IoU v2/v3 the running
+    mean of each box term and whether the model holds it), or None: Ultralytics' own loss."""
+    found = None
     for target in _box_terms(criterion):
         choice = getattr(target, "rtdetr_patch_iou", None)
-        if choice is not None:
-            return {"name": choice.name, "args": choice.args, "calls": choice.calls}
-    return None
+        if choice is None:
+            continue
+        if found is None:
+            found = {"name": choice.name, "args": choice.args, "calls": choice.calls}
+        if running(choice.variant):
+            base = getattr(choice.variant, "base", choice.variant)
+            found.setdefault("running_mean", []).append(round(float(base.mean), 6))
+            found["running_mean_saved"] = found.get("running_mean_saved", True) and base._buffer() is not None
+    return found
