@@ -100,7 +100,7 @@ class Variant:
 
 class GIoU(Variant):
     """GIoU loss: Rezatofighi et al., "Generalized Intersection over Union: A Metric and a Loss for Bounding
-    Box Regression", CVPR 2019, Algorithm 1 / eq. (1): L = 1 - IoU + |C \\ (A ∪ B)| / |C|."""
+    Box Regression", CVPR 2019, arXiv:1902.09630: L = 1 - IoU + |C \\ (A ∪ B)| / |C|, C the smallest enclosing box."""
 
     NAME, RELEASE_FLAG = "giou", "GIoU"
 
@@ -112,7 +112,7 @@ class GIoU(Variant):
 
 class DIoU(Variant):
     """DIoU loss: Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box Regression",
-    AAAI 2020, eq. (6): L = 1 - IoU + rho^2(b, b_gt) / c^2."""
+    AAAI 2020, arXiv:1911.08287, the DIoU loss: L = 1 - IoU + rho^2(b, b_gt) / c^2."""
 
     NAME, RELEASE_FLAG = "diou", "DIoU"
 
@@ -122,14 +122,14 @@ class DIoU(Variant):
 
 
 def _aspect(p: Pair) -> torch.Tensor:
-    """CIoU's v, eq. (9): 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2."""
+    """CIoU's aspect-ratio term v = 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2."""
     return 4 / math.pi**2 * ((p.bw / (p.bh + EPS)).atan() - (p.aw / (p.ah + EPS)).atan()).pow(2)
 
 
 class CIoU(Variant):
     """CIoU loss: Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box Regression",
-    AAAI 2020, eqs. (8)-(11): L = 1 - IoU + rho^2 / c^2 + alpha v, alpha = v / ((1 - IoU) + v), alpha held
-    constant in the backward pass (as the paper's eq. (12) gradient and Ultralytics do)."""
+    AAAI 2020, arXiv:1911.08287, the CIoU loss: L = 1 - IoU + rho^2 / c^2 + alpha v,
+    alpha = v / ((1 - IoU) + v), alpha held constant in the backward pass (as Ultralytics' own CIoU does)."""
 
     NAME, RELEASE_FLAG = "ciou", "CIoU"
 
@@ -148,7 +148,7 @@ def _eiou(p: Pair) -> torch.Tensor:
 
 class EIoU(Variant):
     """EIoU loss: Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
-    Neurocomputing 2022, Sec. 3.3 (L_EIoU): L = 1 - IoU + rho^2(b, b_gt) / (w_c^2 + h_c^2)
+    arXiv:2101.08158 (2021, v2 2022), the EIoU loss: L = 1 - IoU + rho^2(b, b_gt) / (w_c^2 + h_c^2)
     + rho^2(w, w_gt) / w_c^2 + rho^2(h, h_gt) / h_c^2."""
 
     NAME = "eiou"
@@ -159,7 +159,7 @@ class EIoU(Variant):
 
 class FocalEIoU(Variant):
     """Focal-EIoU loss: Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
-    Neurocomputing 2022, Sec. 3.4 (L_Focal-EIoU): L = IoU^gamma L_EIoU, gamma = 0.5. IoU^gamma is a weight
+    arXiv:2101.08158, the Focal-EIoU loss: L = IoU^gamma L_EIoU, gamma = 0.5. IoU^gamma is a weight
     (no gradient through it: its derivative is infinite at IoU = 0)."""
 
     NAME, PARAMS = "focal-eiou", {"gamma": 0.5}
@@ -202,7 +202,7 @@ class SIoU(Variant):
 
 class _WIoU(Variant):
     """Shared by the Wise-IoU versions: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic
-    Focusing Mechanism", arXiv:2301.10051, 2023. v1, eqs. (5)-(6): L = R_WIoU L_IoU,
+    Focusing Mechanism", arXiv:2301.10051, 2023. v1: L = R_WIoU L_IoU,
     R_WIoU = exp(((x - x_gt)^2 + (y - y_gt)^2) / (W_g^2 + H_g^2)*), * = no gradient (the enclosing box)."""
 
     def _v1(self, p: Pair):
@@ -265,7 +265,7 @@ class _Running(_WIoU):
 
 class WIoUv2(_Running):
     """Wise-IoU v2: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism",
-    arXiv:2301.10051, 2023, eq. (8): L = (L_IoU* / mean(L_IoU))^gamma L_WIoUv1, gamma = 0.5."""
+    arXiv:2301.10051, 2023, monotonic focusing: L = (L_IoU* / mean(L_IoU))^gamma L_WIoUv1, gamma = 0.5."""
 
     NAME, PARAMS = "wiou-v2", {"gamma": 0.5, "momentum": 0.01}
 
@@ -279,7 +279,7 @@ class WIoUv2(_Running):
 
 class WIoUv3(_Running):
     """Wise-IoU v3: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism",
-    arXiv:2301.10051, 2023, eqs. (9)-(10): beta = L_IoU* / mean(L_IoU), r = beta / (delta alpha^(beta - delta)),
+    arXiv:2301.10051, 2023, non-monotonic focusing: beta = L_IoU* / mean(L_IoU), r = beta / (delta alpha^(beta - delta)),
     L = r L_WIoUv1; alpha = 1.9, delta = 3 (the paper's choice)."""
 
     NAME, PARAMS = "wiou-v3", {"alpha": 1.9, "delta": 3.0, "momentum": 0.01}
@@ -297,7 +297,7 @@ class WIoUv3(_Running):
 
 class MPDIoU(Variant):
     """MPDIoU loss: Ma and Xu, "MPDIoU: A Loss for Efficient and Accurate Bounding Box Regression",
-    arXiv:2307.07662, 2023, Algorithm 1 / eqs. (1)-(3): d_1^2, d_2^2 = squared distances of the top-left and
+    arXiv:2307.07662, 2023: d_1^2, d_2^2 = squared distances of the top-left and
     of the bottom-right corners, MPDIoU = IoU - d_1^2 / (w^2 + h^2) - d_2^2 / (w^2 + h^2) with w, h the
     input image's width and height; L = 1 - MPDIoU."""
 
@@ -334,7 +334,8 @@ class ShapeIoU(Variant):
 
 class AlphaIoU(Variant):
     """Alpha-IoU loss: He et al., "Alpha-IoU: A Family of Power Intersection over Union Losses for Bounding Box
-    Regression", NeurIPS 2021, eq. (3): L = 1 - IoU^alpha, alpha = 3."""
+    Regression", NeurIPS 2021, arXiv:2110.13675: the plain member of the family (a power IoU term, no power
+    regularisation term), L = 1 - IoU^alpha, alpha = 3."""
 
     NAME, PARAMS = "alpha-iou", {"alpha": 3.0}
 
@@ -347,9 +348,9 @@ class AlphaIoU(Variant):
 
 class NWD(Variant):
     """NWD loss blended with the IoU loss: Wang et al., "A Normalized Gaussian Wasserstein Distance for Tiny
-    Object Detection", arXiv:2110.13389, 2021, eqs. (4)-(6): each box is the Gaussian N([cx, cy],
+    Object Detection", arXiv:2110.13389, 2021: each box is the Gaussian N([cx, cy],
     diag(w^2/4, h^2/4)); W_2^2 = ||(cx_a, cy_a, w_a/2, h_a/2) - (cx_b, cy_b, w_b/2, h_b/2)||^2 in pixels;
-    NWD = exp(-sqrt(W_2^2) / C), C = 12.8 (the paper's AI-TOD average object size);
+    NWD = exp(-sqrt(W_2^2) / C), C a constant of the dataset (12.8 by default, a value used for AI-TOD);
     L = ratio (1 - NWD) + (1 - ratio) (1 - IoU), ratio = 0.5."""
 
     NAME, PARAMS, NEEDS = "nwd", {"ratio": 0.5, "constant": 12.8}, ("scale",)
@@ -369,9 +370,8 @@ class NWD(Variant):
 
 class Inner(Variant):
     """Inner-IoU: Zhang, Xu and Zhang, "Inner-IoU: More Effective Intersection over Union Loss with Auxiliary
-    Bounding Box", arXiv:2311.02877, 2023, eqs. (1)-(9) and (14)-(17): auxiliary boxes of the same centres,
-    width and height times ``ratio``; IoU_inner is their IoU; L_Inner-BASE = L_BASE + IoU - IoU_inner.
-    The paper studies ratio in [0.5, 1.5]; 0.75 here."""
+    Bounding Box", arXiv:2311.02877, 2023: auxiliary boxes of the same centres, width and height times the
+    scaling factor ``ratio``; IoU_inner is their IoU; L_Inner-BASE = L_BASE + IoU - IoU_inner; 0.75 here."""
 
     PREFIX, PARAMS = "inner-", {"ratio": 0.75}
 
@@ -396,7 +396,7 @@ class Inner(Variant):
 
 class Focaler(Inner):
     """Focaler-IoU: Zhang and Zhang, "Focaler-IoU: More Focused Intersection over Union Loss",
-    arXiv:2401.10525, 2024, eqs. (1)-(3): IoU_focaler = 0 below d, (IoU - d) / (u - d) between, 1 above u;
+    arXiv:2401.10525, 2024, linear interval mapping: IoU_focaler = 0 below d, (IoU - d) / (u - d) between, 1 above u;
     L_Focaler-BASE = L_BASE + IoU - IoU_focaler; d = 0, u = 0.95 here."""
 
     PREFIX, PARAMS = "focaler-", {"d": 0.0, "u": 0.95}
