@@ -316,11 +316,11 @@ def _wise(metrics: Path, notes: list[str]) -> tuple[str, dict[str, float]]:
     name = WISE.get(monotonous, "wiou-v3") if monotonous is not _MISSING else "wiou-v3"
     args: dict[str, float] = {}
     if name != "wiou-v1" and _numeric(attrs.get("_momentum")):
-        args["momentum"] = attrs["_momentum"]
+        args["momentum"] = float(attrs["_momentum"])
     if name == "wiou-v3":
         for theirs, ours, default in (("_gamma", "alpha", 1.9), ("_delta", "delta", 3.0)):
             value = attrs.get(theirs)
-            if _numeric(value) and float(value) != default:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) != default:
                 args[ours] = float(value)
     notes.append(f"Wise-IoU version and parameters from {METRICS}'s WIoU_Scale")
     return name, args

@@ -179,6 +179,7 @@ def iou_loss_of_checkpoint(path: str, yolo: bool) -> dict:
     """The box IoU loss a model reloaded from ``path`` (the run's ``best.pt``) trains with: the checkpoint's
     ``model.yaml`` keeps the yaml's ``iou_loss``, a criterion built from the reloaded model finds the variant, and
     a Wise-IoU v2/v3 reads the running mean the checkpoint saved. An error where the checkpoint lost the choice."""
+    model: Any  # (the release's own model class)
     if yolo:
         from ultralytics import YOLO
 
