@@ -1,4 +1,4 @@
-"""Before/after cases of iou-loss-choice, iou-loss-yolo, iou-loss-detr (the model yaml's iou_loss): the transform on small sources shaped like the real code."""
+"""Before/after cases of iou-loss-choice, iou-loss-state, iou-loss-yolo, iou-loss-detr (the model yaml's iou_loss): the transform on small sources shaped like the real code."""
 
 from __future__ import annotations
 
