@@ -5,7 +5,8 @@ it); Ultralytics' own is the ``bbox_iou`` of the interpreter's installed release
 ``make``), called as its losses call it: CIoU on YOLO's ``x1y1x2y2`` boxes in grid units, GIoU on RT-DETR's
 normalised ``xywh``. Each row is the median of ``--runs`` steps after warm-ups (all cases in turns), on ``--boxes`` random box pairs,
 CPU, in one process; ``ratio`` divides by the release's time for the same site. The giou (RT-DETR) and ciou
-(YOLO) rows go through the release's own function, as a patched loss does.
+(YOLO) rows go through the release's own function, as a patched loss does; Wise-IoU v2/v3 keep their running
+mean in a model buffer, as a patched model does.
 
     .venv/bin/python benchmarks/bench_losses.py [--boxes 2000] [--runs 50] [--threads 1]
 """
@@ -86,9 +87,14 @@ def main() -> int:
         ("stock", "yolo"): (lambda p, t: bbox_iou(p, t, xywh=False, CIoU=True), yolo_pred, yolo_target),
         ("stock", "detr"): (lambda p, t: bbox_iou(p, t, xywh=True, GIoU=True), detr_pred, detr_target),
     }
+    # Wise-IoU v2/v3 keep their running mean in the model's buffer, as a patched model's criterion does
+    holder = il.rtdetr_patch_iou_state({"iou_loss": "wiou-v3"}, torch.nn.Sequential())
     for name in il.NAMES:
         yolo = il.IouLossChoice(il.make(name), name, strides=[8.0])
         detr = il.IouLossChoice(il.make(name), name, imgsz=384)
+        for choice in (yolo, detr):
+            if il.running(choice.variant):
+                getattr(choice.variant, "base", choice.variant).bind(holder, 0)
         cases[name, "yolo"] = (
             lambda p, t, c=yolo: c(p, t, xywh=False, release=bbox_iou, anchors=anchors, fg=fg),
             yolo_pred,

@@ -13,7 +13,7 @@ from .base import MARK, Outcome, TargetMissing, Transform
 from .decoder_anchors import DecoderAnchors
 from .fuse_deploy import FuseDeploy
 from .get_flops import GetFlopsRealSize
-from .iou_loss import DetrBoxIou, IouLossChoice, YoloBoxIou
+from .iou_loss import DetrBoxIou, IouLossChoice, IouLossState, YoloBoxIou
 from .layer_loops import LayerLoops
 from .legacy_preds import LegacyHeadPreds
 from .parse_model import ParseModelBackbones
@@ -42,6 +42,7 @@ ALL: tuple[type[Transform], ...] = (
     DecoderAnchors,
     ValRect,
     IouLossChoice,
+    IouLossState,
     YoloBoxIou,
     DetrBoxIou,
 )

@@ -10,6 +10,7 @@ from .base import MARK, Outcome, TargetMissing, Transform, block_of, expression,
 
 CHECK = "rtdetr_patch_iou_loss"
 WRAP = "rtdetr_patch_criterion"
+STATE = "rtdetr_patch_iou_state"
 ATTR = "rtdetr_patch_iou"
 _OURS = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(ATTR)))
 
@@ -81,6 +82,54 @@ class IouLossChoice(Transform):
         if self.seen != {"parse_model", "criterion"}:
             raise TargetMissing(self.LOOKED_FOR)
         super().check_found()
+
+
+class IouLossState(Transform):
+    """Give the model a place for the running mean of Wise-IoU v2/v3, so that the checkpoint saves it.
+
+    Not a blog step: the series' loss column. Wise-IoU's v2 and v3 (Tong et al., 2023) scale each box's loss
+    by its IoU loss over a running mean of it, a state of training. The trainer builds the criterion lazily,
+    after it made the EMA copy of the model, and saves only the model (the EMA copy): a mean held by the
+    loss is lost at every checkpoint and starts again at 1 on resume. ``parse_model``'s
+    ``return nn.Sequential(*layers), sorted(save)`` hands its layers through ``rtdetr_patch_iou_state(d, ...)``,
+    which registers a buffer for the means on them when the yaml chooses a Wise-IoU v2/v3 (under an inner- or
+    focaler- modifier too), and returns them untouched otherwise: a model without that choice has the very
+    state_dict of Ultralytics' own. ``rtdetr_patch_criterion`` then keeps the loss's mean in that buffer.
+    """
+
+    NAME = "iou-loss-state"
+    FILE = "nn/tasks.py"
+    BLOG_STEP = "-"
+    LOOKED_FOR = "`return nn.Sequential(*layers), sorted(save)` at the end of `def parse_model(d, ...)`"
+    SCOPE = ("parse_model",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = ""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        if not self.functions and not self.classes and node.name.value == "parse_model" and node.params.params:
+            self.cfg = node.params.params[0].name.value
+        return super().visit_FunctionDef(node)
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if self.functions != ["parse_model"] or self.classes or not self.cfg:
+            return updated
+        pair = m.Return(value=m.Tuple(elements=[m.Element(m.Call()), m.Element()]))
+        if not m.matches(updated, m.SimpleStatementLine(body=[pair])):
+            return updated
+        ret = ensure_type(updated.body[0], cst.Return)
+        first = ensure_type(ensure_type(ret.value, cst.Tuple).elements[0].value, cst.Call)
+        if m.matches(first, m.Call(func=m.Name(STATE))):
+            self.settle(Outcome.APPLIED)
+            return updated
+        if not m.matches(first, m.Call(func=m.Attribute(attr=m.Name("Sequential")))):
+            return updated
+        self.settle(Outcome.PATCHED)
+        new = updated.deep_replace(first, expression(f"{STATE}({self.cfg}, {_code(first)})"))
+        return new.with_changes(
+            trailing_whitespace=trailing_comment(f"{MARK}: Wise-IoU's running mean, saved with the model")
+        )
 
 
 class _BoxTerm(Transform):

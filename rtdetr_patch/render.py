@@ -205,13 +205,16 @@ def _trainer_rows(table: Table, trained: dict | None) -> None:
     )
     if trained.get("iou_loss"):
         table.add_row("box IoU loss in the trainer", iou_loss_text(trained["iou_loss"]))
+    if trained.get("best_iou_loss"):
+        table.add_row("box IoU loss reloaded from best.pt", iou_loss_text(trained["best_iou_loss"]))
 
 
 def iou_loss_text(iou: dict) -> str:
     """``siou {theta: 4} (model yaml, 13 calls)`` / ``giou (Ultralytics)``."""
     args = " " + escape(str(iou["args"])) if iou.get("args") else ""
     calls = f", {iou['calls']} calls" if iou.get("calls") else ""
-    return f"{escape(iou['name'])}{args} ({escape(iou['source'])}{calls})"
+    mean = f", running mean {iou['running_mean']}" if iou.get("running_mean") else ""
+    return f"{escape(iou['name'])}{args} ({escape(iou['source'])}{calls}{mean})"
 
 
 # -- apply -------------------------------------------------------------------------------------------

@@ -193,3 +193,20 @@ def extra_modules_tree(root: Path) -> Path:
     _edit(tasks, "        elif m is AIFI:\n", EXTRA_BRANCH + "        elif m is AIFI:\n")
     shutil.copyfile(FIXTURES / "rtdetr-extra.yaml", package / "cfg" / "models" / "rt-detr" / "rtdetr-extra.yaml")
     return package
+
+
+def loss_flags(package: Path) -> None:
+    """The series' loss edit, as forks make it: ``bbox_iou`` in ``utils/metrics.py`` takes the loss flags, and
+    RT-DETR's box term passes some of them (Inner-EIoU at ratio 0.8). Only read by adopt, never run."""
+    _edit(
+        package / "utils" / "metrics.py",
+        "def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7):",
+        "def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, EIoU=False, SIoU=False,\n"
+        "             WIoU=False, ShapeIoU=False, hw=1, mpdiou=False, Inner=False, alpha=1, ratio=0.7, eps=1e-7,\n"
+        "             scale=0.0):",
+    )
+    _edit(
+        package / "models" / "utils" / "loss.py",
+        "bbox_iou(pred_bboxes, gt_bboxes, xywh=True, GIoU=True)",
+        "bbox_iou(pred_bboxes, gt_bboxes, xywh=True, EIoU=True, Inner=True, ratio=0.8)",
+    )

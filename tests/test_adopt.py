@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import terminal
-from adopt_trees import blog_tree, extra_modules_tree
+from adopt_trees import blog_tree, extra_modules_tree, loss_flags
 from conftest import LATEST, OLD, snapshot, wheel
 from helpers import SMOKE, STARTS, cursor_shown, environment, flat
 from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
@@ -47,6 +47,7 @@ def names(result) -> dict:
 
 def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     fork = blog_tree(tree(OLD))
+    loss_flags(fork)
     target = tree(LATEST)
     before_fork, before_target = snapshot(fork), snapshot(target)
     result = api.adopt(
@@ -64,6 +65,13 @@ def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     assert "params" in yamls["rtdetr-weird.yaml"]["source"] and "error" in yamls["rtdetr-weird.yaml"]["target"]
     edits = {e["path"]: e["why"] for e in result.edits}
     assert "models/utils/loss.py" in edits and "utils/torch_utils.py" in edits
+    # the fork's loss, chosen by bbox_iou flags in its RT-DETR loss call, reaches its RT-DETR yamls as iou_loss
+    key = "iou_loss: inner-eiou, iou_loss_args: {ratio: 0.8}"
+    assert f"carried as `{key}` into 2 adopted RT-DETR yamls" in edits["models/utils/loss.py"]
+    assert f"`{key}` added" in mine["why"]
+    added = (target / "ultralytics/cfg/models/rt-detr/rtdetr-mine.yaml").read_text(encoding="utf-8")
+    assert added.startswith((fork / "cfg/models/rt-detr/rtdetr-mine.yaml").read_text(encoding="utf-8"))
+    assert added.endswith("iou_loss: inner-eiou\niou_loss_args: {ratio: 0.8}\n")
     assert snapshot(fork) == before_fork  # the fork is only read
     assert (target / "ultralytics" / "nn" / "Addmodules" / "blocks.py").read_bytes() == (
         fork / "nn" / "Addmodules" / "blocks.py"
@@ -73,6 +81,10 @@ def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     check = cli("check", "--target", target, "--yaml", target / "ultralytics/cfg/models/rt-detr/rtdetr-mine.yaml")
     assert check.exit_code == 0, check.output
     assert "Adopted from" in check.output and "C2f_EMA (conv-n)" in check.output
+    mine_yaml = target / "ultralytics/cfg/models/rt-detr/rtdetr-mine.yaml"
+    again_json = cli("check", "--target", target, "--json", "--yaml", mine_yaml)  # the figures kept from above
+    used = json.loads(again_json.output)["verification"]["iou_loss"]
+    assert (used["name"], used["args"], used["source"]) == ("inner-eiou", {"ratio": 0.8}, "model yaml")
     again = api.adopt(target=str(target), source=str(fork.parent), wheel=str(wheel(OLD)), no_verify=True)
     assert again.already and not again.written and not again.added
     reverted = cli("revert", "--target", target)

@@ -179,7 +179,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
     out = flat(result.output)
     # one line instead of a table of "missing" rows and a problem line per row (issue 27): the options repeated
     assert (
-        f"problem: this install is not patched (14 edits and 16 added files missing; `check --json` lists them): "
+        f"problem: this install is not patched (15 edits and 16 added files missing; `check --json` lists them): "
         f"run `rtdetr-patch apply --target {root}`"
     ) in out
     assert "│" not in out and "nn/Addmodules/MobileNetV3.py" not in out
@@ -205,6 +205,7 @@ def test_check_pristine_is_not_patched(tree, cli, state_home):
         "repc3-expansion": "not-needed",
         "decoder-anchors": "missing",
         "iou-loss-choice": "missing",
+        "iou-loss-state": "missing",
         "iou-loss-yolo": "missing",
         "iou-loss-detr": "missing",
     }

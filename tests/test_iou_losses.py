@@ -362,3 +362,74 @@ def test_attachment_reaches_both_branches_and_skips_rotated_boxes():
     obb = types.SimpleNamespace(bbox_loss=losses.RotatedBboxLoss(16))
     with pytest.raises(il.IouLossError, match="no such term"):
         il.rtdetr_patch_criterion(model, obb)
+
+
+# -- Wise-IoU v2/v3's running mean: held by the model, so the EMA copy and the checkpoint keep it -------------
+def _tiny(cfg, base=torch.nn.Module):
+    """A model shaped as Ultralytics' for what the loss reads: parse_model's layers as ``model``, its yaml, args."""
+
+    class Tiny(base):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.yaml, self.args, self.stride = cfg, {"imgsz": 64}, torch.tensor([8.0, 16.0, 32.0])
+            self.model = il.rtdetr_patch_iou_state(cfg, torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1)))
+
+    return Tiny()
+
+
+def test_the_running_mean_buffer_only_where_a_wise_iou_needs_it():
+    stock = set(_tiny({"nc": 2}).state_dict())
+    assert stock == {"model.0.weight", "model.0.bias"}
+    for name in ("giou", "wiou-v1", "inner-ciou", "nwd"):
+        assert set(_tiny({"iou_loss": name}).state_dict()) == stock, name
+    for name in ("wiou-v2", "wiou-v3", "inner-wiou-v3", "focaler-wiou-v2"):
+        state = _tiny({"iou_loss": name}).state_dict()
+        assert set(state) == stock | {"model." + il.STATE}, name
+        assert state["model." + il.STATE].tolist() == [1.0] * il.SLOTS
+
+
+def _xywh(box):
+    x1, y1, x2, y2 = box
+    return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+
+
+def test_the_running_mean_is_saved_with_the_checkpoint_and_restored_on_resume():
+    """As the trainer does it: the EMA copy is made before the criterion exists; training batches move the mean
+    in the model's buffer; the EMA averages it like any buffer; the checkpoint holds the EMA copy in half
+    precision; resuming builds the model from its yaml and loads that state (BaseModel.load), and the next
+    batch's loss divides by the restored mean, not by 1."""
+    import io
+    from copy import deepcopy
+
+    tasks = pytest.importorskip("ultralytics.nn.tasks")
+    ema_module = pytest.importorskip("ultralytics.utils.torch_utils")
+    _, losses = _patched("ultralytics.models.utils.loss", DetrBoxIou)
+    cfg = {"nc": 2, "iou_loss": "wiou-v3", "iou_loss_args": {"momentum": 0.5}}
+    model = _tiny(cfg, tasks.BaseModel)
+    ema = ema_module.ModelEMA(model)
+    crit = il.rtdetr_patch_criterion(model, losses.DETRLoss(nc=2))
+    pred, gt = torch.tensor([_xywh(A)], requires_grad=True), torch.tensor([_xywh(B)])
+    crit._get_loss_bbox(pred, gt)
+    moved = 0.5 + 0.5 * (1 - IOU)  # (1 - m) 1 + m L_IoU
+    assert float(model.model.rtdetr_patch_iou_mean[0]) == pytest.approx(moved, rel=1e-6)
+    assert float(model.model.rtdetr_patch_iou_mean[1]) == 1.0  # the slot of a second box term (end-to-end heads)
+    assert il.rtdetr_patch_iou_in_use(crit)["running_mean"] == [pytest.approx(moved, rel=1e-5)]
+    ema.update(model)
+    kept = float(ema.ema.model.rtdetr_patch_iou_mean[0])
+    assert kept == pytest.approx(moved, abs=1e-3) and kept < 1.0
+
+    buffer = io.BytesIO()
+    torch.save({"model": None, "ema": deepcopy(ema.ema).half().state_dict()}, buffer)  # as save_model (its state)
+    buffer.seek(0)
+    saved = _tiny(cfg).half()
+    saved.load_state_dict(torch.load(buffer)["ema"])
+    resumed = _tiny(cfg, tasks.BaseModel)
+    resumed.load(saved, verbose=False)  # what resuming runs: the yaml's model, then the checkpoint's state
+    restored = float(resumed.model.rtdetr_patch_iou_mean[0])
+    assert restored == pytest.approx(kept, abs=1e-3) and restored != 1.0
+    again = il.rtdetr_patch_criterion(resumed, losses.DETRLoss(nc=2))
+    loss = again._get_loss_bbox(pred, gt)
+    beta = (1 - IOU) / restored
+    want = beta / (3 * 1.9 ** (beta - 3)) * _V1
+    gain = 2.0  # DETRLoss's loss_gain for the giou term
+    assert float(loss["loss_giou"].detach()) == pytest.approx(want * gain, rel=1e-4)

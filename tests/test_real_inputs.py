@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import LATEST, snapshot, wheel
+from conftest import LATEST, OLD, snapshot, wheel
 from rtdetr_patch.patcher.commands.verify import verify
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.install.locate import locate
@@ -130,18 +130,25 @@ def test_a_yaml_name_nobody_ships_is_refused_before_anything_is_written(command,
 
 
 @pytest.mark.slow
-def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(tree, cli, tmp_path):
-    """An RT-DETR and a YOLO11 yaml each choose an IoU loss (``iou_loss``); `check --train` reports that loss in
-    the smoke run's criterion and in the criterion of Ultralytics' own trainer, called in every iteration.
+@pytest.mark.parametrize(("release", "yolo_yaml"), [(LATEST, "yolo11.yaml"), (OLD, "yolov8.yaml")])
+def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(
+    release, yolo_yaml, tree, cli, tmp_path, monkeypatch
+):
+    """An RT-DETR and a YOLO yaml each choose an IoU loss (``iou_loss``), on the latest release and on 8.0.x;
+    `check --train` reports that loss in the smoke run's criterion and in the criterion of Ultralytics' own
+    trainer, called in every iteration; the model reloaded from the run's best.pt chooses the same loss, and
+    Wise-IoU v3's running mean comes back from it as training moved it (below 1).
     A name that does not exist is refused when the model is built, naming the key and the accepted values."""
-    root = tree(LATEST)
+    if release.startswith("8.0."):  # 8.0.x loads its own checkpoints with a torch.load that torch 2.6+ refuses
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    root = tree(release)
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0
     rtdetr = own_yaml(root, "rtdetr-MobileNetV3.yaml", 1, tmp_path)
     rtdetr.write_text(
         rtdetr.read_text(encoding="utf-8") + "\niou_loss: wiou-v3\niou_loss_args: {momentum: 0.05}\n", encoding="utf-8"
     )
-    yolo = own_yaml(root, "yolo11.yaml", 2, tmp_path)
-    yolo = yolo.rename(tmp_path / "yolo11n-mpdiou.yaml")  # Ultralytics' scale letter: n
+    yolo = own_yaml(root, yolo_yaml, 2, tmp_path)
+    yolo = yolo.rename(tmp_path / yolo_yaml.replace(".yaml", "n-mpdiou.yaml"))  # Ultralytics' scale letter: n
     yolo.write_text(yolo.read_text(encoding="utf-8") + "\niou_loss: mpdiou\n", encoding="utf-8")
     for yaml, name, args in ((rtdetr, "wiou-v3", {"momentum": 0.05}), (yolo, "mpdiou", {})):
         result = cli("check", "--target", root, "--json", "--train", "--yaml", yaml)
@@ -152,7 +159,13 @@ def test_iou_loss_chosen_in_the_yaml_trains_through_ultralytics_trainer(tree, cl
         trained = fig["trainer"]
         assert trained["iou_loss"]["name"] == name and trained["iou_loss"]["calls"] >= trained["iterations"] == 2
         assert all(v > 0 for v in trained["losses"])
+        best = trained["best_iou_loss"]
+        assert best["name"] == name and best["args"] == args and best["source"] == "best.pt", best
+        if name == "wiou-v3":
+            assert best["running_mean_saved"] and 0 < best["running_mean"][0] < 1, best
 
+    if release != LATEST:
+        return
     yolo.write_text(yolo.read_text(encoding="utf-8").replace("iou_loss: mpdiou", "iou_loss: mpd-iou"), encoding="utf-8")
     refused = cli("check", "--target", root, "--json", "--yaml", yolo)
     assert refused.exit_code == Exit.VERIFY

@@ -94,8 +94,8 @@ def expected_marks(rel: str, release: str) -> int:
         # probe's new call names rtdetr_patch_probe_size and keeps the release's own comment)
         restricted = expected_outcome("safe-load", release) is Outcome.PATCHED
         return (
-            1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted + 1
-        )  # ... the iou_loss check in parse_model ... and fuse-deploy  # the allow-list line and the restricted layer check
+            1 + 5 + 1 + 1 + LOOPS[release] + 2 * restricted + 1 + 1
+        )  # ... the iou_loss check in parse_model ... fuse-deploy, and parse_model's return (iou-loss-state)
     if rel == "utils/torch_utils.py":
         return 1 if expected_outcome("get-flops", release) is Outcome.PATCHED else 0
     if rel == "nn/modules/block.py":
@@ -121,6 +121,7 @@ def removable(rel: str, release: str) -> dict[str, int]:
             r"\):  # includes all Detect subclasses.*": multiline,
             r"return self\.criterion\(preds, batch\)": dict_preds,  # legacy-head-preds
             INIT_CRITERION_RETURN: CRITERIA[release],  # iou-loss-choice: each init_criterion's return
+            r"return (torch\.)?nn\.Sequential\(\*layers\), sorted\(save\)": 1,  # iou-loss-state
             r"output = self\.forward\(x\)": dict_preds,
             r"m_\.i, m_\.f, m_\.type = i, f, t\b.*": 1,
             r"save\.extend\(x % i for x in .*": 1,

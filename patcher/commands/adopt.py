@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..adopt import loss as box_loss
 from ..adopt import survey as reading
 from ..disk.files import sha256
 from ..errors import Exit, PatchError
@@ -118,6 +119,7 @@ def adopt(
             ours = {f.path for f in same.files} | {a.path for a in same.added}
         say("reading the tree against its release")
         survey = reading.survey(package, install, in_place=in_place, wheel=wheel, ours=ours)
+        box_loss.carry(survey)  # the tree's loss flags, as the adopted yamls' iou_loss
         result = AdoptResult(
             in_place=in_place,
             source=str(package),

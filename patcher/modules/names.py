@@ -35,6 +35,7 @@ RESERVED = {
     "rtdetr_patch_preds",
     "rtdetr_patch_iou_loss",
     "rtdetr_patch_criterion",
+    "rtdetr_patch_iou_state",
     "iou_losses",
 }
 OURS = {"MobileNetV3", "ConvNormLayer", "Blocks"}  # rtdetr-patch's own modules: a user's may not take their names

@@ -135,16 +135,18 @@ def train_run(yaml: str, yolo: bool, nc: int, imgsz: int) -> dict:
         if not all(map(_finite, losses)):
             raise RuntimeError(f"the trainer's losses are not finite: {losses}")
         best = getattr(trainer, "best", None)
+        saved = bool(best) and os.path.isfile(str(best))
         iou = iou_loss_in_use(trainer.model, yolo)
         return {
             "iou_loss": iou,
+            "best_iou_loss": iou_loss_of_checkpoint(str(best), yolo) if saved else None,
             "epochs": 1,
             "iterations": len(batches),
             "imgsz": imgsz,
             "nc": nc,
             "loss_names": list(getattr(trainer, "loss_names", [])),
             "losses": losses,
-            "saved_weights": bool(best) and os.path.isfile(str(best)),
+            "saved_weights": saved,
             "integrations": integrations(trainer),
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -171,6 +173,36 @@ def iou_loss_in_use(model, yolo: bool) -> dict:
     if found is not None:
         return {**found, "source": "model yaml"}
     return {"name": "ciou" if yolo else "giou", "args": {}, "calls": None, "source": "Ultralytics"}
+
+
+def iou_loss_of_checkpoint(path: str, yolo: bool) -> dict:
+    """The box IoU loss a model reloaded from ``path`` (the run's ``best.pt``) trains with: the checkpoint's
+    ``model.yaml`` keeps the yaml's ``iou_loss``, a criterion built from the reloaded model finds the variant, and
+    a Wise-IoU v2/v3 reads the running mean the checkpoint saved. An error where the checkpoint lost the choice."""
+    model: Any  # (the release's own model class)
+    if yolo:
+        from ultralytics import YOLO
+
+        model = YOLO(path).model
+    else:
+        from ultralytics import RTDETR
+
+        model = RTDETR(path).model
+    cfg = getattr(model, "yaml", None)
+    chosen = cfg.get("iou_loss") if isinstance(cfg, dict) else None
+    try:
+        from ultralytics.nn.Addmodules.iou_losses import rtdetr_patch_iou_in_use
+    except ImportError:  # an added package from before the losses
+        return {"name": "ciou" if yolo else "giou", "args": {}, "calls": None, "source": "Ultralytics"}
+    found = rtdetr_patch_iou_in_use(model.init_criterion())
+    if chosen is not None and (found is None or found["name"] != str(chosen).lower()):
+        raise RuntimeError(
+            f"the model reloaded from best.pt chooses `iou_loss: {chosen}`, but its criterion holds "
+            f"{found['name'] if found else 'none'}"
+        )
+    if found is None:
+        return {"name": "ciou" if yolo else "giou", "args": {}, "calls": None, "source": "Ultralytics"}
+    return {**found, "calls": None, "source": "best.pt"}
 
 
 def _numbers(loss) -> list[float]:

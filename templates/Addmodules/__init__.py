@@ -22,7 +22,9 @@
   maps as the dict it reads.
 * ``rtdetr_patch_iou_loss`` (called first by ``parse_model``) checks a model yaml's ``iou_loss`` /
   ``iou_loss_args``, and ``rtdetr_patch_criterion`` (every ``init_criterion`` returns through it) attaches
-  the chosen loss to the criterion's box term; both live in ``iou_losses.py`` with the variants.
+  the chosen loss to the criterion's box term, and ``rtdetr_patch_iou_state`` (parse_model's layers pass
+  through it) gives the model the buffer of Wise-IoU v2/v3's running means; they live in ``iou_losses.py``
+  with the variants.
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
   640 only for a model that holds a registered backbone (blog step 4.8).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
@@ -44,7 +46,7 @@ from . import MobileNetV3 as _mobilenetv3
 from . import ResNet as _resnet
 from .MobileNetV3 import MobileNetV3
 from .ResNet import Blocks, ConvNormLayer
-from .iou_losses import rtdetr_patch_criterion, rtdetr_patch_iou_loss
+from .iou_losses import rtdetr_patch_criterion, rtdetr_patch_iou_loss, rtdetr_patch_iou_state
 
 RTDETR_PATCH_BACKBONES = frozenset({MobileNetV3})
 RTDETR_PATCH_MODULES = {ConvNormLayer: "conv", Blocks: "resnet-stage"}  # module -> its channel rule
@@ -385,4 +387,4 @@ def rtdetr_patch_outputs(outputs, y: list, save) -> object:
 __all__ = ["MobileNetV3", "ConvNormLayer", "Blocks", "RTDETR_PATCH_BACKBONES",
            "RTDETR_PATCH_MODULES", "rtdetr_patch_channels", "rtdetr_patch_outputs", "rtdetr_patch_module_args",
            "rtdetr_patch_deploy", "rtdetr_patch_probe_size", "rtdetr_patch_safe_globals", "rtdetr_patch_is_head",
-           "rtdetr_patch_preds", "rtdetr_patch_iou_loss", "rtdetr_patch_criterion"]
+           "rtdetr_patch_preds", "rtdetr_patch_iou_loss", "rtdetr_patch_criterion", "rtdetr_patch_iou_state"]

@@ -13,7 +13,8 @@ and its validation metrics keep the release's own IoU.
 
 ``rtdetr_patch_iou_loss`` checks a yaml's choice (``parse_model`` calls it when the model is built);
 ``rtdetr_patch_criterion`` attaches the choice to a criterion (every ``init_criterion`` of ``tasks.py``
-hands its criterion through it). This file imports only ``math`` and ``torch``.
+hands its criterion through it); ``rtdetr_patch_iou_state`` gives parse_model's layers the buffer that holds
+Wise-IoU v2/v3's running means (saved with the checkpoint). This file imports only ``math`` and ``torch``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 EPS = 1e-7
 KEY, ARGS_KEY = "iou_loss", "iou_loss_args"
 ATTR = "rtdetr_patch_iou"  # what a patched loss file reads
+STATE = "rtdetr_patch_iou_mean"  # the buffer of parse_model's layers holding Wise-IoU v2/v3's running means
+SLOTS = 2  # one running mean per box term: an end-to-end head's criterion has two (one-to-many, one-to-one)
 
 
 class IouLossError(ValueError):
@@ -97,7 +100,7 @@ class Variant:
 
 class GIoU(Variant):
     """GIoU loss: Rezatofighi et al., "Generalized Intersection over Union: A Metric and a Loss for Bounding
-    Box Regression", CVPR 2019, Algorithm 1 / eq. (1): L = 1 - IoU + |C \\ (A ∪ B)| / |C|."""
+    Box Regression", CVPR 2019, arXiv:1902.09630: L = 1 - IoU + |C \\ (A ∪ B)| / |C|, C the smallest enclosing box."""
 
     NAME, RELEASE_FLAG = "giou", "GIoU"
 
@@ -109,7 +112,7 @@ class GIoU(Variant):
 
 class DIoU(Variant):
     """DIoU loss: Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box Regression",
-    AAAI 2020, eq. (6): L = 1 - IoU + rho^2(b, b_gt) / c^2."""
+    AAAI 2020, arXiv:1911.08287, the DIoU loss: L = 1 - IoU + rho^2(b, b_gt) / c^2."""
 
     NAME, RELEASE_FLAG = "diou", "DIoU"
 
@@ -119,14 +122,14 @@ class DIoU(Variant):
 
 
 def _aspect(p: Pair) -> torch.Tensor:
-    """CIoU's v, eq. (9): 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2."""
+    """CIoU's aspect-ratio term v = 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2."""
     return 4 / math.pi**2 * ((p.bw / (p.bh + EPS)).atan() - (p.aw / (p.ah + EPS)).atan()).pow(2)
 
 
 class CIoU(Variant):
     """CIoU loss: Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box Regression",
-    AAAI 2020, eqs. (8)-(11): L = 1 - IoU + rho^2 / c^2 + alpha v, alpha = v / ((1 - IoU) + v), alpha held
-    constant in the backward pass (as the paper's eq. (12) gradient and Ultralytics do)."""
+    AAAI 2020, arXiv:1911.08287, the CIoU loss: L = 1 - IoU + rho^2 / c^2 + alpha v,
+    alpha = v / ((1 - IoU) + v), alpha held constant in the backward pass (as Ultralytics' own CIoU does)."""
 
     NAME, RELEASE_FLAG = "ciou", "CIoU"
 
@@ -145,7 +148,7 @@ def _eiou(p: Pair) -> torch.Tensor:
 
 class EIoU(Variant):
     """EIoU loss: Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
-    Neurocomputing 2022, Sec. 3.3 (L_EIoU): L = 1 - IoU + rho^2(b, b_gt) / (w_c^2 + h_c^2)
+    arXiv:2101.08158 (2021, v2 2022), the EIoU loss: L = 1 - IoU + rho^2(b, b_gt) / (w_c^2 + h_c^2)
     + rho^2(w, w_gt) / w_c^2 + rho^2(h, h_gt) / h_c^2."""
 
     NAME = "eiou"
@@ -156,7 +159,7 @@ class EIoU(Variant):
 
 class FocalEIoU(Variant):
     """Focal-EIoU loss: Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box Regression",
-    Neurocomputing 2022, Sec. 3.4 (L_Focal-EIoU): L = IoU^gamma L_EIoU, gamma = 0.5. IoU^gamma is a weight
+    arXiv:2101.08158, the Focal-EIoU loss: L = IoU^gamma L_EIoU, gamma = 0.5. IoU^gamma is a weight
     (no gradient through it: its derivative is infinite at IoU = 0)."""
 
     NAME, PARAMS = "focal-eiou", {"gamma": 0.5}
@@ -199,7 +202,7 @@ class SIoU(Variant):
 
 class _WIoU(Variant):
     """Shared by the Wise-IoU versions: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic
-    Focusing Mechanism", arXiv:2301.10051, 2023. v1, eqs. (5)-(6): L = R_WIoU L_IoU,
+    Focusing Mechanism", arXiv:2301.10051, 2023. v1: L = R_WIoU L_IoU,
     R_WIoU = exp(((x - x_gt)^2 + (y - y_gt)^2) / (W_g^2 + H_g^2)*), * = no gradient (the enclosing box)."""
 
     def _v1(self, p: Pair):
@@ -216,27 +219,53 @@ class WIoUv1(_WIoU):
 
 
 class _Running(_WIoU):
-    """A running mean of L_IoU (the paper's \\bar{L_IoU}), held by this instance: updated with ``momentum``
-    from each batch computed with gradients (training), read as it stands by the validator's loss. The paper
-    sets m = 1 - 0.05^(1/(t n)) for t epochs of n batches; the trainer's t and n are unknown where the
-    criterion is built, so momentum is a parameter (default 0.01)."""
+    """A running mean of L_IoU (the paper's \\bar{L_IoU}): updated with ``momentum`` from each batch computed
+    with gradients (training), read as it stands by the validator's loss. The paper sets m = 1 - 0.05^(1/(t n))
+    for t epochs of n batches; the trainer's t and n are unknown where the criterion is built, so momentum is a
+    parameter (default 0.01).
+
+    Where the model holds a slot for it (``bind``: one element of the ``STATE`` buffer that parse_model registers
+    for these variants), the mean lives there, so the checkpoint saves it and a resumed run starts from it;
+    otherwise this instance holds it (starting at 1)."""
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.mean = torch.tensor(1.0)
+        self._own = torch.tensor(1.0)
+        self._owner, self._slot = None, 0
+
+    def bind(self, owner: torch.nn.Module, slot: int) -> None:
+        """Keep the mean in ``owner``'s ``STATE`` buffer, element ``slot`` (looked up at each call: moving the
+        model to another device or dtype replaces the buffer's tensor)."""
+        self._owner, self._slot = owner, slot
+
+    def _buffer(self):
+        buffers = getattr(self._owner, "_buffers", None)
+        return buffers.get(STATE) if buffers is not None else None
+
+    @property
+    def mean(self) -> torch.Tensor:
+        buf = self._buffer()
+        return self._own if buf is None else buf[self._slot]
 
     def _ratio(self, l_iou: torch.Tensor) -> torch.Tensor:
-        mean = self.mean.to(l_iou.device, l_iou.dtype)
+        mean = self.mean.detach().to(l_iou.device, l_iou.dtype, copy=True)
         beta = l_iou.detach() / mean.clamp(min=EPS)
         if torch.is_grad_enabled() and l_iou.numel():
             with torch.no_grad():
-                self.mean = ((1 - self.momentum) * mean + self.momentum * l_iou.detach().mean()).detach()
+                new = (1 - self.momentum) * mean + self.momentum * l_iou.detach().mean()
+                buf = self._buffer()
+                if buf is None:
+                    self._own = new
+                else:
+                    if buf.is_inference():  # built under inference mode: a tensor that cannot change in place
+                        buf = self._owner._buffers[STATE] = buf.clone()
+                    buf[self._slot] = new.to(buf.dtype)
         return beta
 
 
 class WIoUv2(_Running):
     """Wise-IoU v2: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism",
-    arXiv:2301.10051, 2023, eq. (8): L = (L_IoU* / mean(L_IoU))^gamma L_WIoUv1, gamma = 0.5."""
+    arXiv:2301.10051, 2023, monotonic focusing: L = (L_IoU* / mean(L_IoU))^gamma L_WIoUv1, gamma = 0.5."""
 
     NAME, PARAMS = "wiou-v2", {"gamma": 0.5, "momentum": 0.01}
 
@@ -250,7 +279,7 @@ class WIoUv2(_Running):
 
 class WIoUv3(_Running):
     """Wise-IoU v3: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing Mechanism",
-    arXiv:2301.10051, 2023, eqs. (9)-(10): beta = L_IoU* / mean(L_IoU), r = beta / (delta alpha^(beta - delta)),
+    arXiv:2301.10051, 2023, non-monotonic focusing: beta = L_IoU* / mean(L_IoU), r = beta / (delta alpha^(beta - delta)),
     L = r L_WIoUv1; alpha = 1.9, delta = 3 (the paper's choice)."""
 
     NAME, PARAMS = "wiou-v3", {"alpha": 1.9, "delta": 3.0, "momentum": 0.01}
@@ -268,7 +297,7 @@ class WIoUv3(_Running):
 
 class MPDIoU(Variant):
     """MPDIoU loss: Ma and Xu, "MPDIoU: A Loss for Efficient and Accurate Bounding Box Regression",
-    arXiv:2307.07662, 2023, Algorithm 1 / eqs. (1)-(3): d_1^2, d_2^2 = squared distances of the top-left and
+    arXiv:2307.07662, 2023: d_1^2, d_2^2 = squared distances of the top-left and
     of the bottom-right corners, MPDIoU = IoU - d_1^2 / (w^2 + h^2) - d_2^2 / (w^2 + h^2) with w, h the
     input image's width and height; L = 1 - MPDIoU."""
 
@@ -305,7 +334,8 @@ class ShapeIoU(Variant):
 
 class AlphaIoU(Variant):
     """Alpha-IoU loss: He et al., "Alpha-IoU: A Family of Power Intersection over Union Losses for Bounding Box
-    Regression", NeurIPS 2021, eq. (3): L = 1 - IoU^alpha, alpha = 3."""
+    Regression", NeurIPS 2021, arXiv:2110.13675: the plain member of the family (a power IoU term, no power
+    regularisation term), L = 1 - IoU^alpha, alpha = 3."""
 
     NAME, PARAMS = "alpha-iou", {"alpha": 3.0}
 
@@ -318,9 +348,9 @@ class AlphaIoU(Variant):
 
 class NWD(Variant):
     """NWD loss blended with the IoU loss: Wang et al., "A Normalized Gaussian Wasserstein Distance for Tiny
-    Object Detection", arXiv:2110.13389, 2021, eqs. (4)-(6): each box is the Gaussian N([cx, cy],
+    Object Detection", arXiv:2110.13389, 2021: each box is the Gaussian N([cx, cy],
     diag(w^2/4, h^2/4)); W_2^2 = ||(cx_a, cy_a, w_a/2, h_a/2) - (cx_b, cy_b, w_b/2, h_b/2)||^2 in pixels;
-    NWD = exp(-sqrt(W_2^2) / C), C = 12.8 (the paper's AI-TOD average object size);
+    NWD = exp(-sqrt(W_2^2) / C), C a constant of the dataset (12.8 by default, a value used for AI-TOD);
     L = ratio (1 - NWD) + (1 - ratio) (1 - IoU), ratio = 0.5."""
 
     NAME, PARAMS, NEEDS = "nwd", {"ratio": 0.5, "constant": 12.8}, ("scale",)
@@ -340,9 +370,8 @@ class NWD(Variant):
 
 class Inner(Variant):
     """Inner-IoU: Zhang, Xu and Zhang, "Inner-IoU: More Effective Intersection over Union Loss with Auxiliary
-    Bounding Box", arXiv:2311.02877, 2023, eqs. (1)-(9) and (14)-(17): auxiliary boxes of the same centres,
-    width and height times ``ratio``; IoU_inner is their IoU; L_Inner-BASE = L_BASE + IoU - IoU_inner.
-    The paper studies ratio in [0.5, 1.5]; 0.75 here."""
+    Bounding Box", arXiv:2311.02877, 2023: auxiliary boxes of the same centres, width and height times the
+    scaling factor ``ratio``; IoU_inner is their IoU; L_Inner-BASE = L_BASE + IoU - IoU_inner; 0.75 here."""
 
     PREFIX, PARAMS = "inner-", {"ratio": 0.75}
 
@@ -367,7 +396,7 @@ class Inner(Variant):
 
 class Focaler(Inner):
     """Focaler-IoU: Zhang and Zhang, "Focaler-IoU: More Focused Intersection over Union Loss",
-    arXiv:2401.10525, 2024, eqs. (1)-(3): IoU_focaler = 0 below d, (IoU - d) / (u - d) between, 1 above u;
+    arXiv:2401.10525, 2024, linear interval mapping: IoU_focaler = 0 below d, (IoU - d) / (u - d) between, 1 above u;
     L_Focaler-BASE = L_BASE + IoU - IoU_focaler; d = 0, u = 0.95 here."""
 
     PREFIX, PARAMS = "focaler-", {"d": 0.0, "u": 0.95}
@@ -437,6 +466,21 @@ def rtdetr_patch_iou_loss(cfg) -> Variant | None:
     return make(cfg[KEY], cfg.get(ARGS_KEY))
 
 
+def running(variant: Variant | None) -> bool:
+    """Whether the variant (or the base under its inner-/focaler- modifier) keeps a running mean."""
+    return isinstance(getattr(variant, "base", variant), _Running)
+
+
+def rtdetr_patch_iou_state(cfg, layers: torch.nn.Module) -> torch.nn.Module:
+    """``parse_model``'s layers (``nn.Sequential``), with a ``STATE`` buffer of ``SLOTS`` running means (each 1)
+    registered on them when the yaml chooses a Wise-IoU v2/v3: the model, its EMA copy and so the checkpoint
+    (``last.pt``, ``best.pt``) hold the means, and resuming loads them back. Any other yaml's layers are returned
+    untouched (the same keys in the state_dict as Ultralytics' own model)."""
+    if running(rtdetr_patch_iou_loss(cfg)):
+        layers.register_buffer(STATE, torch.ones(SLOTS))
+    return layers
+
+
 class IouLossChoice:
     """What a patched criterion calls instead of the release's ``bbox_iou``: ``1 - loss`` of the chosen variant.
 
@@ -501,6 +545,16 @@ def _box_terms(criterion):
     return found
 
 
+def _state_holder(model):
+    """The module holding the ``STATE`` buffer: parse_model's layers (``model.model``), or None (a model built
+    before the patch registered it, e.g. an install not patched again since: the criterion keeps the mean)."""
+    layers = getattr(model, "model", None)
+    if STATE in getattr(layers, "_buffers", {}):
+        return layers
+    return next((mod for mod in model.modules() if STATE in mod._buffers), None) if isinstance(
+        model, torch.nn.Module) else None
+
+
 def rtdetr_patch_criterion(model, criterion):
     """``init_criterion``'s criterion with the model yaml's ``iou_loss`` attached; the same object untouched
     when the yaml chooses none."""
@@ -525,16 +579,27 @@ def rtdetr_patch_criterion(model, criterion):
     imgsz = hyp.get("imgsz", 640) if isinstance(hyp, dict) else getattr(hyp, "imgsz", 640)
     imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz
     stride = getattr(model, "stride", None)
+    holder = _state_holder(model)
     for i, target in enumerate(targets):  # one instance each: E2ELoss's two branches keep their own running means
         each = variant if i == 0 else make(cfg[KEY], cfg.get(ARGS_KEY))
+        if holder is not None and running(each) and i < SLOTS:
+            getattr(each, "base", each).bind(holder, i)
         target.rtdetr_patch_iou = IouLossChoice(each, str(cfg[KEY]).lower(), cfg.get(ARGS_KEY), stride, imgsz or 640)
     return criterion
 
 
 def rtdetr_patch_iou_in_use(criterion) -> dict | None:
-    """The choice attached to a criterion (name, parameters, calls so far), or None: Ultralytics' own loss."""
+    """The choice attached to a criterion (name, parameters, calls so far, and for Wise-IoU v2/v3 the running
+    mean of each box term and whether the model holds it), or None: Ultralytics' own loss."""
+    found = None
     for target in _box_terms(criterion):
         choice = getattr(target, "rtdetr_patch_iou", None)
-        if choice is not None:
-            return {"name": choice.name, "args": choice.args, "calls": choice.calls}
-    return None
+        if choice is None:
+            continue
+        if found is None:
+            found = {"name": choice.name, "args": choice.args, "calls": choice.calls}
+        if running(choice.variant):
+            base = getattr(choice.variant, "base", choice.variant)
+            found.setdefault("running_mean", []).append(round(float(base.mean), 6))
+            found["running_mean_saved"] = found.get("running_mean_saved", True) and base._buffer() is not None
+    return found

@@ -1,11 +1,11 @@
-"""Before/after cases of iou-loss-choice, iou-loss-yolo, iou-loss-detr (the model yaml's iou_loss): the transform on small sources shaped like the real code."""
+"""Before/after cases of iou-loss-choice, iou-loss-state, iou-loss-yolo, iou-loss-detr (the model yaml's iou_loss): the transform on small sources shaped like the real code."""
 
 from __future__ import annotations
 
 import pytest
 from helpers import assert_before_after, assert_missing, src, transform
 from rtdetr_patch.patches import Outcome
-from rtdetr_patch.patches.iou_loss import DetrBoxIou, IouLossChoice, YoloBoxIou
+from rtdetr_patch.patches.iou_loss import DetrBoxIou, IouLossChoice, IouLossState, YoloBoxIou
 
 IOU_TASKS_BEFORE = src('''
     class DetectionModel(BaseModel):
@@ -58,6 +58,26 @@ YOLO_LOSS_AFTER = YOLO_LOSS_BEFORE.replace(
     "xywh=False, release=bbox_iou, anchors=anchor_points, fg=fg_mask))  # rtdetr-patch: the model yaml's iou_loss, "
     "if any\n",
 )
+STATE_TASKS_BEFORE = src('''
+    def parse_model(d, ch, verbose=True):
+        """Parse a model yaml."""
+        layers, save = [], []
+
+        def inner():
+            return nn.Sequential(), []
+
+        return torch.nn.Sequential(*layers), sorted(save)
+
+
+    class Model:
+        def build(self):
+            return nn.Sequential(*self.layers), []
+''')
+STATE_TASKS_AFTER = STATE_TASKS_BEFORE.replace(
+    "    return torch.nn.Sequential(*layers), sorted(save)\n",
+    "    return rtdetr_patch_iou_state(d, torch.nn.Sequential(*layers)), sorted(save)  # rtdetr-patch: Wise-IoU's "
+    "running mean, saved with the model\n",
+)
 DETR_LOSS_BEFORE = src("""
     class DETRLoss(nn.Module):
         def _get_loss_bbox(self, pred_bboxes, gt_bboxes, postfix=""):
@@ -80,6 +100,7 @@ DETR_LOSS_AFTER = DETR_LOSS_BEFORE.replace(
     ("cls", "before", "after"),
     [
         (IouLossChoice, IOU_TASKS_BEFORE, IOU_TASKS_AFTER),
+        (IouLossState, STATE_TASKS_BEFORE, STATE_TASKS_AFTER),  # a nested function's and a method's return stay
         (YoloBoxIou, YOLO_LOSS_BEFORE, YOLO_LOSS_AFTER),
         (DetrBoxIou, DETR_LOSS_BEFORE, DETR_LOSS_AFTER),  # the matcher-side bbox_iou of another method is left alone
     ],
@@ -94,6 +115,7 @@ def test_iou_loss_transforms_missing():
         YoloBoxIou, YOLO_LOSS_BEFORE.replace("class BboxLoss", "class BoxLoss"), "CIoU=True", "BboxLoss.forward"
     )
     assert_missing(DetrBoxIou, DETR_LOSS_BEFORE.replace("def _get_loss_bbox", "def _bbox_loss"), "_get_loss_bbox")
+    assert_missing(IouLossState, STATE_TASKS_BEFORE.replace("torch.nn.Sequential(*layers)", "layers"), "parse_model")
     half = IOU_TASKS_AFTER.replace(
         "return rtdetr_patch_criterion(self, v8DetectionLoss(self))", "return v8DetectionLoss(self)"
     )
