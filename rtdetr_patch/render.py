@@ -149,7 +149,7 @@ def figures_table(fig: dict) -> Table:
     _build_rows(table, fig)
     table.add_row(
         "one optimizer step",
-        f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still finite ({fig['loss_after_step']})",
+        f"moved {fig.get('stepped_tensors', '?')} weight tensors, all finite",
     )
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", _gflops(fig))
@@ -161,7 +161,7 @@ def figures_table(fig: dict) -> Table:
         )
     stock = f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped"
     if fig.get("stock_checked"):  # not built again: no byte of the package changed since a run built it
-        stock += f" (built {escape(str(fig['stock_checked'].get('at')))}; no file of the package changed since)"
+        stock += f" (built {escape(str(fig['stock_checked'].get('at')))}; package unchanged since)"
     table.add_row("stock rtdetr-l.yaml", stock)
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))
