@@ -224,7 +224,7 @@ def train_step(torch, model, backbone, yolo: bool, size: int) -> dict:
     moved = optimizer_step(torch, model, batch)
     return {
         "nc": nc,
-        "loss": round(float(total), 4),
+        "loss": round(float(total.detach()), 4),
         "iou_loss": iou_loss,
         "stepped_tensors": moved,
         "backbone_grad_tensors": len(grads),
