@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,79 +65,106 @@ def quoted(path: Path, pattern: str) -> list[str]:
     return re.findall(pattern, "\n".join(prose))
 
 
-@pytest.fixture
-def run(monkeypatch):
-    """``run(*args, env=None) -> (exit code, output)``: the command line in-process, stdout and stderr together,
-    wide (no wrapping), the smoke run replaced by the figures above."""
+@pytest.fixture(scope="module")
+def outputs(release_trees, tmp_path_factory) -> dict[str, tuple[int, str]]:
+    """What each command prints (exit code, stdout and stderr together, wide: no wrapping), by the situation the
+    documents quote it for. The smoke run is replaced by the figures above."""
+    base = tmp_path_factory.mktemp("quoted")
     runner = CliRunner()
-    monkeypatch.setenv("COLUMNS", "400")
-    monkeypatch.setattr(verify_module, "verify", lambda install, yaml, on_stage, train=False, stock=True: dict(FIGURES))
 
-    def invoke(*args, env=None):
+    def tree(name: str) -> Path:
+        root = base / name
+        shutil.copytree(release_trees(LATEST), root)
+        return root
+
+    def run(*args, env=None):
         killpoints._reached = 0
         result = runner.invoke(cli_main, [str(a) for a in args], env=env)
         return result.exit_code, result.output
 
-    return invoke
-
-
-@pytest.fixture
-def outputs(tree, run, monkeypatch) -> dict[str, tuple[int, str]]:
-    """What each command prints, by the situation the documents quote it for."""
-    pristine, root = tree(LATEST), tree(LATEST)
-    seen = {
-        "revert (pristine)": run("revert", "--target", pristine),
-        "check (unpatched)": run("check", "--target", pristine),
-        "apply": run("apply", "--target", root),
-        "apply (again)": run("apply", "--target", root),
-        "check --static": run("check", "--static", "--target", root),
-        "check": run("check", "--target", root, "--fresh"),
-        "check (nothing changed)": run("check", "--target", root),
-        "check --quiet (unpatched)": run("check", "--quiet", "--target", pristine),
-        "check --json (nowhere)": run("check", "--target", "/nowhere", "--json"),
-        "Ctrl-C in apply's writes": run("apply", "--target", tree(LATEST), env={killpoints.INTERRUPT_ENV: "2"}),
-        "Ctrl-C in revert's writes": run("revert", "--target", root, env={killpoints.INTERRUPT_ENV: "2"}),
-    }
-
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(verify_module, "verify", ctrl_c)
-    seen["Ctrl-C in apply's smoke run"] = run("apply", "--target", tree(LATEST))
-    monkeypatch.setattr(api, "locate", ctrl_c)
-    seen["Ctrl-C in check"] = run("check", "--target", root)
+    pristine, root = tree("pristine"), tree("patched")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTDETR_PATCH_HOME", str(base / "state"))
+        mp.setenv("COLUMNS", "400")
+        mp.setattr(verify_module, "verify", lambda install, yaml, on_stage, train=False, stock=True: dict(FIGURES))
+        seen = {
+            "revert (pristine)": run("revert", "--target", pristine),
+            "check (unpatched)": run("check", "--target", pristine),
+            "apply": run("apply", "--target", root),
+            "apply (again)": run("apply", "--target", root),
+            "check --static": run("check", "--static", "--target", root),
+            "check": run("check", "--target", root, "--fresh"),
+            "check (nothing changed)": run("check", "--target", root),
+            "check --quiet (unpatched)": run("check", "--quiet", "--target", pristine),
+            "check --json (nowhere)": run("check", "--target", "/nowhere", "--json"),
+            "Ctrl-C in apply's writes": run("apply", "--target", tree("a"), env={killpoints.INTERRUPT_ENV: "2"}),
+            "Ctrl-C in revert's writes": run("revert", "--target", root, env={killpoints.INTERRUPT_ENV: "2"}),
+        }
+        mp.setattr(verify_module, "verify", ctrl_c)
+        seen["Ctrl-C in apply's smoke run"] = run("apply", "--target", tree("b"))
+        mp.setattr(api, "locate", ctrl_c)
+        seen["Ctrl-C in check"] = run("check", "--target", root)
     return seen
 
 
-def test_every_quoted_line_is_printed(outputs):
-    said = {situation: flat(text) for situation, (_, text) in outputs.items()}
-    everything = " | ".join(said.values())
-    quotes = {
-        # README.md and README.zh-CN.md: the lines of apply and revert
-        **{q: "apply" for q in quoted(README, r'ends with "([^"]+)"') + quoted(README_ZH, r'最后一行是 "([^"]+)"')},
-        **{q: "apply (again)" for path in (README, README_ZH) for q in quoted(path, r'"(Already patched)"')},
-        **{q: "revert (pristine)" for path in (README, README_ZH, OPTIONS) for q in quoted(path, r'"(Nothing to revert)"')},
-        # a transform not needed on the pinned release: a note of check's
-        **{q: "check --static" for path in (README, README_ZH) for q in quoted(path, r'"(get-flops is not needed on [^"]+)"')},
-        **{q: "check --static" for q in quoted(OPTIONS, r'`"(get-flops is not needed on [^"]+)"`')},
-        # check on an unpatched install, and a failure under --quiet
-        **{q: "check (unpatched)" for q in quoted(OPTIONS, r'says "(run `rtdetr-patch apply`)"')},
-        **{q.replace("N", "8"): "check --quiet (unpatched)" for q in quoted(OPTIONS, r'"(FAILED \(exit N\))"')},
-        # the Ctrl-C table
-        **dict(zip(quoted(OPTIONS, r'^\|[^|]*\| "(Interrupted[^"]*)" \|'), [
-            "Ctrl-C in check", "Ctrl-C in apply's writes", "Ctrl-C in apply's smoke run", "Ctrl-C in revert's writes",
-        ])),
-    }  # fmt: skip
-    assert len(quotes) >= 11, quotes
-    for quote, situation in quotes.items():
-        assert flat(quote) in said[situation], f"quoted: {quote!r}; {situation} printed: {said[situation]}"
-    # the cached run: verification.md quotes its line with "(time)" and "..." for what varies
+# (document, the quote as a regex with one group, how many times it is quoted there, the situation that prints it)
+QUOTES = [
+    (README, r'ends with "([^"]+)"', 1, "apply"),
+    (README_ZH, r'最后一行是 "([^"]+)"', 1, "apply"),
+    (README, r'"(Already patched)"', 1, "apply (again)"),
+    (README_ZH, r'"(Already patched)"', 1, "apply (again)"),
+    (README, r'"(Nothing to revert)"', 1, "revert (pristine)"),
+    (README_ZH, r'"(Nothing to revert)"', 1, "revert (pristine)"),
+    (OPTIONS, r'"(Nothing to revert)"', 1, "revert (pristine)"),
+    # a transform not needed on the pinned release: a note of check's
+    (README, r'"(get-flops is not needed on\s+[^"]+)"', 1, "check --static"),
+    (README_ZH, r'"(get-flops is not needed on [^"]+)"', 1, "check --static"),
+    (OPTIONS, r'`"(get-flops is not needed on [^"]+)"`', 1, "check --static"),
+    # check on an unpatched install, and a failure under --quiet ("N" stands for the code)
+    (OPTIONS, r'says "(this install is not patched)"', 1, "check (unpatched)"),
+    (OPTIONS, r'"(FAILED \(exit 8\)|FAILED \(exit N\))"', 1, "check --quiet (unpatched)"),
+    # the Ctrl-C table, row by row
+    (OPTIONS, r'(?m)^\| before anything is written[^|]*\| "([^"]*)" \|', 1, "Ctrl-C in check"),
+    (OPTIONS, r'(?m)^\| while `apply` writes \| "([^"]*)" \|', 1, "Ctrl-C in apply's writes"),
+    (OPTIONS, r'(?m)^\| during `apply`\'s smoke run \| "([^"]*)" \|', 1, "Ctrl-C in apply's smoke run"),
+    (OPTIONS, r'(?m)^\| while `revert` writes \| "([^"]*)" \|', 1, "Ctrl-C in revert's writes"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern", "times", "situation"), QUOTES, ids=[f"{q[0].name}: {q[3]}" for q in QUOTES]
+)
+def test_each_quoted_line_is_printed(outputs, path, pattern, times, situation):
+    found = quoted(path, pattern)
+    assert len(found) == times, f"{path.name} quotes {pattern} {len(found)} times"
+    printed = flat(outputs[situation][1])
+    for quote in found:
+        assert flat(quote.replace("(exit N)", "(exit 8)")) in printed, (
+            f"{path.name} quotes {quote!r}; printed: {printed}"
+        )
+
+
+def test_every_quote_of_the_tools_output_is_checked():
+    """A new quote of a message in the READMEs or docs/options.md needs its row in QUOTES."""
+    checked = {(path, q) for path, pattern, _, _ in QUOTES for q in quoted(path, pattern)}
+    for path in (README, README_ZH, OPTIONS):
+        for quote in quoted(path, r'"((?:[A-Z][a-z]+|get-flops|run) [^"]{6,})"'):
+            if quote.startswith(("RT-DETR", "Inference")) or "," in quote[:2]:
+                continue
+            assert any(q == quote for p, q in checked if p == path), f"{path.name}: {quote!r} is not in QUOTES"
+
+
+def test_the_cached_line_is_printed(outputs):
+    """verification.md quotes the cached run's line with "(time)" and "..." for what varies."""
     line = quoted(VERIFICATION, r'with the line "([^"]+)"')
     assert len(line) == 1
     head, _, tail = flat(line[0]).partition(" (time)")
-    cached = said["check (nothing changed)"]
-    assert head in cached and tail.rstrip(".").rstrip() in cached and head not in said["check"]
-    assert everything  # (every situation printed something)
+    tail = tail.replace("...", "").strip()
+    cached, fresh = flat(outputs["check (nothing changed)"][1]), flat(outputs["check"][1])
+    assert head in cached and tail in cached and head not in fresh
 
 
 def test_the_exit_codes_tables_are_the_tools(outputs):
