@@ -15,7 +15,10 @@ the machine's load average at the start and at the end. Wall time is what the go
 machine it is mostly the other work's noise; the CPU time of each process (user + system, its children
 included; not on Windows) is printed beside it, and moves much less with the load.
 
-    python benchmarks/bench_check.py [--release 8.4.190] [--repeats 5] [--yaml rtdetr-MobileNetV3.yaml]
+    python benchmarks/bench_check.py [--release 8.4.190] [--repeats 5] [--yaml rtdetr-MobileNetV3.yaml] [--threads N]
+
+``--threads N`` sets ``OMP_NUM_THREADS`` for every process (both sides alike): with other work on the cores, one
+thread per process keeps torch's threads from waiting on each other, and the ratio steadier.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def main() -> None:
     parser.add_argument("--release", default="8.4.190")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--yaml", default="rtdetr-MobileNetV3.yaml")
+    parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for every process (0: torch's own)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rtdetr-bench-check-"))
     started_load = load()
@@ -101,6 +105,8 @@ def main() -> None:
         with zipfile.ZipFile(wheel(args.release)) as zf:
             zf.extractall(root, [n for n in zf.namelist() if n.startswith("ultralytics/")])
         env = {**os.environ, "RTDETR_PATCH_HOME": str(work / "state")}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
         tool = [sys.executable, "-m", "rtdetr_patch"]
         target = ["--target", str(root), "--yaml", args.yaml]
         timed([*tool, "apply", "--no-verify", "--target", str(root)], env)
@@ -123,6 +129,7 @@ def main() -> None:
     print(
         f"check on Ultralytics {args.release} ({args.yaml}): {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeats} fresh processes, "
+        f"{args.threads or 'default'} torch threads, "
         f"load average {started_load} at the start, {load()} at the end"
     )
     print(f"{'':<20}{'median s':>10}{'min s':>10}{'max s':>10}{'x bare':>10}{'CPU s':>10}{'CPU x bare':>12}")
