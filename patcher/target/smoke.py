@@ -139,12 +139,16 @@ def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> tuple[di
     output has the head's shape and finite values. The same forward is counted by thop (GFLOPs at this size) and
     gives the head's inputs, which ``fuse_check`` compares after fusing. (figures, the head's inputs)"""
     seen: dict = {}
+
+    def keep(name: str, value) -> None:  # a hook returns None: a value returned would replace the module's
+        seen.setdefault(name, value)  # inputs or output (and a head that edits its input list would edit ours)
+
     hooks = [
-        model.register_forward_hook(lambda module, inputs, out: seen.setdefault("out", out)),
-        model.model[-1].register_forward_pre_hook(lambda module, inputs: seen.setdefault("head", clones(inputs))),
+        model.register_forward_hook(lambda module, inputs, out: keep("out", out)),
+        model.model[-1].register_forward_pre_hook(lambda module, inputs: keep("head", clones(inputs))),
     ]
     if backbone is not None:
-        hooks.append(backbone.register_forward_hook(lambda module, inputs, out: seen.setdefault("feats", out)))
+        hooks.append(backbone.register_forward_hook(lambda module, inputs, out: keep("feats", out)))
     model.eval()
     try:
         gflops = counted_forward(torch, model, x, seen)
