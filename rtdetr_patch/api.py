@@ -120,21 +120,26 @@ def _known_yaml(install: Install, yaml: str, adds: bool) -> None:
 
 def _verify(install: Install, yaml: str, on_stage: Progress, train: bool = False, fresh: bool = True) -> dict:
     """The smoke figures: from the last passing verification with the same key unless ``fresh`` or ``train``
-    (``patcher/record/verified.py`` says what the key holds), else from a new smoke run, kept for next time."""
+    (``patcher/record/verified.py`` says what the key holds), else from a new smoke run, kept for next time. A new
+    run builds stock rtdetr-l only where no passing run built it on these very package bytes."""
     # torch-free, but only a verification needs them: kept off the fast paths
     from .patcher.commands.verify import verify
     from .patcher.record import verified  # the last passing smoke run, kept by its key
     from .patcher.record.store import Store, now  # (loaded already by the command)
 
     store = Store(install)
-    key = verified.key_of(install, store, yaml)
-    if key is not None and not fresh and not train:
-        kept = verified.cached(store, key)
+    keys = verified.keys_of(install, store, yaml)
+    if keys.run is not None and not fresh and not train:
+        kept = verified.cached(store, keys.run)
         if kept is not None:
             return kept
-    figures = verify(install, yaml=yaml, on_stage=on_stage, train=train)
-    if key is not None and not train:
-        verified.remember(store, key, figures, now())
+    stock = verified.stock_checked(store, keys.stock)
+    figures = verify(install, yaml=yaml, on_stage=on_stage, train=train, stock=stock is None)
+    if stock is not None:  # no byte of the package changed since a passing run built it: its count stands
+        figures["rtdetr_l_params"] = stock["params"]
+        figures["stock_checked"] = {"at": stock["at"]}
+    if not train:
+        verified.remember(store, keys, figures, now())
     return figures
 
 
@@ -304,7 +309,7 @@ def check(
 ) -> CheckResult:
     """Is the patch whole and unchanged, and does it run (skipped by ``static``)? ``train`` adds one short
     epoch through Ultralytics' own trainer to the smoke run. A smoke run that passed before with nothing it
-    depends on changed since (the patch's files, the yaml, the interpreter and its packages) is not run again:
+    depends on changed since (every file of the Ultralytics package, the yaml, Python and its packages) is not run again:
     its figures come back with ``cached``; ``fresh`` runs it anyway (``--train`` always runs).
 
     Returns the findings; ``result.ok`` is true only if all holds. Raises ``PatchError`` only when

@@ -149,7 +149,7 @@ def figures_table(fig: dict) -> Table:
     _build_rows(table, fig)
     table.add_row(
         "one optimizer step",
-        f"moved {fig.get('stepped_tensors', '?')} weight tensors; loss still finite ({fig['loss_after_step']})",
+        f"moved {fig.get('stepped_tensors', '?')} weight tensors, all finite",
     )
     table.add_row("parameters", f"{fig['params'] / 1e6:.2f} M ({fig['params']:,})")
     table.add_row(f"GFLOPs at {fig['imgsz']}", _gflops(fig))
@@ -159,7 +159,10 @@ def figures_table(fig: dict) -> Table:
             f"outputs agree (max |diff| {fig['fuse']['max_abs_diff']:.1g}); "
             f"{count(fig['fuse']['deploy_modules'], 'module')} switched to deploy",
         )
-    table.add_row("stock rtdetr-l.yaml", f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped")
+    stock = f"{fig['rtdetr_l_params'] / 1e6:.2f} M parameters, as shipped"
+    if fig.get("stock_checked"):  # not built again: no byte of the package changed since a run built it
+        stock += f" (built {escape(str(fig['stock_checked'].get('at')))}; package unchanged since)"
+    table.add_row("stock rtdetr-l.yaml", stock)
     for name, state in (fig.get("users_backbones") or {}).items():
         table.add_row(f"your {escape(name)}", escape(state))
     _trainer_rows(table, fig.get("trainer"))
@@ -477,8 +480,8 @@ def cached_line(cached: dict) -> str:
     """A verification taken from the last passing smoke run: when, why it still holds, how to run it again."""
     return (
         f"These figures are from the smoke run of {escape(str(cached.get('verified_at')))}: since then nothing it "
-        "depends on changed (the patch's files, the yaml, the interpreter and its packages), so it was not run "
-        "again; `check --fresh` runs it."
+        "depends on changed (every file of the Ultralytics package, the yaml, Python and its packages), so it "
+        "was not run again; `check --fresh` runs it."
     )
 
 

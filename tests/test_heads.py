@@ -105,7 +105,7 @@ def test_heads_of_the_8_0_contract_train_fuse_and_predict(release, tree, cli, tm
     report = json.loads(applied.stdout)
     fig = report["verification"]
     assert {"LegacyHead", "RepELAN", "RepDW", "CountedRep"} <= set(fig["registered_layers"])
-    assert fig["output_shape"][:2] == [1, 84] and fig["loss_after_step"] > 0 and fig["stepped_tensors"] > 0
+    assert fig["output_shape"][:2] == [1, 84] and fig["loss"] > 0 and fig["stepped_tensors"] > 0
     # four RepConvN (fuse_convs) and one RepDW (fuse); CountedRep is Ultralytics' RepConv: the release fuses it
     assert fig["fuse"]["deploy_modules"] == 5 and fig["fuse"]["max_abs_diff"] < 1e-4
 

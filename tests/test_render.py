@@ -340,7 +340,6 @@ def test_figures_table():
         "output_shape": [1, 300, 84],
         "loss": 12.3,
         "backbone_grad_tensors": 40,
-        "loss_after_step": 11.9,
         "stepped_tensors": 40,
         "params": 12_345_678,
         "imgsz": 640,
@@ -353,6 +352,12 @@ def test_figures_table():
     assert ["train-mode loss, backward", "12.3, finite gradients in 40 model tensors"] in cells(out)
     assert ["GFLOPs at 640", "not reported for this model (its get_flops gives 0)"] in cells(out)
     assert ["parameters", "12.35 M (12,345,678)"] in cells(out)
+    assert ["one optimizer step", "moved 40 weight tensors, all finite"] in cells(out)
+    assert ["stock rtdetr-l.yaml", "32.00 M parameters, as shipped"] in cells(out)
+    out = console()
+    out.print(render.figures_table({**fig, "stock_checked": {"at": "2026-12-04T20:15:28+00:00"}}))
+    stock = next(row for row in cells(out) if row[0] == "stock rtdetr-l.yaml")[1]
+    assert stock.startswith("32.00 M parameters, as shipped (built 2026-12-04T20:15:28+00:00; package")
 
 
 # -- JSON --------------------------------------------------------------------------------------------

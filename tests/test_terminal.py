@@ -60,14 +60,14 @@ def test_apply_then_check_on_a_terminal(tree, tmp_path):
     text = flat(term.text)
     assert code == 0, term.text
     assert "Smoke verification of rtdetr-MobileNetV3.yaml" in text and "Patched and verified." in text
-    assert "parse-model" in text and "one optimizer step" in text and "weight tensors; loss still finite" in text
+    assert "parse-model" in text and "one optimizer step" in text and "weight tensors, all finite" in text
     assert cursor_shown(term.raw) and COLOUR.search(term.raw)  # a terminal gets colour and its cursor back
 
     # nothing changed since apply's smoke run: check gives its figures and says so, without running it again
     code, text, raw = terminal.run(tool("check", "--target", root), environment(), str(tmp_path), STATIC)
     assert code == 0, text
     assert "These figures are from the smoke run of" in flat(text) and "OK: the patch is whole and runs." in flat(text)
-    assert "weight tensors; loss still finite" in flat(text) and cursor_shown(raw)
+    assert "weight tensors, all finite" in flat(text) and cursor_shown(raw)
 
     term = Terminal(tool("check", "--fresh", "--target", root), environment(), str(tmp_path))
     term.expect(PROGRESS, STARTS)  # --fresh: the smoke run itself, with its progress line

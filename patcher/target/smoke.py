@@ -8,7 +8,8 @@ Stages: import torch and the patched Ultralytics (from ``--root``, first on ``sy
 ``RTDETR(<yaml>)``; an eval forward at ``--imgsz`` with shape checks, also of each backbone
 output; a train-mode loss on a small synthetic batch and a backward pass with finite gradients;
 parameters and GFLOPs (the release's own ``get_flops``, the one ``model.info()`` prints); and
-stock ``rtdetr-l.yaml`` still builds with its usual parameter count; with ``--train``, one short epoch
+stock ``rtdetr-l.yaml`` still builds with its usual parameter count (``--no-stock`` skips that where the host
+knows a passing run built it on the same package bytes); with ``--train``, one short epoch
 through Ultralytics' own trainer on a generated dataset (``train_check.py``).
 """
 
@@ -57,16 +58,16 @@ def run(args) -> dict:
     model, backbone, split, registered = build(args, yolo)
     lap("build")
 
-    stage(f"eval forward at {args.imgsz}")
-    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-    forward = eval_forward(torch, model, backbone, split, x, yolo)
-    lap("eval forward")
-
     stage("train-mode loss, backward and one optimizer step")
     step = train_step(torch, model, backbone, yolo, args.train_imgsz)
     lap("train loss + backward")
 
-    later = after_training(torch, model, x, args, step["nc"], yolo, lap)
+    stage(f"eval forward at {args.imgsz}")
+    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
+    forward, head_inputs = eval_forward(torch, model, backbone, split, x, yolo)
+    lap("eval forward")
+
+    later = after_training(torch, model, x, head_inputs, args, step["nc"], yolo, lap)
     return {
         "release": ultralytics.__version__,
         "torch": torch.__version__,
@@ -133,12 +134,28 @@ def build(args, yolo: bool) -> tuple:
     return model, backbone, not backbones and backbone is not None, registered
 
 
-def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> dict:
-    """One eval forward: the backbone's maps match its ``width_list``, the output has the head's shape."""
+def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> tuple[dict, list]:
+    """One eval forward, after the training step (its weights): the backbone's maps match its ``width_list``, the
+    output has the head's shape and finite values. The same forward is counted by thop (GFLOPs at this size) and
+    gives the head's inputs, which ``fuse_check`` compares after fusing. (figures, the head's inputs)"""
+    seen: dict = {}
+
+    def keep(name: str, value) -> None:  # a hook returns None: a value returned would replace the module's
+        seen.setdefault(name, value)  # inputs or output (and a head that edits its input list would edit ours)
+
+    hooks = [
+        model.register_forward_hook(lambda module, inputs, out: keep("out", out)),
+        model.model[-1].register_forward_pre_hook(lambda module, inputs: keep("head", clones(inputs))),
+    ]
+    if backbone is not None:
+        hooks.append(backbone.register_forward_hook(lambda module, inputs, out: keep("feats", out)))
     model.eval()
-    with torch.no_grad():
-        feats = backbone(x) if backbone is not None else []
-        out = model(x)
+    try:
+        gflops = counted_forward(torch, model, x, seen)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    feats = list(seen.get("feats") or [])
     if split:  # TorchVision with split=True: the input, then every child's output
         feats = feats[1:]
     widths = list(getattr(backbone, "width_list", [f.shape[1] for f in feats]))
@@ -146,7 +163,7 @@ def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> dict:
     for f, w in zip(feats, widths):
         if f.shape[1] != w:
             raise RuntimeError(f"backbone output has {f.shape[1]} channels, width_list says {w}")
-    y = first_tensor(out)
+    y = first_tensor(seen["out"])
     if yolo:  # Detect: (1, 4 + nc, anchors) or, end to end, (1, detections, 6)
         if y is None or y.ndim != 3 or y.shape[0] != 1 or not torch.isfinite(y).all():
             raise RuntimeError(
@@ -156,7 +173,34 @@ def eval_forward(torch, model, backbone, split: bool, x, yolo: bool) -> dict:
         nq = model.model[-1].num_queries
         if y.ndim != 3 or tuple(y.shape[:2]) != (1, nq) or not torch.isfinite(y).all():
             raise RuntimeError(f"eval output has shape {tuple(y.shape)}, expected (1, {nq}, ...) and finite values")
-    return {"backbone_widths": widths, "backbone_shapes": shapes, "output_shape": list(y.shape)}
+    figures = {"backbone_widths": widths, "backbone_shapes": shapes, "output_shape": list(y.shape), **gflops}
+    return figures, seen["head"]
+
+
+def clones(inputs) -> list:
+    """The tensors a head receives (a list of maps, or the maps themselves), cloned."""
+    return [t.clone() for t in (inputs[0] if isinstance(inputs[0], (list, tuple)) else inputs)]
+
+
+def counted_forward(torch, model, x, seen: dict) -> dict:
+    """The eval forward, counted by thop (the count the release's ``get_flops`` gives at this size on a patched
+    install, what ``model.info()`` prints). Where thop is missing or cannot count the model, a plain forward, and
+    the release's own ``get_flops`` for the figure: a figure, never a reason to fail."""
+    try:
+        import thop
+
+        macs = thop.profile(model, inputs=[x], verbose=False)[0]
+        if "out" in seen and macs:
+            return {"gflops": round(float(macs) * 2 / 1e9, 2), "gflops_source": "eval forward"}
+    except Exception:  # a figure only: the forward below runs the model without it
+        pass
+    seen.clear()
+    with torch.no_grad():
+        model(x)
+    from ultralytics.utils.torch_utils import get_flops
+
+    gflops, source = flops(torch, model, int(x.shape[-1]), get_flops)
+    return {"gflops": None if gflops is None else round(float(gflops), 2), "gflops_source": source}
 
 
 def train_step(torch, model, backbone, yolo: bool, size: int) -> dict:
@@ -181,12 +225,11 @@ def train_step(torch, model, backbone, yolo: bool, size: int) -> dict:
     iou_loss = iou_loss_in_use(model, yolo)
     total.backward()
     grads = gradients(torch, model, backbone)
-    moved, stepped = optimizer_step(torch, model, batch)
+    moved = optimizer_step(torch, model, batch)
     return {
         "nc": nc,
-        "loss": round(float(total), 4),
+        "loss": round(float(total.detach()), 4),
         "iou_loss": iou_loss,
-        "loss_after_step": round(float(stepped), 4),
         "stepped_tensors": moved,
         "backbone_grad_tensors": len(grads),
     }
@@ -210,44 +253,40 @@ def gradients(torch, model, backbone) -> list:
     return grads
 
 
-def optimizer_step(torch, model, batch: dict) -> tuple:
-    """One training step: the weights must move, and the loss must still be finite. (tensors moved, the loss)"""
+def optimizer_step(torch, model, batch: dict) -> int:
+    """One training step: the weights must move and stay finite (the eval forward after it runs on them and checks
+    its output is finite). The tensors moved."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     before = [p.detach().clone() for p in model.parameters()]
     optimizer.step()
     moved = sum(1 for b, p in zip(before, model.parameters()) if not torch.equal(b, p.detach()))
     if not moved:
         raise RuntimeError("one optimizer step moved no weight")
+    bad = sum(1 for p in model.parameters() if not torch.isfinite(p).all())
+    if bad:
+        raise RuntimeError(f"one optimizer step left {bad} parameter tensors with non-finite values")
     optimizer.zero_grad()
-    torch.manual_seed(1)
-    loss = model.loss(batch)
-    stepped = (loss[0] if isinstance(loss, (list, tuple)) else loss).sum()
-    if not torch.isfinite(stepped):
-        raise RuntimeError(f"the loss after one optimizer step is not finite: {stepped}")
-    return moved, stepped
+    return moved
 
 
-def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict:
-    """The stages after the train step: figures, stock rtdetr-l, fusing, the users' backbones, the trainer."""
+def after_training(torch, model, x, head_inputs: list, args, nc: int, yolo: bool, lap: Lap) -> dict:
+    """The stages after the eval forward: fusing, stock rtdetr-l, the users' backbones, the trainer."""
     from ultralytics import RTDETR
-    from ultralytics.utils.torch_utils import get_flops
 
-    stage("parameters and GFLOPs")
     model.eval()
     params = sum(p.numel() for p in model.parameters())
-    gflops, flops_source = flops(torch, model, args.imgsz, get_flops)
-    lap("GFLOPs")
-
-    stage("stock rtdetr-l.yaml")
-    stock: Any = RTDETR("rtdetr-l.yaml").model
-    stock_params = sum(p.numel() for p in stock.parameters())
-    if stock_params != RTDETR_L_PARAMS:
-        raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
-    lap("rtdetr-l build")
-
     stage("fuse for deploy")
-    fusion = fuse_check(torch, model, x)
+    fusion = fuse_check(torch, model, x, head_inputs)
     lap("fuse")
+
+    stock_params = None  # --no-stock: a passing run built it on these very package bytes (the host knows)
+    if args.stock:
+        stage("stock rtdetr-l.yaml")
+        stock: Any = RTDETR("rtdetr-l.yaml").model
+        stock_params = sum(p.numel() for p in stock.parameters())
+        if stock_params != RTDETR_L_PARAMS:
+            raise RuntimeError(f"stock rtdetr-l has {stock_params:,} parameters, expected {RTDETR_L_PARAMS:,}")
+        lap("rtdetr-l build")
 
     reloaded = {}
     if users_backbones():  # a stage of its own only where the user registered a backbone
@@ -264,8 +303,6 @@ def after_training(torch, model, x, args, nc: int, yolo: bool, lap: Lap) -> dict
         lap("trainer")
     return {
         "params": params,
-        "gflops": None if gflops is None else round(float(gflops), 2),
-        "gflops_source": flops_source,
         "rtdetr_l_params": stock_params,
         "users_backbones": reloaded,
         "fuse": fusion,
@@ -297,33 +334,41 @@ def flops(torch, model, imgsz: int, get_flops) -> tuple[float | None, str]:
     return None, "not available"
 
 
-def fuse_check(torch, model, x) -> dict:
-    """``model.fuse()`` (what predict, val and export call): the outputs before and after must agree."""
-    head = model.model[-1]
-    seen = []
-    hook = head.register_forward_pre_hook(
-        lambda module, inputs: seen.append(
-            [t.clone() for t in (inputs[0] if isinstance(inputs[0], (list, tuple)) else inputs)]
-        )
-    )
+class HeadReached(Exception):
+    """Raised by ``fuse_check``'s hook once the fused model's head has its inputs: the head itself is not run."""
+
+
+def fuse_check(torch, model, x, before: list) -> dict:
+    """``model.fuse()`` (what predict, val and export call): the head's inputs after fusing must agree with
+    ``before``, those of the eval forward on the same input. The fused forward stops at the head: RT-DETR's query
+    selection (a top-k over near-equal scores of an untrained model) may pick other queries after any float
+    change, so the head's own output is not compared."""
+    seen: list = []
+
+    def reached(module, inputs):
+        seen.append(clones(inputs))
+        raise HeadReached
+
     model.eval()
+    deploy = deployable(model)
+    model.fuse(verbose=False)
+    hook = model.model[-1].register_forward_pre_hook(reached)
     try:
         with torch.no_grad():
             model(x)
-            deploy = deployable(model)
-            model.fuse(verbose=False)
-            model(x)
+    except HeadReached:
+        pass
     finally:
         hook.remove()
-    # The head's inputs: RT-DETR's query selection (a top-k over near-equal scores of an untrained model) may
-    # pick other queries after any float change, so its own output is not compared.
-    diff = max(float((a - b).abs().max()) for a, b in zip(seen[0], seen[1]))
-    scale = max(float(a.abs().max()) for a in seen[0]) or 1.0
+    if not seen:
+        raise RuntimeError("the fused model's forward did not reach its head")
+    diff = max(float((a - b).abs().max()) for a, b in zip(before, seen[0]))
+    scale = max(float(a.abs().max()) for a in before) or 1.0
     if not diff <= 1e-4 * max(scale, 1.0):
         raise RuntimeError(
             f"model.fuse() changed the features the head receives: max |diff| {diff:.3g} (largest value {scale:.3g})"
         )
-    return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(seen[0])}
+    return {"max_abs_diff": diff, "deploy_modules": deploy, "head_inputs": len(before)}
 
 
 def deployable(model) -> int:
@@ -433,6 +478,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--native", action="store_true", help="the yaml uses Ultralytics' TorchVision rows")
     parser.add_argument("--train", action="store_true", help="also one short epoch through Ultralytics' trainer")
+    parser.add_argument("--no-stock", dest="stock", action="store_false", help="do not build stock rtdetr-l.yaml")
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.root))
     os.environ.setdefault("YOLO_OFFLINE", "1")
