@@ -39,6 +39,9 @@ TIMEOUTS = {
     "preflight": 900,  # one --module file: import, then a few small builds on the CPU
     "adopt-probe": 3600,  # a fork with a hundred yamls builds each of them on the CPU
 }
+# adopt's probe builds each yaml in a child of its own, stopped past these: seconds, and bytes of memory beyond what the
+# probe had mapped when it started the child (Linux only: elsewhere the time limit alone)
+BUILD_LIMITS = {"seconds": 300, "memory": 4 << 30}
 TAIL = 40  # lines of other output kept
 
 
