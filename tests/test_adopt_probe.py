@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from adopt_trees import blog_tree
+from conftest import LATEST, OLD, snapshot, wheel
 from rtdetr_patch.patcher.commands import adopt as adopting
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from rtdetr_patch.patcher.results import AdoptNameRow, AdoptResult, Stage
 from rtdetr_patch.patcher.states import AdoptStatus
 from rtdetr_patch.patcher.target import runner
+from rtdetr_patch.patcher.target.target_common import SPAWN_ENV
 
 from rtdetr_patch import console
 
@@ -148,8 +152,10 @@ def test_a_tree_that_does_not_import_is_answered_before_any_build(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is Linux's (RLIMIT_AS)")
-def test_each_yaml_is_bounded_and_the_rest_go_on(tmp_path):
-    """A yaml past its time, one past its memory, one that crashes its child: each costs only itself."""
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_each_yaml_is_bounded_and_the_rest_go_on(tmp_path, start):
+    """A yaml past its time, one past its memory, one that crashes its child: each costs only itself. Forked
+    children (Linux), and spawned workers replaced after a failure (Windows' and macOS' way)."""
     fork = tmp_path / "fork"
     own = package(fork / "ultralytics", "8.2.50")
     paths = [
@@ -159,15 +165,20 @@ def test_each_yaml_is_bounded_and_the_rest_go_on(tmp_path):
         yaml(fork, "fine", params=5),
         yaml(fork, "also-fine", params=7),
     ]
+    if start == "spawn":  # each failure costs a new worker (a second import): the memory limit is tested forked
+        paths = [p for p in paths if "allocates" not in p and "also-fine" not in p]
     started = time.perf_counter()
-    answer, events = probe(fork, own, paths, seconds=4, memory=512 << 20)
+    env = {SPAWN_ENV: "1"} if start == "spawn" else {}
+    answer, events = probe(fork, own, paths, env=env, seconds=4, memory=512 << 20)
     took = time.perf_counter() - started
     builds = {Path(p).stem: r for p, r in answer["builds"].items()}
     assert builds["sleeps"]["limit"] == "time" and "longer than 4 s" in builds["sleeps"]["error"]
-    assert builds["allocates"]["limit"] == "memory" and "MemoryError" in builds["allocates"]["error"]
     assert builds["crashes"]["limit"] == "crash" and "signal 6" in builds["crashes"]["error"]
-    assert builds["fine"]["params"] == 5 + 6 and builds["also-fine"]["params"] == 7 + 6
-    assert [e["done"] for e in events] == [1, 2, 3, 4, 5] and {e["of"] for e in events} == {5}
+    assert builds["fine"]["params"] == 5 + 6
+    if start == "fork":
+        assert builds["allocates"]["limit"] == "memory" and "MemoryError" in builds["allocates"]["error"]
+        assert "memory limit (0.5 GiB)" in builds["allocates"]["error"] and builds["also-fine"]["params"] == 7 + 6
+    assert [e["done"] for e in events] == list(range(1, len(paths) + 1)) and {e["of"] for e in events} == {len(paths)}
     assert {e["built"] for e in events} == set(paths)
     assert took < 60  # the sleeping yaml was stopped at its limit, not waited for
 
@@ -243,3 +254,32 @@ def test_progress_when_piped_is_a_line_per_hundred_yamls_and_at_the_end(monkeypa
         progress(stage)
     progress.stop()
     assert stderr.getvalue().splitlines() == ["reading the tree (0 s)"] and stdout.getvalue() == ""
+
+
+@pytest.mark.slow
+def test_a_fork_built_with_another_ultralytics_stops_adopt_before_any_yaml_with_its_survey(
+    tree, release_trees, cli, tmp_path, monkeypatch
+):
+    """A fork that lacks one of its release's files, adopted with an interpreter that has another copy of that
+    release installed editable: the tree's column would be built partly with the other copy. Exit 16 naming both
+    paths, before any yaml is built, and the JSON keeps the survey."""
+    fork = blog_tree(tree(OLD))
+    (fork / "nn" / "modules" / "transformer.py").unlink()
+    other = tmp_path / "other" / "ultralytics"
+    shutil.copytree(release_trees(OLD) / "ultralytics", other)
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(EDITABLE.format(other=str(other)), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "hook"))  # the probes' interpreter, not this one
+    target = tree(LATEST)
+    before = snapshot(target)
+    done = cli("adopt", "--from", fork, "--target", target, "--wheel", wheel(OLD), "--dry-run", "--json")
+    assert done.exit_code == Exit.ADOPT, done.output
+    found = json.loads(done.output)
+    message = found["error"]["message"]
+    assert (
+        "ultralytics.nn.modules.transformer" in message and str(other / "nn" / "modules" / "transformer.py") in message
+    )
+    assert str(fork) in message and "Nothing was written" in found["error"]["hint"]
+    assert {n["name"] for n in found["names"]} >= {"EMA", "Zoom_cat", "C2f_EMA"}  # the survey, beside the error
+    assert found["yamls"] and all(not y["source"] and not y["target"] for y in found["yamls"])  # none built
+    assert snapshot(target) == before

@@ -139,8 +139,9 @@ def imported(names: list) -> dict:
 
 # -- each yaml in a bounded child ----------------------------------------------------------------------------------
 def forking() -> bool:
-    """Children forked from this process (Linux); elsewhere a spawned worker that imports Ultralytics itself."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
+    """Children forked from this process (Linux); elsewhere a spawned worker that imports Ultralytics itself
+    (``SPAWN_ENV`` set: spawned on Linux too, as the tests run Windows' way)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and not os.environ.get(common.SPAWN_ENV)
 
 
 def limit_memory(budget: int) -> None:
