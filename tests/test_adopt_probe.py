@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from adopt_trees import blog_tree
@@ -149,6 +150,23 @@ def test_a_tree_that_does_not_import_is_answered_before_any_build(tmp_path):
     (own / "nn" / "tasks.py").write_text("def broken(:\n", encoding="utf-8")
     answer, events = probe(fork, own, [yaml(fork, "a")])
     assert "SyntaxError" in answer["fatal"]["error"] and not events
+    assert answer["fatal"]["where"] == [str(own / "nn" / "tasks.py"), 1]
+
+
+def test_a_staged_target_that_does_not_import_names_the_edit_it_fails_in(tmp_path):
+    """In place, the tree's own edit left beside the release's files put back is named, not the interpreter."""
+    staged = tmp_path / "stage" / "ultralytics"
+    edited = staged / "nn" / "modules" / "block.py"
+    survey = SimpleNamespace(modified=["nn/modules/block.py", "nn/tasks.py"])
+    install = SimpleNamespace(release="8.0.227", package=Path("/site/ultralytics"), python="python")
+    job = SimpleNamespace(install=install, survey=survey, in_place=True, sources={"nn/tasks.py": b""})
+    fatal = {"error": "ImportError: cannot import name 'Mine' from 'ultralytics.nn.tasks'", "where": [str(edited), 9]}
+    mine = adopting._staged_fails(job, staged, fatal)  # type: ignore[arg-type]
+    assert mine.code == Exit.ADOPT and "(in nn/modules/block.py, line 9)" in mine.message
+    assert "one of your edits" in mine.hint and "nn/tasks.py" in mine.hint and "interpreter" not in mine.hint
+    assert "reinstall" not in mine.hint  # never advice that would wipe the edits
+    outside = adopting._staged_fails(job, staged, {"error": "OSError: libtorch", "where": ["/usr/lib/torch.py", 3]})  # type: ignore[arg-type]
+    assert "in nn/" not in outside.message and "this interpreter runs Ultralytics" in outside.hint
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is Linux's (RLIMIT_AS)")

@@ -383,12 +383,7 @@ def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
         tree_import = pool.submit(_probe, install.python, package.parent, package, [], [])
         imports, tree = target_imports.result(), tree_import.result()
     if "fatal" in imports:
-        raise PatchError(
-            Exit.ADOPT,
-            f"Ultralytics {install.release} at {install.package}, staged with the "
-            f"patch, does not import with {install.python}: {imports['fatal']['error']}",
-            "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). Nothing was written.",
-        )
+        raise _staged_fails(job, staged, imports["fatal"])
     _checked(imports, staged, install.release, install.python, f"Ultralytics {install.release}, staged with the patch,")
     _checked(tree, package, survey.release, install.python, "The tree's yamls")
     if "fatal" not in tree:
@@ -402,6 +397,46 @@ def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
                 why += f"; install the package: {_pip_line(missing, install)}"
             reading.drop(row, survey.files, survey.names, why)
     return tree
+
+
+def _staged_fails(job: _Adopting, staged: Path, fatal: dict) -> PatchError:
+    """The staged target does not import: where it fails says whose it is. In place, a file the tree edited and
+    adopt leaves as it is (beside the release's own files put back for the patch); else the interpreter."""
+    install = job.install
+    rel, at = _inside(staged, fatal.get("where")), ""
+    if rel:
+        at = f" (in {rel}, line {fatal['where'][1]})"
+    message = (
+        f"Ultralytics {install.release} at {install.package}, staged with the patch, does not import with "
+        f"{install.python}{at}: {fatal['error']}"
+    )
+    if job.in_place and rel in job.survey.modified and rel not in job.sources:
+        put_back = ", ".join(sorted(job.sources)) or "files"
+        return PatchError(
+            Exit.ADOPT,
+            message,
+            f"{rel} is one of your edits, which adopt leaves as you made them; it does not import beside "
+            f"Ultralytics {install.release}'s own {put_back}, which adopt puts back for the patch. Carry the tree "
+            "with `rtdetr-patch adopt --from` a copy of it onto a pristine install (a fresh virtual environment), "
+            "which leaves this one as it is. Nothing was written.",
+        )
+    if rel:
+        return PatchError(Exit.ADOPT, message, "Please report this with the tree. Nothing was written.")
+    return PatchError(
+        Exit.ADOPT,
+        message,
+        "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). Nothing was written.",
+    )
+
+
+def _inside(package: Path, where: list | None) -> str | None:
+    """The path inside ``package`` of the file a failure was raised in, or None (outside it, or not known)."""
+    if not where:
+        return None
+    try:
+        return Path(where[0]).resolve().relative_to(package.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def _adoption(job: _Adopting, result: AdoptResult, replaced: dict[str, bytes]) -> Adoption:

@@ -48,10 +48,18 @@ OUT_OF_MEMORY = ("can't allocate memory", "DefaultCPUAllocator", "std::bad_alloc
 
 
 def failure(exc: BaseException) -> dict:
+    """Why: the error, the module missing (if one is), and ``where``: the file and line it was raised in."""
     text = f"{type(exc).__name__}: {exc}".strip()
-    found = {"error": text[:600]}
+    found: dict = {"error": text[:600]}
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         found["missing"] = exc.name
+    if isinstance(exc, SyntaxError) and exc.filename:
+        found["where"] = [exc.filename, exc.lineno]
+    elif exc.__traceback__ is not None:
+        last = exc.__traceback__
+        while last.tb_next is not None:
+            last = last.tb_next
+        found["where"] = [last.tb_frame.f_code.co_filename, last.tb_lineno]
     return found
 
 
