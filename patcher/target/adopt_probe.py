@@ -2,7 +2,8 @@
 
 Started by ``runner.py`` as ``python adopt_probe.py ROOT SPEC``: ``ROOT`` is the folder holding the tree (put
 first on ``sys.path``), ``SPEC`` a JSON file ``{"package": the ultralytics/ folder to import, "imports": [dotted
-module names], "yamls": [paths], "seconds": per yaml, "memory": bytes per yaml, "jobs": children at a time}``.
+module names], "yamls": [paths], "seconds": per yaml, "memory": bytes per yaml (or "memory_share": that part of
+the machine's memory), "jobs": children at a time}``.
 
 The package is imported from ``package`` itself, whatever its folder's name, before anything else the interpreter
 could find under that name; then every ``ultralytics`` module loaded is checked to come from that folder. Each
@@ -152,6 +153,16 @@ def forking() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork") and not os.environ.get(common.SPAWN_ENV)
 
 
+def memory_share(spec: dict) -> int:
+    """The bytes a child may map beyond the probe: ``memory_share``'s part of the machine's memory (8 GiB where
+    that cannot be read; it is only enforced on Linux, where it can)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        total = 24 << 30
+    return total // max(1, int(spec.get("memory_share") or 3))
+
+
 def limit_memory(budget: int) -> None:
     """This process may map ``budget`` bytes more than it has now (Linux: its address space, RLIMIT_AS)."""
     try:
@@ -241,7 +252,7 @@ def crashed(worker: Worker) -> dict:
 def bounded(root: str, package: str, paths: list, spec: dict, tell) -> dict:
     """Every yaml built in a child with ``spec``'s time and memory limits, ``jobs`` at a time; ``tell(path, result)``
     as each ends. A child that fails its yaml is not used again."""
-    seconds, budget = float(spec.get("seconds") or 300), int(spec.get("memory") or 4 << 30)
+    seconds, budget = float(spec.get("seconds") or 300), int(spec.get("memory") or memory_share(spec))
     jobs = max(1, min(int(spec.get("jobs") or 1), len(paths)))
     context = multiprocessing.get_context("fork" if forking() else "spawn")
     fresh = context.get_start_method() == "fork"  # a forked child per yaml; a spawned one is kept while it lasts
