@@ -187,10 +187,10 @@ def test_each_yaml_is_bounded_and_the_rest_go_on(tmp_path, start):
         paths = [p for p in paths if "allocates" not in p and "also-fine" not in p]
     started = time.perf_counter()
     env = {SPAWN_ENV: "1"} if start == "spawn" else {}
-    answer, events = probe(fork, own, paths, env=env, seconds=4, memory=512 << 20)
+    answer, events = probe(fork, own, paths, env=env, seconds=2, memory=512 << 20)
     took = time.perf_counter() - started
     builds = {Path(p).stem: r for p, r in answer["builds"].items()}
-    assert builds["sleeps"]["limit"] == "time" and "longer than 4 s" in builds["sleeps"]["error"]
+    assert builds["sleeps"]["limit"] == "time" and "longer than 2 s" in builds["sleeps"]["error"]
     assert builds["crashes"]["limit"] == "crash" and "signal 6" in builds["crashes"]["error"]
     assert builds["fine"]["params"] == 5 + 6
     if start == "fork":
@@ -205,7 +205,7 @@ def test_the_engine_keeps_the_builds_a_probe_reported_before_it_died(tmp_path, m
     fork = tmp_path / "fork"
     own = package(fork / "ultralytics", "8.2.50")
     paths = [yaml(fork, "fine", params=5), yaml(fork, "sleeps", do="sleep")]
-    monkeypatch.setitem(runner.TIMEOUTS, "adopt-probe", 15)  # the probe's own limit, past the first yaml
+    monkeypatch.setitem(runner.TIMEOUTS, "adopt-probe", 4)  # the probe's own limit, past the first yaml
     monkeypatch.setitem(runner.BUILD_LIMITS, "seconds", 600)
     monkeypatch.setattr(adopting, "JOBS", 1)
     seen = []

@@ -103,13 +103,13 @@ def model_class(tasks, rows: list) -> type:
 
 
 def build(tasks, path: str) -> dict:
-    import torch
-
+    torch = sys.modules.get("torch")  # as Ultralytics imported it
     started = time.perf_counter()
     try:
         cfg = tasks.yaml_model_load(path)
         cls = model_class(tasks, list(cfg.get("backbone") or []) + list(cfg.get("head") or []))
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        quiet = torch.no_grad() if torch is not None else contextlib.nullcontext()
+        with contextlib.redirect_stdout(io.StringIO()), quiet:
             model = cls(path, verbose=False)
         return {
             "params": sum(p.numel() for p in model.parameters()),
@@ -193,9 +193,9 @@ def serve(conn, root: str | None, package: str | None, budget: int, parent: int)
         _module, tasks = load(root or "", package)
     else:
         from ultralytics.nn import tasks
-    import torch
-
-    torch.set_num_threads(1)  # two children share the machine's cores
+    torch = sys.modules.get("torch")  # imported by Ultralytics (here or, forked, in the probe)
+    if torch is not None:
+        torch.set_num_threads(1)  # two children share the machine's cores
     limit_memory(budget)
     conn.send("ready")  # a yaml's clock starts once its child is ready
     while True:
@@ -256,8 +256,6 @@ def bounded(root: str, package: str, paths: list, spec: dict, tell) -> dict:
     jobs = max(1, min(int(spec.get("jobs") or 1), len(paths)))
     context = multiprocessing.get_context("fork" if forking() else "spawn")
     fresh = context.get_start_method() == "fork"  # a forked child per yaml; a spawned one is kept while it lasts
-    if fresh:
-        import torch  # noqa: F401  # imported once here, not by every child
     pending, results = list(paths), {}
     busy: list[Worker] = []
     idle: list[Worker] = []
@@ -284,14 +282,18 @@ def bounded(root: str, package: str, paths: list, spec: dict, tell) -> dict:
                 busy.remove(worker)
                 if result.get("limit") == "memory":
                     result["error"] = f"past its memory limit ({budget / (1 << 30):.1f} GiB): {result['error']}"
-                if fresh or "limit" in result:
+                if "limit" in result:  # stuck, crashed or short of memory: not asked again
+                    worker.kill()
+                elif fresh:
                     worker.stop()
                 else:
                     idle.append(worker)
                 results[worker.path] = result
                 tell(worker.path, result)
     finally:
-        for worker in busy + idle:
+        for worker in busy:
+            worker.kill()
+        for worker in idle:
             worker.stop()
     return results
 
