@@ -40,6 +40,7 @@ class PatchError(Exception):
         self.code = code
         self.message = message
         self.hint = hint
+        self.partial: object = None  # what the command had found when it stopped (adopt: its survey), or None
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"

@@ -32,6 +32,18 @@ JSON_SCHEMA = 1
 NOT_PATCHED_PROBLEM = "this install is not patched: run `rtdetr-patch apply`"
 
 
+class Stage(str):
+    """A stage of a command's progress (``on_stage``), as text; ``line``: worth a line of its own where no live
+    line can show (output piped): adopt's stages and every hundredth yaml built, not each yaml."""
+
+    line: bool
+
+    def __new__(cls, text: str, line: bool = True) -> Stage:
+        made = super().__new__(cls, text)
+        made.line = line
+        return made
+
+
 def describe(install: Install | None) -> dict | None:
     if install is None:
         return None
@@ -321,6 +333,7 @@ class AdoptResult(Result):
     recovered: str | None = None
     store: str | None = None
     verification: dict | None = None
+    built_with: dict | None = None  # the Ultralytics the tree's yamls were built with: {"release", "package", "python"}
     plan: Plan | None = field(default=None, repr=False, compare=False, metadata={"json": False})
 
     @property
@@ -330,4 +343,20 @@ class AdoptResult(Result):
     def to_dict(self) -> dict:
         out = super().to_dict()
         out["summary"] = out["summary"] or {}
+        return out
+
+    @classmethod
+    def failed(cls, exc: PatchError, install: Install | None = None) -> AdoptResult:
+        """The failed result, with the survey as far as it went (names, files, yamls) beside the error."""
+        out = cls(
+            ok=False,
+            exit_code=int(exc.code),
+            error={"message": exc.message, "hint": exc.hint},
+            ultralytics=describe(install),
+        )
+        found = exc.partial
+        if isinstance(found, AdoptResult):
+            for name in ("in_place", "source", "source_release", "names", "files", "yamls", "edits", "summary"):
+                setattr(out, name, getattr(found, name))
+            out.built_with = found.built_with
         return out

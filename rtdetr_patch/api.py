@@ -252,7 +252,9 @@ def adopt(
     ``source`` is a fork's ``ultralytics/`` folder (or the checkout holding one); without it the install found
     (this Python's, ``python=``, ``target=``) is adopted in place. ``wheel`` is the tree's own release's wheel,
     for a machine without PyPI. The plan is in the result (``names``, ``files``, ``yamls``, ``edits``); with
-    ``dry_run`` nothing is written, else the patch is written and verified (``no_verify`` skips that).
+    ``dry_run`` nothing is written, else the patch is written and verified (``no_verify`` skips that). A
+    ``PatchError`` raised once the tree is read carries the plan as far as it went in ``partial`` (an
+    ``AdoptResult``: names, files, yamls, edits).
     """
     from .patcher.commands.adopt import adopt as adopting  # the survey and its probes load only for adopt
 

@@ -19,7 +19,7 @@ from rich.status import Status
 from . import render
 from .patcher.errors import Exit, PatchError
 from .patcher.install.locate import Install
-from .patcher.results import Result, RevertResult
+from .patcher.results import Result, RevertResult, Stage
 
 
 class _Stream:
@@ -98,16 +98,21 @@ def emit(text: str) -> None:
 
 
 class Progress:
-    """The verification's stages on a status line (terminal only; nothing in --json / --quiet)."""
+    """The verification's stages on a status line on a terminal; piped, a plain line on stderr for each stage that
+    asks for one (``Stage.line``: adopt's stages, every hundredth yaml it builds); nothing in --json / --quiet."""
 
     def __init__(self) -> None:
         self.status: Status | None = None
         self.started = time.perf_counter()
 
     def __call__(self, stage: str) -> None:
-        if out.quiet or not out.is_terminal:
+        if out.quiet:
             return
         said = stage[len("adopt: ") :] if stage.startswith("adopt: ") else f"verifying in a fresh process: {stage}"
+        if not out.is_terminal:  # piped: a plain line on stderr for the stages that ask for one (adopt's)
+            if isinstance(stage, Stage) and stage.line:
+                err.print(f"{said} ({time.perf_counter() - self.started:.0f} s)", markup=False, soft_wrap=True)
+            return
         text = f"{said} [dim]({time.perf_counter() - self.started:.0f} s)[/]"
         if self.status is None:
             self.status = out.status(text)

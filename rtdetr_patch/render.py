@@ -343,6 +343,13 @@ def adoption(out: Console, result: AdoptResult) -> None:
             out.print(f"[red]not carried[/] {escape(f.path)}: {escape(f.why)}", soft_wrap=True)
     if result.yamls:
         out.print(yamls_table(result))
+    if result.built_with:  # checked by the probe: the tree's own package, of its release
+        w = result.built_with
+        out.print(
+            f"[dim]The tree's yamls were built with its own Ultralytics {escape(str(w['release']))}, imported from "
+            f"{escape(str(w['package']))} by {escape(str(w['python']))}.[/]",
+            soft_wrap=True,
+        )
     for e in result.edits:
         out.print(f"[yellow]not carried[/] {escape(e.path)}: {escape(e.why)}", soft_wrap=True)
     s = result.summary

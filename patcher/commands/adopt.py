@@ -3,10 +3,12 @@
 Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply.write_plan``):
 
 1. survey the tree against its pristine release (names, rules, files, yamls, edits);
-2. probe, in the target interpreter and in parallel: each carried file imported on its own in a
-   staged copy of the target with the patch written in it (a file whose import fails costs only
-   its own names), and every yaml built in the tree itself, on its own release;
-3. stage the final patch and build every yaml on the target: parameters side by side;
+2. before any yaml is built, everything fatal: the plans parse, each carried file imported on its own in a
+   staged copy of the target with the patch written in it (a file whose import fails costs only its own
+   names), the tree's own Ultralytics imported (checked: from the tree's folder, of its release), then the
+   final patch staged and imported;
+3. every yaml built on the staged target, then in the tree on its own release: each in a child of its own,
+   with a time and a memory limit (``runner.BUILD_LIMITS``), ``JOBS`` at a time; parameters side by side;
 4. unless ``dry_run``, write the final plan through ``apply.write_plan`` (a changeset handed to the transaction:
    all or nothing, originals recorded first). In
    place, the pristine release's ``tasks.py`` (and every file a transform edits) replaces the
@@ -15,6 +17,7 @@ Orchestration only (the reading is ``adopt/survey.py``, the writing ``apply.writ
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +34,7 @@ from ..modules.pip_names import pip_package
 from ..modules.user_module import UserModule
 from ..record.manifest import AdoptedAccount, Record, package_inits
 from ..record.store import Store
-from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow
+from ..results import AdoptEditRow, AdoptFileRow, AdoptNameRow, AdoptResult, AdoptSummary, AdoptYamlRow, Stage
 from ..states import AdoptStatus
 from ..target import runner
 from ..version import __version__
@@ -42,17 +45,76 @@ from .patch_state import recorded_modules, transforms_for
 if TYPE_CHECKING:  # libcst: adopt plans, it loads when it does
     from ..plan.planner import Plan
 
+JOBS = max(1, min(2, os.cpu_count() or 1))  # yamls built at a time, each in a child of its own
 
-def _probe(python: str, root: Path, imports: list[str], yamls: list[str]) -> dict:
+
+def _probe(
+    python: str,
+    root: Path,
+    package: Path,
+    imports: list[str],
+    yamls: list[str],
+    on_built: Callable[[int, int], None] = lambda done, of: None,
+) -> dict:
+    """The probe's answer for the ``ultralytics`` in ``package`` (``root`` first on the path): ``imports`` each
+    imported, ``yamls`` each built in a bounded child. A probe that ends without its answer keeps the builds it
+    reported, beside a ``fatal`` that says why."""
+    built: dict[str, dict] = {}
+
+    def event(found: dict) -> None:
+        if "built" in found:
+            built[found["built"]] = found["result"]
+            on_built(found["done"], found["of"])
+
+    spec = {"package": str(package), "imports": imports, "yamls": yamls, "jobs": JOBS, **runner.BUILD_LIMITS}
     try:  # the spec goes in a file: a fork's few hundred yaml paths would pass Windows' command-line limit
-        return runner.run(
-            "adopt-probe", python, [str(root)], spec={"imports": imports, "yamls": yamls}, cwd=root
-        ).answer
+        answer = runner.run("adopt-probe", python, [str(root)], spec=spec, cwd=root, on_event=event).answer
     except runner.NoAnswer as exc:
         tail = exc.output(600)
-        return {
-            "fatal": {"error": f"the probe did not answer ({type(exc.cause).__name__}: {exc.cause}) {tail}".strip()}
-        }
+        why = f"the probe did not answer ({type(exc.cause).__name__}: {exc.cause}) {tail}".strip()
+        return {"fatal": {"error": why}, "builds": built}
+    if "built" in answer:  # its last line was a yaml's, not the answer
+        return {"fatal": {"error": "the probe ended before its answer"}, "builds": built}
+    return answer
+
+
+def _checked(answer: dict, package: Path, release: str, python: str, whose: str) -> None:
+    """The probe imported the ``ultralytics`` in ``package`` and it is ``release``; else exit 16 naming both."""
+    stray, found = answer.get("elsewhere"), answer.get("release")
+    if stray:
+        raise PatchError(
+            Exit.ADOPT,
+            f"{whose} would be built with another Ultralytics: {python} imported {stray['module']} from "
+            f"{stray['file']}, not from {package}.",
+            f"The tree lacks that file, or this interpreter puts another Ultralytics first (an editable install, a "
+            f"path hook): restore the file in {package}, or run adopt with a --python that does not install "
+            "Ultralytics from elsewhere. Nothing was written.",
+        )
+    if found and found != release:
+        raise PatchError(
+            Exit.ADOPT,
+            f"{whose} would be built with Ultralytics {found} ({answer.get('package')}), not {release}: "
+            f"{python} imported it in place of {package}.",
+            f"Check {package / '__init__.py'}'s __version__, or run adopt with another --python. Nothing was written.",
+        )
+
+
+def _parses(plan: Plan, carried: set[str], release: str) -> None:
+    """Every Python file the plan generates or edits parses (the fork's own carried files are probed on the
+    target): a file that does not is known before any yaml is built."""
+    files = [(c.rel, c.after) for c in plan.files if c.after] + [(a.rel, a.data) for a in plan.additions]
+    for rel, data in files:
+        if not rel.endswith(".py") or rel in carried:
+            continue
+        try:
+            compile(data, rel, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            raise PatchError(
+                Exit.ADOPT,
+                f"The patch for Ultralytics {release} would write {rel} that does not parse "
+                f"(line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}).",
+                "This is a bug of rtdetr-patch: please report it with the tree. Nothing was written.",
+            ) from None
 
 
 def _stage(install: Install) -> Path:
@@ -83,11 +145,12 @@ class _Adopting:
     package: Path  # the tree's ultralytics/ folder
     in_place: bool
     survey: reading.Survey
-    say: Callable[[str], None]
+    say: Callable[..., None]  # say(text, line=True): a stage of the progress line (``Stage``)
     transforms: tuple[Any, ...] = ()
     recorded: dict[str, UserModule] = field(default_factory=dict)  # the users' modules an earlier apply added
     sources: dict[str, bytes] = field(default_factory=dict)  # in place: a managed file planned from the pristine one
     current: dict[str, bytes] = field(default_factory=dict)  # in place: those files' bytes now (the originals)
+    built_with: dict | None = None  # the Ultralytics the tree's yamls are built with: release, package, python
 
     @property
     def install(self) -> Install:
@@ -103,8 +166,8 @@ def adopt(
     force: bool = False,
     on_stage: Callable[[str], None] = lambda s: None,
 ) -> AdoptResult:
-    def say(text: str) -> None:  # the progress line shows these as they are (the smoke run's stages follow)
-        on_stage(f"adopt: {text}")
+    def say(text: str, line: bool = True) -> None:  # the progress line shows these (the smoke run's stages follow)
+        on_stage(Stage(f"adopt: {text}", line=line))
 
     package = reading.source_package(source) if source is not None else install.package
     in_place = package.resolve() == install.package.resolve()
@@ -132,8 +195,13 @@ def adopt(
         gained = [n for n in survey.names if n.status == "carried"]
         if not gained and not job.sources and not [y for y in survey.yamls if y.carried and not in_place]:
             return _nothing_to_carry(job, result)
-        final, modules, replaced = _carry(job)
-        _report(result, survey)
+        try:
+            final, modules, replaced = _carry(job)
+        except PatchError as exc:  # the survey so far goes with the error (--json prints it beside the error)
+            _report(result, survey, job.built_with)
+            exc.partial = result
+            raise
+        _report(result, survey, job.built_with)
         result.edits = [  # in place, a file a transform edits is replaced, not left: say so
             replace(
                 edit,
@@ -207,7 +275,8 @@ def _nothing_to_carry(job: _Adopting, result: AdoptResult) -> AdoptResult:
 
 def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, bytes]]:
     """Probe the tree's files and yamls (dropping what fails), then the final patch: its plan, its modules, and the
-    files of the tree it overwrites in place (with their bytes now)."""
+    files of the tree it overwrites in place (with their bytes now). Everything fatal is found before any yaml
+    is built: the plans parse, the staged target imports, each Ultralytics is the one meant."""
     from ..plan import planner as planning  # libcst: adopt always plans
 
     install, survey = job.install, job.survey
@@ -216,60 +285,112 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
             reading.drop(
                 row, survey.files, survey.names, f"an earlier apply already added a module file named {row.stem}.py"
             )
-    # 1. each file imported on its own on the target (staged), and every yaml built in the tree (parallel)
-    job.say("importing each module file on the target, building the yamls in the tree")
+    # 1. each file imported on its own on the target (staged), and the tree's own Ultralytics imported (parallel)
+    job.say("importing each module file on the target, and the tree's own Ultralytics")
     base = planning.make_plan(install, job.transforms, tuple(job.recorded.values()), sources=job.sources)
     stage = _stage(install)  # one copy for both passes: the second writes the final plan over the first
+    staged = stage / "ultralytics"
     try:
-        _import_and_build(job, stage, base)
-        # 2. the final patch, staged, and every yaml built on the target
+        tree = _import(job, stage, base)
+        # 2. the final patch, staged: it must import before any yaml is built; then every yaml built on the target
         modules = tuple(job.recorded.values()) + tuple(survey.modules())
         extra = () if job.in_place else _yaml_additions(install, survey, job.found.same)
-        job.say("building the yamls on the target, patched")
         final = planning.make_plan(install, job.transforms, modules, sources=job.sources, extra=extra)
+        _parses(final, _carried_rels(survey), install.release)
         replaced = _replaced(install, final, job.current, job.in_place)
         _write(stage, final, {})
         yamls = [y for y in survey.yamls if y.carried]
-        answer = _probe(install.python, stage, [], [str(stage / "ultralytics" / PurePosixPath(y.rel)) for y in yamls])
+        job.say("building the yamls on the target, patched")
+        answer = _probe(
+            install.python,
+            stage,
+            staged,
+            [],
+            [str(staged / PurePosixPath(y.rel)) for y in yamls],
+            _counting(job, "on the target"),
+        )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    if "fatal" in answer:
+    if "fatal" in answer and not answer.get("builds"):
         raise PatchError(
             Exit.ADOPT,
             f"Ultralytics {install.release} with the adopted modules does not import: {answer['fatal']['error']}",
             "Please report this with the tree; nothing was written.",
         )
+    _checked(answer, staged, install.release, install.python, f"Ultralytics {install.release}, staged with the patch,")
     for y in yamls:
-        y.target = answer["builds"].get(str(stage / "ultralytics" / PurePosixPath(y.rel)), {"error": "not built"})
+        y.target = _built(answer, str(staged / PurePosixPath(y.rel)))
+    # 3. every yaml built in the tree itself, on its own release (unless its Ultralytics does not import)
+    if "fatal" in tree:
+        for y in yamls:
+            y.source = {
+                "error": f"the tree's Ultralytics does not import with {install.python}: {tree['fatal']['error']}"
+            }
+        return final, modules, replaced
+    job.say("building the yamls in the tree, on its own release")
+    package = job.package
+    built = _probe(
+        install.python,
+        package.parent,
+        package,
+        [],
+        [str(package / PurePosixPath(y.rel)) for y in yamls],
+        _counting(job, "in the tree"),
+    )
+    _checked(built, package, survey.release, install.python, "The tree's yamls")
+    for y in yamls:
+        y.source = _built(built, str(package / PurePosixPath(y.rel)))
     return final, modules, replaced
 
 
-def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
+def _built(answer: dict, path: str) -> dict:
+    """A yaml's build in a probe's answer; else why there is none."""
+    found = (answer.get("builds") or {}).get(path)
+    if found is not None:
+        return found
+    return dict(answer["fatal"]) if "fatal" in answer else {"error": "not built"}
+
+
+def _counting(job: _Adopting, where: str) -> Callable[[int, int], None]:
+    """The progress of a probe's builds: every yaml on the live line, a line of its own every hundred and at the end."""
+
+    def built(done: int, of: int) -> None:
+        job.say(f"building the yamls {where}: {done} of {of}", line=done % 100 == 0 or done == of)
+
+    return built
+
+
+def _carried_rels(survey: reading.Survey) -> set[str]:
+    return {r.target for r in survey.files.values() if r.status == "carried"}
+
+
+def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
     """The first pass: each carried file imported on the target, staged with the patch (a file that fails is
-    dropped, with why), and every carried yaml built in the tree itself (its ``source`` build)."""
+    dropped, with why), and the tree's own Ultralytics imported and checked; no yaml is built. Returns the tree's
+    answer (with ``fatal`` where it does not import: its yamls are then not built)."""
     install, survey, package = job.install, job.survey, job.package
     carried = [r for r in survey.files.values() if r.status == "carried"]
     files = {r.target: r.data for r in carried} | {rel: b"" for rel in package_inits(survey.modules())}
+    _parses(base, set(files), install.release)
     _write(stage, base, files)
+    staged = stage / "ultralytics"
     with ThreadPoolExecutor(2) as pool:
         target_imports = pool.submit(
-            _probe, install.python, stage, [r.module for r in survey.files.values() if r.status == "carried"], []
-        )
-        source_builds = pool.submit(
             _probe,
             install.python,
-            package.parent,
+            stage,
+            staged,
+            [r.module for r in survey.files.values() if r.status == "carried"],
             [],
-            [str(package / PurePosixPath(y.rel)) for y in survey.yamls if y.carried],
         )
-        imports, built = target_imports.result(), source_builds.result()
+        tree_import = pool.submit(_probe, install.python, package.parent, package, [], [])
+        imports, tree = target_imports.result(), tree_import.result()
     if "fatal" in imports:
-        raise PatchError(
-            Exit.ADOPT,
-            f"Ultralytics {install.release} at {install.package}, staged with the "
-            f"patch, does not import with {install.python}: {imports['fatal']['error']}",
-            "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). Nothing was written.",
-        )
+        raise _staged_fails(job, staged, imports["fatal"])
+    _checked(imports, staged, install.release, install.python, f"Ultralytics {install.release}, staged with the patch,")
+    _checked(tree, package, survey.release, install.python, "The tree's yamls")
+    if "fatal" not in tree:
+        job.built_with = {"release": tree.get("release"), "package": tree.get("package"), "python": install.python}
     for row in list(survey.files.values()):
         failed = (imports.get("imports") or {}).get(row.module)
         if failed and row.status == "carried":
@@ -278,11 +399,47 @@ def _import_and_build(job: _Adopting, stage: Path, base: Plan) -> None:
             if missing and not missing.startswith("ultralytics"):
                 why += f"; install the package: {_pip_line(missing, install)}"
             reading.drop(row, survey.files, survey.names, why)
-    for y in survey.yamls:
-        if y.carried:
-            y.source = built.get("fatal") or (built.get("builds") or {}).get(
-                str(package / PurePosixPath(y.rel)), {"error": "not built"}
-            )
+    return tree
+
+
+def _staged_fails(job: _Adopting, staged: Path, fatal: dict) -> PatchError:
+    """The staged target does not import: where it fails says whose it is. In place, a file the tree edited and
+    adopt leaves as it is (beside the release's own files put back for the patch); else the interpreter."""
+    install = job.install
+    rel, at = _inside(staged, fatal.get("where")), ""
+    if rel:
+        at = f" (in {rel}, line {fatal['where'][1]})"
+    message = (
+        f"Ultralytics {install.release} at {install.package}, staged with the patch, does not import with "
+        f"{install.python}{at}: {fatal['error']}"
+    )
+    if job.in_place and rel in job.survey.modified and rel not in job.sources:
+        put_back = ", ".join(sorted(job.sources)) or "files"
+        return PatchError(
+            Exit.ADOPT,
+            message,
+            f"{rel} is one of your edits, which adopt leaves as you made them; it does not import beside "
+            f"Ultralytics {install.release}'s own {put_back}, which adopt puts back for the patch. Carry the tree "
+            "with `rtdetr-patch adopt --from` a copy of it onto a pristine install (a fresh virtual environment), "
+            "which leaves this one as it is. Nothing was written.",
+        )
+    if rel:
+        return PatchError(Exit.ADOPT, message, "Please report this with the tree. Nothing was written.")
+    return PatchError(
+        Exit.ADOPT,
+        message,
+        "Check that this interpreter runs Ultralytics (`python -c 'import ultralytics'`). Nothing was written.",
+    )
+
+
+def _inside(package: Path, where: list | None) -> str | None:
+    """The path inside ``package`` of the file a failure was raised in, or None (outside it, or not known)."""
+    if not where:
+        return None
+    try:
+        return Path(where[0]).resolve().relative_to(package.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def _adoption(job: _Adopting, result: AdoptResult, replaced: dict[str, bytes]) -> Adoption:
@@ -354,7 +511,8 @@ def _replaced(install: Install, plan, current: dict[str, bytes], in_place: bool)
     return out
 
 
-def _report(result: AdoptResult, survey: reading.Survey) -> None:
+def _report(result: AdoptResult, survey: reading.Survey, built_with: dict | None = None) -> None:
+    result.built_with = built_with
     result.names = [AdoptNameRow(n.name, AdoptStatus(n.status), n.rule, n.file, n.why, n.code) for n in survey.names]
     result.files = [
         AdoptFileRow(r.rel, r.stem, tuple(r.names), AdoptStatus(r.status), r.why) for r in survey.files.values()

@@ -39,6 +39,11 @@ TIMEOUTS = {
     "preflight": 900,  # one --module file: import, then a few small builds on the CPU
     "adopt-probe": 3600,  # a fork with a hundred yamls builds each of them on the CPU
 }
+# adopt's probe builds each yaml in a child of its own, stopped past these: seconds, and memory beyond what the probe
+# had mapped when it started the child: this share of the machine's memory (Linux only: elsewhere the time limit
+# alone). A third: two children and the probe fit in memory; a fork's largest yaml (EGSMnet's yolov8-CSMHSA, an
+# attention over the 256-pixel stride probe) takes 5.7 GB
+BUILD_LIMITS = {"seconds": 300, "memory_share": 3}
 TAIL = 40  # lines of other output kept
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 PREFIX = "@rtdetr-patch "  # marks the programs' own lines: Ultralytics logs to stdout too
+SPAWN_ENV = "RTDETR_PATCH_SPAWN"  # adopt's probe: spawn its build workers, as on Windows and macOS (for the tests)
 STAGE_ENV = "RTDETR_PATCH_STAGE"  # the preflight's files of nn/Addmodules-to-be (a JSON list of paths)
 # The package a --module file is copied into (nn/Addmodules/<stem>.py); the preflight imports the file as
 # ADDED_PACKAGE.<stem>, so its relative imports (``from ..modules import Conv``) resolve as they will there.
