@@ -37,6 +37,23 @@ def target_tree(release: str, into: Path) -> Path:
     return into
 
 
+def task_of(data: bytes) -> str:
+    """The task Ultralytics guesses from a model yaml's last head row (``guess_model_task``'s reading of it)."""
+    import yaml
+
+    try:
+        head = (yaml.safe_load(data) or {}).get("head") or []
+        module = str(head[-1][-2]).lower()
+    except (yaml.YAMLError, AttributeError, IndexError, KeyError, TypeError):
+        return "detect"
+    if module in {"classify", "classifier", "cls", "fc"}:
+        return "classify"
+    for task in ("detect", "segment", "pose", "obb"):
+        if task in module:
+            return task
+    return "detect"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("forks", nargs="+")
@@ -65,6 +82,17 @@ def main() -> None:
         print(
             f"  yamls: {s['yamls']} carried, {s['build_in_source']} build in the fork, {s['build_on_target']} of those "
             f"on the target ({share:.0f}%), {s['same_params']} with the same parameters"
+        )
+        package = Path(result.source) if getattr(result, "source", None) else None
+        tasks = {}
+        for y in result.yamls:
+            path = (package / y["path"]) if package else None
+            tasks[y["path"]] = task_of(path.read_bytes()) if path and path.is_file() else "detect"
+        detect = [y for y in result.yamls if tasks[y["path"]] == "detect" and "params" in (y.get("source") or {})]
+        on_target = sum("params" in (y.get("target") or {}) for y in detect)
+        print(
+            f"  detection yamls: {len(detect)} build in the fork, {on_target} of those on the target "
+            f"({100 * on_target / len(detect) if detect else 0:.0f}%)"
         )
         for y in result.yamls:
             if "params" in (y.get("source") or {}) and "params" not in (y.get("target") or {}):

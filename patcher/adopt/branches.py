@@ -195,15 +195,21 @@ def _local_sets(func: ast.FunctionDef, module_sets: dict[str, list[str]] | None 
     return _assigned_sets(func.body, module_sets or {})
 
 
-def parse_model_chain(source: bytes | str) -> Chain | None:
-    """The module-type chain of ``parse_model`` in a tasks.py, or None where there is none."""
+def _parse_model_def(source: bytes | str) -> tuple[str, ast.Module | None, ast.FunctionDef | None]:
+    """A tasks.py's text, its tree (None where it does not parse) and its top-level ``parse_model`` (or None)."""
     text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return None
+        return text, None, None
     func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "parse_model"), None)
-    if func is None:
+    return text, tree, func
+
+
+def parse_model_chain(source: bytes | str) -> Chain | None:
+    """The module-type chain of ``parse_model`` in a tasks.py, or None where there is none."""
+    text, tree, func = _parse_model_def(source)
+    if tree is None or func is None:
         return None
     sets = _local_sets(func, _assigned_sets(tree.body, {}))
     loop = next(
@@ -229,12 +235,7 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
 def reads_yaml_variables(source: bytes | str) -> bool:
     """Whether ``parse_model`` reads the yaml's dict ``d`` with a key it computes (``d[m]``, ``d[args[0]]``): the
     fork substitutes yaml-level variables (``node_mode``, ``head_channel``) that its rows name."""
-    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return False
-    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "parse_model"), None)
+    _, _, func = _parse_model_def(source)
     if func is None or not func.args.args:
         return False
     d = func.args.args[0].arg
