@@ -102,10 +102,17 @@ class IouLossState(Transform):
     BLOG_STEP = "-"
     LOOKED_FOR = "`return nn.Sequential(*layers), sorted(save)` at the end of `def parse_model(d, ...)`"
     SCOPE = ("parse_model",)
+    STATEMENTS = False  # the return is matched as a whole line
 
     def __init__(self) -> None:
         super().__init__()
         self.cfg = ""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """The return is a statement of parse_model's own body: its loops and branches are not walked."""
+        if isinstance(node, cst.BaseCompoundStatement) and not isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            return False
+        return super().on_visit(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         if not self.functions and not self.classes and node.name.value == "parse_model" and node.params.params:
