@@ -151,21 +151,21 @@ class Layout:
         """Top-level names the tree's copy of Ultralytics' file ``rel`` defines and the release's does not."""
         if rel not in self.modified or not rel.endswith(".py"):
             return ()
-        try:
-            stock = ast.parse((self.pristine / PurePosixPath(rel)).read_bytes())
-        except (OSError, SyntaxError, ValueError):
+        theirs = self.stock_names(rel)
+        if theirs is None:
             return ()
-        theirs = set(_top_names(stock)) | _imported(stock)
         mine = _top_names(self.resolver.tree(rel))
         return tuple(n for n in mine if n not in theirs and n != "__all__")
 
-    def stock_names(self, rel: str) -> set[str]:
-        """Top-level names the release's own file ``rel`` binds (definitions and imports)."""
+    @functools.cache  # noqa: B019 (one Layout per survey)
+    def stock_names(self, rel: str) -> frozenset[str] | None:
+        """Top-level names the release's own file ``rel`` binds (definitions and imports); None where it cannot be
+        read or parsed."""
         try:
             stock = ast.parse((self.pristine / PurePosixPath(rel)).read_bytes())
         except (OSError, SyntaxError, ValueError):
-            return set()
-        return set(_top_names(stock)) | _imported(stock)
+            return None
+        return frozenset(_bound(stock))
 
     # -- where an imported name is on the target ------------------------------------------------------------------
     def place(self, target: str, name: str | None) -> Place | None:
@@ -405,10 +405,10 @@ class ExtractAdditions(cst.CSTTransformer):
             return statement.name.value in self.added
         if isinstance(statement, cst.Try):  # an optional import (try: import x / except ImportError: ...)
             return all(_is_import_line(s) for s in statement.body.body)
+        if _is_import_line(statement):
+            return True
         if isinstance(statement, cst.SimpleStatementLine):
             smalls = statement.body
-            if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
-                return True
             targets = [t.target for s in smalls if isinstance(s, cst.Assign) for t in s.targets]
             targets += [s.target for s in smalls if isinstance(s, cst.AnnAssign)]
             return bool(targets) and all(isinstance(t, cst.Name) and t.value in self.added for t in targets)
@@ -423,9 +423,9 @@ def extract(layout: Layout, rel: str) -> tuple[bytes, set[str], set[str]]:
     module = cst.parse_module(data)
     added = set(layout.additions(rel))
     kept = module.visit(ExtractAdditions(added))
-    uses = _names_used(ast.parse(kept.code)) - added
-    bound = _imported(ast.parse(kept.code))
-    stock = sorted((uses & layout.stock_names(rel)) - bound)
+    kept_tree = ast.parse(kept.code)
+    uses = _names_used(kept_tree) - added
+    stock = sorted((uses & (layout.stock_names(rel) or frozenset())) - _imported(kept_tree))
     body = list(kept.body)
     if stock:
         last = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
