@@ -225,6 +225,19 @@ def test_the_adopted_yamls_of_the_family_get_the_key_and_the_plan_says_so(tmp_pa
     assert "read where the loss calls it" in edits["utils/metrics.py"]
 
 
+def test_the_key_reaches_a_yamls_copy_rewritten_for_the_target(tmp_path):
+    """A yaml whose rows adopt rewrote (its variables substituted, a name carried as <name>_fork) is written from
+    that copy: the loss key goes into it as well as into the tree's bytes."""
+    survey = _survey(tmp_path, detr=DETR_STOCK.replace("GIoU=True", "EIoU=True"))
+    mine = survey.yamls[0]
+    mine.adopted = b"nc: 2\nbackbone: []\nhead: [[-1, 1, RepNCSPELAN4_fork, [256]]]\n"
+    rewritten = mine.adopted
+    loss.carry(survey)
+    assert yaml.safe_load(mine.data)["iou_loss"] == "eiou"
+    assert mine.adopted.startswith(rewritten) and yaml.safe_load(mine.adopted)["iou_loss"] == "eiou"
+    assert survey.yamls[1].adopted is None  # (a yaml without a rewritten copy keeps none)
+
+
 def test_in_place_the_trees_own_loss_stays_and_no_yaml_changes(tmp_path):
     survey = _survey(tmp_path, in_place=True, detr=DETR_STOCK.replace("GIoU=True", "EIoU=True"))
     before = [(y.data, y.why) for y in survey.yamls]

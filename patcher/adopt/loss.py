@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from . import yaml_rows
+
 if TYPE_CHECKING:
     from .survey import Survey, YamlRow
 
@@ -105,24 +107,29 @@ def family_of(uses: list[str]) -> str | None:
 
 
 def _with_key(y: YamlRow, found: LossRead) -> bool:
-    """Append the ``iou_loss`` keys to the yaml's bytes (its own line endings kept); False where it has its own."""
-    import yaml  # PyYAML (libcst depends on it); only adopt reads model yamls
-
-    try:
-        cfg = yaml.safe_load(y.data.decode("utf-8", "replace"))
-    except yaml.YAMLError:
+    """Append the ``iou_loss`` keys to the yaml's bytes, and to its copy rewritten for the target where it has one
+    (that copy is what is written); its own line endings kept. False where it has its own ``iou_loss``."""
+    cfg = yaml_rows.load(y.data)
+    if cfg is None:
         return False
-    if isinstance(cfg, dict) and cfg.get("iou_loss") is not None:
+    if cfg.get("iou_loss") is not None:
         y.why = "it chooses its own iou_loss, kept over the tree's loss file"
         return False
-    nl = "\r\n" if b"\r\n" in y.data else "\n"
     lines = [f"# rtdetr-patch adopt: the box loss of the tree's {found.path}", f"iou_loss: {found.name}"]
     if found.args:
         lines.append(f"iou_loss_args: {found.mapping}")
-    data = y.data if y.data.endswith((b"\n", b"\r")) or not y.data else y.data + nl.encode()
-    y.data = data + nl.join(lines).encode("utf-8") + nl.encode()
+    y.data = _appended(y.data, lines)
+    if y.adopted is not None:
+        y.adopted = _appended(y.adopted, lines)
     y.why = f"`{found.key}` added: the box loss the tree's {found.path} chose by its bbox_iou flags"
     return True
+
+
+def _appended(data: bytes, lines: list[str]) -> bytes:
+    """``data`` with ``lines`` appended, in its own line endings."""
+    nl = "\r\n" if b"\r\n" in data else "\n"
+    body = data if data.endswith((b"\n", b"\r")) or not data else data + nl.encode()
+    return body + nl.join(lines).encode("utf-8") + nl.encode()
 
 
 def _edit_why(found: LossRead, given: list[str]) -> str:
