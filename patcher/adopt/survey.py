@@ -309,11 +309,6 @@ class Resolver:
 
 
 # -- yamls ------------------------------------------------------------------------------------------------------
-def _rows(data: bytes) -> list | None:
-    cfg = yaml_rows.load(data)
-    return None if cfg is None else _rows_in(cfg)
-
-
 def _rows_in(cfg: dict) -> list:
     rows = list(cfg.get("backbone") or []) + list(cfg.get("head") or [])
     return [r for r in rows if isinstance(r, (list, tuple)) and len(r) >= 3]
