@@ -4,7 +4,7 @@
 (text edits of the release's own lines: this is the user's side, not the tool's): the blog's
 backbone edits in ``parse_model`` (steps 4.4/4.5) and ``torch_utils.py`` (4.8), a module folder
 ``nn/Addmodules`` with the files in ``fixtures/adopt`` star-imported, module branches of several
-rules plus one that no rule expresses, names added to Ultralytics' own conv and repeat sets (``nn.Conv2d`` among them), an
+rules plus one that no rule expresses (carried as written) and one that reads parse_model's own list of layers, names added to Ultralytics' own conv and repeat sets (``nn.Conv2d`` among them), an
 edit of RT-DETR's loss, and two yamls.
 """
 
@@ -28,6 +28,9 @@ BRANCHES = """\
         elif m is Weird:
             c2 = ch[f] * 3
             args = [ch[f], c2, 3]
+        elif m is Odd:
+            c2 = ch[f] * (len(layers) % 2 + 1)
+            args = [ch[f], c2, 1]
 """
 
 

@@ -30,7 +30,8 @@ EXPECTED = {
     "Zoom_cat": ("carried", "concat"),
     "C2f_EMA": ("carried", "conv-n"),
     "MobileNetV3": ("ours", None),
-    "Weird": ("not carried", None),
+    "Weird": ("carried", "branch"),  # no rule expresses its branch: carried as written
+    "Odd": ("not carried", None),  # its branch reads parse_model's own `layers`
     "Absent": ("not carried", "same"),
     "nn.Conv2d": ("carried", "conv"),
 }  # its rule is known; its file does not import
@@ -57,12 +58,14 @@ def test_a_fork_tree_is_carried_onto_the_latest_release(tree, cli, tmp_path):
     for name, (status, rule) in EXPECTED.items():
         assert found[name]["status"] == status, found[name]
         assert found[name].get("rule") == rule, found[name]
-    assert "c2 = ch[f] * 3" in found["Weird"]["code"]  # the branch no rule expresses, shown as code
+    assert "len(layers)" in found["Odd"]["code"] and "layers" in found["Odd"]["why"]  # shown as code, and why
     assert "rtdetr_patch_absent_package" in found["Absent"]["why"] and "pip install" in found["Absent"]["why"]
     yamls = {y["path"].rsplit("/", 1)[-1]: y for y in result.yamls}
     mine = yamls["rtdetr-mine.yaml"]
     assert mine["source"]["params"] == mine["target"]["params"] > 0  # the same model on both releases
-    assert "params" in yamls["rtdetr-weird.yaml"]["source"] and "error" in yamls["rtdetr-weird.yaml"]["target"]
+    weird = yamls["rtdetr-weird.yaml"]  # Weird's branch, carried as written, builds the tree's model
+    assert weird["source"]["params"] == weird["target"]["params"] > 0
+    assert "def branch_" in (target / "ultralytics/nn/Addmodules/adopted_parse_model.py").read_text(encoding="utf-8")
     edits = {e["path"]: e["why"] for e in result.edits}
     assert "models/utils/loss.py" in edits and "utils/torch_utils.py" in edits
     # the fork's loss, chosen by bbox_iou flags in its RT-DETR loss call, reaches its RT-DETR yamls as iou_loss

@@ -247,9 +247,11 @@ def test_yaml_level_variables_are_read_as_the_fork_substitutes_them():
         Row([-1, 6, 14], 1, ["bifpn"], d=d, given=["fusion_mode"]),
     ]
     assert _classify(source, "Fusion", fusion).rule == "inputs"
-    assert _classify(source, "Fusion", [Row([-1, 6], 1, ["bifpn"])]).rule is None  # without d the branch fails
+    blind = _classify(source, "Fusion", [Row([-1, 6], 1, ["bifpn"])])  # without d the branch fails: no rule is told
+    assert blind.rule == "branch" and "fails on every row" in blind.why  # (carried as written: the yamls judge it)
     concat = {"fusion_mode": "concat"}
-    assert _classify(source, "Fusion", [Row([-1, 6], 1, ["concat"], d=concat, given=["fusion_mode"])]).rule is None
+    verdict = _classify(source, "Fusion", [Row([-1, 6], 1, ["concat"], d=concat, given=["fusion_mode"])])
+    assert verdict.rule is None and "run as carried on the adopted row" in verdict.why  # it needs d on that row
     conv = [Row(2, 1, [256], d=d, given=["head_channel"]), Row(-1, 1, [256, 3, 2], d=d, given=["head_channel", 3, 2])]
     assert _classify(source, "Conv", conv).rule == "conv"
 
@@ -299,7 +301,8 @@ def test_a_branch_that_never_reads_the_rows_arguments_is_a_rule_on_rows_that_giv
     reading = _source(
         "", "", "if m in {Conv}:\n    c2 = args[0]\nelif m is SDI:\n    args = [[ch[x] for x in f], args[0] * 2]\n"
     )
-    assert _classify(reading, "SDI", [Row([-2, -1], 1, [1])]).rule is None  # it reads them: no rule, no rewrite
+    verdict = _classify(reading, "SDI", [Row([-2, -1], 1, [1])])  # it reads them: no rule, no rewrite
+    assert verdict.rule == "branch" and not verdict.drops_args, verdict.why  # (the branch is carried as written)
     data = b"head:\n  - [[-2, -1], 1, SDI, [1]]  # 5\n  - [-1, 1, Conv, [1]]\n"
     assert (
         yaml_rows.rewrite(data, {}, {}, {"SDI"}) == b"head:\n  - [[-2, -1], 1, SDI, []]  # 5\n  - [-1, 1, Conv, [1]]\n"

@@ -15,6 +15,12 @@ a branch may read besides the row: the tuples and sets of module names the fork 
 level or in ``parse_model`` (``if m in SEGMENT_CLASS:`` inside a head's branch), and the yaml's own
 dict ``d`` (``args[0] = d[args[0]]``: a yaml-level variable such as ``fusion_mode``).
 
+Where no rule does what the branch does (``c2 = ch[f[1]]; args = [c2, *args]``, ``c2 = ch[f] * 4``), the branch
+itself is carried (the rule ``branch``: ``branch_file`` writes it as a function that ``rtdetr_patch_module_args``
+calls), provided it reads nothing that call cannot give it: not the depth multiple, not a ``c1`` it did not set, no
+other local of ``parse_model`` (``layers``, ``scales``), and the yaml's dict ``d`` only where the adopted rows do not
+need it (their yaml-level variables are substituted).
+
 A branch that never sets ``c2`` leaves the previous row's width as the module's (``Bi_FPN``:
 ``args = [len(f)]``); a fork's model only builds when that is the width the module gives, i.e. its
 inputs and the previous row share one width. Such a row is compared with the rules at those equal
@@ -27,6 +33,7 @@ import ast
 import builtins
 import functools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
@@ -61,6 +68,11 @@ UNSAFE = (
     ast.Await,
 )
 HELPERS = {"make_divisible": lambda x, d: math.ceil(x / d) * d, "math": math}
+# What a carried branch is called with (``rtdetr_patch_module_args``'s parameters), what else of parse_model's state
+# it can be given (as parse_model has it when the chain starts: c2 the previous row's width), and what it cannot
+CALL = ("m", "i", "f", "n", "args", "ch", "nc", "width", "max_channels")
+GIVEN = {"c2": "ch[-1]", "n_": "n", "gw": "width", "d": "{}"}  # (d: the adopted yamls' variables are substituted)
+
 ORDER = ("conv", "conv-n", "same", "plain", "concat", "first", "last", "inputs", "inputs-out", "count", "head")
 
 
@@ -78,6 +90,7 @@ class Chain:
     branches: list[Branch]
     backbone_flag: bool = False  # ``backbone = False`` before the loop (the blog's step 4.4)
     sets: dict[str, list[str]] = field(default_factory=dict)  # tuples/sets of module names a branch may read
+    assigned: frozenset[str] = frozenset()  # the other names parse_model binds (``layers``, ``scales``, its loop's)
 
     def names(self) -> list[str]:
         return [n for b in self.branches for n in b.names]
@@ -229,7 +242,10 @@ def parse_model_chain(source: bytes | str) -> Chain | None:
         isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in s.targets)
         for s in func.body
     )
-    return Chain(_branches(best, sets, text), backbone_flag=flag, sets=sets)
+    assigned = {a.arg for a in func.args.args + func.args.kwonlyargs} | {
+        n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    return Chain(_branches(best, sets, text), backbone_flag=flag, sets=sets, assigned=frozenset(assigned - set(LOCALS)))
 
 
 def reads_yaml_variables(source: bytes | str) -> bool:
@@ -300,7 +316,7 @@ def _dedent(code: str) -> str:
 
 def is_backbone_branch(branch: Branch) -> bool:
     """The blog's backbone branch (step 4.5): it builds the module there and reads its ``width_list``."""
-    for node in ast.walk(ast.Module(body=branch.body, type_ignores=[])):
+    for node in walk(branch):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "backbone" for t in node.targets):
             return True
         if (
@@ -335,11 +351,23 @@ def _sentinel(name: str) -> _Sentinel:
     return _SENTINELS.setdefault(name, _Sentinel(name))
 
 
+NOT_GIVEN: dict[str, _Sentinel] = {}  # per name, what a carried branch reads where parse_model had a value
+
+
+def not_given(branch: Branch, assigned: Collection[str], sets: Collection[str]) -> list[str]:
+    """The names ``branch`` reads that a carried branch is not given: c1 (where it may read the previous row's), the
+    depth multiple, and parse_model's other locals (``layers``, a ``warehouse_manager`` parameter); each is bound to
+    a placeholder, and the branch is carried only where its outcome on the rows does not change with it."""
+    return sorted(names_read(branch) & ({"c1", "depth", "gd"} | set(assigned)) - set(sets))
+
+
 class NotRunnable(Exception):
     """The branch does something beyond arithmetic on the row: no rule can be told by running it."""
 
 
-def _compile(body: list[ast.stmt], sets: dict[str, list[str]] | None = None):
+def _compile(body: list[ast.stmt], sets: dict[str, list[str]] | None = None, absent: Collection[str] = ()):
+    """The branch as a function of parse_model's locals (``LOCALS``), every other name it reads a sentinel (``absent``
+    ones: a sentinel of a value a carried branch is not given) or a tuple of sentinels (a set of the chain's)."""
     module = ast.Module(body=body, type_ignores=[])
     for node in ast.walk(module):
         if isinstance(node, UNSAFE):
@@ -394,6 +422,8 @@ def _compile(body: list[ast.stmt], sets: dict[str, list[str]] | None = None):
     for name in loads - set(LOCALS) - set(safe) - set(HELPERS):
         listed = (sets or {}).get(name)  # a tuple of module names (``m in SEGMENT_CLASS``): the same sentinels
         scope[name] = tuple(_sentinel(n) for n in listed) if listed is not None else _sentinel(name)
+        if name in absent:
+            scope[name] = _absent(name)
     exec(code, scope)  # the branch's own arithmetic, on made-up rows, with no builtins to reach out
     return scope["_branch"]
 
@@ -464,10 +494,17 @@ def _equal_widths(f) -> list[int]:
     return ch
 
 
-def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[str]] | None = None) -> Verdict:
+def classify(
+    branch: Branch,
+    name: str,
+    rows: list[Row],
+    sets: dict[str, list[str]] | None = None,
+    assigned: frozenset[str] | set[str] = frozenset(),
+) -> Verdict:
     """The rule that does what ``branch`` does for the module ``name`` on every one of ``rows``.
 
-    ``sets`` are the chain's tuples of module names, which the branch may test ``m`` against. The rows are run at a
+    ``sets`` are the chain's tuples of module names, which the branch may test ``m`` against; ``assigned`` the other
+    names parse_model binds (a branch that reads one is not carried as written). The rows are run at a
     width multiple of 1 (the widths as written), then the rule found at ``OTHER_WIDTH``: a branch that also scales an
     argument the rule passes as written (``RepNCSPELAN4``'s c3 and c4, a head's hidden width) is still that rule,
     and the verdict says that its widths differ from the fork's at the other scales."""
@@ -482,7 +519,16 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
     trial = _Trial(run, _sentinel(name), _rule_function(), sets)
     runs, stale = trial.runs(rows, WIDTH)
     if all(t[0] == "error" for _, _, t in runs):
-        return Verdict(None, "the branch fails on every row it was tried on", rows)
+        refused = _not_carried_as_written(branch, trial, runs, sets or {}, assigned)
+        if refused:
+            return Verdict(None, f"the branch fails on every row it was tried on, and {refused}", rows)
+        return Verdict(
+            "branch",
+            "the branch fails on every row tried here (the widths before it are numbers here; in the tree they may be "
+            "what the rows before it give, such as a list): no rule can be told, so the branch itself is carried, as "
+            "written",
+            rows,
+        )
     rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
     drops = False
     if rule is None and not _reads_args(branch) and any(r.args for r in rows):
@@ -492,7 +538,16 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
         rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
         drops = rule is not None
     if rule is None:
-        return Verdict(None, "no rule gives the same widths and arguments as the branch", rows)
+        runs, _ = trial.runs(rows, WIDTH)  # (the rows as given, where they were emptied above)
+        refused = _not_carried_as_written(branch, trial, runs, sets or {}, assigned)
+        if refused:
+            return Verdict(None, f"no rule gives the same widths and arguments as the branch, and {refused}", rows)
+        return Verdict(
+            "branch",
+            "no rule gives the same widths and arguments as the branch: the branch itself is carried, as written "
+            f"(it reads only the row, the widths before it and the chain's names; it runs on {len(rows)} row(s))",
+            rows,
+        )
     said = (
         f" (it leaves c2 as the previous row's width on {stale}: compared where its inputs have that width, "
         "as in a model of the fork that builds)"
@@ -515,11 +570,65 @@ def classify(branch: Branch, name: str, rows: list[Row], sets: dict[str, list[st
     )
 
 
+def _not_carried_as_written(
+    branch: Branch, trial: _Trial, runs: list[tuple[Row, list[int], tuple]], sets: dict, assigned
+) -> str | None:
+    """Why ``branch`` cannot be carried as written (None: it can). Run as carried (on the adopted rows, whose
+    yaml-level variables are substituted, with an empty yaml dict, and a placeholder for every value
+    ``rtdetr_patch_module_args`` cannot give it) it must give what it gives in the tree, on every row."""
+    absent = not_given(branch, assigned, sets)
+    unknown = [a for a in absent if a != "c1" or not _sets_c1_first(branch)]
+    if unknown and all(t[0] == "error" for _, _, t in runs):  # (then no run tells whether it needs them)
+        return f"it reads {', '.join(unknown)}, which parse_model gives it and a carried branch is not given"
+    trial.carried = _compile(branch.body, sets, absent)
+    for row, ch, outcome in runs:
+        if trial.theirs(row, ch, STALE_C2 if ch is CH else EQUAL, WIDTH, carried=True) != outcome:
+            what = f" (it reads {', '.join(absent)})" if absent else ""
+            return (
+                f"run as carried on the adopted row {_shown(row)}, without what parse_model gives it besides the "
+                f"row{what}, it gives other widths or arguments than in the tree"
+            )
+    return None
+
+
+def _sets_c1_first(branch: Branch) -> bool:
+    """Whether the first statement of the branch that names ``c1`` sets it without reading it (``c1 = ch[f]``)."""
+    for stmt in branch.body:
+        named = [n for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id == "c1"]
+        if named:
+            return isinstance(stmt, ast.Assign) and all(isinstance(n.ctx, ast.Store) for n in named)
+    return False
+
+
+def _absent(name: str) -> _Sentinel:
+    return NOT_GIVEN.setdefault(name, _Sentinel(f"<{name}: not given>"))
+
+
+def _shown(row: Row) -> str:
+    return f"[{row.f}, {row.n}, {row.args}]"
+
+
+def walk(branch: Branch):
+    """Every node of the branch's body."""
+    return ast.walk(ast.Module(body=branch.body, type_ignores=[]))
+
+
+def loads(branch: Branch) -> set[str]:
+    """The names the branch's body reads."""
+    return {n.id for n in walk(branch) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def names_read(branch: Branch) -> set[str]:
+    """The names ``branch`` reads that it does not bind itself and that are not parse_model's row locals given to a
+    carried branch (``m``, ``f``, ``ch``, ..., ``c2`` as the previous row's width): c1, d, module names, sets."""
+    stores = {n.id for n in walk(branch) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return loads(branch) - (stores - {"c1"}) - set(CALL) - set(GIVEN)
+
+
 def _reads_args(branch: Branch) -> bool:
     """Whether the branch reads the row's arguments (``args`` loaded anywhere in it)."""
     return any(
-        isinstance(node, ast.Name) and node.id == "args" and isinstance(node.ctx, ast.Load)
-        for node in ast.walk(ast.Module(body=branch.body, type_ignores=[]))
+        isinstance(node, ast.Name) and node.id == "args" and isinstance(node.ctx, ast.Load) for node in walk(branch)
     )
 
 
@@ -531,13 +640,20 @@ class _Trial:
     m: _Sentinel
     rules: dict
     sets: dict | None
+    carried: object = None  # the branch as carried (``_compile`` with its not-given names), once asked
 
-    def theirs(self, row: Row, ch: list[int], c2: int, width: float) -> tuple:
-        args = list(row.args if row.given is None else row.given)
+    def theirs(self, row: Row, ch: list[int], c2: int, width: float, carried: bool = False) -> tuple:
+        """The branch on ``row``, as the tree runs it; ``carried``: as the carried branch runs (the adopted row's
+        arguments, no yaml dict, another stale c1)."""
+        args = list(row.args if row.given is None or carried else row.given)
+        run, c1, depth, d = (
+            (self.carried, _absent("c1"), _absent("depth"), {})
+            if carried
+            else (self.run, STALE_C1, 1.0, dict(row.d or {}))
+        )
         return _outcome(
-            lambda r: self.run(  # type: ignore[operator]
-                self.m, 0, r.f, r.n, args, list(ch), NC, STALE_C1, c2, width, MAX_CHANNELS, 1.0, r.n, width, 1.0,
-                dict(r.d or {}),
+            lambda r: run(  # type: ignore[operator]
+                self.m, 0, r.f, r.n, args, list(ch), NC, c1, c2, width, MAX_CHANNELS, depth, r.n, width, depth, d,
             ),
             row,
         )  # fmt: skip

@@ -33,7 +33,7 @@ from ..modules.names import SHIPPED, bound_names, can_be_stem, taken_names
 from ..modules.torch_layers import torch_layers_data
 from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
-from . import branches, yaml_rows
+from . import branch_file, branches, yaml_rows
 from .carry import ADDED_DIR, Layout, carried_name, carry_file, extract, extracted_name
 
 MODEL_DIR = "cfg/models"
@@ -129,6 +129,8 @@ class Survey:
     files: dict[str, FileRow]  # stem -> file
     yamls: list[YamlRow]
     edits: list[dict]  # {"path", "why"}: edits outside parse_model and the module files, not carried
+    chain: branches.Chain | None = None  # the tree's parse_model chain (the branches carried as written)
+    probe_size: int | None = None  # the tree's stride probe size, where the release's is another
 
     def edited_cause(self, error: str) -> str:
         """Where an import failed on a name of one of Ultralytics' files that the tree edited: which file and name
@@ -170,7 +172,27 @@ class Survey:
                     explicit=True,
                 )
             )
-        return out
+        adopted = self._parse_model_file(by_name)
+        return out + ([adopted] if adopted else [])
+
+    def _parse_model_file(self, by_name: dict[str, NameRow]) -> UserModule | None:
+        """The generated file of the branches carried as written and the tree's stride probe size (None: neither)."""
+        carried = {
+            registered: branch
+            for registered, row in by_name.items()
+            if row.rule == "branch" and self.chain and (branch := self.chain.branch_of(row.name) or self.chain.final)
+        }
+        sizes = (
+            dict.fromkeys((n for n, row in by_name.items() if row.file != TORCH_FILE), self.probe_size)
+            if self.probe_size
+            else {}
+        )
+        if not carried and not sizes:
+            return None
+        renamed = {row.name: row.registered for row in self.names if row.status == "carried" and row.registered}
+        origin = f"{self.source.parent.name}/ultralytics (Ultralytics {self.release})"
+        data = branch_file.source(carried, self.chain or branches.Chain([]), renamed, sizes, origin)
+        return UserModule(name=branch_file.STEM, data=data, classes=(), rules=(), explicit=True)
 
 
 # -- the tree against its release ------------------------------------------------------------------------------
@@ -398,6 +420,8 @@ def survey(
     files = _carried_files(names, tree, added)
     _register_renamed(names, files)
     _rewrite_yamls(yamls, names)
+    size = branch_file.probe_size((source / "nn" / "tasks.py").read_bytes())
+    release_size = branch_file.probe_size(((pristine if in_place else target.package) / "nn" / "tasks.py").read_bytes())
     return Survey(
         source,
         release,
@@ -409,6 +433,8 @@ def survey(
         files,
         yamls,
         _edits(resolver, modified, added, files, names),
+        chain=chain,
+        probe_size=size if size and release_size and size != release_size else None,
     )
 
 
@@ -786,8 +812,15 @@ def _init_params(resolver: Resolver, name: str) -> str:
 def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
     """A torch layer the tree's parse_model gave a branch of its own: carried when a rule expresses it."""
     branch = chain.branch_of(name)
-    verdict = branches.classify(branch, name, rows or branches.sample_rows(), chain.sets) if branch else None
-    if not name.startswith("nn.") or name.count(".") != 1 or verdict is None or verdict.rule in (None, "backbone"):
+    verdict = (
+        branches.classify(branch, name, rows or branches.sample_rows(), chain.sets, chain.assigned) if branch else None
+    )
+    if (
+        not name.startswith("nn.")
+        or name.count(".") != 1
+        or verdict is None
+        or verdict.rule in (None, "backbone", "branch")
+    ):
         return NameRow(
             name,
             "not carried",
@@ -840,7 +873,7 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
     if branch is None:
         return NameRow(name, "not carried", file=where, why="the tree's parse_model has no branch that builds it")
     tried = rows or branches.sample_rows()
-    verdict = branches.classify(branch, name, tried, chain.sets)
+    verdict = branches.classify(branch, name, tried, chain.sets, chain.assigned)
     if verdict.rule is None:
         return NameRow(
             name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}", code=branch.code

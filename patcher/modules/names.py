@@ -37,6 +37,9 @@ RESERVED = {
     "rtdetr_patch_criterion",
     "rtdetr_patch_iou_state",
     "iou_losses",
+    "RTDETR_PATCH_BRANCHES",
+    "RTDETR_PATCH_PROBE_SIZES",
+    "adopted_parse_model",
 }
 OURS = {"MobileNetV3", "ConvNormLayer", "Blocks"}  # rtdetr-patch's own modules: a user's may not take their names
 

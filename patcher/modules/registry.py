@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..record.manifest import ModuleEntry
+from .user_module import BRANCHES_STEM
 
 
 def registry_block(modules: Sequence[ModuleEntry]) -> bytes:
@@ -36,6 +37,12 @@ def registry_block(modules: Sequence[ModuleEntry]) -> bytes:
     blocks = sorted(name for m in modules for name, rule in m.rules if rule == "block")
     if blocks:
         lines.append("_resnet.BLOCKS.update({" + ", ".join(f"{n!r}: {n}" for n in blocks) + "})")
+    if any(m.name == BRANCHES_STEM for m in modules):  # (adopt: a tree's branches, and its stride probe size)
+        lines += [
+            f"from . import {BRANCHES_STEM} as _adopted",
+            "RTDETR_PATCH_BRANCHES.update({globals()[k]: v for k, v in _adopted.BRANCHES.items()})",
+            "RTDETR_PATCH_PROBE_SIZES.update({globals()[k]: v for k, v in _adopted.PROBE_SIZES.items()})",
+        ]
     for module in modules:
         lines.append(f"RTDETR_PATCH_SAFE_MODULES.append(_importlib.import_module(__name__ + {'.' + module.name!r}))")
     names = sorted({n for m in modules for n in m.safe_names})

@@ -20,6 +20,7 @@ from ..record.manifest import ModuleEntry
 # by that rule on this install
 TORCH_SPEC = "torch.nn"
 TORCH_STEM = "adopted_torch_layers"  # adopt in place: replaced by the pristine release, then patched (module folder)
+BRANCHES_STEM = "adopted_parse_model"  # adopt: a tree's parse_model branches no rule expresses (adopt.branch_file)
 
 
 @dataclass(frozen=True)

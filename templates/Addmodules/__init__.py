@@ -25,8 +25,11 @@
   the chosen loss to the criterion's box term, and ``rtdetr_patch_iou_state`` (parse_model's layers pass
   through it) gives the model the buffer of Wise-IoU v2/v3's running means; they live in ``iou_losses.py``
   with the variants.
+* ``RTDETR_PATCH_BRANCHES`` holds, for a module registered with the rule ``branch``, its branch of a
+  fork's ``parse_model`` carried as written by ``rtdetr-patch adopt`` (where no rule expresses it).
 * ``rtdetr_patch_probe_size`` keeps the release's own stride probe for stock models and uses
-  640 only for a model that holds a registered backbone (blog step 4.8).
+  640 only for a model that holds a registered backbone (blog step 4.8), or the probe size of the
+  fork a module was adopted from (``RTDETR_PATCH_PROBE_SIZES``).
 * ``rtdetr_patch_safe_globals`` is called by restricted loading (``ULTRALYTICS_SAFE_LOAD=1``)
   when it builds its allow-list, not at import: the classes of every registered backbone file,
   the classes from other packages they hold (``RTDETR_PATCH_SAFE_NAMES``, e.g. timm's layers),
@@ -55,6 +58,8 @@ RTDETR_PATCH_SAFE_NAMES = []  # "package.module.Class" of other packages' layers
 CONTRACT = ("width_list", "channel")  # where a backbone lists its output channels
 PADDED_OUTPUTS = 5  # the blog's layout: index of the backbone row + four feature maps
 PROBE_SIZE = 640  # blog step 4.8: the stride probe size for models with a registered backbone
+RTDETR_PATCH_BRANCHES = {}  # module -> its fork's parse_model branch (rule "branch"; written by rtdetr-patch adopt)
+RTDETR_PATCH_PROBE_SIZES = {}  # module -> the stride probe size of the fork it was adopted from
 
 
 def rtdetr_patch_module_classes(*modules) -> tuple:
@@ -119,7 +124,7 @@ def _resolve(dotted: str):
 # The channel rules. Single-input rules take one ``from`` index; the others a list of them.
 SINGLE = ("conv", "conv-n", "same", "plain", "resnet-stage")
 MULTI = ("concat", "first", "last", "inputs", "inputs-out", "count", "head")
-RULES = SINGLE + MULTI
+RULES = SINGLE + MULTI + ("branch",)
 
 
 class RtdetrPatchRowError(TypeError):
@@ -198,6 +203,8 @@ def rtdetr_patch_module_args(m, i, f, n, args, ch, nc, width, max_channels):
         inputs = f if many else [f]
         c2 = ch[inputs[-1]]
         args = [*args, [ch[x] for x in inputs]]
+    elif rule == "branch":  # the fork's own branch, as written there (RTDETR_PATCH_BRANCHES)
+        c2, args, n = RTDETR_PATCH_BRANCHES[m](m, i, f, n, args, ch, nc, width, max_channels)
     else:
         raise RtdetrPatchRowError(f"{row}: unknown rule {rule!r} (known: {', '.join(RULES)})")
     _fits(m, args, row, name, rule)
@@ -351,8 +358,13 @@ def rtdetr_patch_preds(head, preds):
 
 
 def rtdetr_patch_probe_size(layers, size: int) -> int:
-    """The stride probe size: 640 if a layer is a registered backbone (blog step 4.8), else ``size``."""
-    return PROBE_SIZE if any(getattr(layer, "backbone", False) for layer in layers) else size
+    """The stride probe size: 640 if a layer is a registered backbone (blog step 4.8), the largest probe size of
+    the forks its adopted modules come from (``RTDETR_PATCH_PROBE_SIZES``), else ``size``."""
+    sizes = [PROBE_SIZE for layer in layers if getattr(layer, "backbone", False)]
+    if RTDETR_PATCH_PROBE_SIZES:  # (a row with repeats is an nn.Sequential of its copies)
+        rows = [x for layer in layers for x in (layer.children() if type(layer) is _nn.Sequential else (layer,))]
+        sizes += [RTDETR_PATCH_PROBE_SIZES[type(x)] for x in rows if type(x) in RTDETR_PATCH_PROBE_SIZES]
+    return max(sizes, default=size)
 
 
 def _padded(items: list, placeholder):
