@@ -28,6 +28,17 @@ class RepNCSPELAN4(nn.Module):
 
     def forward(self, x):
         return self.cv(x)
+
+
+class GhostConv(nn.Module):
+    """The fork's own GhostConv, which its tasks.py imports after Ultralytics' (a plain strided convolution)."""
+
+    def __init__(self, c1, c2, k=1, s=1):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, s, k // 2)
+
+    def forward(self, x):
+        return self.conv(x)
 '''
 YAML = (
     b"# the fork's yaml: a yaml-level module and width, and the fork's RepNCSPELAN4\r\n"
@@ -38,7 +49,7 @@ YAML = (
     b"  - [-1, 1, Conv, [32, 3, 2]]  # 0-P1/2\r\n"
     b"  - [-1, 1, Conv, [head_channel, 3, 2]]  # 1-P2/4\r\n"
     b"  - [-1, 1, node_mode, [64]]  # 2\r\n"
-    b"  - [-1, 1, Conv, [128, 3, 2]]  # 3-P3/8\r\n"
+    b"  - [-1, 1, GhostConv, [128, 3, 2]]  # 3-P3/8\r\n"
     b"  - [-1, 1, RepNCSPELAN4, [128, 2]]  # 4\r\n"
     b"  - [-1, 1, Conv, [256, 3, 2]]  # 5-P4/16\r\n"
     b"  - [-1, 1, Conv, [256, 3, 2]]  # 6-P5/32\r\n"
@@ -65,6 +76,11 @@ def fork_tree(root):
         "        m = getattr(torch.nn, m[3:]) if 'nn.' in m else globals()[m]  # get module\n",
     )
     text = _edit(text, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, RepNCSPELAN4):")
+    text = _edit(  # its own GhostConv, bound after Ultralytics' (the extra_modules family does so with CBLinear)
+        text,
+        "from ultralytics.utils import DEFAULT_CFG_DICT",
+        "from ultralytics.nn.Addmodules.elan import GhostConv\nfrom ultralytics.utils import DEFAULT_CFG_DICT",
+    )
     text = _edit(
         text,
         "            c1, c2 = ch[f], args[0]\n",
@@ -91,14 +107,18 @@ def test_a_class_the_release_also_defines_is_carried_under_its_own_name_with_the
     assert elan["status"] == "carried" and elan["rule"] == "conv", elan
     assert "carried as RepNCSPELAN4_fork" in elan["why"] and "(c1, c2, c5=1) in the tree" in elan["why"]
     assert "node_mode" not in found  # a yaml-level variable, not a module
+    ghost = found["GhostConv"]  # a stock name bound to the fork's own class: the fork's is carried, not the release's
+    assert ghost["status"] == "carried" and "carried as GhostConv_fork" in ghost["why"], ghost
     (built,) = [y for y in result.yamls if y["path"].endswith("rtdetr-fork-elan.yaml")]
     assert built["source"]["params"] == built["target"]["params"] > 0, built  # the fork's class, the fork's count
     written = (target / "ultralytics" / "cfg" / "models" / "rt-detr" / "rtdetr-fork-elan.yaml").read_bytes()
     assert written == (
         YAML.replace(b"node_mode, [64]", b"RepNCSPELAN4_fork, [64]")
+        .replace(b"GhostConv, [", b"GhostConv_fork, [")
         .replace(b"RepNCSPELAN4, [128, 2]", b"RepNCSPELAN4_fork, [128, 2]")
         .replace(b"[head_channel, 3, 2]", b"[64, 3, 2]")
     )
     init = (target / "ultralytics" / "nn" / "Addmodules" / "__init__.py").read_text(encoding="utf-8")
-    assert "from .elan import RepNCSPELAN4_fork\n" in init  # the release's RepNCSPELAN4 keeps its name
+    (imported,) = [line for line in init.splitlines() if line.startswith("from .elan import ")]
+    assert set(imported[len("from .elan import ") :].split(", ")) == {"GhostConv_fork", "RepNCSPELAN4_fork"}
     assert snapshot(fork) == before  # the fork is only read

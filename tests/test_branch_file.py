@@ -145,3 +145,46 @@ def test_the_stride_probe_size_is_read_from_the_tree_and_the_patched_release():
     assert branch_file.probe_size(patched) == 256
     assert branch_file.probe_size("class DetectionModel:\n    def __init__(self):\n        s = size\n") is None
     assert branch_file.probe_size("def (") is None
+
+
+def test_a_name_without_a_branch_runs_the_branches_that_test_no_module_then_the_else():
+    """The fork routes its multi-input rows by ``isinstance(f, list)`` and ``m.__name__`` in a nested else (which
+    reads as elif): a name with no branch of its own runs those, not only the closing else (``c2 = ch[f]``, which
+    fails on a list of inputs)."""
+    text = _source(
+        "",
+        "",
+        """
+        if m in {Conv}:
+            c2 = args[0]
+        elif isinstance(f, list):
+            if m.__name__ in {"MPI"}:
+                c2 = args[0]
+            else:
+                c2 = sum(ch[x] for x in f)
+        else:
+            c2 = ch[f]
+        """,
+    )
+    chain = parse_model_chain(text)
+    assert chain is not None and chain.branch_of("Fuse") is None
+    fallback = chain.fallback
+    assert fallback is not None and fallback is chain.fallback  # one branch for every name that runs it
+    verdict = classify(fallback, "Fuse", [Row([-1, 4], 1, [])], chain.sets, chain.assigned)
+    assert verdict.rule == "concat", verdict.why  # the list branch, not the else
+    assert classify(fallback, "Plain", [Row(-1, 1, [])], chain.sets, chain.assigned).rule == "plain"
+
+
+def test_a_head_shaped_branch_whose_row_is_read_later_records_the_trees_width():
+    """ChannelTransformer: ``c2 = c1 = [ch[x] for x in f]; args = [c1]`` gives the head rule's arguments, but its
+    row is followed by rows that read its width (a list): 'head' (which records a number) is not it."""
+    text = _source(
+        "",
+        "",
+        "if m in {Conv}:\n    c2 = args[0]\nelif m is CT:\n    c1 = [ch[x] for x in f]\n    c2 = c1\n    args = [c1]\n",
+    )
+    chain = parse_model_chain(text)
+    assert chain is not None
+    branch = chain.branch_of("CT")
+    assert classify(branch, "CT", [Row([4, 6, 9], 1, [], last=True)], chain.sets, chain.assigned).rule == "head"
+    assert classify(branch, "CT", [Row([4, 6, 9], 1, [], last=False)], chain.sets, chain.assigned).rule == "branch"

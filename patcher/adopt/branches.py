@@ -83,6 +83,7 @@ class Branch:
     code: str  # the branch as written, for the user
     line: int
     final: bool = False  # the chain's closing ``else``
+    test: ast.expr | None = None  # its test (None: the closing ``else``)
 
 
 @dataclass
@@ -101,6 +102,23 @@ class Chain:
     @property
     def final(self) -> Branch | None:
         return next((b for b in self.branches if b.final), None)
+
+    @functools.cached_property
+    def fallback(self) -> Branch | None:
+        """What a name with no branch of its own runs: the chain's branches whose tests name no module
+        (``elif isinstance(f, list):``, ``elif str(m) in {"MPI"}``: a fork routes its multi-input rows there), in
+        order, then the closing ``else``, as one if/elif of its own; the closing ``else`` alone where there are
+        none. (The branches that name modules are left out: their tests are false for a name they do not list.)"""
+        tested = [b for b in self.branches if not b.names and not b.final and b.test is not None]
+        final = self.final
+        if not tested:
+            return final
+        orelse: list[ast.stmt] = list(final.body) if final else []
+        for branch in reversed(tested):
+            assert branch.test is not None
+            orelse = [ast.If(test=branch.test, body=list(branch.body), orelse=orelse)]
+        code = "\n".join(b.code for b in [*tested, *([final] if final else [])])
+        return Branch([], orelse, code, tested[0].line, final=True)
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -290,7 +308,9 @@ def _branches(first: ast.If, sets: dict[str, list[str]], text: str) -> list[Bran
     while node is not None:
         end = node.body[-1].end_lineno or node.body[-1].lineno
         code = "\n".join(lines[node.lineno - 1 : end])
-        branches.append(Branch(_test_names(node.test, sets), list(node.body), _dedent(code), node.lineno))
+        branches.append(
+            Branch(_test_names(node.test, sets), list(node.body), _dedent(code), node.lineno, test=node.test)
+        )
         if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
             node = node.orelse[0]
         else:
@@ -334,6 +354,7 @@ class _Sentinel:
 
     def __init__(self, name: str):
         self.name = name
+        self.__name__ = name.rsplit(".", 1)[-1]  # (``m.__name__ in {...}``, as a class answers)
 
     def __repr__(self) -> str:
         return self.name
@@ -453,6 +474,7 @@ class Row:
     args: list  # as the adopted yaml gives them to a rule (its yaml-level variables replaced by their values)
     d: dict | None = field(default=None, compare=False)  # the yaml's own dict, for a branch that reads it
     given: list | None = field(default=None, compare=False)  # as the fork's branch gets them, where they differ
+    last: bool | None = field(default=None, compare=False)  # the yaml's last row (None: a sample row)
 
 
 @dataclass
@@ -683,7 +705,9 @@ class _Trial:
     def agrees(self, rule: str, runs: list[tuple[Row, list[int], tuple]], width: float) -> bool:
         tried = runs if rule != "conv" else [self.chained(row, ch, t, width) for row, ch, t in runs]
         ours = [self.ours(rule, row, ch, width) for row, ch, _ in tried]
-        return all(_same(t, o, rule) for (_, _, t), o in zip(tried, ours)) and any(o[0] == "ok" for o in ours)
+        return all(_same(t, o, rule, row.last) for (row, _, t), o in zip(tried, ours)) and any(
+            o[0] == "ok" for o in ours
+        )
 
     def chained(self, row: Row, ch: list[int], outcome: tuple, width: float) -> tuple[Row, list[int], tuple]:
         """A row with repeats under 'conv' chains its copies: the fork's model builds only where the row's input
@@ -696,9 +720,9 @@ class _Trial:
         return row, chained, self.theirs(row, chained, STALE_C2, width)
 
 
-def _same(theirs: tuple, ours: tuple, rule: str) -> bool:
+def _same(theirs: tuple, ours: tuple, rule: str, last: bool | None = None) -> bool:
     if theirs[0] == "error" or ours[0] == "error":
         return theirs[0] == ours[0]
-    if rule == "head":  # a head is the last row: its recorded width is never read
-        return theirs[2:] == ours[2:]
+    if rule == "head" and last is not False:  # a head is the last row: its recorded width is never read (a row that
+        return theirs[2:] == ours[2:]  # rows follow, ChannelTransformer's, must record the width the tree does)
     return theirs == ours

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import keyword
 import re
 from collections.abc import Collection
@@ -180,7 +181,7 @@ class Survey:
         carried = {
             registered: branch
             for registered, row in by_name.items()
-            if row.rule == "branch" and self.chain and (branch := self.chain.branch_of(row.name) or self.chain.final)
+            if row.rule == "branch" and self.chain and (branch := self.chain.branch_of(row.name) or self.chain.fallback)
         }
         sizes = (
             dict.fromkeys((n for n, row in by_name.items() if row.file != TORCH_FILE), self.probe_size)
@@ -410,6 +411,13 @@ def survey(
     gained += sorted(
         n for n in used if n not in stock_names and n not in gained and not n.startswith(("nn.", "torch."))
     )
+    # a name the release has too, which the tree's tasks.py binds to a file of its own (the extra_modules family
+    # comments out Ultralytics' CBLinear and imports its own, which its branch scales): the tree's is judged
+    gained += [
+        n
+        for n in sorted((set(chain.names()) | used) & stock_names - set(gained))
+        if not n.startswith(("nn.", "torch.")) and resolver.define("nn/tasks.py", n) in resolver.added
+    ]
     layout = Layout(resolver, pristine, theirs, modified, added, target=Resolver(target.package))
     tree = _Tree(resolver, mine, theirs, modified, target, layout, in_place)
     names: list[NameRow] = []
@@ -464,9 +472,10 @@ def _read_yamls(
                 variables={k: v for k, v in values.items() if _names_variable(rows or [], k)},
             )
         )
-        for raw in rows or []:
+        for k, raw in enumerate(rows or []):
             row = _row_of(raw, values, cfg)
             if row is not None:
+                row = dataclasses.replace(row, last=k == len(rows or []) - 1)
                 rows_of.setdefault(yaml_rows.module_of(raw, values), []).append(row)
     return yamls, rows_of
 
@@ -865,11 +874,11 @@ def _not_carried_file(name: str, where: str, tree: _Tree) -> NameRow | None:
 
 
 def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branches.Row]) -> NameRow:
-    """A name defined in a file of the tree: carried by the rule its branch (or the chain's final else) runs as."""
+    """A name defined in a file of the tree: carried by the rule its branch (or the chain's fallback) runs as."""
     branch = chain.branch_of(name)
     final = branch is None
     if branch is None:
-        branch = chain.final
+        branch = chain.fallback
     if branch is None:
         return NameRow(name, "not carried", file=where, why="the tree's parse_model has no branch that builds it")
     tried = rows or branches.sample_rows()
@@ -878,7 +887,12 @@ def _judge_branch(name: str, where: str, chain: branches.Chain, rows: list[branc
         return NameRow(
             name, "not carried", file=where, why=f"no rule expresses its branch: {verdict.why}", code=branch.code
         )
-    how = "parse_model's final else (no branch of its own)" if final else f"its branch (line {branch.line})"
+    how = (
+        f"parse_model's {'final else' if branch.code.startswith('else:') else 'branches that test no module name'} "
+        "(no branch of its own)"
+        if final
+        else f"its branch (line {branch.line})"
+    )
     rows_said = f"{len(rows)} yaml row(s)" if rows else "sample rows (no yaml of the tree uses it)"
     return NameRow(
         name,
