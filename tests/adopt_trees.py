@@ -138,16 +138,24 @@ class DeformLite(nn.Module):
 """,
     "nn/backbone/repvit.py": """\
 import torch.nn as nn
+import yaml
+
+
+def kernel(cfg='ultralytics/nn/backbone/repvit_cfg/k.yaml'):  # a data file, by a path from the checkout's root
+    with open(cfg, encoding="utf-8") as f:
+        return yaml.safe_load(f)["k"]
 
 
 class RepVGGDW(nn.Module):
     def __init__(self, c1):
         super().__init__()
-        self.conv = nn.Conv2d(c1, c1, 3, padding=1, groups=c1)
+        k = kernel()
+        self.conv = nn.Conv2d(c1, c1, k, padding=k // 2, groups=c1)
 
     def forward(self, x):
         return self.conv(x) + x
 """,
+    "nn/backbone/repvit_cfg/k.yaml": "k: 3\n",
 }
 DSCONV = '''
 

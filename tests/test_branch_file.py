@@ -10,7 +10,7 @@ import sys
 import types
 
 import pytest
-from rtdetr_patch.patcher.adopt import branch_file
+from rtdetr_patch.patcher.adopt import branch_file, model_init
 from rtdetr_patch.patcher.adopt.branches import Row, classify, parse_model_chain, sample_rows
 from test_branches import _source
 
@@ -33,6 +33,8 @@ elif m is SBA:
     args = [c1, c2]
 elif m is GetIndexOutput:
     c2 = ch[f][args[0]]
+elif m is ChannelSplit:
+    c2 = args[1] - args[0]
 elif m in HEADS:
     c2 = ch[f] + len(HEADS)
 elif m is Layered:
@@ -92,6 +94,7 @@ def carried(monkeypatch):
         ("SBA", [Row([4, -1], 1, [])]),
         ("DySnake", [Row(-1, 1, [64, 3])]),
         ("Detect", [Row(-1, 1, [])]),
+        ("ChannelSplit", [Row(0, 1, [0, 3]), Row(0, 1, [3, 6])]),  # (3 channels, as the input before it: not 'plain')
     ],
 )
 def test_a_branch_no_rule_expresses_is_carried_as_written(name, rows):
@@ -139,12 +142,12 @@ def test_the_carried_functions_give_what_the_trees_branches_give(carried):
 
 
 def test_the_stride_probe_size_is_read_from_the_tree_and_the_patched_release():
-    fork = "class DetectionModel:\n    def __init__(self):\n        s = 640  # 2x min stride\n"
+    fork = "class DetectionModel:\n    def __init__(self, ch=3):\n        s = 640  # 2x min stride\n"
     patched = "class DetectionModel:\n    def __init__(self):\n        s = rtdetr_patch_probe_size(self.model, 256)\n"
-    assert branch_file.probe_size(fork) == 640
-    assert branch_file.probe_size(patched) == 256
-    assert branch_file.probe_size("class DetectionModel:\n    def __init__(self):\n        s = size\n") is None
-    assert branch_file.probe_size("def (") is None
+    assert model_init.probe_size(fork) == 640
+    assert model_init.probe_size(patched) == 256
+    assert model_init.probe_size("class DetectionModel:\n    def __init__(self):\n        s = size\n") is None
+    assert model_init.probe_size("def (") is None
 
 
 def test_a_name_without_a_branch_runs_the_branches_that_test_no_module_then_the_else():

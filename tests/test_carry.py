@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from adopt_trees import EXTRA_MODULES, extra_modules_files
-from rtdetr_patch.patcher.adopt.carry import carried_name, carry_file
+from rtdetr_patch.patcher.adopt.carry import carried_data, carried_name, carry_file
 from rtdetr_patch.patcher.adopt.survey import FileRow, Layout, NameRow, Resolver, _carried_files, _files, _Tree, drop
 from rtdetr_patch.patcher.modules.registry import registry_block
 from rtdetr_patch.patcher.record.manifest import ModuleEntry, package_inits
@@ -105,6 +105,14 @@ def test_files_are_carried_where_the_fork_lays_them_out_and_import_on_the_target
     assert "from ultralytics.nn.Addmodules.extra_modules.ops.modules.deform import DeformLite\n" in block
     assert "from ultralytics.nn.Addmodules.backbone.repvit import RepVGGDW\n" in block
     assert "from ultralytics.utils.ops import make_divisible\n" in block  # moved on the target
+    repvit = files["backbone.repvit"]  # its data file, named from the checkout's root, read beside the carried file
+    assert repvit.data_files == ["nn/backbone/repvit_cfg/k.yaml"]
+    assert (
+        "def kernel(cfg=__import__(\"os\").path.join(__import__(\"os\").path.dirname(__file__), 'repvit_cfg', 'k.yaml')):"
+        in repvit.data.decode()
+    )
+    assert repvit.data.count(b"\n") == EXTRA_MODULES["nn/backbone/repvit.py"].count("\n")
+    assert carried_data("nn/backbone/repvit_cfg/k.yaml") == "nn/Addmodules/backbone/repvit_cfg/k.yaml"
     assert block.count("\n") == EXTRA_MODULES["nn/extra_modules/block.py"].count("\n")  # line numbers kept
     head = files["extra_modules.head"].data.decode()
     assert head.startswith(

@@ -20,31 +20,9 @@ import builtins
 from collections.abc import Mapping
 
 from ..modules.user_module import BRANCHES_STEM as STEM  # nn/Addmodules/adopted_parse_model.py
-
-__all__ = ["STEM", "probe_size", "source"]
 from .branches import CALL, GIVEN, HELPERS, LOCALS, Branch, Chain, loads, names_read, not_given
 
-
-def probe_size(tasks_source: bytes | str) -> int | None:
-    """The image size ``DetectionModel.__init__`` probes the strides at (``s = 256``; patched:
-    ``s = rtdetr_patch_probe_size(self.model, 256)``), or None where it is not an int literal."""
-    try:
-        tree = ast.parse(tasks_source)
-    except (SyntaxError, ValueError):
-        return None
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DetectionModel"), None)
-    init = next((n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    for node in ast.walk(init) if init else ():
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "s"
-        ):
-            value = node.value.args[-1] if isinstance(node.value, ast.Call) and node.value.args else node.value
-            if isinstance(value, ast.Constant) and type(value.value) is int:
-                return value.value
-    return None
+__all__ = ["STEM", "source"]
 
 
 HEADER = '''"""{origin}'s parse_model, as rtdetr-patch adopt carried it: the branches no channel rule expresses, and the

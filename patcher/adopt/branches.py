@@ -42,6 +42,8 @@ LOCALS = (
     "m", "i", "f", "n", "args", "ch", "nc", "c1", "c2", "width", "max_channels", "depth", "n_", "gw", "gd", "d"
 )  # fmt: skip
 CH = [3] + [24 + 8 * k for k in range(63)]  # the widths of the rows before: distinct, so that every index tells
+ALT_CH = [5] + [40 + 8 * k for k in range(63)]  # a second set: a branch's own numbers that meet CH once (ChannelSplit's
+# ``c2 = args[1] - args[0]`` on ``[0, 3]`` is CH[0]) are not taken for a rule
 SINGLE_F, MULTI_F = -1, [-1, 2]
 NC, WIDTH, MAX_CHANNELS = 80, 1.0, 1024
 OTHER_WIDTH = 0.5  # a second width multiple, at which the rule found is run again
@@ -506,9 +508,9 @@ def _freeze(value):
     return value
 
 
-def _equal_widths(f) -> list[int]:
+def _equal_widths(f, base: list[int]) -> list[int]:
     """The widths of the rows before, with the row's inputs and the previous row at one width (``EQUAL``)."""
-    ch = list(CH)
+    ch = list(base)
     for x in f if isinstance(f, list) else [f]:
         if isinstance(x, int) and -len(ch) <= x < len(ch):
             ch[x] = EQUAL
@@ -551,13 +553,13 @@ def classify(
             "written",
             rows,
         )
-    rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+    rule = trial.rule(rows, runs)
     drops = False
     if rule is None and not _reads_args(branch) and any(r.args for r in rows):
         # (its arguments are the branch's own whatever the row gives: the rule's, on rows that give none)
         rows = [replace(r, args=[], given=None) for r in rows]
         runs, stale = trial.runs(rows, WIDTH)
-        rule = next((r for r in ORDER if trial.agrees(r, runs, WIDTH)), None)
+        rule = trial.rule(rows, runs)
         drops = rule is not None
     if rule is None:
         runs, _ = trial.runs(rows, WIDTH)  # (the rows as given, where they were emptied above)
@@ -690,13 +692,26 @@ class _Trial:
             row,
         )
 
-    def runs(self, rows: list[Row], width: float) -> tuple[list[tuple[Row, list[int], tuple]], int]:
+    def rule(self, rows: list[Row], runs: list[tuple[Row, list[int], tuple]]) -> str | None:
+        """The first rule of ``ORDER`` that agrees with the branch on ``runs``, and on the rows run again over the
+        second set of widths before them."""
+        alt = None
+        for rule in ORDER:
+            if self.agrees(rule, runs, WIDTH):
+                alt = alt or self.runs(rows, WIDTH, ALT_CH)[0]
+                if self.agrees(rule, alt, WIDTH):
+                    return rule
+        return None
+
+    def runs(
+        self, rows: list[Row], width: float, base: list[int] = CH
+    ) -> tuple[list[tuple[Row, list[int], tuple]], int]:
         """(row, the widths before it, what the branch gave) per row, and how many leave c2 as it was."""
         out, stale = [], 0
         for row in rows:
-            outcome, ch = self.theirs(row, CH, STALE_C2, width), CH
+            outcome, ch = self.theirs(row, base, STALE_C2, width), base
             if outcome[0] == "ok" and outcome[1] == STALE_C2:  # c2 left as the previous row's: at equal widths
-                ch = _equal_widths(row.f)
+                ch = _equal_widths(row.f, base)
                 outcome = self.theirs(row, ch, EQUAL, width)
                 stale += 1
             out.append((row, ch, outcome))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -370,6 +371,61 @@ class RedirectImports(cst.CSTTransformer):
                 ]
                 out.append(cst.ImportFrom(module=where, names=chosen, relative=[], semicolon=semicolon))
         return out
+
+
+def carried_data(rel: str) -> str:
+    """Where a data file of the tree (``nn/backbone/faster_cfg/t0.yaml``) is carried, inside ``ultralytics/``: beside
+    the modules of its folder (``nn/Addmodules/backbone/faster_cfg/t0.yaml``)."""
+    parts = PurePosixPath(rel).parts
+    for prefix in (("nn", "Addmodules"), ("nn",)):
+        if parts[: len(prefix)] == prefix:
+            return "/".join((ADDED_DIR, *parts[len(prefix) :]))
+    return f"{ADDED_DIR}/{rel}"
+
+
+DATA_PREFIXES = ("ultralytics/", "./ultralytics/")
+
+
+class RedirectDataPaths(cst.CSTTransformer):
+    """Points a path to one of the tree's own data files, written relative to the folder training starts in
+    (``cfg='ultralytics/nn/backbone/faster_cfg/fasternet_t0.yaml'``: it only resolves from the fork's checkout), at
+    the carried copy, relative to the carried file itself:
+    ``__import__("os").path.join(__import__("os").path.dirname(__file__), "faster_cfg", "fasternet_t0.yaml")``, on
+    the same line. A path to a file of the release, or to none, stays as written. ``data`` collects the tree's data
+    files so named, which are carried with the file (``carried_data``).
+    """
+
+    def __init__(self, layout: Layout, carried: str):
+        super().__init__()
+        self.layout, self.carried = layout, carried
+        self.data: set[str] = set()
+
+    def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString) -> cst.BaseExpression:
+        value = updated_node.evaluated_value
+        if not isinstance(value, str) or not value.startswith(DATA_PREFIXES):
+            return updated_node
+        rel = value.split("ultralytics/", 1)[1]
+        if rel not in self.layout.added or rel.endswith(".py"):
+            return updated_node
+        self.data.add(rel)
+        here = PurePosixPath(f"{ADDED_DIR}/{self.carried.replace('.', '/')}.py").parent
+        parts = posixpath.relpath(carried_data(rel), here.as_posix()).split("/")
+        os_path = '__import__("os").path'
+        return cst.parse_expression(f"{os_path}.join({os_path}.dirname(__file__), {', '.join(repr(p) for p in parts)})")
+
+
+def carry_data_paths(layout: Layout, data: bytes, carried: str) -> tuple[bytes, set[str]]:
+    """A carried file's bytes with its paths to the tree's data files pointed at their carried copies
+    (``RedirectDataPaths``), and those files; as they were where it names none."""
+    if not any(f"{q}{p}".encode() in data for q in "'\"" for p in DATA_PREFIXES):
+        return data, set()
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError:
+        return data, set()
+    redirect = RedirectDataPaths(layout, carried)
+    out = module.visit(redirect)
+    return (out.bytes, redirect.data) if redirect.data else (data, set())
 
 
 def carry_file(layout: Layout, rel: str, data: bytes, carried: str) -> tuple[bytes, set[str], set[str]]:

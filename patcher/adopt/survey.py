@@ -34,8 +34,8 @@ from ..modules.names import SHIPPED, bound_names, can_be_stem, taken_names
 from ..modules.torch_layers import torch_layers_data
 from ..modules.user_module import TORCH_STEM, UserModule
 from ..record.manifest import ADDED_PACKAGE
-from . import branch_file, branches, yaml_rows
-from .carry import ADDED_DIR, Layout, carried_name, carry_file, extract, extracted_name
+from . import branch_file, branches, model_init, yaml_rows
+from .carry import ADDED_DIR, Layout, carried_data, carried_name, carry_data_paths, carry_file, extract, extracted_name
 
 MODEL_DIR = "cfg/models"
 SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
@@ -77,6 +77,7 @@ class FileRow:
     status: str = "carried"
     why: str = ""
     extracted: bool = False  # what the tree added to Ultralytics' own file ``rel``, carried as a file of its own
+    data_files: list[str] = field(default_factory=list)  # the tree's data files it names by path, carried with it
 
     @property
     def module(self) -> str:
@@ -175,6 +176,12 @@ class Survey:
             )
         adopted = self._parse_model_file(by_name)
         return out + ([adopted] if adopted else [])
+
+    def data_files(self) -> dict[str, bytes]:
+        """The tree's data files that carried files name by path, where they are carried (inside ``ultralytics/``)
+        -> their bytes."""
+        named = sorted({rel for row in self.files.values() if row.status == "carried" for rel in row.data_files})
+        return {carried_data(rel): (self.source / PurePosixPath(rel)).read_bytes() for rel in named}
 
     def _parse_model_file(self, by_name: dict[str, NameRow]) -> UserModule | None:
         """The generated file of the branches carried as written and the tree's stride probe size (None: neither)."""
@@ -427,9 +434,10 @@ def survey(
         names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
     files = _carried_files(names, tree, added)
     _register_renamed(names, files)
+    mine_tasks = (source / "nn" / "tasks.py").read_bytes()
+    release_tasks = ((pristine if in_place else target.package) / "nn" / "tasks.py").read_bytes()
     _rewrite_yamls(yamls, names)
-    size = branch_file.probe_size((source / "nn" / "tasks.py").read_bytes())
-    release_size = branch_file.probe_size(((pristine if in_place else target.package) / "nn" / "tasks.py").read_bytes())
+    size, release_size = model_init.probe_size(mine_tasks), model_init.probe_size(release_tasks)
     return Survey(
         source,
         release,
@@ -587,6 +595,8 @@ class _Carrier:
             else:
                 data = self.tree.mine[row.rel].read_bytes()
                 row.data, deps, tried = carry_file(self.tree.layout, row.rel, data, row.stem)
+            row.data, named = carry_data_paths(self.tree.layout, row.data, row.stem)
+            row.data_files = sorted(named)
             for dep in sorted(deps | tried):
                 if not _carriable(dep, self.tree, self.added):
                     continue

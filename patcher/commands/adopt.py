@@ -294,7 +294,9 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
         tree = _import(job, stage, base)
         # 2. the final patch, staged: it must import before any yaml is built; then every yaml built on the target
         modules = tuple(job.recorded.values()) + tuple(survey.modules())
-        extra = () if job.in_place else _yaml_additions(install, survey, job.found.same)
+        extra = (() if job.in_place else _yaml_additions(install, survey, job.found.same)) + tuple(
+            (rel, data) for rel, data in survey.data_files().items() if not (install.package / rel).exists()
+        )  # (in place, a data file already where it is carried stays as it is)
         final = planning.make_plan(install, job.transforms, modules, sources=job.sources, extra=extra)
         _parses(final, _carried_rels(survey), install.release)
         replaced = _replaced(install, final, job.current, job.in_place)

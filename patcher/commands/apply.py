@@ -219,8 +219,9 @@ def _take_back(found: Found, *, dry_run: bool) -> tuple[Found, dict[str, bytes] 
 
 
 def _adopted_state(found: Found) -> tuple[tuple[tuple[str, bytes], ...], Adoption]:
-    """What an apply after ``adopt`` keeps of it: the yamls it added, the originals of the files it replaced in
-    place (the user's own ``nn/Addmodules/__init__.py``...), and its account in the record."""
+    """What an apply after ``adopt`` keeps of it: the yamls and data files it added (the modules come back from the
+    store), the originals of the files it replaced in place (the user's own ``nn/Addmodules/__init__.py``...), and
+    its account in the record."""
     from ..plan.planner import template_files  # libcst: this run plans
 
     install, store, same = found.install, found.store, found.same
@@ -230,7 +231,8 @@ def _adopted_state(found: Found) -> tuple[tuple[tuple[str, bytes], ...], Adoptio
     extra = []
     for entry in same.added:
         path = install.package / PurePosixPath(entry.path)
-        if entry.path.startswith("cfg/models/") and entry.path not in shipped and path.is_file():
+        kept = entry.path.startswith("cfg/models/") or not entry.path.endswith(".py")  # (the data files modules read)
+        if kept and entry.path not in shipped and path.is_file():
             data = path.read_bytes()
             if sha256(data) == entry.sha256:
                 extra.append((entry.path, data))

@@ -108,9 +108,12 @@ def build(tasks, path: str) -> dict:
     try:
         cfg = tasks.yaml_model_load(path)
         cls = model_class(tasks, list(cfg.get("backbone") or []) + list(cfg.get("head") or []))
+        # the input channels the yaml names (an RGB+IR fork's ``ch: 6``): up to 8.2 a model reads them from its yaml,
+        # from 8.4 from its caller (the trainer passes the dataset's): given as a training run would
+        channels = next((cfg[k] for k in ("channels", "ch") if type(cfg.get(k)) is int), None)
         quiet = torch.no_grad() if torch is not None else contextlib.nullcontext()
         with contextlib.redirect_stdout(io.StringIO()), quiet:
-            model = cls(path, verbose=False)
+            model = cls(path, verbose=False) if channels is None else cls(path, ch=channels, verbose=False)
         return {
             "params": sum(p.numel() for p in model.parameters()),
             "seconds": round(time.perf_counter() - started, 2),
