@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from rtdetr_patch.patcher.errors import Exit, PatchError
-from rtdetr_patch.patcher.install.locate import REQUIRED_FILES, Install, check_supported
+from rtdetr_patch.patcher.install.locate import REQUIRED_FILES, Install, check_supported, start_again
 
 
 def _tree(root, dist_info: bool) -> Install:
@@ -27,3 +27,16 @@ def test_a_missing_rtdetr_folder_is_mended_by_a_reinstall_only_where_pip_install
     if not dist_info:
         assert "git checkout -- ultralytics/cfg/models/rt-detr" in hint and f"adopt --from {tmp_path}" in hint
     assert hint.endswith("Nothing was written.")
+
+
+@pytest.mark.parametrize("dist_info", [True, False])
+def test_starting_again_is_a_reinstall_only_where_pip_installed_the_package(tmp_path, dist_info):
+    """Every "start again" hint (a hand-edited install apply refuses, a transform that finds an edited file, a
+    backup lost): a reinstall, said to discard the edits, for a pip install; never over a checkout or a fork."""
+    install = _tree(tmp_path, dist_info)
+    hint = start_again(install, "nn/tasks.py")
+    assert ("force-reinstall" in hint) is dist_info
+    if dist_info:
+        assert "discards every edit" in hint
+    else:
+        assert "git checkout -- ultralytics/nn/tasks.py" in hint and f"adopt --from {tmp_path}" in hint

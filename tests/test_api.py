@@ -227,6 +227,7 @@ def test_help_speaks_the_users_words(cli):
 # -- revert after a hand edit ---------------------------------------------------------------------
 def test_revert_shows_only_the_users_edit(tree, cli):
     root = tree(LATEST)
+    (root / f"ultralytics-{LATEST}.dist-info").mkdir()  # pip installed it: a reinstall gives its files back
     assert cli("apply", "--target", root, "--no-verify").exit_code == 0
     tasks = root / "ultralytics" / "nn" / "tasks.py"
     tasks.write_bytes(

@@ -16,8 +16,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..disk.files import require_writable, sha256
-from ..errors import Exit, PatchError, if_interrupted, reinstall
-from ..install.locate import Install
+from ..errors import Exit, PatchError, if_interrupted
+from ..install.locate import Install, start_again
 from ..record.manifest import ADDED_PACKAGE, AdoptedAccount, Record
 from ..record.store import Store
 from ..results import ApplyAdditionRow, ApplyResult, ApplyTransformRow, describe
@@ -276,8 +276,7 @@ def write_plan(
             Exit.STORE,
             f"Ultralytics {install.release} at {install.package} is already patched, "
             f"but rtdetr-patch has no record of it in {found.store.dir}.",
-            "Without the record it cannot be reverted: reinstall Ultralytics "
-            f"({reinstall(install.release)}) and apply again.",
+            f"Without the record it cannot be reverted: to start again {start_again(install)}, and apply again.",
         )
     to_write = [f.path for f in plan.changes] + [a.path for a in plan.additions if not a.present]
     require_writable(to_write, install)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..disk.files import sha256
-from ..errors import Exit, PatchError, reinstall
-from ..install.locate import Install
+from ..errors import Exit, PatchError
+from ..install.locate import Install, start_again
 from ..record.manifest import Record
 from ..record.store import Store
 
@@ -77,8 +77,8 @@ def refuse_hand_patched(install: Install, record: Record | None, *, reverting: b
             f"edited by hand (following the blog): {'; '.join(found)}.",
             "It is not patched a second time. `rtdetr-patch adopt --dry-run` shows what adopt carries "
             "of it (your modules, by rule, and your yamls) into a managed patch, keeping every file you "
-            "edited; `rtdetr-patch adopt` does it. Or start again from the pristine package "
-            f"({reinstall(install.release)}). Nothing was written.",
+            f"edited; `rtdetr-patch adopt` does it. Or start again from the pristine release: {start_again(install)}. "
+            "Nothing was written.",
         )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from ..disk.files import require_writable, sha256
 from ..errors import Exit, PatchError, if_interrupted, reinstall
-from ..install.locate import Install
+from ..install.locate import Install, pip_installed, start_again
 from ..record.manifest import Record
 from ..record.store import Store
 from ..results import RevertResult, describe
@@ -69,7 +69,7 @@ def _refuse_unrecorded(install: Install, store: Store) -> None:
             Exit.STORE,
             f"Ultralytics {install.release} at {install.package} looks patched, but "
             f"rtdetr-patch has no record of it in {store.dir}.",
-            f"Reinstall it instead: {reinstall(install.release)}",
+            f"To start again, {start_again(install)}.",
         )
 
 
@@ -147,4 +147,6 @@ def _fresh_copy_advice(install: Install, rel: str, added: bool) -> str:
             f"drop both your edit and the patch with `git -C {top} checkout -- {path}` (this is a git "
             "checkout), then run `rtdetr-patch revert` to finish."
         )
+    if not pip_installed(install):  # (a fork outside git: only the user's own copy has the file as it was)
+        return f"{start_again(install, rel)}; then run `rtdetr-patch revert` to clear the record."
     return f"drop both with `{reinstall(install.release)}`, then run `rtdetr-patch revert` to clear the record."

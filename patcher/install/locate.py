@@ -178,3 +178,17 @@ def pip_installed(install: Install) -> bool:
     """Whether pip installed this package (its ``ultralytics-*.dist-info`` beside it): only then does a reinstall
     give Ultralytics' own files back here; a checkout or a fork holds the user's work instead."""
     return any(install.root.glob("ultralytics-*.dist-info"))
+
+
+def start_again(install: Install, rel: str | None = None) -> str:
+    """How to get the release's own files back (all of them, or the file ``rel``) without advice that destroys work:
+    a reinstall only where pip installed the package (it discards every edit made in it, said so); in a checkout or
+    a fork, which a reinstall would not give back and must never be run over, the file from the user's own copy."""
+    if pip_installed(install):
+        return f"reinstall Ultralytics ({reinstall(install.release)}; it discards every edit made in the package)"
+    where = f"ultralytics/{rel}" if rel else "the file"
+    return (
+        f"this is a checkout or a fork, not a pip install: restore {where} from your own copy (in a git checkout, "
+        f"`git checkout -- {where}`), or carry the tree onto a pip-installed Ultralytics with "
+        f"`rtdetr-patch adopt --from {install.root}`"
+    )

@@ -14,7 +14,7 @@ import libcst as cst
 from ... import patches
 from ...patches import Outcome, TargetMissing, Transform
 from ..errors import Exit, PatchError, reinstall
-from ..install.locate import Install, release_key
+from ..install.locate import Install, release_key, start_again
 from ..modules.registry import registry_block
 from ..record.manifest import ADDED_PACKAGE, package_inits
 from .source import parse, render
@@ -158,9 +158,9 @@ def plan_file(install: Install, rel: str, transforms: list[type[Transform]], dat
                 Exit.TRANSFORM,
                 f"Transform '{transform.NAME}' (blog step {transform.BLOG_STEP}) failed on {where}: "
                 f"looked for {exc.looked_for}, and it is not there.",
-                "Nothing was written. If you edited this file by hand, reinstall Ultralytics "
-                f"({reinstall(install.release)}) and run apply "
-                "again; otherwise please report the release.",
+                f"Nothing was written. If you edited this file by hand, `rtdetr-patch adopt --dry-run` shows what "
+                f"adopt carries of your edits, or to start again {start_again(install, rel)}; otherwise please "
+                "report the release.",
             )
         steps.append(Step(transform, outcome))
     after = render(module, bom) if any(s.outcome is Outcome.PATCHED for s in steps) else data

@@ -18,9 +18,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..disk.files import replace_file, sha256
-from ..errors import Exit, PatchError, reinstall
+from ..errors import Exit, PatchError
 from ..install.folders import tool_folder
-from ..install.locate import Install
+from ..install.locate import Install, start_again
 from .manifest import FORMAT, Record
 
 if TYPE_CHECKING:  # gitpython loads only where the store is written or its history read
@@ -100,7 +100,7 @@ class Store:
         raise PatchError(
             Exit.STORE,
             f"The backup of {rel} in {self.dir} is missing or damaged (no copy with sha256 {expected_sha[:12]}...).",
-            f"Reinstall Ultralytics instead: {reinstall(self.install.release)}",
+            f"To start again, {start_again(self.install, rel)}.",
         )
 
     def module(self, name: str) -> bytes:
