@@ -202,6 +202,7 @@ def extra_modules_tree(root: Path) -> Path:
     )
     _edit(tasks, "DWConvTranspose2d, C3x, RepC3):", "DWConvTranspose2d, C3x, RepC3, DSConv):")
     _edit(tasks, "        elif m is AIFI:\n", EXTRA_BRANCH + "        elif m is AIFI:\n")
+    _edit(tasks, "s = 256  # 2x min stride", "s = 640  # 2x min stride")  # the family's stride probe size
     shutil.copyfile(FIXTURES / "rtdetr-extra.yaml", package / "cfg" / "models" / "rt-detr" / "rtdetr-extra.yaml")
     return package
 

@@ -279,6 +279,8 @@ def test_an_extra_modules_fork_is_carried_as_it_lays_its_modules_out(tree, cli):
     assert b"class DSConv" in (added / "added_in_ultralytics" / "modules" / "conv.py").read_bytes()
     assert (added / "extra_modules" / "ops" / "modules" / "deform.py").is_file()
     assert (added / "backbone" / "repvit_cfg" / "k.yaml").read_bytes() == b"k: 3\n"  # read by a path the fork gave
+    adopted = (added / "adopted_parse_model.py").read_text(encoding="utf-8")  # the fork's `s = 640`, for its modules
+    assert "PROBE_SIZES = {'C2f_DS': 640, 'DSConv': 640}" in adopted and "BRANCHES = {}" in adopted
     assert (added / "extra_modules" / "__init__.py").read_bytes() == b""
     assert not (added / "extra_modules" / "needs_absent.py").exists()
     assert snapshot(fork) == before_fork

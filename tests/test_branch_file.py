@@ -191,3 +191,27 @@ def test_a_head_shaped_branch_whose_row_is_read_later_records_the_trees_width():
     branch = chain.branch_of("CT")
     assert classify(branch, "CT", [Row([4, 6, 9], 1, [], last=True)], chain.sets, chain.assigned).rule == "head"
     assert classify(branch, "CT", [Row([4, 6, 9], 1, [], last=False)], chain.sets, chain.assigned).rule == "branch"
+
+
+def test_the_added_package_calls_a_carried_branch_and_probes_at_the_forks_size_only_with_its_modules(monkeypatch):
+    """``rtdetr_patch_module_args`` for the rule 'branch', and ``rtdetr_patch_probe_size``: 640 for a model that
+    holds a module adopted from a fork that probes at 640 (as a row's copies too), the release's size otherwise."""
+    import rtdetr_patch.templates.Addmodules as added
+    import torch.nn as nn
+
+    class Wavelet(nn.Module):
+        def __init__(self):
+            super().__init__()
+
+    def branch(m, i, f, n, args, ch, nc, width, max_channels):
+        return ch[f] * 4, list(args), n
+
+    monkeypatch.setitem(added.RTDETR_PATCH_MODULES, Wavelet, "branch")
+    monkeypatch.setitem(added.RTDETR_PATCH_BRANCHES, Wavelet, branch)
+    assert added.rtdetr_patch_module_args(Wavelet, 3, -1, 1, [], [3, 16], 80, 1.0, 1024) == (64, [], 1)
+    stock = nn.Sequential(nn.Conv2d(3, 16, 3), nn.Conv2d(16, 16, 3))
+    assert added.rtdetr_patch_probe_size(stock, 256) == 256
+    monkeypatch.setitem(added.RTDETR_PATCH_PROBE_SIZES, Wavelet, 640)
+    assert added.rtdetr_patch_probe_size(stock, 256) == 256  # the release's models keep the release's size
+    assert added.rtdetr_patch_probe_size(nn.Sequential(nn.Conv2d(3, 16, 3), Wavelet()), 256) == 640
+    assert added.rtdetr_patch_probe_size(nn.Sequential(nn.Sequential(Wavelet(), Wavelet())), 256) == 640
