@@ -122,3 +122,27 @@ def test_a_class_the_release_also_defines_is_carried_under_its_own_name_with_the
     (imported,) = [line for line in init.splitlines() if line.startswith("from .elan import ")]
     assert set(imported[len("from .elan import ") :].split(", ")) == {"GhostConv_fork", "RepNCSPELAN4_fork"}
     assert snapshot(fork) == before  # the fork is only read
+
+
+def test_in_place_the_yamls_rows_are_rewritten_where_they_are_and_revert_gives_them_back(tree, cli):
+    """Adopted in place, the fork's yaml-level variables (``node_mode``, ``head_channel``), which the pristine
+    ``parse_model`` does not substitute, are substituted in the yaml itself, and its rows of the fork's own GhostConv
+    name it as carried (``GhostConv_fork``): it builds the fork's model, and revert puts the fork's bytes back with
+    everything else."""
+    root = tree(OLD)
+    fork = fork_tree(root)
+    before = snapshot(root)
+    result = api.adopt(target=str(root), wheel=str(wheel(OLD)), no_verify=True, python=sys.executable)
+    assert result.in_place
+    (built,) = [y for y in result.yamls if y["path"].endswith("rtdetr-fork-elan.yaml")]
+    assert built["source"]["params"] == built["target"]["params"] > 0, built
+    assert "rewritten in place" in built["why"]
+    written = (fork / "cfg" / "models" / "rt-detr" / "rtdetr-fork-elan.yaml").read_bytes()
+    assert written == (  # (8.0.227 has no RepNCSPELAN4 of its own: that name stays; it has a GhostConv)
+        YAML.replace(b"node_mode, [64]", b"RepNCSPELAN4, [64]")
+        .replace(b"[head_channel, 3, 2]", b"[64, 3, 2]")
+        .replace(b"GhostConv, [", b"GhostConv_fork, [")
+    )
+    reverted = cli("revert", "--target", root)
+    assert reverted.exit_code == 0, reverted.output
+    assert snapshot(root) == before

@@ -406,7 +406,8 @@ def survey(
     resolver = Resolver(source)
     resolver.added = [r for r in added if r.endswith(".py")]
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
-    native = taken_names(target)
+    # the release's own names (in place the target's tasks.py is the tree's, whose imports bind the tree's names)
+    native = bound_names(pristine / "nn" / "tasks.py") if in_place else taken_names(target)
     yamls, rows_of = _read_yamls(
         mine, added, modified, branches.reads_yaml_variables((source / "nn" / "tasks.py").read_bytes())
     )
@@ -780,14 +781,6 @@ def _judge_collision(
         if mine and mine == theirs
         else ""
     )
-    if tree.in_place:  # (the tree's own yamls stay as they are: their rows name the release's class after adopt)
-        return NameRow(
-            name,
-            "native",
-            file=where,
-            why=f"Ultralytics {release} has its own {name}{differ}: in place, the tree's yamls keep their rows, "
-            f"which build the release's; adopt --from a copy of the tree carries the tree's as {_fork_name(name, native)}",
-        )
     refused = _not_carried_file(name, where, tree)
     judged = refused or _judge_branch(name, where, chain, rows)
     if judged.status != "carried":

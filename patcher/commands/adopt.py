@@ -294,7 +294,7 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
         tree = _import(job, stage, base)
         # 2. the final patch, staged: it must import before any yaml is built; then every yaml built on the target
         modules = tuple(job.recorded.values()) + tuple(survey.modules())
-        extra = (() if job.in_place else _yaml_additions(install, survey, job.found.same)) + tuple(
+        extra = (_yaml_rewrites(survey) if job.in_place else _yaml_additions(install, survey, job.found.same)) + tuple(
             (rel, data) for rel, data in survey.data_files().items() if not (install.package / rel).exists()
         )  # (in place, a data file already where it is carried stays as it is)
         final = planning.make_plan(install, job.transforms, modules, sources=job.sources, extra=extra)
@@ -498,6 +498,18 @@ def _yaml_additions(install: Install, survey: reading.Survey, same) -> tuple[tup
             y.carried, y.why = False, f"Ultralytics {install.release} has its own {y.rel}"
             continue
         out.append((y.rel, data))
+    return tuple(out)
+
+
+def _yaml_rewrites(survey: reading.Survey) -> tuple[tuple[str, bytes], ...]:
+    """In place: the tree's yamls whose rows the target's parse_model would not read as the tree's did (yaml-level
+    variables it substitutes, arguments a branch never reads), rewritten where they are. Written as additions over
+    the tree's files, so their bytes now are kept as originals, and revert puts them back byte for byte."""
+    out = []
+    for y in survey.yamls:
+        if y.carried and y.adopted is not None:
+            y.why = "rewritten in place for this release's parse_model (your copy is kept; revert puts it back)"
+            out.append((y.rel, y.adopted))
     return tuple(out)
 
 
