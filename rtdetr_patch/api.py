@@ -260,7 +260,7 @@ def adopt(
 
     yaml = _yaml(yaml)
     with if_interrupted(NOTHING_WRITTEN):
-        install = locate(python, target)
+        install = locate(python, target, adopting=source is None)  # (in place, a fork without cfg/models/rt-detr)
         if on_install:
             on_install(install)
         result = adopting(install, source=source, wheel=wheel, dry_run=dry_run, force=force, on_stage=on_stage)

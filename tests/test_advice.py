@@ -40,3 +40,18 @@ def test_starting_again_is_a_reinstall_only_where_pip_installed_the_package(tmp_
         assert "discards every edit" in hint
     else:
         assert "git checkout -- ultralytics/nn/tasks.py" in hint and f"adopt --from {tmp_path}" in hint
+
+
+@pytest.mark.parametrize("dist_info", [True, False])
+def test_adopt_in_place_takes_a_fork_without_ultralytics_rtdetr_yamls_whole(tmp_path, dist_info):
+    """A fork that deleted cfg/models/rt-detr is adopted in place as it is (adopt adds the folder, revert removes
+    it); a pip install missing it is still refused (its release is broken: a reinstall mends it)."""
+    install = _tree(tmp_path, dist_info)
+    if dist_info:
+        with pytest.raises(PatchError) as refused:
+            check_supported(install, adopting=True)
+        assert "force-reinstall" in refused.value.hint
+    else:
+        check_supported(install, adopting=True)  # no error
+        with pytest.raises(PatchError):
+            check_supported(install)  # apply, check, revert: as before

@@ -8,9 +8,11 @@ from typing import Any
 
 from ..errors import Exit, PatchError
 from ..install.locate import Install
+from ..install.pristine import pristine_package
 from ..target import runner
 
 TRAINER_STAGE = "one epoch through Ultralytics' trainer"  # smoke.py's stage name for --train
+STOCK_YAML = "cfg/models/rt-detr/rtdetr-l.yaml"  # built by the smoke run: the patch leaves stock models as they were
 # What a failure inside Ultralytics' trainer means, by the words of its message, and what to do.
 TRAINER_HINTS = (
     (
@@ -42,6 +44,8 @@ def verify(
     args = ["--root", str(install.root), "--yaml", yaml]
     if not stock:
         args.append("--no-stock")
+    elif not (install.package / STOCK_YAML).is_file():  # a fork adopted in place without Ultralytics' RT-DETR yamls
+        args += ["--stock-yaml", str(pristine_package(install.release) / STOCK_YAML)]
     if yaml.endswith("-tv.yaml"):
         args.append("--native")
     if train:

@@ -95,8 +95,9 @@ def _from_python(python: str) -> tuple[Path | None, str]:
     return (Path(found["package"]) if found.get("package") else None), str(found.get("executable") or python)
 
 
-def locate(python: str | None = None, target: str | None = None) -> Install:
-    """The install chosen by --target, by --python, or the one this interpreter would import."""
+def locate(python: str | None = None, target: str | None = None, adopting: bool = False) -> Install:
+    """The install chosen by --target, by --python, or the one this interpreter would import. ``adopting``: it is
+    to be adopted in place (a fork that deleted Ultralytics' RT-DETR yamls is taken whole: adopt adds the folder)."""
     if target is not None:
         given = Path(target).expanduser()
         if not given.exists():
@@ -140,11 +141,11 @@ def locate(python: str | None = None, target: str | None = None) -> Install:
         executable, how = sys.executable, "the Python running rtdetr-patch"
     release = read_release(package)
     install = Install(package=package, release=release, python=executable, how=how)
-    check_supported(install)
+    check_supported(install, adopting)
     return install
 
 
-def check_supported(install: Install) -> None:
+def check_supported(install: Install, adopting: bool = False) -> None:
     missing = [f for f in REQUIRED_FILES if not (install.package / f).is_file()]
     if release_key(install.release) < release_key(MIN_RELEASE) or missing:
         why = f"it lacks {', '.join(missing)}" if missing else f"it is older than {MIN_RELEASE}"
@@ -154,7 +155,7 @@ def check_supported(install: Install) -> None:
             f"{why} (the blog's layout exists from {MIN_RELEASE} on).",
             f"Upgrade: pip install -U 'ultralytics>={MIN_RELEASE}'",
         )
-    if not (install.package / "cfg" / "models" / "rt-detr").is_dir():
+    if not (install.package / "cfg" / "models" / "rt-detr").is_dir() and not (adopting and not pip_installed(install)):
         if pip_installed(install):
             hint = (
                 f"Reinstall it ({reinstall(install.release)}); if the folder is still missing, this release was "
