@@ -9,6 +9,7 @@ release with the fork's parameter count; the release's own class stays the one o
 from __future__ import annotations
 
 import sys
+import zipfile
 
 import pytest
 from conftest import LATEST, OLD, snapshot, wheel
@@ -56,6 +57,12 @@ YAML = (
     b"head:\r\n"
     b"  - [[4, 5, 6], 1, RTDETRDecoder, [nc, 256, 300, 4, 8, 3]]  # 7\r\n"
 )
+
+
+def wheel_file(release: str, name: str) -> bytes:
+    """A file of the release as published."""
+    with zipfile.ZipFile(wheel(release)) as archive:
+        return archive.read(name)
 
 
 def _edit(text: str, old: str, new: str) -> str:
@@ -131,9 +138,16 @@ def test_in_place_the_yamls_rows_are_rewritten_where_they_are_and_revert_gives_t
     everything else."""
     root = tree(OLD)
     fork = fork_tree(root)
+    tasks = fork / "nn" / "tasks.py"  # a helper the fork added to tasks.py, which its own nn/__init__.py exports
+    tasks.write_bytes(tasks.read_bytes() + b"\n\ndef fork_helper():\n    return 1\n")
+    init = fork / "nn" / "__init__.py"
+    init.write_bytes(init.read_bytes() + b"from .tasks import fork_helper  # the fork's\n")
     before = snapshot(root)
     result = api.adopt(target=str(root), wheel=str(wheel(OLD)), no_verify=True, python=sys.executable)
     assert result.in_place
+    edits = {e["path"]: e["why"] for e in result.edits}  # tasks.py is the release's now: the fork's nn/__init__.py,
+    assert "replaced by Ultralytics 8.0.227's own file (yours does not import" in edits["nn/__init__.py"]  # too
+    assert (fork / "nn" / "__init__.py").read_bytes() == (wheel_file(OLD, "ultralytics/nn/__init__.py"))
     (built,) = [y for y in result.yamls if y["path"].endswith("rtdetr-fork-elan.yaml")]
     assert built["source"]["params"] == built["target"]["params"] > 0, built
     assert "rewritten in place" in built["why"]

@@ -150,6 +150,7 @@ class _Adopting:
     recorded: dict[str, UserModule] = field(default_factory=dict)  # the users' modules an earlier apply added
     sources: dict[str, bytes] = field(default_factory=dict)  # in place: a managed file planned from the pristine one
     current: dict[str, bytes] = field(default_factory=dict)  # in place: those files' bytes now (the originals)
+    put_back: dict[str, bytes] = field(default_factory=dict)  # in place: an edited file the release's must replace
     built_with: dict | None = None  # the Ultralytics the tree's yamls are built with: release, package, python
 
     @property
@@ -202,13 +203,18 @@ def adopt(
             exc.partial = result
             raise
         _report(result, survey, job.built_with)
-        result.edits = [  # in place, a file a transform edits is replaced, not left: say so
+        result.edits = [  # in place, a file a transform edits (or the patched tree needs) is replaced: say so
             replace(
                 edit,
-                why=f"replaced by Ultralytics {install.release}'s own file with rtdetr-patch's patch (your "
-                "copy is kept in the store; `rtdetr-patch revert` puts it back)",
+                why=f"replaced by Ultralytics {install.release}'s own file"
+                + (
+                    " with rtdetr-patch's patch"
+                    if edit.path in job.sources
+                    else " (yours does not import beside the release's files the patch puts back)"
+                )
+                + " (your copy is kept in the store; `rtdetr-patch revert` puts it back)",
             )
-            if edit.path in job.sources
+            if edit.path in job.sources or edit.path in job.put_back
             else edit
             for edit in result.edits
         ]
@@ -294,7 +300,11 @@ def _carry(job: _Adopting) -> tuple[Plan, tuple[UserModule, ...], dict[str, byte
         tree = _import(job, stage, base)
         # 2. the final patch, staged: it must import before any yaml is built; then every yaml built on the target
         modules = tuple(job.recorded.values()) + tuple(survey.modules())
-        extra = (_yaml_rewrites(survey) if job.in_place else _yaml_additions(install, survey, job.found.same)) + tuple(
+        extra = (
+            _yaml_rewrites(survey) + tuple(job.put_back.items())
+            if job.in_place
+            else _yaml_additions(install, survey, job.found.same)
+        ) + tuple(
             (rel, data) for rel, data in survey.data_files().items() if not (install.package / rel).exists()
         )  # (in place, a data file already where it is carried stays as it is)
         final = planning.make_plan(install, job.transforms, modules, sources=job.sources, extra=extra)
@@ -376,17 +386,15 @@ def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
     _parses(base, set(files), install.release)
     _write(stage, base, files)
     staged = stage / "ultralytics"
+    modules = [r.module for r in survey.files.values() if r.status == "carried"]
     with ThreadPoolExecutor(2) as pool:
-        target_imports = pool.submit(
-            _probe,
-            install.python,
-            stage,
-            staged,
-            [r.module for r in survey.files.values() if r.status == "carried"],
-            [],
-        )
+        target_imports = pool.submit(_probe, install.python, stage, staged, modules, [])
         tree_import = pool.submit(_probe, install.python, package.parent, package, [], [])
         imports, tree = target_imports.result(), tree_import.result()
+    while "fatal" in imports and (rel := _to_put_back(job, staged, imports["fatal"])) is not None:
+        job.put_back[rel] = (survey.pristine / PurePosixPath(rel)).read_bytes()  # (the tree's bytes: kept, restored)
+        _write(stage, base, {rel: job.put_back[rel]})
+        imports = _probe(install.python, stage, staged, modules, [])
     if "fatal" in imports:
         raise _staged_fails(job, staged, imports["fatal"])
     _checked(imports, staged, install.release, install.python, f"Ultralytics {install.release}, staged with the patch,")
@@ -402,6 +410,21 @@ def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
                 why += f"; install the package: {_pip_line(missing, install)}"
             reading.drop(row, survey.files, survey.names, why)
     return tree
+
+
+def _to_put_back(job: _Adopting, staged: Path, fatal: dict) -> str | None:
+    """In place, the file of the tree's edits that the staged target's failed import goes through, innermost first
+    (the tree's ``nn/modules/__init__.py`` importing ``C3k`` from its edited ``block.py``, which the patch replaced
+    with the release's; its ``engine/trainer.py`` importing its own ``nn/extra_modules``, which need its edited
+    ``nn/modules``): it is replaced by the release's own too, so that the tree is adopted whole. None: no such file
+    (the failure is reported)."""
+    if not job.in_place:
+        return None
+    for where in reversed(fatal.get("trace") or [fatal.get("where")]):
+        rel = _inside(staged, where)
+        if rel in job.survey.modified and rel not in job.sources and rel not in job.put_back:
+            return rel if (job.survey.pristine / PurePosixPath(rel)).is_file() else None
+    return None
 
 
 def _staged_fails(job: _Adopting, staged: Path, fatal: dict) -> PatchError:

@@ -49,7 +49,8 @@ OUT_OF_MEMORY = ("can't allocate memory", "DefaultCPUAllocator", "std::bad_alloc
 
 
 def failure(exc: BaseException) -> dict:
-    """Why: the error, the module missing (if one is), and ``where``: the file and line it was raised in."""
+    """Why: the error, the module missing (if one is), ``where``: the file and line it was raised in, and ``trace``:
+    the files and lines of its traceback, innermost last (an import chain: which file imported the one that failed)."""
     text = f"{type(exc).__name__}: {exc}".strip()
     found: dict = {"error": text[:600]}
     if isinstance(exc, ModuleNotFoundError) and exc.name:
@@ -58,9 +59,12 @@ def failure(exc: BaseException) -> dict:
         found["where"] = [exc.filename, exc.lineno]
     elif exc.__traceback__ is not None:
         last = exc.__traceback__
+        frames: list[tuple[str, int]] = [(last.tb_frame.f_code.co_filename, last.tb_lineno)]
         while last.tb_next is not None:
             last = last.tb_next
-        found["where"] = [last.tb_frame.f_code.co_filename, last.tb_lineno]
+            frames.append((last.tb_frame.f_code.co_filename, last.tb_lineno))
+        found["where"] = list(frames[-1])
+        found["trace"] = [list(f) for f in frames if not f[0].startswith("<")][-60:]
     return found
 
 
