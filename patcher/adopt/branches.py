@@ -543,35 +543,23 @@ def classify(
     trial = _Trial(run, _sentinel(name), _rule_function(), sets)
     runs, stale = trial.runs(rows, WIDTH)
     if all(t[0] == "error" for _, _, t in runs):
-        refused = _not_carried_as_written(branch, trial, runs, sets or {}, assigned)
-        if refused:
-            return Verdict(None, f"the branch fails on every row it was tried on, and {refused}", rows)
-        return Verdict(
-            "branch",
+        why = (
             "the branch fails on every row tried here (the widths before it are numbers here; in the tree they may be "
-            "what the rows before it give, such as a list): no rule can be told, so the branch itself is carried, as "
-            "written",
-            rows,
+            "what the rows before it give, such as a list), so no rule can be told"
         )
+        return _as_written(branch, trial, rows, runs, sets or {}, assigned, why)
     rule = trial.rule(rows, runs)
-    drops = False
+    drops, given = False, rows
     if rule is None and not _reads_args(branch) and any(r.args for r in rows):
         # (its arguments are the branch's own whatever the row gives: the rule's, on rows that give none)
         rows = [replace(r, args=[], given=None) for r in rows]
         runs, stale = trial.runs(rows, WIDTH)
         rule = trial.rule(rows, runs)
         drops = rule is not None
-    if rule is None:
-        runs, _ = trial.runs(rows, WIDTH)  # (the rows as given, where they were emptied above)
-        refused = _not_carried_as_written(branch, trial, runs, sets or {}, assigned)
-        if refused:
-            return Verdict(None, f"no rule gives the same widths and arguments as the branch, and {refused}", rows)
-        return Verdict(
-            "branch",
-            "no rule gives the same widths and arguments as the branch: the branch itself is carried, as written "
-            f"(it reads only the row, the widths before it and the chain's names; it runs on {len(rows)} row(s))",
-            rows,
-        )
+    if rule is None:  # (carried as written, it gets the rows as given: run on those)
+        runs = runs if given is rows else trial.runs(given, WIDTH)[0]
+        why = "no rule gives the same widths and arguments as the branch"
+        return _as_written(branch, trial, given, runs, sets or {}, assigned, why)
     said = (
         f" (it leaves c2 as the previous row's width on {stale}: compared where its inputs have that width, "
         "as in a model of the fork that builds)"
@@ -591,6 +579,22 @@ def classify(
         rows,
         drops_args=drops,
         notes=said,
+    )
+
+
+def _as_written(
+    branch: Branch, trial: _Trial, rows: list[Row], runs: list[tuple[Row, list[int], tuple]], sets: dict, assigned, why
+) -> Verdict:
+    """The verdict on a branch no rule expresses (``why``): carried as written (the rule ``branch``), or not, and
+    why not."""
+    refused = _not_carried_as_written(branch, trial, runs, sets, assigned)
+    if refused:
+        return Verdict(None, f"{why}, and {refused}", rows)
+    return Verdict(
+        "branch",
+        f"{why}: the branch itself is carried, as written (it reads only the row, the widths before it and the "
+        f"chain's names; tried on {len(rows)} row(s))",
+        rows,
     )
 
 
