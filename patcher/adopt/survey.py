@@ -394,7 +394,8 @@ def survey(
         r for r in mine if r in theirs and r not in ours and mine[r].read_bytes() != theirs[r].read_bytes()
     )
     added = sorted(r for r in mine if r not in theirs and r not in ours)
-    chain = branches.parse_model_chain((source / "nn" / "tasks.py").read_bytes())
+    mine_tasks = (source / "nn" / "tasks.py").read_bytes()
+    chain = branches.parse_model_chain(mine_tasks)
     stock = branches.parse_model_chain((pristine / "nn" / "tasks.py").read_bytes())
     if chain is None:
         raise PatchError(
@@ -408,9 +409,7 @@ def survey(
     stock_names = set(stock.names() if stock else ()) | bound_names(pristine / "nn" / "tasks.py")
     # the release's own names (in place the target's tasks.py is the tree's, whose imports bind the tree's names)
     native = bound_names(pristine / "nn" / "tasks.py") if in_place else taken_names(target)
-    yamls, rows_of = _read_yamls(
-        mine, added, modified, branches.reads_yaml_variables((source / "nn" / "tasks.py").read_bytes())
-    )
+    yamls, rows_of = _read_yamls(mine, added, modified, branches.reads_yaml_variables(mine_tasks))
     gained = [n for n in dict.fromkeys(chain.names()) if n not in stock_names]
     used = {n for y in yamls for n in y.uses}
     blocks = sorted(
@@ -435,10 +434,9 @@ def survey(
         names.append(_judge(name, chain, native, rows_of.get(name, []), tree))
     files = _carried_files(names, tree, added)
     _register_renamed(names, files)
-    mine_tasks = (source / "nn" / "tasks.py").read_bytes()
-    release_tasks = ((pristine if in_place else target.package) / "nn" / "tasks.py").read_bytes()
     _rewrite_yamls(yamls, names)
-    size, release_size = model_init.probe_size(mine_tasks), model_init.probe_size(release_tasks)
+    release_tasks = (pristine if in_place else target.package) / "nn" / "tasks.py"
+    size, release_size = model_init.probe_size(mine_tasks), model_init.probe_size(release_tasks.read_bytes())
     return Survey(
         source,
         release,
@@ -836,7 +834,14 @@ def _judge_torch_layer(name: str, chain: branches.Chain, rows: list[branches.Row
         return NameRow(
             name,
             "not carried",
-            why=f"{name} is a torch layer whose branch no rule expresses" + (f": {verdict.why}" if verdict else ""),
+            why=f"{name} is a torch layer whose branch no rule expresses"
+            + (
+                " (a torch layer is registered by a rule only, never by a branch carried as written)"
+                if verdict and verdict.rule == "branch"
+                else f": {verdict.why}"
+                if verdict
+                else ""
+            ),
             code=branch.code if branch else "",
         )
     return NameRow(

@@ -219,9 +219,10 @@ def _take_back(found: Found, *, dry_run: bool) -> tuple[Found, dict[str, bytes] 
 
 
 def _adopted_state(found: Found) -> tuple[tuple[tuple[str, bytes], ...], Adoption]:
-    """What an apply after ``adopt`` keeps of it: the yamls and data files it added (the modules come back from the
-    store), the originals of the files it replaced in place (the user's own ``nn/Addmodules/__init__.py``...), and
-    its account in the record."""
+    """What an apply after ``adopt`` keeps of it: the files it added or wrote over the tree's (yamls, data files, in
+    place the tree's files put back to the release's: everything but the modules, which come back from the store),
+    the originals of the files it replaced in place (the user's own ``nn/Addmodules/__init__.py``...), and its
+    account in the record."""
     from ..plan.planner import template_files  # libcst: this run plans
 
     install, store, same = found.install, found.store, found.same
@@ -229,13 +230,15 @@ def _adopted_state(found: Found) -> tuple[tuple[tuple[str, bytes], ...], Adoptio
     shipped = {rel for rel, _ in template_files(install)}
     managed = {t.FILE for t in transforms_for(same)}
     extra = []
-    for entry in same.added:
-        path = install.package / PurePosixPath(entry.path)
-        kept = entry.path.startswith("cfg/models/") or not entry.path.endswith(".py")  # (the data files modules read)
-        if kept and entry.path not in shipped and path.is_file():
+    written = [(a.path, a.sha256) for a in same.added]  # (and, in place, those written over the tree's own files)
+    written += [(f.path, f.patched_sha256) for f in same.files if f.path not in managed]
+    for rel, recorded in written:
+        path = install.package / PurePosixPath(rel)
+        module = rel.startswith(f"{ADDED_PACKAGE}/") and rel.endswith(".py")
+        if not module and rel not in shipped and path.is_file():
             data = path.read_bytes()
-            if sha256(data) == entry.sha256:
-                extra.append((entry.path, data))
+            if sha256(data) == recorded:
+                extra.append((rel, data))
     current = {f.path: store.original(f.path, f.original_sha256) for f in same.files if f.path not in managed}
     return tuple(extra), Adoption(current=current, adopted=same.adopted)
 
