@@ -225,3 +225,9 @@ def environment(**extra: str) -> dict[str, str]:
 def cursor_shown(raw: str) -> bool:
     """The cursor is visible at the end: no hide without a later show."""
     return raw.rfind(HIDE_CURSOR) < raw.rfind(SHOW_CURSOR) or HIDE_CURSOR not in raw
+
+
+def apply_channel_gate(cli, target):
+    """``apply --module`` of the fixture's ChannelGate on ``target``, without the smoke run: an apply after adopt."""
+    module = Path(__file__).parent / "fixtures" / "modules" / "attention.py"
+    return cli("apply", "--target", target, "--no-verify", "--module", f"{module}:ChannelGate")

@@ -17,7 +17,7 @@ import pytest
 import terminal
 from adopt_trees import blog_tree, extra_modules_tree, loss_flags
 from conftest import LATEST, OLD, snapshot, wheel
-from helpers import SMOKE, STARTS, cursor_shown, environment, flat
+from helpers import SMOKE, STARTS, apply_channel_gate, cursor_shown, environment, flat
 from rtdetr_patch.patcher.disk.killpoints import INTERRUPT_ENV, KILL_ENV
 from rtdetr_patch.patcher.errors import Exit, PatchError
 from terminal import Terminal
@@ -193,14 +193,7 @@ def test_an_apply_after_adopt_keeps_what_adopt_carried(tree, cli, state_home):
     package = blog_tree(root)
     before = snapshot(root)
     assert cli("adopt", "--target", root, "--wheel", wheel(OLD), "--no-verify").exit_code == 0
-    more = cli(
-        "apply",
-        "--target",
-        root,
-        "--no-verify",
-        "--module",
-        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
-    )
+    more = apply_channel_gate(cli, root)
     assert more.exit_code == 0, more.output
     registry = (package / "nn" / "Addmodules" / "__init__.py").read_text(encoding="utf-8")
     assert "ChannelGate" in registry and "C2f_EMA" in registry
@@ -286,14 +279,7 @@ def test_an_extra_modules_fork_is_carried_as_it_lays_its_modules_out(tree, cli):
     assert snapshot(fork) == before_fork
     check = cli("check", "--target", target, "--static")
     assert check.exit_code == 0 and "C2f_DS (same)" in check.output, check.output
-    more = cli(  # an apply after it re-adds the carried files from the store, at their folders
-        "apply",
-        "--target",
-        target,
-        "--no-verify",
-        "--module",
-        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
-    )
+    more = apply_channel_gate(cli, target)  # an apply after it re-adds the carried files from the store
     assert more.exit_code == 0, more.output
     registry = (added / "__init__.py").read_text(encoding="utf-8")
     assert "from .extra_modules.block import C2f_DS" in registry and "ChannelGate" in registry

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 from conftest import LATEST, OLD, snapshot, wheel
+from helpers import apply_channel_gate
 
 from rtdetr_patch import api
 
@@ -158,14 +158,7 @@ def test_in_place_the_yamls_rows_are_rewritten_where_they_are_and_revert_gives_t
         .replace(b"[head_channel, 3, 2]", b"[64, 3, 2]")
         .replace(b"GhostConv, [", b"GhostConv_fork, [")
     )
-    more = cli(  # an apply after it keeps what adopt put back and rewrote
-        "apply",
-        "--target",
-        root,
-        "--no-verify",
-        "--module",
-        f"{Path(__file__).parent / 'fixtures' / 'modules' / 'attention.py'}:ChannelGate",
-    )
+    more = apply_channel_gate(cli, root)  # an apply after it keeps what adopt put back and rewrote
     assert more.exit_code == 0, more.output
     assert (fork / "nn" / "__init__.py").read_bytes() == wheel_file(OLD, "ultralytics/nn/__init__.py")
     assert (fork / "cfg" / "models" / "rt-detr" / "rtdetr-fork-elan.yaml").read_bytes() == written
