@@ -374,9 +374,6 @@ def _sentinel(name: str) -> _Sentinel:
     return _SENTINELS.setdefault(name, _Sentinel(name))
 
 
-NOT_GIVEN: dict[str, _Sentinel] = {}  # per name, what a carried branch reads where parse_model had a value
-
-
 def not_given(branch: Branch, assigned: Collection[str], sets: Collection[str]) -> list[str]:
     """The names ``branch`` reads that a carried branch is not given: c1 (where it may read the previous row's), the
     depth multiple, and parse_model's other locals (``layers``, a ``warehouse_manager`` parameter); each is bound to
@@ -444,9 +441,10 @@ def _compile(body: list[ast.stmt], sets: dict[str, list[str]] | None = None, abs
     scope: dict = {"__builtins__": safe, **HELPERS}
     for name in loads - set(LOCALS) - set(safe) - set(HELPERS):
         listed = (sets or {}).get(name)  # a tuple of module names (``m in SEGMENT_CLASS``): the same sentinels
-        scope[name] = tuple(_sentinel(n) for n in listed) if listed is not None else _sentinel(name)
         if name in absent:
             scope[name] = _absent(name)
+        else:
+            scope[name] = tuple(_sentinel(n) for n in listed) if listed is not None else _sentinel(name)
     exec(code, scope)  # the branch's own arithmetic, on made-up rows, with no builtins to reach out
     return scope["_branch"]
 
@@ -629,7 +627,8 @@ def _sets_c1_first(branch: Branch) -> bool:
 
 
 def _absent(name: str) -> _Sentinel:
-    return NOT_GIVEN.setdefault(name, _Sentinel(f"<{name}: not given>"))
+    """What a carried branch reads where parse_model had a value of ``name`` (one sentinel per name)."""
+    return _sentinel(f"<{name}: not given>")
 
 
 def _shown(row: Row) -> str:
@@ -648,7 +647,8 @@ def loads(branch: Branch) -> set[str]:
 
 def names_read(branch: Branch) -> set[str]:
     """The names ``branch`` reads that it does not bind itself and that are not parse_model's row locals given to a
-    carried branch (``m``, ``f``, ``ch``, ..., ``c2`` as the previous row's width): c1, d, module names, sets."""
+    carried branch (``m``, ``f``, ``ch``, ..., ``c2`` as the previous row's width, ``d``): c1, module names, sets,
+    parse_model's other locals."""
     stores = {n.id for n in walk(branch) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
     return loads(branch) - (stores - {"c1"}) - set(CALL) - set(GIVEN)
 

@@ -386,7 +386,7 @@ def _import(job: _Adopting, stage: Path, base: Plan) -> dict:
     _parses(base, set(files), install.release)
     _write(stage, base, files)
     staged = stage / "ultralytics"
-    modules = [r.module for r in survey.files.values() if r.status == "carried"]
+    modules = [r.module for r in carried]
     with ThreadPoolExecutor(2) as pool:
         target_imports = pool.submit(_probe, install.python, stage, staged, modules, [])
         tree_import = pool.submit(_probe, install.python, package.parent, package, [], [])
